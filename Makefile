@@ -1,0 +1,35 @@
+# leastpriv: `make install` then `make test` (README.md).
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+
+.PHONY: install system venv test bench tables clean
+
+install: system venv
+
+system:
+	bash tools/setup-system.sh
+
+venv:
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	@# bcc is Debian's pure-Python package over libbcc.so: make it importable from the venv
+	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	if [ -d /usr/lib/python3/dist-packages/bcc ]; then ln -sfn /usr/lib/python3/dist-packages/bcc "$$site/bcc"; fi
+	@echo "installed: $(VENV)/bin/leastpriv"
+
+test:
+	$(VPY) -m pytest -ra -q tests
+
+bench:
+	$(VPY) bench/run.py
+
+# regenerate committed data tables from their sources
+tables:
+	$(PY) tools/gen_syscalls.py
+	$(PY) tools/gen_constants.py
+	$(PY) tools/gen_syscall_groups.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

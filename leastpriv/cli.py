@@ -1,0 +1,173 @@
+"""Command line: parse, call the packages, render. No logic of its own.
+
+Exit codes (README has the table): a command's own status for learn/run
+(128+N when killed by signal N); 0 ok; 1 check found growth / verify denied;
+2 bad input or usage; 126 command not executable; 127 command not found.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import UserError
+from .ui import console
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Group(click.Group):
+    """Turns UserError (and Ctrl-C outside a trace) into one line and an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            console.err.print(f"[red]leastpriv: error:[/] {exc}", markup=True, highlight=False)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            console.err.print("leastpriv: interrupted")
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(141)
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="leastpriv")
+def main() -> None:
+    """Watch a program run and learn the least privilege it needs.
+
+    \b
+    Learn (run it a few times, with different inputs):
+      leastpriv learn -o app.lp.json -- ./app --serve
+    Read it, try it, export it:
+      leastpriv show app.lp.json
+      leastpriv run --profile app.lp.json -- ./app --serve
+      leastpriv export app.lp.json --format docker -o seccomp.json
+    In CI, fail when usage grows:
+      leastpriv check --baseline app.lp.json -- ./app --selftest
+    """
+
+
+# --------------------------------------------------------------------- learn
+
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.option("-o", "--output", "output", default="leastpriv.json", show_default=True,
+              type=click.Path(dir_okay=False), help="Profile to write; an existing one gets this run added.")
+@click.option("--backend", type=click.Choice(["auto", "ptrace", "ebpf"]), default="auto", show_default=True,
+              help="How to observe: auto = ebpf when root and bcc are usable, else ptrace.")
+@click.option("--cpu", default="same", show_default=True, metavar="same|any|N",
+              help="ptrace CPU placement: 'same' pins tracer and workload to one CPU (a stop costs ~7 µs "
+                   "instead of up to ~90 µs, but the workload gets one CPU); 'any' leaves the scheduler alone.")
+@click.option("--pid", type=int, default=None, help="Attach to a running process and its descendants (ebpf).")
+@click.option("--cgroup", type=click.Path(), default=None, help="Record every process in this cgroup v2 (ebpf).")
+@click.option("--duration", type=float, default=None, help="With --pid/--cgroup: stop after SECONDS (default: Ctrl-C).")
+@click.option("--save-recording", type=click.Path(dir_okay=False), default=None,
+              help="Also write this run's raw Recording (for merge).")
+@click.option("--json", "as_json", is_flag=True, help="Print what this run added as JSON on stdout.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, command):
+    """Run COMMAND (or attach) and add what it did to a profile.
+
+    \b
+    Examples:
+      leastpriv learn -- ls -l /etc
+      leastpriv learn -o web.json -- python3 -m http.server 8080
+      sudo leastpriv learn --backend ebpf --pid 1234 --duration 60 -o web.json
+      sudo leastpriv learn --cgroup /sys/fs/cgroup/system.slice/nginx.service -o nginx.json
+
+    Exits with the workload's exit status (128+N if a signal N killed it).
+    Ctrl-C reaches the workload; what was seen until then is saved and marked
+    incomplete.
+    """
+    from .learner import aggregate
+    from .learner.profile import Profile
+    from .tracer import select
+    from .tracer.base import Cgroup, Command, Pid, TraceOptions
+
+    command = tuple(command)
+    if command and command[0] == "--":
+        command = command[1:]
+    targets = [t for t in (command or None, pid, cgroup) if t is not None]
+    if len(targets) != 1:
+        raise UserError("learn: give exactly one of -- COMMAND, --pid PID, --cgroup PATH")
+    if cpu not in ("same", "any") and not cpu.isdigit():
+        raise UserError(f"--cpu: expected same, any or a CPU number, got {cpu!r}")
+    target = Command(command) if command else Pid(pid) if pid is not None else Cgroup(cgroup)
+    existing = Profile.load(output) if os.path.exists(output) else None   # fail before running anything
+    chosen, why = select.choose(backend, target)
+    console.info(why)
+    with console.live_status("learning") as progress:
+        rec = chosen.trace(target, TraceOptions(cpu=cpu, duration=duration, progress=progress))
+    if save_recording:
+        rec.save(save_recording)
+    profile, added = aggregate.add_recording(existing, rec)
+    profile.save(output)
+    _report_learn(output, profile, rec, added, as_json)
+    status = rec.exit_status if rec.exit_status is not None else (130 if not rec.complete else 0)
+    sys.exit(status)
+
+
+def _report_learn(output, profile, rec, added, as_json):
+    n_sys = sum(len(t) for t in rec.syscalls.values())
+    if as_json:
+        console.out.print_json(json.dumps({"profile": output, "run": rec.id, "complete": rec.complete,
+                                           "added": added, "runs": len(profile.runs),
+                                           "runs_without_growth": profile.runs_without_growth}))
+    state = "complete" if rec.complete else f"INCOMPLETE ({rec.interrupted or 'interrupted'}): saved what it saw"
+    console.info(f"run {rec.id} ({rec.backend}, {state}): {n_sys} distinct syscalls -> {output} "
+                 f"({len(profile.runs)} run{'s' * (len(profile.runs) != 1)})")
+    for note in rec.notes:
+        console.warn(note)
+    if rec.lost_events:
+        console.warn(f"the kernel dropped {rec.lost_events} events: this run is marked lossy")
+    for arch, nrs in rec.unknown_syscalls.items():
+        if nrs:
+            console.warn(f"unknown syscall numbers on {arch}: {', '.join(map(str, nrs))} (recorded as #N)")
+    if added:
+        for arch, names in added.get("syscalls", {}).items():
+            console.info(f"new syscalls ({arch}): {' '.join(names)}")
+        for arch, t in added.get("args", {}).items():
+            for sc, vals in t.items():
+                console.info(f"new {sc} arguments ({arch}): {'; '.join(vals)}")
+        for kind in ("capabilities", "execs", "network"):
+            if added.get(kind):
+                console.info(f"new {kind}: {', '.join(added[kind])}")
+        if added.get("files"):
+            console.info(f"new files: {len(added['files'])}")
+    if len(profile.runs) > 1:
+        n = profile.runs_without_growth
+        console.info("this run added nothing new" + (f" ({n} runs in a row)" if n > 1 else "") if n else
+                     "the profile grew with this run; learn again with other inputs until it stops growing")
+
+
+# ---------------------------------------------------------------------- show
+
+@main.command(context_settings=CONTEXT)
+@click.argument("profile", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="The profile as JSON (facts, rules, convergence).")
+def show(profile, as_json):
+    """Show what a profile holds: runs, syscalls by group, arguments, capabilities, files.
+
+    \b
+    Examples:
+      leastpriv show app.lp.json
+      leastpriv show --json app.lp.json | jq '.rules.syscalls'
+    """
+    from .learner.profile import Profile
+
+    p = Profile.load(profile)
+    if as_json:
+        click.echo(json.dumps(p.to_json(), indent=2, sort_keys=True))
+        return
+    from .ui.show import render
+    render(p, profile)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

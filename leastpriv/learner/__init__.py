@@ -1,0 +1,1 @@
+"""What the facts mean: recordings -> Profile, and everything read from a Profile."""

@@ -1,0 +1,232 @@
+"""Recordings -> Profile: union of facts, what each run added, convergence.
+
+All functions are pure: they take Profiles/Recordings and return new ones.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Iterable
+
+from .. import constants, syscalls
+from ..tracer.recording import Recording
+from .profile import FACT_KINDS, Profile, empty_facts
+
+# --- one recording as facts -------------------------------------------------
+
+
+def _describe_args(arch: str, name: str, values: tuple[int, ...]) -> str:
+    spec = syscalls.tracked_args(arch, name)
+    if spec is None or len(spec.groups) != len(values):
+        return ", ".join(str(v) for v in values)
+    return ", ".join(constants.describe(g, v) for g, v in zip(spec.groups, values))
+
+
+def _net_key(e: dict) -> tuple:
+    return (e["op"], e["family"], e["address"], -1 if e.get("port") is None else e["port"], e.get("proto", "unknown"))
+
+
+def facts_of(rec: Recording) -> dict:
+    """The facts of one recording, in the Profile's shape, each with runs=1."""
+    f = empty_facts()
+    for arch, table in rec.syscalls.items():
+        f["syscalls"][arch] = {n: {**s.to_json(), "runs": 1} for n, s in table.items()}
+    for arch, table in rec.args.items():
+        f["args"][arch] = {
+            n: [{"values": list(v), "describe": _describe_args(arch, n, v), "count": c, "runs": 1}
+                for v, c in sorted(vals.items())]
+            for n, vals in table.items()
+        }
+    for c in rec.capabilities:
+        e = f["capabilities"].setdefault(c.cap, {"granted": 0, "denied": 0, "audited": 0, "noaudit": 0,
+                                                  "syscalls": [], "exes": [], "inferred": True, "reasons": [], "runs": 1})
+        e["granted" if c.granted else "denied"] += c.count
+        if c.audited is False:
+            e["noaudit"] += c.count
+        else:
+            e["audited"] += c.count
+        e["inferred"] = e["inferred"] and c.inferred
+        for key, val in (("syscalls", c.syscall), ("exes", c.exe), ("reasons", c.reason)):
+            if val and val not in e[key]:
+                e[key] = sorted(e[key] + [val])
+    f["files"] = {p: {"access": sorted(a), "runs": 1} for p, a in rec.files.items()}
+    f["execs"] = {p: {"runs": 1} for p in rec.execs}
+    f["network"] = [{**e.to_json(), "runs": 1} for e in rec.network]
+    f["executables"] = {exe: {a: sorted(s) for a, s in t.items()} for exe, t in rec.executables.items()}
+    f["unknown_syscalls"] = {a: sorted(n) for a, n in rec.unknown_syscalls.items() if n}
+    return f
+
+
+def run_info(rec: Recording) -> dict:
+    return {
+        "id": rec.id, "command": list(rec.command), "cwd": rec.cwd, "started": rec.started, "ended": rec.ended,
+        "backend": rec.backend, "kernel": rec.kernel, "host_arch": rec.host_arch, "uid": rec.uid, "user": rec.user,
+        "exit_status": rec.exit_status, "complete": rec.complete, "interrupted": rec.interrupted,
+        "target": rec.target, "lost_events": rec.lost_events, "notes": list(rec.notes),
+    }
+
+
+# --- union --------------------------------------------------------------------
+
+
+def merge_facts(a: dict, b: dict) -> dict:
+    """Union of two fact sets: counts and runs add up, sets unite."""
+    out = copy.deepcopy(a)
+    for arch, table in b.get("syscalls", {}).items():
+        dst = out["syscalls"].setdefault(arch, {})
+        for n, s in table.items():
+            if n not in dst:
+                dst[n] = copy.deepcopy(s)
+                continue
+            d = dst[n]
+            for k in ("count", "results", "ok", "runs"):
+                d[k] = d.get(k, 0) + s.get(k, 0)
+            errs = dict(d.get("errnos", {}))
+            for en, c in s.get("errnos", {}).items():
+                errs[en] = errs.get(en, 0) + c
+            d["errnos"] = dict(sorted(errs.items()))
+    for arch, table in b.get("args", {}).items():
+        dst = out["args"].setdefault(arch, {})
+        for n, entries in table.items():
+            by_val = {tuple(e["values"]): e for e in dst.get(n, [])}
+            for e in entries:
+                v = tuple(e["values"])
+                if v in by_val:
+                    by_val[v] = {**by_val[v], "count": by_val[v]["count"] + e["count"], "runs": by_val[v]["runs"] + e["runs"]}
+                else:
+                    by_val[v] = copy.deepcopy(e)
+            dst[n] = [by_val[v] for v in sorted(by_val)]
+    for cap, e in b.get("capabilities", {}).items():
+        d = out["capabilities"].get(cap)
+        if d is None:
+            out["capabilities"][cap] = copy.deepcopy(e)
+            continue
+        for k in ("granted", "denied", "audited", "noaudit", "runs"):
+            d[k] = d.get(k, 0) + e.get(k, 0)
+        for k in ("syscalls", "exes", "reasons"):
+            d[k] = sorted(set(d.get(k, [])) | set(e.get(k, [])))
+        d["inferred"] = d.get("inferred", False) and e.get("inferred", False)
+    for p, e in b.get("files", {}).items():
+        d = out["files"].get(p)
+        out["files"][p] = copy.deepcopy(e) if d is None else {
+            "access": sorted(set(d["access"]) | set(e["access"])), "runs": d["runs"] + e["runs"]}
+    for p, e in b.get("execs", {}).items():
+        d = out["execs"].get(p)
+        out["execs"][p] = {"runs": e["runs"] + (d["runs"] if d else 0)}
+    net = {_net_key(e): e for e in out["network"]}
+    for e in b.get("network", []):
+        k = _net_key(e)
+        net[k] = copy.deepcopy(e) if k not in net else {**net[k], "runs": net[k]["runs"] + e["runs"]}
+    out["network"] = [net[k] for k in sorted(net)]
+    for exe, t in b.get("executables", {}).items():
+        dst = out["executables"].setdefault(exe, {})
+        for arch, names in t.items():
+            dst[arch] = sorted(set(dst.get(arch, [])) | set(names))
+    for arch, nrs in b.get("unknown_syscalls", {}).items():
+        out["unknown_syscalls"][arch] = sorted(set(out["unknown_syscalls"].get(arch, [])) | set(nrs))
+    return out
+
+
+def new_facts(old: dict, new: dict) -> dict:
+    """What ``new`` has that ``old`` has not, as lists of keys per kind."""
+    added: dict = {}
+    sc = {a: sorted(set(t) - set(old.get("syscalls", {}).get(a, {}))) for a, t in new.get("syscalls", {}).items()}
+    if any(sc.values()):
+        added["syscalls"] = {a: v for a, v in sc.items() if v}
+    args: dict = {}
+    for arch, table in new.get("args", {}).items():
+        for n, entries in table.items():
+            seen = {tuple(e["values"]) for e in old.get("args", {}).get(arch, {}).get(n, [])}
+            fresh = [e["describe"] for e in entries if tuple(e["values"]) not in seen]
+            if fresh:
+                args.setdefault(arch, {})[n] = fresh
+    if args:
+        added["args"] = args
+    for kind in ("capabilities", "files", "execs", "executables"):
+        fresh = sorted(set(new.get(kind, {})) - set(old.get(kind, {})))
+        if fresh:
+            added[kind] = fresh
+    old_net = {_net_key(e) for e in old.get("network", [])}
+    fresh_net = [e for e in new.get("network", []) if _net_key(e) not in old_net]
+    if fresh_net:
+        added["network"] = [f"{e['op']} {e.get('proto','unknown')} {e['family']} {e['address']}" +
+                            ("" if e.get("port") is None else f":{e['port']}") for e in fresh_net]
+    un = {a: sorted(set(v) - set(old.get("unknown_syscalls", {}).get(a, []))) for a, v in new.get("unknown_syscalls", {}).items()}
+    if any(un.values()):
+        added["unknown_syscalls"] = {a: v for a, v in un.items() if v}
+    return added
+
+
+# --- public API -----------------------------------------------------------------
+
+
+def add_recording(profile: Profile | None, rec: Recording, rules_options: dict | None = None) -> tuple[Profile, dict]:
+    """Add one run to a profile (or start one). Returns (new profile, what the run added)."""
+    from .rules import derive_rules
+
+    base = profile or Profile()
+    if any(r["id"] == rec.id for r in base.runs):
+        return base, {}
+    rf = facts_of(rec)
+    added = new_facts(base.facts, rf)
+    facts = merge_facts(base.facts, rf)
+    runs = base.runs + ({**run_info(rec), "added": added},)
+    return Profile(runs=runs, facts=facts, rules=derive_rules(facts, runs, **(rules_options or {}))), added
+
+
+def learn(recordings: Iterable[Recording], rules_options: dict | None = None) -> Profile:
+    """A profile from recordings, in order."""
+    profile: Profile | None = None
+    for rec in recordings:
+        profile, _ = add_recording(profile, rec, rules_options)
+    return profile or Profile()
+
+
+def merge(items: Iterable[Profile | Recording], rules_options: dict | None = None) -> Profile:
+    """Merge profiles and recordings (from other machines, replicas, containers).
+
+    Runs are kept in order of first appearance; a run already present (same
+    id) is not counted twice. Each merged run's ``added`` is recomputed
+    against everything before it, so convergence reads the same as if the
+    runs had been learned one after another.
+    """
+    from .rules import derive_rules
+
+    facts = empty_facts()
+    runs: list[dict] = []
+    seen: set[str] = set()
+    for item in items:
+        if isinstance(item, Recording):
+            parts = [(run_info(item), facts_of(item))]
+        else:
+            if not item.runs:
+                continue
+            # A profile's runs cannot be split back into per-run facts: the
+            # profile's facts enter with its first new run; the others add what
+            # they were recorded as adding.
+            fresh = [r for r in item.runs if r["id"] not in seen]
+            if not fresh:
+                continue
+            if len(fresh) < len(item.runs):
+                # overlapping profiles: counts would double; refuse silently wrong sums
+                from ..errors import UserError
+                raise UserError("cannot merge profiles that share some runs but not all "
+                                f"(run {next(r['id'] for r in item.runs if r['id'] in seen)} appears twice)")
+            parts = [({k: v for k, v in r.items() if k != "added"}, None) for r in fresh]
+            parts[0] = (parts[0][0], item.facts)
+        for info, f in parts:
+            if info["id"] in seen:
+                continue
+            seen.add(info["id"])
+            added = new_facts(facts, f) if f is not None else {}
+            if f is not None:
+                facts = merge_facts(facts, f)
+            runs.append({**info, "added": added})
+    runs_t = tuple(runs)
+    return Profile(runs=runs_t, facts=facts, rules=derive_rules(facts, runs_t, **(rules_options or {})))
+
+
+def relearn(profile: Profile, rules_options: dict | None = None) -> Profile:
+    """The same facts with rules derived again under other options (export --args ...)."""
+    from .rules import derive_rules
+
+    return Profile(runs=profile.runs, facts=profile.facts, rules=derive_rules(profile.facts, profile.runs, **(rules_options or {})))

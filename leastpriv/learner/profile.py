@@ -1,0 +1,121 @@
+"""Profile: the aggregate of runs, versioned JSON, the one file users commit.
+
+The JSON is plain, sorted and stable so that ``git diff`` of two versions
+reads well. A newer format version than this code knows is refused with a
+clear message, never half-read.
+
+Layout (format "leastpriv-profile", version 1)::
+
+    runs[]        id, command, time, backend, arch, uid, exit status, complete,
+                  and ``added``: the facts this run was first to show
+    convergence   runs, runs_without_growth (trailing runs that added nothing)
+    facts         syscalls / args / capabilities / files / execs / network /
+                  executables / unknown_syscalls, each with counts and the
+                  number of runs it appeared in
+    rules         what the learner derived from the facts: allowed syscalls
+                  per arch, argument rules, capability set, file and network
+                  rules (see learner/rules.py)
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .. import __version__
+from ..errors import UserError
+from ..fileio import dumps, read_json, write_atomic
+
+PROFILE_FORMAT = "leastpriv-profile"
+PROFILE_VERSION = 1
+
+FACT_KINDS = ("syscalls", "args", "capabilities", "files", "execs", "network", "executables", "unknown_syscalls")
+
+
+def empty_facts() -> dict:
+    return {k: ({} if k != "network" else []) for k in FACT_KINDS}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The aggregate of runs. Values are JSON-shaped; treat them as read-only.
+
+    Build or change one only through learner.aggregate (pure functions that
+    return a new Profile).
+    """
+
+    runs: tuple[Mapping[str, Any], ...] = ()
+    facts: Mapping[str, Any] = field(default_factory=empty_facts)
+    rules: Mapping[str, Any] = field(default_factory=dict)
+
+    # ---- derived -----------------------------------------------------------
+    @property
+    def runs_without_growth(self) -> int:
+        n = 0
+        for run in reversed(self.runs):
+            if any(run.get("added", {}).get(k) for k in FACT_KINDS):
+                break
+            n += 1
+        return n
+
+    @property
+    def host_arches(self) -> list[str]:
+        return sorted({r.get("host_arch", "") for r in self.runs} - {""})
+
+    def syscall_names(self, arch: str) -> set[str]:
+        return set(self.facts.get("syscalls", {}).get(arch, {}))
+
+    # ---- JSON --------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {
+            "format": PROFILE_FORMAT,
+            "version": PROFILE_VERSION,
+            "generated_by": f"leastpriv {__version__}",
+            "convergence": {
+                "runs": len(self.runs),
+                "runs_without_growth": self.runs_without_growth,
+                "note": "a trace proves what ran, not what never will: more runs with other inputs "
+                        "make the profile safer to enforce",
+            },
+            "runs": [dict(r) for r in self.runs],
+            "facts": copy.deepcopy(dict(self.facts)),
+            "rules": copy.deepcopy(dict(self.rules)),
+        }
+
+    @classmethod
+    def from_json(cls, d: Any, source: str = "profile") -> "Profile":
+        if not isinstance(d, Mapping) or d.get("format") != PROFILE_FORMAT:
+            raise UserError(f"{source}: not a leastpriv profile (no \"format\": \"{PROFILE_FORMAT}\")")
+        version = d.get("version")
+        if not isinstance(version, int):
+            raise UserError(f"{source}: profile has no integer \"version\"")
+        if version > PROFILE_VERSION:
+            raise UserError(f"{source}: profile format version {version} is newer than this leastpriv understands "
+                            f"({PROFILE_VERSION}); upgrade leastpriv to read it")
+        runs, facts, rules = d.get("runs"), d.get("facts"), d.get("rules", {})
+        if not isinstance(runs, list) or not isinstance(facts, Mapping) or not isinstance(rules, Mapping):
+            raise UserError(f"{source}: malformed profile: \"runs\" must be a list, \"facts\" and \"rules\" objects")
+        for kind in FACT_KINDS:
+            expected = list if kind == "network" else Mapping
+            if not isinstance(facts.get(kind, expected()), expected):
+                raise UserError(f"{source}: malformed profile: facts.{kind} has the wrong type")
+        full = empty_facts()
+        full.update(facts)
+        return cls(runs=tuple(runs), facts=full, rules=dict(rules))
+
+    def save(self, path: str) -> None:
+        write_atomic(path, dumps(self.to_json()))
+
+    @classmethod
+    def load(cls, path: str) -> "Profile":
+        return cls.from_json(read_json(path, "profile"), str(path))
+
+
+def load_profile_or_recording(path: str):
+    """Read a file that holds either a Profile or a Recording (merge, check, diff)."""
+    from ..tracer.recording import Recording, is_recording_json
+
+    d = read_json(path, "profile or recording")
+    if is_recording_json(d):
+        return Recording.from_json(d, str(path))
+    return Profile.from_json(d, str(path))

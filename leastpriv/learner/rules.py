@@ -1,0 +1,109 @@
+"""Facts -> rules: what the profile allows. A pure function of the facts.
+
+The rules are the one model every exporter and the local enforcer read:
+
+    syscalls     {arch: [name]}            allowed whatever the arguments
+    conditional  {arch: [rule]}            allowed only when the arguments match;
+                                           rule = {"names": [..], "args": [{"index", "value",
+                                           "valueTwo", "op"}], "comment"}; conditions inside one
+                                           rule are ANDed, separate rules are alternatives
+    errno        {arch: [{"names", "errno", "comment"}]}   answered with an errno (clone3 -> ENOSYS)
+    loose        [str]                      argument rules left out, and why
+    unknown      {arch: [nr]}               numbers no table names (reported, not allowed by name)
+    capabilities [CAP_*]                    the capability set
+    no_new_privileges bool
+    files        {read|write|exec|create: [path]}
+    network      {families: [AF_*], tcp_bind: [port], tcp_connect: [port], ...}
+
+Argument-level minimisation (args modes strict/safe/off) lives in
+learner/args.py; this module assembles the pieces.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .. import constants, syscalls
+
+ARGS_MODES = ("strict", "safe", "off")
+
+
+def _clone_rules(arch: str, facts: Mapping, mode: str) -> tuple[list, list, list]:
+    """clone without the namespace flags never used; clone3 -> ENOSYS (flags behind a pointer)."""
+    entries = facts.get("args", {}).get(arch, {}).get("clone", [])
+    spec = syscalls.tracked_args(arch, "clone")
+    if mode == "off" or spec is None:
+        return [], [], []
+    used = 0
+    for e in entries:
+        used |= e["values"][0]
+    # clone's low byte is the exit signal, not a flag (CLONE_NEWTIME is clone3/unshare only)
+    forbidden = constants.namespace_mask() & ~used & ~0xFF
+    if not forbidden:
+        return [], [], ["clone: the workload used every namespace flag; left unconstrained"]
+    names = [n for n in constants.CLONE_NAMESPACES if constants.group("clone").get(n, 0) & forbidden & ~0xFF]
+    cond = [{"names": ["clone"], "args": [{"index": spec.indexes[0], "value": forbidden, "valueTwo": 0,
+                                           "op": "SCMP_CMP_MASKED_EQ"}],
+             "comment": "clone without namespace flags the workload never used (" + "|".join(names) + ")"}]
+    errno = [{"names": ["clone3"], "errno": "ENOSYS",
+              "comment": "clone3 keeps its flags behind a pointer seccomp cannot read: ENOSYS makes glibc fall back to clone"}]
+    return cond, errno, []
+
+
+def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe", **_: Any) -> dict:
+    """Rules from facts. ``args`` is the argument mode: strict, safe or off."""
+    if args not in ARGS_MODES:
+        raise ValueError(f"args mode must be one of {ARGS_MODES}")
+    try:
+        from . import args as argrules  # argument-level minimisation, when present
+    except ImportError:  # pragma: no cover - during bring-up
+        argrules = None
+    allowed: dict[str, list[str]] = {}
+    conditional: dict[str, list] = {}
+    errno: dict[str, list] = {}
+    loose: list[str] = []
+    for arch, table in sorted(facts.get("syscalls", {}).items()):
+        names = {n for n in table if not n.startswith("#")}
+        if argrules is not None:
+            cond, err, why = argrules.argument_rules(arch, facts, args)
+        else:
+            cond, err, why = _clone_rules(arch, facts, args)
+        constrained = {n for r in cond for n in r["names"]}
+        allowed[arch] = sorted(names - constrained - {n for r in err for n in r["names"]})
+        if cond:
+            conditional[arch] = cond
+        if err:
+            errno[arch] = err
+        loose += [f"{arch}: {w}" for w in why]
+    caps: list[str] = []
+    try:
+        from .capabilities import capability_set
+        caps = capability_set(facts)
+    except ImportError:  # pragma: no cover - during bring-up
+        caps = sorted(c for c, e in facts.get("capabilities", {}).items() if e.get("granted") or e.get("inferred"))
+    files: dict[str, list[str]] = {"read": [], "write": [], "exec": [], "create": []}
+    for path, e in sorted(facts.get("files", {}).items()):
+        for a in e["access"]:
+            files.setdefault(a, []).append(path)
+    families = set()
+    for arch_args in facts.get("args", {}).values():
+        for sc in ("socket", "socketpair"):
+            for e in arch_args.get(sc, []):
+                families.add(constants.name_of("socket_family", e["values"][0]) or str(e["values"][0]))
+    net: dict[str, list] = {"families": sorted(families)}
+    for e in facts.get("network", []):
+        if e.get("port") is not None and e.get("proto") == "tcp" and e["family"] in ("AF_INET", "AF_INET6"):
+            net.setdefault(f"tcp_{e['op']}", []).append(e["port"])
+    for k in list(net):
+        net[k] = sorted(set(net[k]))
+    return {
+        "args_mode": args,
+        "syscalls": allowed,
+        "conditional": conditional,
+        "errno": errno,
+        "loose": loose,
+        "unknown": {a: v for a, v in facts.get("unknown_syscalls", {}).items() if v},
+        "capabilities": caps,
+        "no_new_privileges": not any(c in caps for c in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")),
+        "files": files,
+        "network": net,
+    }

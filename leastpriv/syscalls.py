@@ -1,0 +1,206 @@
+"""Syscall name <-> number per architecture, and which arguments matter.
+
+The numbers come from ``data/syscalls.json``, generated from libseccomp's
+syscalls.csv by ``tools/gen_syscalls.py`` (``make tables``); nothing here is
+typed by hand but the naming conventions between the kernel's audit
+architectures, libseccomp and the OCI spec.
+
+Architecture names are libseccomp's: x86_64, x86 (i386), x32, aarch64, arm,
+riscv64, s390x, ppc64le, ... An unknown syscall number is named ``#<nr>``
+so it is recorded, never dropped.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from . import constants
+
+X32_SYSCALL_BIT = 0x40000000
+
+
+@lru_cache(maxsize=None)
+def _data() -> dict:
+    return json.loads(resources.files("leastpriv.data").joinpath("syscalls.json").read_text())
+
+
+def arches() -> list[str]:
+    """Every architecture the tables know."""
+    return sorted(_data()["arches"])
+
+
+@lru_cache(maxsize=None)
+def table(arch: str) -> dict[str, int]:
+    """name -> number for ``arch`` (KeyError for an unknown architecture)."""
+    return _data()["arches"][arch]
+
+
+@lru_cache(maxsize=None)
+def reverse_table(arch: str) -> dict[int, str]:
+    """number -> name for ``arch``."""
+    return {nr: name for name, nr in table(arch).items()}
+
+
+def name(arch: str, nr: int) -> str:
+    """The syscall's name, or ``#<nr>`` when the table does not know it."""
+    return reverse_table(arch).get(nr, f"#{nr}")
+
+
+def number(arch: str, syscall: str) -> int | None:
+    """The syscall's number on ``arch``; None when it does not exist there."""
+    if syscall.startswith("#"):
+        return int(syscall[1:])
+    return table(arch).get(syscall)
+
+
+def exists(arch: str, syscall: str) -> bool:
+    return syscall.startswith("#") or syscall in table(arch)
+
+
+# --- architectures -------------------------------------------------------
+
+# AUDIT_ARCH_* constant name (linux/audit.h) -> libseccomp architecture name.
+_AUDIT_NAMES = {
+    "AUDIT_ARCH_X86_64": "x86_64",
+    "AUDIT_ARCH_I386": "x86",
+    "AUDIT_ARCH_AARCH64": "aarch64",
+    "AUDIT_ARCH_ARM": "arm",
+    "AUDIT_ARCH_RISCV64": "riscv64",
+    "AUDIT_ARCH_S390X": "s390x",
+    "AUDIT_ARCH_S390": "s390",
+    "AUDIT_ARCH_PPC64LE": "ppc64le",
+    "AUDIT_ARCH_PPC64": "ppc64",
+    "AUDIT_ARCH_PPC": "ppc",
+    "AUDIT_ARCH_MIPS": "mips",
+    "AUDIT_ARCH_MIPSEL": "mipsel",
+    "AUDIT_ARCH_MIPS64": "mips64",
+    "AUDIT_ARCH_MIPSEL64": "mipsel64",
+    "AUDIT_ARCH_MIPS64N32": "mips64n32",
+    "AUDIT_ARCH_MIPSEL64N32": "mipsel64n32",
+    "AUDIT_ARCH_LOONGARCH64": "loongarch64",
+    "AUDIT_ARCH_PARISC": "parisc",
+    "AUDIT_ARCH_PARISC64": "parisc64",
+    "AUDIT_ARCH_M68K": "m68k",
+    "AUDIT_ARCH_SH": "sh",
+}
+
+
+@lru_cache(maxsize=None)
+def _audit_map() -> dict[int, str]:
+    values = constants.group("audit_arch")
+    return {values[k]: v for k, v in _AUDIT_NAMES.items() if k in values}
+
+
+def audit_arch_value(arch: str) -> int:
+    """AUDIT_ARCH_* value of ``arch`` (x32 shares x86_64's)."""
+    if arch == "x32":
+        arch = "x86_64"
+    for value, name_ in _audit_map().items():
+        if name_ == arch:
+            return value
+    raise KeyError(arch)
+
+
+def from_audit(audit_arch: int, nr: int) -> tuple[str, int]:
+    """Turn PTRACE_GET_SYSCALL_INFO's (arch, nr) into (arch name, table number).
+
+    x32 calls arrive with AUDIT_ARCH_X86_64 and bit 30 set in the number.
+    An architecture the tables do not know is named ``audit:0x...``.
+    """
+    arch = _audit_map().get(audit_arch, f"audit:{audit_arch:#x}")
+    if arch == "x86_64" and nr & X32_SYSCALL_BIT and nr != -1:
+        return "x32", nr & ~X32_SYSCALL_BIT
+    return arch, nr
+
+
+_MACHINE = {
+    "x86_64": "x86_64", "amd64": "x86_64", "i386": "x86", "i686": "x86",
+    "aarch64": "aarch64", "arm64": "aarch64", "armv7l": "arm", "armv6l": "arm",
+    "riscv64": "riscv64", "s390x": "s390x", "ppc64le": "ppc64le", "ppc64": "ppc64",
+    "loongarch64": "loongarch64", "mips64": "mips64",
+}
+
+
+def host_arch() -> str:
+    """This machine's native architecture, by libseccomp's name."""
+    machine = platform.machine()
+    return _MACHINE.get(machine, machine)
+
+
+# The ABIs a kernel of the native architecture also runs, as runtimes list
+# them in a seccomp profile's "architectures" (Docker's archMap).
+COMPAT = {
+    "x86_64": ("x86", "x32"),
+    "aarch64": ("arm",),
+    "s390x": ("s390",),
+    "ppc64le": (),
+    "ppc64": ("ppc",),
+    "riscv64": (),
+    "mips64": ("mips", "mips64n32"),
+    "mipsel64": ("mipsel", "mipsel64n32"),
+    "loongarch64": (),
+}
+
+
+def oci_arch(arch: str) -> str:
+    """libseccomp name -> OCI/Docker ``SCMP_ARCH_*`` name."""
+    return "SCMP_ARCH_" + arch.upper()
+
+
+def from_oci_arch(scmp: str) -> str:
+    return scmp.removeprefix("SCMP_ARCH_").lower()
+
+
+# --- arguments worth learning (design.md) ---------------------------------
+
+
+@dataclass(frozen=True)
+class TrackedArgs:
+    """Which register arguments of a syscall carry security meaning.
+
+    ``names`` and ``indexes`` are parallel; the values of these arguments are
+    recorded together (a tuple per call), because seccomp ANDs the conditions
+    of one rule and alternatives need separate rules.
+    """
+
+    names: tuple[str, ...]
+    indexes: tuple[int, ...]
+    groups: tuple[str | None, ...]  # constants group used to name values
+
+
+_TRACKED = {
+    "clone": TrackedArgs(("flags",), (0,), ("clone",)),
+    "unshare": TrackedArgs(("flags",), (0,), ("clone",)),
+    "setns": TrackedArgs(("nstype",), (1,), ("clone",)),
+    "socket": TrackedArgs(("domain", "type", "protocol"), (0, 1, 2), ("socket_family", "socket_type", None)),
+    "socketpair": TrackedArgs(("domain", "type", "protocol"), (0, 1, 2), ("socket_family", "socket_type", None)),
+    "personality": TrackedArgs(("persona",), (0,), ("personality",)),
+    "prctl": TrackedArgs(("option",), (0,), ("prctl",)),
+    "ioctl": TrackedArgs(("request",), (1,), ("ioctl",)),
+    "mmap": TrackedArgs(("prot",), (2,), ("mmap_prot",)),
+    "mmap2": TrackedArgs(("prot",), (2,), ("mmap_prot",)),
+    "mprotect": TrackedArgs(("prot",), (2,), ("mmap_prot",)),
+    "pkey_mprotect": TrackedArgs(("prot",), (2,), ("mmap_prot",)),
+    "setsockopt": TrackedArgs(("level", "optname"), (1, 2), ("sol", None)),
+    "kill": TrackedArgs(("sig",), (1,), ("signal",)),
+    "tkill": TrackedArgs(("sig",), (1,), ("signal",)),
+    "tgkill": TrackedArgs(("sig",), (2,), ("signal",)),
+}
+
+# s390/s390x (CONFIG_CLONE_BACKWARDS2) pass clone's flags second.
+_ARCH_OVERRIDES = {
+    ("s390", "clone"): TrackedArgs(("flags",), (1,), ("clone",)),
+    ("s390x", "clone"): TrackedArgs(("flags",), (1,), ("clone",)),
+}
+
+
+def tracked_args(arch: str, syscall: str) -> TrackedArgs | None:
+    """The arguments of ``syscall`` on ``arch`` whose values are recorded."""
+    return _ARCH_OVERRIDES.get((arch, syscall)) or _TRACKED.get(syscall)
+
+
+def tracked_syscalls() -> frozenset[str]:
+    return frozenset(_TRACKED)

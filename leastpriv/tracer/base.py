@@ -1,0 +1,64 @@
+"""The small interface every tracer backend implements, and what it traces."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .recording import Recording
+
+
+@dataclass(frozen=True)
+class Command:
+    """Start ``argv`` and trace it and everything it creates."""
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pid:
+    """Attach to a running process and all its descendants, existing and future."""
+    pid: int
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """Every process in a cgroup (v2 path, e.g. /sys/fs/cgroup/system.slice/x.service)."""
+    path: str
+
+
+Target = Command | Pid | Cgroup
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """Knobs common to backends.
+
+    cpu: ptrace CPU placement: "same" (pin tracer and workload to one CPU:
+         cheap stops, but the workload gets one CPU), "any" (no pinning), or a
+         CPU number.
+    duration: stop attach modes after this many seconds (None: until Ctrl-C).
+    progress: called now and then with a short status dict for the live display.
+    """
+    cpu: str = "same"
+    duration: float | None = None
+    progress: Callable[[dict], None] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """A way of observing a workload that produces a Recording."""
+
+    name: str = ""
+
+    @classmethod
+    @abstractmethod
+    def usable(cls) -> tuple[bool, str]:
+        """(True, "") when this backend works here, else (False, what is missing and how to fix it)."""
+
+    @abstractmethod
+    def trace(self, target: Target, options: TraceOptions) -> Recording:
+        """Trace ``target`` until it ends (or Ctrl-C / duration); always return what was seen.
+
+        Raises UserError for a target that cannot be traced (command not found:
+        exit_code 127; not executable: 126; unsupported target for this backend: 2).
+        """

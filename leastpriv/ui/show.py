@@ -1,0 +1,125 @@
+"""``leastpriv show``: a profile for people."""
+from __future__ import annotations
+
+import datetime as _dt
+
+from rich.table import Table
+from rich.text import Text
+
+from ..learner.profile import Profile
+from ..syscall_groups import group_of
+from .console import out
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "?"
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _added_summary(added: dict) -> str:
+    parts = []
+    sc = sum(len(v) for v in added.get("syscalls", {}).values())
+    if sc:
+        parts.append(f"{sc} syscall{'s' * (sc != 1)}")
+    av = sum(len(v) for t in added.get("args", {}).values() for v in t.values())
+    if av:
+        parts.append(f"{av} argument value{'s' * (av != 1)}")
+    for kind in ("capabilities", "files", "execs", "network"):
+        if added.get(kind):
+            parts.append(f"{len(added[kind])} {kind}")
+    return ", ".join(parts) or "nothing new"
+
+
+def render(profile: Profile, path: str) -> None:
+    runs = profile.runs
+    stable = profile.runs_without_growth
+    head = Text.assemble(("profile ", "bold"), (path, "bold cyan"), f": {len(runs)} run{'s' * (len(runs) != 1)}, ")
+    if len(runs) < 2:
+        head.append("one run is a sample, not a proof: learn again with other inputs", style="yellow")
+    elif stable >= 2:
+        head.append(f"stopped growing ({stable} runs in a row added nothing)", style="green")
+    elif stable == 1:
+        head.append("the last run added nothing", style="green")
+    else:
+        head.append("still growing (the last run added facts)", style="yellow")
+    out.print(head)
+
+    t = Table(title="runs", title_justify="left", show_edge=False)
+    for col in ("#", "id", "when", "backend", "command", "exit", "added"):
+        t.add_column(col)
+    for i, r in enumerate(runs, 1):
+        status = str(r.get("exit_status")) if r.get("exit_status") is not None else "-"
+        if not r.get("complete", True):
+            status += f" [red](incomplete: {r.get('interrupted') or 'interrupted'})[/]"
+        cmd = " ".join(r.get("command", []))
+        t.add_row(str(i), r.get("id", ""), _when(r.get("started")), r.get("backend", ""),
+                  cmd if len(cmd) < 60 else cmd[:57] + "...", status, _added_summary(r.get("added", {})))
+    out.print(t)
+
+    nruns = max(len(runs), 1)
+    for arch, table in sorted(profile.facts.get("syscalls", {}).items()):
+        groups: dict[str, list[tuple[str, dict]]] = {}
+        for name, st in table.items():
+            groups.setdefault(group_of(name), []).append((name, st))
+        st_t = Table(title=f"syscalls ({arch}): {len(table)}", title_justify="left", show_edge=False)
+        st_t.add_column("group")
+        st_t.add_column("syscalls (count; * = seen in only some runs)")
+        for g in sorted(groups):
+            cells = []
+            for name, st in sorted(groups[g]):
+                mark = "*" if st.get("runs", 1) < nruns else ""
+                cells.append(f"{name}{mark}({st['count']})")
+            st_t.add_row(g, " ".join(cells))
+        out.print(st_t)
+
+    args = profile.facts.get("args", {})
+    if any(args.values()):
+        a_t = Table(title="argument values", title_justify="left", show_edge=False)
+        for col in ("arch", "syscall", "values", "count", "runs"):
+            a_t.add_column(col)
+        for arch, table in sorted(args.items()):
+            for name, entries in sorted(table.items()):
+                for e in entries:
+                    a_t.add_row(arch, name, e.get("describe", str(e["values"])), str(e["count"]), f"{e['runs']}/{nruns}")
+        out.print(a_t)
+
+    caps = profile.facts.get("capabilities", {})
+    if caps:
+        c_t = Table(title="capabilities", title_justify="left", show_edge=False)
+        for col in ("capability", "granted", "denied", "checked during", "how known"):
+            c_t.add_column(col)
+        for cap, e in sorted(caps.items()):
+            how = "inferred: " + "; ".join(e.get("reasons", [])) if e.get("inferred") else \
+                f"kernel check ({e.get('audited', 0)} audited, {e.get('noaudit', 0)} no-audit)"
+            c_t.add_row(cap, str(e.get("granted", 0)), str(e.get("denied", 0)), ", ".join(e.get("syscalls", [])), how)
+        out.print(c_t)
+
+    files = profile.facts.get("files", {})
+    if files:
+        f_t = Table(title=f"files: {len(files)}", title_justify="left", show_edge=False)
+        f_t.add_column("path")
+        f_t.add_column("access")
+        f_t.add_column("runs")
+        for p, e in sorted(files.items()):
+            f_t.add_row(p, ",".join(e["access"]), f"{e['runs']}/{nruns}")
+        out.print(f_t)
+    net = profile.facts.get("network", [])
+    if net:
+        n_t = Table(title="network", title_justify="left", show_edge=False)
+        for col in ("op", "proto", "family", "address", "port", "runs"):
+            n_t.add_column(col)
+        for e in net:
+            n_t.add_row(e["op"], e.get("proto", "?"), e["family"], e["address"], str(e.get("port") or ""), f"{e['runs']}/{nruns}")
+        out.print(n_t)
+    unknown = profile.facts.get("unknown_syscalls", {})
+    if any(unknown.values()):
+        out.print("[yellow]unknown syscall numbers (not in the tables; reported, not allowed by name):[/] " +
+                  "; ".join(f"{a}: {', '.join(map(str, v))}" for a, v in unknown.items() if v))
+    loose = profile.rules.get("loose", [])
+    if loose:
+        out.print("[yellow]argument rules left loose:[/]")
+        for line in loose:
+            out.print(f"  - {line}")
+    out.print("[dim]A trace proves what ran, not what never will. Facts marked * appeared in only some runs; "
+              "capabilities marked inferred were deduced from syscalls, not seen as kernel checks.[/]")

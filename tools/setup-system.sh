@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# System set-up for leastpriv's tracers, enforcers and tests (run by `make install`).
+# As root: Debian packages, kernel headers for bcc, tracefs. As a user: only checks.
+set -euo pipefail
+
+PKGS=(strace runc apparmor busybox-static gcc gcc-multilib libc6-dev-i386 libseccomp2
+      bpfcc-tools python3-bpfcc linux-headers-amd64 libcap2-bin iproute2 systemd util-linux)
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup-system: not root: skipping Debian packages, headers and tracefs (ptrace backend only)" >&2
+    exit 0
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup-system: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# bcc compiles BPF programs against the running kernel's headers. Kernels without a
+# headers package (like this VM's) work with Debian's nearest headers for tracepoint
+# programs: link them where bcc looks.
+kdir="/lib/modules/$(uname -r)"
+if [ ! -e "$kdir/build" ]; then
+    hdr=$(ls -d /usr/src/linux-headers-*-amd64 /usr/src/linux-headers-*-arm64 2>/dev/null | sort -V | tail -n1 || true)
+    common=$(ls -d /usr/src/linux-headers-*-common 2>/dev/null | sort -V | tail -n1 || true)
+    if [ -n "$hdr" ]; then
+        mkdir -p "$kdir"
+        ln -sfn "$hdr" "$kdir/build"
+        [ -n "$common" ] && ln -sfn "$common" "$kdir/source"
+        echo "setup-system: linked $hdr as $kdir/build (no headers package for $(uname -r))" >&2
+    fi
+fi
+
+# syscall tracepoints live in tracefs, which this kernel does not mount at boot
+if [ ! -e /sys/kernel/tracing/events ] && [ ! -e /sys/kernel/debug/tracing/events ]; then
+    mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || echo "setup-system: could not mount tracefs" >&2
+fi
+exit 0

@@ -1,0 +1,72 @@
+"""Shared test helpers: run the real CLI, build small C workloads.
+
+Each area's tests live in their own tests/test_<area>*.py; add fixtures for
+one area there, not here, unless several areas need them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = Path(__file__).resolve().parent / "workloads"
+SHARED = ROOT.parent / "shared" / "reference"
+IS_ROOT = os.geteuid() == 0
+
+
+def lp(*args: str, check: bool = False, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """Run ``leastpriv ARGS`` as a user would (a real process), capturing text output."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    proc = subprocess.run([sys.executable, "-m", "leastpriv", *args], timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"leastpriv {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def build_c(tmp_path_factory):
+    """Compile tests/workloads/NAME.c (cached per session). ``m32=True`` builds an i386 binary."""
+    out_dir = tmp_path_factory.mktemp("bin")
+    cache: dict = {}
+
+    def build(name: str, m32: bool = False, static: bool = False) -> Path:
+        key = (name, m32, static)
+        if key not in cache:
+            src = WORKLOADS / f"{name}.c"
+            exe = out_dir / (name + ("-32" if m32 else "") + ("-static" if static else ""))
+            cmd = ["gcc", "-O1", "-o", str(exe), str(src)] + (["-m32"] if m32 else []) + (["-static"] if static else [])
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise AssertionError(f"cannot build {src}: {proc.stderr}")
+            cache[key] = exe
+        return cache[key]
+
+    return build
+
+
+@pytest.fixture
+def shared_reference() -> Path:
+    if not SHARED.exists():
+        pytest.fail(f"{SHARED} is missing: the tests validate against ../shared/reference")
+    return SHARED
+
+
+def need_root() -> None:
+    """Tests that need root fail loudly in CI (which runs as root) and skip elsewhere."""
+    if not IS_ROOT:
+        if os.environ.get("CI"):
+            pytest.fail("this test needs root, and CI runs as root")
+        pytest.skip("needs root")
+
+
+def which(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} is not installed: `make install` installs it")
+    return path

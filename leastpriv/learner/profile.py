@@ -97,7 +97,7 @@ class Profile:
             raise UserError(f"{source}: malformed profile: \"runs\" must be a list, \"facts\" and \"rules\" objects")
         for kind in FACT_KINDS:
             expected = list if kind == "network" else Mapping
-            if not isinstance(facts.get(kind, expected()), expected):
+            if kind in facts and not isinstance(facts[kind], expected):
                 raise UserError(f"{source}: malformed profile: facts.{kind} has the wrong type")
         full = empty_facts()
         full.update(facts)

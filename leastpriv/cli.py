@@ -169,5 +169,59 @@ def show(profile, as_json):
     render(p, profile)
 
 
+# ----------------------------------------------------------------------- run
+
+@main.command("run", context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False),
+              help="Profile whose rules confine the command.")
+@click.option("--complain", is_flag=True,
+              help="Enforce nothing: run everything, then report which syscalls would have been denied (and by "
+                   "which executable).")
+@click.option("--no-seccomp", is_flag=True, help="Do not install the seccomp filter.")
+@click.option("--no-landlock", is_flag=True, help="Do not apply the Landlock file/network rules.")
+@click.option("--no-caps", is_flag=True, help="Do not drop capabilities to the learned set.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Write what was applied and (with --complain) the denials as JSON to this file.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, command):
+    """Run COMMAND confined by PROFILE, here, to prove the profile before shipping it.
+
+    \b
+    Examples:
+      leastpriv run --profile app.lp.json -- ./app --serve
+      leastpriv run --profile app.lp.json --complain -- ./app --new-feature
+      leastpriv run --profile app.lp.json --no-landlock -- ./app
+
+    Seccomp denials return EPERM. The filter also allows execve: leastpriv
+    installs it just before exec'ing COMMAND. Exits with COMMAND's status
+    (128+N if signal N killed it); 127 if COMMAND is not found.
+    """
+    from .enforce.run import RunOptions, run
+    from .fileio import dumps, write_atomic
+    from .learner.profile import Profile
+
+    command = tuple(command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UserError("run: no command given (leastpriv run --profile P -- CMD ...)")
+    profile = Profile.load(profile_path)
+    result = run(profile, command, RunOptions(complain=complain, seccomp=not no_seccomp,
+                                              landlock=not no_landlock, capabilities=not no_caps))
+    for note in result.notes:
+        console.warn(note)
+    if complain:
+        if result.denials:
+            console.warn(f"complain mode: {sum(d.count for d in result.denials)} calls the profile would deny:")
+            for d in result.denials:
+                args = f" ({'; '.join(d.args)})" if d.args else ""
+                console.err.print(f"  {d.arch} {d.syscall}{args} x{d.count} by {d.exe}", markup=False)
+        else:
+            console.info("complain mode: the profile denied nothing in this run")
+    if report:
+        write_atomic(report, dumps({"profile": profile_path, "command": list(command), **result.to_json()}))
+    sys.exit(result.status)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

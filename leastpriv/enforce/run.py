@@ -1,0 +1,373 @@
+"""``leastpriv run``: start a command confined by a profile, here, without a container.
+
+The parent builds everything that can fail (the filter, the Landlock
+ruleset, the capability sets) before it forks. The child then, in this order:
+restores default signal handling, drops capabilities, restricts itself with
+Landlock, installs the seccomp filter, and calls ``execve``. The filter is
+installed last so it does not have to allow the syscalls that set up the
+others; the one syscall of leastpriv's own it must allow is ``execve`` (the
+"leastpriv" runtime of the seccomp model) -- just as runc's profiles must allow
+what runc does after installing the filter.
+
+The parent waits and exits with the child's status (128+N for signal N).
+It keeps the child in its own process group, so the terminal's signals
+(Ctrl-C, Ctrl-\\, window size) reach the child directly; signals sent to the
+parent with kill(2) (si_code SI_USER/SI_QUEUE) are forwarded.
+
+Complain mode: the filter's denials become SECCOMP_RET_USER_NOTIF. The parent
+takes the listener out of the child with pidfd_getfd(2) (the child waits for
+it before exec), and answers each notification with
+SECCOMP_USER_NOTIF_FLAG_CONTINUE after recording the ABI, syscall, tracked
+argument values and the caller's executable. Notifications that arrive before
+the child's execve (seen as: the close-on-exec status pipe is still open) are
+leastpriv's own and are not reported.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+import select
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import constants, syscalls
+from ..errors import UserError
+
+FORWARD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+           signal.SIGALRM, signal.SIGWINCH)
+# signals the terminal sends to the whole foreground process group: the child got them already
+_FROM_TTY = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
+SI_USER, SI_QUEUE, SI_TKILL = 0, -1, -6
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    complain: bool = False
+    seccomp: bool = True
+    landlock: bool = True
+    capabilities: bool = True
+
+
+@dataclass(frozen=True)
+class Denial:
+    """A syscall the profile would have denied (complain mode)."""
+
+    arch: str
+    syscall: str
+    exe: str
+    count: int
+    args: tuple[str, ...] = ()    # distinct tracked argument values, described
+
+    def to_json(self) -> dict:
+        return {"arch": self.arch, "syscall": self.syscall, "exe": self.exe, "count": self.count,
+                "args": list(self.args)}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: int
+    denials: tuple[Denial, ...] = ()
+    notes: tuple[str, ...] = ()
+    applied: tuple[str, ...] = ()   # which parts were enforced ("seccomp", "landlock ABI 7", "capabilities")
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "denials": [d.to_json() for d in self.denials], "notes": list(self.notes),
+                "applied": list(self.applied)}
+
+
+def resolve_command(argv: tuple[str, ...]) -> str:
+    """The executable for argv[0], or a UserError (127 not found, 126 not executable)."""
+    if not argv:
+        raise UserError("run: no command given (leastpriv run --profile P -- CMD ...)")
+    cmd = argv[0]
+    if "/" in cmd:
+        if not os.path.exists(cmd):
+            raise UserError(f"{cmd}: command not found", exit_code=127)
+        if os.path.isdir(cmd) or not os.access(cmd, os.X_OK):
+            raise UserError(f"{cmd}: permission denied (not an executable file)", exit_code=126)
+        return cmd
+    path = shutil.which(cmd)
+    if path is None:
+        raise UserError(f"{cmd}: command not found", exit_code=127)
+    return path
+
+
+def _status_of(wstatus: int) -> int:
+    code = os.waitstatus_to_exitcode(wstatus)
+    return 128 - code if code < 0 else code
+
+
+class _Prepared:
+    """Everything the child applies, built in the parent where errors can be reported."""
+
+    def __init__(self):
+        self.steps: list[Callable[[], None]] = []   # run in the child, in order, before seccomp
+        self.filter = None
+        self.notes: list[str] = []
+        self.applied: list[str] = []
+
+
+def prepare(profile: Any, options: RunOptions) -> _Prepared:
+    from ..exporters import seccomp_model as sm
+    from . import seccomp as sec
+
+    prep = _Prepared()
+    rules = getattr(profile, "rules", {}) or {}
+    if options.capabilities:
+        try:
+            from . import capabilities as caps
+        except ImportError:
+            caps = None
+        if caps is not None:
+            plan = caps.plan(rules.get("capabilities", []))
+            prep.steps.append(plan.apply)
+            prep.notes += plan.notes
+            prep.applied.append("capabilities")
+    if options.landlock:
+        try:
+            from . import landlock as ll
+        except ImportError:
+            ll = None
+        if ll is not None:
+            lplan = ll.plan(rules)
+            if lplan is not None:
+                prep.steps.append(lplan.apply)
+                prep.notes += lplan.notes
+                prep.applied.append(lplan.label)
+    if options.seccomp:
+        if not rules.get("syscalls") and rules.get("style", "allowlist") == "allowlist":
+            raise UserError("profile: has no learned syscalls (rules.syscalls is empty): nothing to enforce")
+        model = sm.build(profile, complain=options.complain, runtime="leastpriv")
+        nnp = os.geteuid() != 0 or bool(rules.get("no_new_privileges", True))
+        prep.filter = sec.build_filter(model, complain_mode=options.complain, no_new_privs=nnp)
+        prep.notes += list(model.notes) + sec.describe_skipped(prep.filter.skipped)
+        prep.applied.append("seccomp (complain: denials recorded, not enforced)" if options.complain else "seccomp")
+    return prep
+
+
+def _child(path: str, argv: tuple[str, ...], env: dict, prep: _Prepared, status_w: int, go_r: int | None) -> None:
+    """In the forked child: never returns."""
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARD, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        bpath = os.fsencode(path)
+        bargv = [os.fsencode(a) for a in argv]
+        benv = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        for step in prep.steps:
+            step()
+        if prep.filter is not None:
+            prep.filter.load()
+        if go_r is not None:
+            os.read(go_r, 1)   # complain: the parent has taken the listener
+        os.execve(bpath, bargv, benv)
+    except OSError as exc:
+        try:
+            os.write(status_w, f"exec {exc.errno} {exc.strerror}\n".encode())
+        finally:
+            os._exit(126 if exc.errno in (_errno.EACCES, _errno.ENOEXEC, _errno.EPERM) else 127)
+    except BaseException as exc:  # noqa: BLE001 - report anything, never return into the parent's code
+        try:
+            os.write(status_w, f"error {type(exc).__name__}: {exc}\n".encode())
+        finally:
+            os._exit(126)
+    os._exit(126)
+
+
+def _pidfd_getfd(pidfd: int, fd: int) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    nr = syscalls.number(syscalls.host_arch(), "pidfd_getfd")
+    res = libc.syscall(ctypes.c_long(nr), ctypes.c_int(pidfd), ctypes.c_int(fd), ctypes.c_uint(0))
+    if res < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return res
+
+
+def _find_listener(pid: int, pidfd: int, deadline: float) -> int:
+    """The child's seccomp listener, copied into this process."""
+    while time.monotonic() < deadline:
+        try:
+            for name in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{name}") == "anon_inode:seccomp notify":
+                        return _pidfd_getfd(pidfd, int(name))
+                except (FileNotFoundError, ValueError):
+                    continue
+        except FileNotFoundError:
+            break
+        time.sleep(0.001)
+    raise UserError("run --complain: the child's seccomp listener did not appear (pidfd_getfd needs Linux 5.6)",
+                    exit_code=126)
+
+
+class _Complaints:
+    def __init__(self):
+        self.counts: dict[tuple[str, str, str], int] = {}
+        self.args: dict[tuple[str, str, str], set[str]] = {}
+
+    def add(self, arch: str, name: str, exe: str, argv: list[int]) -> None:
+        k = (arch, name, exe)
+        self.counts[k] = self.counts.get(k, 0) + 1
+        spec = syscalls.tracked_args(arch, name)
+        if spec is not None:
+            desc = ", ".join(f"{n}={constants.describe(g, argv[i])}"
+                             for n, i, g in zip(spec.names, spec.indexes, spec.groups))
+            self.args.setdefault(k, set()).add(desc)
+
+    def result(self) -> tuple[Denial, ...]:
+        return tuple(Denial(a, n, e, c, tuple(sorted(self.args.get((a, n, e), ()))))
+                     for (a, n, e), c in sorted(self.counts.items()))
+
+
+def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
+        env: dict | None = None) -> RunResult:
+    """Run ``argv`` confined by ``profile``; return its status and, in complain mode, the denials."""
+    path = resolve_command(argv)
+    prep = prepare(profile, options)
+    complain = options.complain and prep.filter is not None
+    env = dict(os.environ if env is None else env)
+
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    go_r = go_w = None
+    if complain:
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, (*FORWARD, signal.SIGCHLD))
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(status_r)
+            if go_w is not None:
+                os.close(go_w)
+            _child(path, argv, env, prep, status_w, go_r)
+        os.close(status_w)
+        if go_r is not None:
+            os.close(go_r)
+        return _supervise(pid, prep, status_r, go_w, complain)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, complain: bool) -> RunResult:
+    complaints = _Complaints()
+    listener = None
+    pidfd = None
+    status_buf = b""
+    status_open = True
+    exited: int | None = None
+
+    def drain_status(block: bool) -> None:
+        nonlocal status_buf, status_open
+        while status_open:
+            if not block:
+                r, _, _ = select.select([status_r], [], [], 0)
+                if not r:
+                    return
+            chunk = os.read(status_r, 4096)
+            if not chunk:
+                status_open = False
+                return
+            status_buf += chunk
+
+    if complain:
+        pidfd = os.pidfd_open(pid)
+        try:
+            listener = _find_listener(pid, pidfd, time.monotonic() + 10)
+        except UserError:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+        os.write(go_w, b"g")
+        os.close(go_w)
+    else:
+        # nothing to answer: wait for exec (EOF) or an error report
+        drain_status(block=True)
+
+    forward_sigs = set(FORWARD)
+    host = syscalls.host_arch()
+    while exited is None:
+        if listener is not None:
+            try:
+                ready = select.poll()
+                ready.register(listener, select.POLLIN)
+                events = ready.poll(50)
+            except InterruptedError:
+                events = []
+            for _fd, ev in events:
+                if ev & select.POLLIN:
+                    _answer(listener, pid, complaints, drain_status, lambda: status_open, host)
+                elif ev & (select.POLLHUP | select.POLLERR):
+                    os.close(listener)   # no task uses the filter any more
+                    listener = None
+            timeout = 0
+        else:
+            timeout = 1.0
+        try:
+            info = signal.sigtimedwait(list(forward_sigs | {signal.SIGCHLD}), timeout)
+        except InterruptedError:
+            info = None
+        if info is not None and info.si_signo != signal.SIGCHLD:
+            if not (info.si_signo in _FROM_TTY and info.si_code not in (SI_USER, SI_QUEUE, SI_TKILL)):
+                try:
+                    os.kill(pid, info.si_signo)
+                except ProcessLookupError:
+                    pass
+        try:
+            wpid, wstatus = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if wpid == pid:
+            exited = _status_of(wstatus)
+    if listener is not None:
+        # answer what is still queued (descendants that outlive the command), then let go
+        while True:
+            p = select.poll()
+            p.register(listener, select.POLLIN)
+            ev = p.poll(0)
+            if not ev or not ev[0][1] & select.POLLIN:
+                break
+            _answer(listener, pid, complaints, drain_status, lambda: status_open, host)
+        os.close(listener)
+    if pidfd is not None:
+        os.close(pidfd)
+    drain_status(block=False)
+    os.close(status_r)
+    notes = list(prep.notes)
+    for line in status_buf.decode(errors="replace").splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "exec":
+            en, _, msg = rest.partition(" ")
+            raise UserError(f"run: cannot execute the command: {msg} ({_errno.errorcode.get(int(en), en)})",
+                            exit_code=exited if exited in (126, 127) else 126)
+        if kind == "error":
+            raise UserError(f"run: cannot confine the command: {rest}", exit_code=126)
+    return RunResult(exited if exited is not None else 126, complaints.result(), tuple(notes), tuple(prep.applied))
+
+
+def _answer(listener: int, child: int, complaints: _Complaints, drain_status, status_open, host: str) -> None:
+    from . import seccomp as sec
+
+    try:
+        n = sec.notify_receive(listener)
+    except OSError:
+        return   # the task died before we read it
+    try:
+        drain_status(block=False)
+        pre_exec = n.pid == child and status_open()
+        if not pre_exec:
+            arch, nr = syscalls.from_audit(n.syscall_arch, n.syscall)
+            name = syscalls.name(arch, nr) if arch in syscalls.arches() else f"#{nr}"
+            try:
+                exe = os.readlink(f"/proc/{n.pid}/exe")
+            except OSError:
+                exe = "?"
+            complaints.add(arch, name, exe, n.syscall_args)
+    finally:
+        sec.notify_continue(listener, n.id)

@@ -1,0 +1,273 @@
+"""Profile rules -> seccomp rules: the one translation every seccomp consumer uses.
+
+The local enforcer (``enforce/seccomp.py``, per architecture, through
+libseccomp) and the JSON exporters (OCI, Docker, Kubernetes SPO: one flat
+list for every ABI) both read :func:`build`'s :class:`Model`, so what
+``leastpriv run`` enforces and what a runtime enforces come from the same
+place.
+
+Two styles (``rules["style"]``):
+
+* ``allowlist`` (default): default action ERRNO(EPERM); the learned syscalls
+  are allowed, argument rules allow only the values seen, ``errno`` rules
+  answer with an errno (clone3 -> ENOSYS so glibc falls back to clone).
+* ``denylist``: default action ALLOW; ``rules["denylist"][arch]`` names what
+  to deny (``names`` unconditionally, ``conditional`` when the arguments
+  match), answered with EPERM.
+
+``complain`` turns every denial (the default action of an allowlist, the deny
+rules of a denylist) into ``SCMP_ACT_LOG``; consumers map LOG to their own
+"record and let it run" mechanism. Compatibility answers (clone3 -> ENOSYS)
+stay as they are: they are not denials, glibc handles them by design.
+
+Runtimes: an OCI runtime makes syscalls of its own after it installs the
+filter and before it execs the workload (runc, crun), and so does leastpriv's
+own ``run`` (only ``execve``). :func:`register_runtime` lets a module add the
+names a runtime needs; ``build(runtime=NAME)`` allows them on the native ABI.
+"""
+from __future__ import annotations
+
+import errno as _errno
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from .. import syscalls
+from ..errors import UserError
+
+ALLOW = "SCMP_ACT_ALLOW"
+ERRNO = "SCMP_ACT_ERRNO"
+LOG = "SCMP_ACT_LOG"
+OPS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+       "SCMP_CMP_MASKED_EQ")
+
+# errno values that differ from the generic (x86/arm/riscv/s390/ppc) numbering
+_ERRNO_ARCH = {
+    ("mips", "ENOSYS"): 89, ("mipsel", "ENOSYS"): 89, ("mips64", "ENOSYS"): 89, ("mipsel64", "ENOSYS"): 89,
+    ("mips64n32", "ENOSYS"): 89, ("mipsel64n32", "ENOSYS"): 89, ("parisc", "ENOSYS"): 251,
+    ("parisc64", "ENOSYS"): 251,
+}
+
+
+def errno_value(name: str | int, arch: str | None = None) -> int:
+    """An errno name's number (on ``arch``, host numbering otherwise)."""
+    if isinstance(name, int):
+        return name
+    if arch and (arch, name) in _ERRNO_ARCH:
+        return _ERRNO_ARCH[(arch, name)]
+    try:
+        return getattr(_errno, name)
+    except AttributeError:
+        raise UserError(f"profile: unknown errno name {name!r} in rules") from None
+
+
+# ---------------------------------------------------------------- runtimes
+
+RuntimeSyscalls = Callable[[str], Iterable[str]]
+_RUNTIMES: dict[str, RuntimeSyscalls] = {
+    "none": lambda arch: (),
+    # leastpriv run: the filter is loaded by leastpriv, then it calls execve.
+    "leastpriv": lambda arch: ("execve",),
+}
+
+
+def register_runtime(name: str, fn: RuntimeSyscalls) -> None:
+    """Extension point: ``fn(arch)`` returns the syscall names the runtime makes
+    between installing the filter and exec'ing the workload (e.g. runc, crun)."""
+    _RUNTIMES[name] = fn
+
+
+def runtimes() -> list[str]:
+    _load_runtime_plugins()
+    return sorted(_RUNTIMES)
+
+
+def runtime_syscalls(runtime: str, arch: str) -> tuple[str, ...]:
+    _load_runtime_plugins()
+    if runtime not in _RUNTIMES:
+        raise UserError(f"--runtime: unknown runtime {runtime!r} (known: {', '.join(sorted(_RUNTIMES))})")
+    return tuple(sorted(set(_RUNTIMES[runtime](arch))))
+
+
+def _load_runtime_plugins() -> None:
+    # Issue 6's container module registers runc/crun here when it exists.
+    try:
+        from . import runtimes as _rt  # noqa: F401
+    except ImportError:
+        pass
+
+
+# ------------------------------------------------------------------- model
+
+@dataclass(frozen=True, order=True)
+class Cond:
+    """One argument comparison (ANDed with the other conditions of its rule)."""
+
+    index: int
+    value: int
+    value_two: int = 0
+    op: str = "SCMP_CMP_EQ"
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "value": self.value, "valueTwo": self.value_two, "op": self.op}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``action`` for ``names`` when every condition in ``args`` holds."""
+
+    action: str
+    names: tuple[str, ...]
+    args: tuple[Cond, ...] = ()
+    errno: str | None = None          # errno name for SCMP_ACT_ERRNO ("EPERM", "ENOSYS")
+    comment: str = ""
+
+    def key(self) -> tuple:
+        return (self.action, self.errno or "", self.args, self.names)
+
+
+@dataclass(frozen=True)
+class Model:
+    """The seccomp policy of a profile, per ABI.
+
+    ``rules[arch]`` holds the rules for that ABI (architectures listed in
+    ``arches`` without rules get the default action for every syscall).
+    """
+
+    style: str                          # "allowlist" | "denylist"
+    default_action: str                 # SCMP_ACT_ERRNO | SCMP_ACT_ALLOW | SCMP_ACT_LOG
+    default_errno: str | None           # "EPERM" with SCMP_ACT_ERRNO
+    native: str
+    arches: tuple[str, ...]             # libseccomp names, native first
+    rules: Mapping[str, tuple[Rule, ...]]
+    complain: bool = False
+    runtime: str = "none"
+    notes: tuple[str, ...] = ()
+    skipped: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # arch -> names not on that ABI
+
+    def flat(self) -> list[Rule]:
+        """One rule list for all ABIs (the OCI/Docker format has no per-ABI lists).
+
+        Names are united across ABIs; rules with the same action, errno and
+        conditions are merged; a conditional allow is dropped for a name that
+        is allowed unconditionally anyway.
+        """
+        merged: dict[tuple, set[str]] = {}
+        comments: dict[tuple, str] = {}
+        for arch in self.arches:
+            for r in self.rules.get(arch, ()):
+                k = (r.action, r.errno or "", r.args)
+                merged.setdefault(k, set()).update(r.names)
+                if r.comment and k not in comments:
+                    comments[k] = r.comment
+        unconditional = merged.get((ALLOW, "", ()), set())
+        out = []
+        for k in sorted(merged, key=lambda k: (k[0] != ALLOW, k[2] != (), k[0], k[1], k[2])):
+            action, err, args = k
+            names = merged[k] - (unconditional if (action == ALLOW and args) else set())
+            if names:
+                out.append(Rule(action, tuple(sorted(names)), args, err or None, comments.get(k, "")))
+        return out
+
+    def allowed_names(self, arch: str) -> set[str]:
+        return {n for r in self.rules.get(arch, ()) if r.action == ALLOW for n in r.names}
+
+
+def _rules_of(profile_or_rules: Any) -> Mapping:
+    rules = getattr(profile_or_rules, "rules", profile_or_rules)
+    if not isinstance(rules, Mapping):
+        raise UserError("profile: rules must be an object")
+    return rules
+
+
+def _conds(rule: Mapping, where: str) -> tuple[Cond, ...]:
+    out = []
+    for a in rule.get("args", []):
+        op = a.get("op", "SCMP_CMP_EQ")
+        if op not in OPS:
+            raise UserError(f"profile: {where}: unknown comparison {op!r}")
+        out.append(Cond(int(a["index"]), int(a["value"]), int(a.get("valueTwo", 0)), op))
+    return tuple(out)
+
+
+def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = None,
+          runtime: str = "none", extra_allow: Iterable[str] = (), compat: bool = True) -> Model:
+    """The seccomp model of a Profile (or its ``rules`` mapping).
+
+    ``arch``: the native ABI of the machine that will enforce it (default: this
+    host). ``compat``: also list its compat ABIs (x86_64 -> x86, x32) as
+    runtimes do. ``runtime``: allow what that runtime needs after installing
+    the filter (see :func:`register_runtime`). ``extra_allow``: more names to
+    allow on the native ABI.
+    """
+    rules = _rules_of(profile_or_rules)
+    native = arch or syscalls.host_arch()
+    if native not in syscalls.arches():
+        raise UserError(f"--arch: unknown architecture {native!r} (known: {', '.join(syscalls.arches())})")
+    arches = [native] + ([a for a in syscalls.COMPAT.get(native, ()) if a in syscalls.arches()] if compat else [])
+    style = rules.get("style", "allowlist")
+    deny_action = LOG if complain else ERRNO
+    deny_errno = None if complain else "EPERM"
+    per_arch: dict[str, list[Rule]] = {a: [] for a in arches}
+    skipped: dict[str, list[str]] = {}
+    notes: list[str] = []
+
+    def known(a: str, names: Iterable[str]) -> tuple[str, ...]:
+        ok, bad = [], []
+        for n in names:
+            (ok if (not n.startswith("#") and syscalls.exists(a, n)) else bad).append(n)
+        if bad:
+            skipped.setdefault(a, []).extend(bad)
+        return tuple(sorted(set(ok)))
+
+    profile_arches = set(rules.get("syscalls", {})) | set(rules.get("conditional", {})) | \
+        set(rules.get("errno", {})) | set(rules.get("denylist", {}))
+    foreign = sorted(profile_arches - set(arches))
+    if foreign:
+        notes.append(f"the profile has syscalls for {', '.join(foreign)}, which a {native} kernel does not run: "
+                     f"left out (translate with --arch)")
+
+    if style == "allowlist":
+        for a in arches:
+            names = known(a, rules.get("syscalls", {}).get(a, []))
+            if names:
+                per_arch[a].append(Rule(ALLOW, names))
+            for i, r in enumerate(rules.get("conditional", {}).get(a, [])):
+                ns = known(a, r["names"])
+                if ns:
+                    per_arch[a].append(Rule(ALLOW, ns, _conds(r, f"conditional[{a}][{i}]"), None, r.get("comment", "")))
+            for r in rules.get("errno", {}).get(a, []):
+                ns = known(a, r["names"])
+                if ns:
+                    per_arch[a].append(Rule(ERRNO, ns, (), str(r.get("errno", "EPERM")), r.get("comment", "")))
+        default_action, default_errno = (LOG, None) if complain else (ERRNO, "EPERM")
+    elif style == "denylist":
+        deny = rules.get("denylist", {})
+        for a in arches:
+            d = deny.get(a, {})
+            names = known(a, d.get("names", []))
+            if names:
+                per_arch[a].append(Rule(deny_action, names, (), deny_errno, "denied: never used by the workload"))
+            for i, r in enumerate(d.get("conditional", [])):
+                ns = known(a, r["names"])
+                if ns:
+                    per_arch[a].append(Rule(deny_action, ns, _conds(r, f"denylist[{a}].conditional[{i}]"),
+                                            deny_errno, r.get("comment", "")))
+            for r in rules.get("errno", {}).get(a, []):
+                ns = known(a, r["names"])
+                if ns:
+                    per_arch[a].append(Rule(ERRNO, ns, (), str(r.get("errno", "EPERM")), r.get("comment", "")))
+        default_action, default_errno = ALLOW, None
+    else:
+        raise UserError(f"profile: unknown rules style {style!r} (allowlist or denylist)")
+
+    if style == "allowlist":
+        extra = set(runtime_syscalls(runtime, native)) | set(extra_allow)
+        extra -= {n for r in per_arch[native] if r.action == ALLOW and not r.args for n in r.names}
+        extra_known = known(native, sorted(extra))
+        if extra_known:
+            per_arch[native].append(Rule(ALLOW, extra_known, (), None,
+                                         f"needed by the {runtime} runtime after the filter is installed"
+                                         if runtime != "none" else "added by request"))
+    return Model(style=style, default_action=default_action, default_errno=default_errno, native=native,
+                 arches=tuple(arches), rules={a: tuple(r) for a, r in per_arch.items()}, complain=complain,
+                 runtime=runtime, notes=tuple(notes), skipped={a: tuple(sorted(set(v))) for a, v in skipped.items()})

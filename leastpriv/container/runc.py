@@ -1,0 +1,237 @@
+"""Running runc on this machine.
+
+On a host whose /sys/fs/cgroup is a cgroup v1 (hybrid) tree, runc 1.1 runs a
+container only inside a private mount namespace where cgroup2 is mounted on
+/sys/fs/cgroup (design.md). Every runc invocation here therefore goes
+through ``unshare -m --propagation private`` and a three-line prelude; cgroup2
+is one hierarchy, so the container's cgroup is the same directory under the
+host's own cgroup2 mount (e.g. /sys/fs/cgroup/unified/leastpriv/ID).
+
+Containers are run with ``runc create`` + ``runc start`` so that a tracer can
+attach to the container's cgroup in between; leastpriv makes itself a child
+subreaper so that the container's init is reparented to it when ``runc
+create`` exits, and its exit status can be waited for.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UserError
+
+CGROUP_PARENT = "leastpriv"
+PR_SET_CHILD_SUBREAPER = 36
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+_PRELUDE = ('for d in /sys/fs/cgroup/*/; do umount -l "$d" 2>/dev/null; done; '
+            'umount -l /sys/fs/cgroup 2>/dev/null; '
+            'mount -t cgroup2 none /sys/fs/cgroup || exit 125; exec "$@"')
+
+
+def _statfs_type(path: str) -> int | None:
+    class StatFs(ctypes.Structure):
+        _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = StatFs()
+    if libc.statfs(path.encode(), ctypes.byref(buf)) != 0:
+        return None
+    return buf.f_type & 0xFFFFFFFF
+
+
+def cgroup2_mount() -> str | None:
+    """Where this process sees the cgroup2 hierarchy (None when it has none)."""
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                if right.split(" ", 1)[0] == "cgroup2":
+                    return left.split()[4].replace("\\040", " ")
+    except OSError:
+        pass
+    return None
+
+
+def unified_here() -> bool:
+    return _statfs_type("/sys/fs/cgroup") == CGROUP2_SUPER_MAGIC
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One container run."""
+
+    id: str
+    started: bool                  # runc create and start succeeded (the workload's execve may still fail)
+    exit_status: int | None        # the container init's status (128+N for signal N); None if unknown
+    runc_error: str                # runc's own error output ("" when none)
+    stdout: str
+    stderr: str
+    duration: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Runc:
+    """A runc binary, run the way this machine needs."""
+
+    def __init__(self, binary: str | None = None, state_root: str | None = None):
+        self.binary = binary or shutil.which("runc") or ""
+        if not self.binary:
+            raise UserError("runc: not found (install Debian's runc: `make install`)")
+        self.state_root = state_root or "/run/leastpriv-runc"
+        self.wrap = [] if unified_here() else [shutil.which("unshare") or "unshare", "-m", "--propagation", "private",
+                                               "/bin/sh", "-c", _PRELUDE, "leastpriv-runc"]
+
+    @staticmethod
+    def usable() -> tuple[bool, str]:
+        if os.geteuid() != 0:
+            return False, "running containers needs root"
+        if not shutil.which("runc"):
+            return False, "runc is not installed (make install)"
+        if cgroup2_mount() is None:
+            return False, "no cgroup2 hierarchy mounted"
+        return True, ""
+
+    def argv(self, *args: str) -> list[str]:
+        return self.wrap + [self.binary, "--root", self.state_root, *args]
+
+    def version(self) -> str:
+        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
+        m = re.search(r"runc version (\S+)", out)
+        return m.group(1) if m else "unknown"
+
+    def short_version(self) -> str:
+        m = re.match(r"(\d+\.\d+\.\d+)", self.version())
+        return m.group(1) if m else self.version()
+
+    def cgroup_path(self, cid: str) -> str:
+        mnt = cgroup2_mount()
+        if mnt is None:
+            raise UserError("no cgroup2 hierarchy mounted: cannot locate the container's cgroup")
+        return os.path.join(mnt, CGROUP_PARENT, cid)
+
+    def _call(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def delete(self, cid: str) -> None:
+        self._call("delete", "--force", cid, timeout=30)
+
+    def run(self, bundle: str | os.PathLike, conf: dict, on_created: Callable[[str, int], None] | None = None,
+            timeout: float = 120, cid: str | None = None) -> RunResult:
+        """Run the container described by ``conf`` with ``bundle``'s rootfs; wait for it to exit.
+
+        ``conf`` is written to a private bundle directory next to ``bundle``'s
+        rootfs (the user's config.json is never modified). ``on_created(cgroup,
+        pid)`` is called between ``runc create`` and ``runc start``.
+        """
+        from .bundle import save_config
+
+        cid = cid or f"lp-{uuid.uuid4().hex[:12]}"
+        bundle = Path(bundle).resolve()
+        rootfs = conf["root"]["path"]
+        rootfs = rootfs if os.path.isabs(rootfs) else str(bundle / rootfs)
+        if not os.path.isdir(rootfs):
+            raise UserError(f"{bundle}: root.path {rootfs} is not a directory")
+        conf = {**conf, "root": {**conf["root"], "path": rootfs},
+                "linux": {**conf.get("linux", {}), "cgroupsPath": f"/{CGROUP_PARENT}/{cid}"}}
+        work = Path(tempfile.mkdtemp(prefix=f".{cid}.", dir=bundle.parent))
+        os.chmod(work, 0o700)
+        save_config(work, conf)
+        out_p, err_p, log_p = work / "stdout", work / "stderr", work / "runc.log"
+        _set_subreaper()
+        t0 = time.monotonic()
+        notes: list[str] = []
+        started = False
+        status: int | None = None
+        runc_err = ""
+        pid = -1
+        try:
+            with open(out_p, "wb") as out, open(err_p, "wb") as err:
+                create = subprocess.run(self.argv("--log", str(log_p), "create", "--bundle", str(work),
+                                                  "--pid-file", str(work / "pid"), cid),
+                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
+            if create.returncode != 0:
+                runc_err = _runc_error(log_p, err_p)
+                return RunResult(cid, False, None, runc_err or f"runc create exited {create.returncode}",
+                                 _read(out_p), _read(err_p), time.monotonic() - t0, tuple(notes))
+            pid = int((work / "pid").read_text().strip())
+            if on_created is not None:
+                on_created(self.cgroup_path(cid), pid)
+            start = self._call("--log", str(log_p), "start", cid, timeout=timeout)
+            if start.returncode != 0:
+                runc_err = _runc_error(log_p, None) or start.stderr.strip()
+                return RunResult(cid, False, None, runc_err or f"runc start exited {start.returncode}",
+                                 _read(out_p), _read(err_p), time.monotonic() - t0, tuple(notes))
+            started = True
+            status = _wait(pid, timeout - (time.monotonic() - t0), notes)
+            return RunResult(cid, started, status, _runc_error(log_p, None), _read(out_p), _read(err_p),
+                             time.monotonic() - t0, tuple(notes))
+        finally:
+            if pid > 0 and status is None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+            self.delete(cid)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _set_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _wait(pid: int, timeout: float, notes: list[str]) -> int | None:
+    deadline = time.monotonic() + max(timeout, 1)
+    while True:
+        try:
+            got, st = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            # not our child (no subreaper): poll until it is gone
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            notes.append("the container's exit status is unknown (its init was not reparented to leastpriv)")
+            return None
+        if got == pid:
+            return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            notes.append(f"the container ran longer than the timeout and was killed")
+            return 128 + signal.SIGKILL
+        time.sleep(0.01)
+
+
+def _read(p: Path, limit: int = 1 << 20) -> str:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(limit).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _runc_error(log: Path, err: Path | None) -> str:
+    """runc's error message from its JSON log (level error), else its stderr."""
+    import json
+
+    msgs = []
+    for line in _read(log).splitlines():
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if d.get("level") in ("error", "fatal"):
+            msgs.append(d.get("msg", ""))
+    if msgs:
+        return "; ".join(dict.fromkeys(msgs))
+    return _read(err).strip() if err else ""

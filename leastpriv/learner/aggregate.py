@@ -37,13 +37,15 @@ def facts_of(rec: Recording) -> dict:
             for n, vals in table.items()
         }
     for c in rec.capabilities:
-        e = f["capabilities"].setdefault(c.cap, {"granted": 0, "denied": 0, "audited": 0, "noaudit": 0,
+        e = f["capabilities"].setdefault(c.cap, {"granted": 0, "denied": 0, "audited": 0, "noaudit": 0, "needed": 0,
                                                   "syscalls": [], "exes": [], "inferred": True, "reasons": [], "runs": 1})
         e["granted" if c.granted else "denied"] += c.count
         if c.audited is False:
             e["noaudit"] += c.count
         else:
             e["audited"] += c.count
+            if c.granted:   # granted + audited (or audit unknown) = needed; no-audit checks are not needs
+                e["needed"] += c.count
         e["inferred"] = e["inferred"] and c.inferred
         for key, val in (("syscalls", c.syscall), ("exes", c.exe), ("reasons", c.reason)):
             if val and val not in e[key]:
@@ -53,6 +55,18 @@ def facts_of(rec: Recording) -> dict:
     f["network"] = [{**e.to_json(), "runs": 1} for e in rec.network]
     f["executables"] = {exe: {a: sorted(s) for a, s in t.items()} for exe, t in rec.executables.items()}
     f["unknown_syscalls"] = {a: sorted(n) for a, n in rec.unknown_syscalls.items() if n}
+    if rec.backend != "ebpf" and not any(not c.inferred for c in rec.capabilities):
+        # no kernel checks were seen (ptrace): infer capabilities from syscalls, arguments, results
+        from .capabilities import infer
+        for cap, e in infer(f, rec.uid).items():
+            d = f["capabilities"].get(cap)
+            if d is None:
+                f["capabilities"][cap] = e
+                continue
+            for k in ("granted", "denied", "audited", "needed"):
+                d[k] = d.get(k, 0) + e[k]
+            for k in ("syscalls", "reasons"):
+                d[k] = sorted(set(d.get(k, [])) | set(e[k]))
     return f
 
 
@@ -100,8 +114,9 @@ def merge_facts(a: dict, b: dict) -> dict:
         if d is None:
             out["capabilities"][cap] = copy.deepcopy(e)
             continue
-        for k in ("granted", "denied", "audited", "noaudit", "runs"):
-            d[k] = d.get(k, 0) + e.get(k, 0)
+        for k in ("granted", "denied", "audited", "noaudit", "needed", "runs"):
+            if k in d or k in e:
+                d[k] = d.get(k, 0) + e.get(k, 0)
         for k in ("syscalls", "exes", "reasons"):
             d[k] = sorted(set(d.get(k, [])) | set(e.get(k, [])))
         d["inferred"] = d.get("inferred", False) and e.get("inferred", False)
@@ -126,6 +141,47 @@ def merge_facts(a: dict, b: dict) -> dict:
     return out
 
 
+def _net_label(e: dict) -> str:
+    return (f"{e['op']} {e.get('proto', 'unknown')} {e['family']} {e['address']}" +
+            ("" if e.get("port") is None else f":{e['port']}"))
+
+
+def _added_keys(added: dict) -> set[tuple]:
+    """A run's ``added`` (new_facts shape) as a flat set of keys."""
+    keys: set[tuple] = set()
+    for arch, names in added.get("syscalls", {}).items():
+        keys |= {("syscalls", arch, n) for n in names}
+    for arch, t in added.get("args", {}).items():
+        for sc, descs in t.items():
+            keys |= {("args", arch, sc, d) for d in descs}
+    for kind in ("capabilities", "files", "execs", "executables", "network"):
+        keys |= {(kind, k) for k in added.get(kind, [])}
+    for arch, nrs in added.get("unknown_syscalls", {}).items():
+        keys |= {("unknown_syscalls", arch, n) for n in nrs}
+    return keys
+
+
+def _keys_to_added(keys: set[tuple]) -> dict:
+    added: dict = {}
+    for k in sorted(keys, key=lambda t: tuple(str(x) for x in t)):
+        kind = k[0]
+        if kind in ("syscalls", "unknown_syscalls"):
+            added.setdefault(kind, {}).setdefault(k[1], []).append(k[2])
+        elif kind == "args":
+            added.setdefault("args", {}).setdefault(k[1], {}).setdefault(k[2], []).append(k[3])
+        else:
+            added.setdefault(kind, []).append(k[1])
+    for kind in ("syscalls", "unknown_syscalls"):
+        for arch in added.get(kind, {}):
+            added[kind][arch] = sorted(added[kind][arch])
+    return added
+
+
+def fact_keys(facts: dict) -> set[tuple]:
+    """Every fact as a key, in the same form as a run's ``added``."""
+    return _added_keys(new_facts(empty_facts(), facts))
+
+
 def new_facts(old: dict, new: dict) -> dict:
     """What ``new`` has that ``old`` has not, as lists of keys per kind."""
     added: dict = {}
@@ -148,8 +204,7 @@ def new_facts(old: dict, new: dict) -> dict:
     old_net = {_net_key(e) for e in old.get("network", [])}
     fresh_net = [e for e in new.get("network", []) if _net_key(e) not in old_net]
     if fresh_net:
-        added["network"] = [f"{e['op']} {e.get('proto','unknown')} {e['family']} {e['address']}" +
-                            ("" if e.get("port") is None else f":{e['port']}") for e in fresh_net]
+        added["network"] = [_net_label(e) for e in fresh_net]
     un = {a: sorted(set(v) - set(old.get("unknown_syscalls", {}).get(a, []))) for a, v in new.get("unknown_syscalls", {}).items()}
     if any(un.values()):
         added["unknown_syscalls"] = {a: v for a, v in un.items() if v}
@@ -196,31 +251,39 @@ def merge(items: Iterable[Profile | Recording], rules_options: dict | None = Non
     seen: set[str] = set()
     for item in items:
         if isinstance(item, Recording):
-            parts = [(run_info(item), facts_of(item))]
-        else:
-            if not item.runs:
+            if item.id in seen:
                 continue
-            # A profile's runs cannot be split back into per-run facts: the
-            # profile's facts enter with its first new run; the others add what
-            # they were recorded as adding.
-            fresh = [r for r in item.runs if r["id"] not in seen]
-            if not fresh:
-                continue
-            if len(fresh) < len(item.runs):
-                # overlapping profiles: counts would double; refuse silently wrong sums
-                from ..errors import UserError
-                raise UserError("cannot merge profiles that share some runs but not all "
-                                f"(run {next(r['id'] for r in item.runs if r['id'] in seen)} appears twice)")
-            parts = [({k: v for k, v in r.items() if k != "added"}, None) for r in fresh]
-            parts[0] = (parts[0][0], item.facts)
-        for info, f in parts:
-            if info["id"] in seen:
-                continue
-            seen.add(info["id"])
-            added = new_facts(facts, f) if f is not None else {}
-            if f is not None:
-                facts = merge_facts(facts, f)
-            runs.append({**info, "added": added})
+            seen.add(item.id)
+            f = facts_of(item)
+            runs.append({**run_info(item), "added": new_facts(facts, f)})
+            facts = merge_facts(facts, f)
+            continue
+        if not item.runs:
+            continue
+        fresh = [r for r in item.runs if r["id"] not in seen]
+        if not fresh:
+            continue   # the same profile (or its runs) given twice
+        if len(fresh) < len(item.runs):
+            # overlapping profiles: counts would double; refuse silently wrong sums
+            from ..errors import UserError
+            raise UserError("cannot merge profiles that share some runs but not all "
+                            f"(run {next(r['id'] for r in item.runs if r['id'] in seen)} appears twice)")
+        # A profile's facts cannot be split back into runs. Each run keeps what
+        # it was recorded as adding, minus what earlier items already had;
+        # anything the profile brings that no run claims goes to its first run.
+        known = fact_keys(facts)
+        leftover = _added_keys(new_facts(facts, item.facts))
+        per_run = []
+        for r in fresh:
+            mine = (_added_keys(r.get("added", {})) - known) & leftover
+            known |= mine
+            leftover -= mine
+            per_run.append(mine)
+        per_run[0] |= leftover
+        for r, mine in zip(fresh, per_run):
+            seen.add(r["id"])
+            runs.append({**{k: v for k, v in r.items() if k != "added"}, "added": _keys_to_added(mine)})
+        facts = merge_facts(facts, item.facts)
     runs_t = tuple(runs)
     return Profile(runs=runs_t, facts=facts, rules=derive_rules(facts, runs_t, **(rules_options or {})))
 

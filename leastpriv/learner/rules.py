@@ -14,9 +14,16 @@ The rules are the one model every exporter and the local enforcer read:
     no_new_privileges bool
     files        {read|write|exec|create: [path]}
     network      {families: [AF_*], tcp_bind: [port], tcp_connect: [port], ...}
+    style        "allowlist" | "denylist"      which policy the exporters should write
+    denylist     {arch: {"names": [..], "conditional": [rule], "errno": [{"names", "errno", "comment"}]}}
+                 only with style "denylist": under default ALLOW, deny these names; deny a call
+                 when ALL conditions of one conditional rule match (each rule is one alternative);
+                 answer "errno" rules with that errno (clone3 -> ENOSYS). The allowlist keys above
+                 are still filled, so an exporter can show both.
 
 Argument-level minimisation (args modes strict/safe/off) lives in
-learner/args.py; this module assembles the pieces.
+learner/args.py, the denylist in learner/denylist.py, capabilities in
+learner/capabilities.py; this module assembles the pieces.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from typing import Any, Mapping, Sequence
 from .. import constants, syscalls
 
 ARGS_MODES = ("strict", "safe", "off")
+STYLES = ("allowlist", "denylist")
 
 
 def _clone_rules(arch: str, facts: Mapping, mode: str) -> tuple[list, list, list]:
@@ -49,10 +57,13 @@ def _clone_rules(arch: str, facts: Mapping, mode: str) -> tuple[list, list, list
     return cond, errno, []
 
 
-def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe", **_: Any) -> dict:
-    """Rules from facts. ``args`` is the argument mode: strict, safe or off."""
+def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe", style: str = "allowlist",
+                 **_: Any) -> dict:
+    """Rules from facts. ``args`` is the argument mode (strict, safe, off); ``style`` allowlist or denylist."""
     if args not in ARGS_MODES:
         raise ValueError(f"args mode must be one of {ARGS_MODES}")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}")
     try:
         from . import args as argrules  # argument-level minimisation, when present
     except ImportError:  # pragma: no cover - during bring-up
@@ -95,7 +106,12 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
             net.setdefault(f"tcp_{e['op']}", []).append(e["port"])
     for k in list(net):
         net[k] = sorted(set(net[k]))
+    out_style: dict[str, Any] = {"style": style}
+    if style == "denylist":
+        from .denylist import denylist_rules
+        out_style["denylist"] = {arch: denylist_rules(arch, facts) for arch in sorted(facts.get("syscalls", {}))}
     return {
+        **out_style,
         "args_mode": args,
         "syscalls": allowed,
         "conditional": conditional,

@@ -1,0 +1,163 @@
+"""leastpriv run: profiles learned from real programs, enforced by the real kernel."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from leastpriv.exporters import seccomp_model as sm
+
+from .conftest import ROOT, lp, need_root
+from .lp_strace import PYTHON, learn_profile, without_syscall
+
+
+def _save(profile, tmp_path, name="p.json"):
+    path = tmp_path / name
+    profile.save(str(path))
+    return str(path)
+
+
+def test_pipeline_runs_same_under_its_profile(tmp_path):
+    cmd = ["sh", "-c", "ls /etc | sort | head -n 3; cat /etc/hostname | tr a-z A-Z; exit 3"]
+    profile, learned = learn_profile(cmd)
+    assert learned.returncode == 3
+    res = lp("run", "--profile", _save(profile, tmp_path), "--", *cmd)
+    assert res.returncode == 3, res.stderr
+    assert res.stdout == learned.stdout
+
+
+def test_removing_a_needed_syscall_fails_with_eperm(build_c, tmp_path):
+    exe = str(build_c("enforce_probe"))
+    (tmp_path / "in.txt").write_text("hello\n")
+    profile, learned = learn_profile([exe, str(tmp_path / "in.txt")])
+    assert learned.stdout.endswith("content hello\n")
+    ok = lp("run", "--profile", _save(profile, tmp_path), "--", exe, str(tmp_path / "in.txt"))
+    assert (ok.returncode, ok.stdout) == (0, learned.stdout), ok.stderr
+    bad = lp("run", "--profile", _save(without_syscall(profile, "uname"), tmp_path, "bad.json"), "--",
+             exe, str(tmp_path / "in.txt"))
+    assert bad.returncode == 3
+    assert bad.stdout == "uname: Operation not permitted\n"
+
+
+def test_clone_with_newuser_is_denied_while_fork_works(build_c, tmp_path):
+    exe = str(build_c("enforce_clone"))
+    # user namespaces work here without the filter
+    free = subprocess.run([exe, "userns"], capture_output=True, text=True)
+    assert free.returncode == 0 and "userns ok" in free.stdout, free.stdout
+    profile, learned = learn_profile([exe, "fork"])
+    assert learned.stdout == "fork ok 7\n"
+    rules = profile.rules
+    assert "clone" not in rules["syscalls"]["x86_64"], "clone must be argument-constrained"
+    assert any("clone" in r["names"] for r in rules["conditional"]["x86_64"])
+    path = _save(profile, tmp_path)
+    res = lp("run", "--profile", path, "--", exe, "userns")
+    assert res.stdout == "fork ok 7\nclone(CLONE_NEWUSER): Operation not permitted\n", res.stderr
+    assert res.returncode == 4
+
+
+def test_complain_reports_the_missing_syscall_and_the_program_succeeds(build_c, tmp_path):
+    exe = str(build_c("enforce_probe"))
+    profile, learned = learn_profile([exe])
+    path = _save(without_syscall(profile, "uname"), tmp_path)
+    report = tmp_path / "report.json"
+    res = lp("run", "--profile", path, "--complain", "--report", str(report), "--", exe)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == learned.stdout
+    assert f"x86_64 uname x1 by {os.path.realpath(exe)}" in res.stderr
+    data = json.loads(report.read_text())
+    assert [(d["syscall"], d["exe"]) for d in data["denials"]] == [("uname", os.path.realpath(exe))]
+    # and enforcing the same profile does deny it
+    assert lp("run", "--profile", path, "--", exe).returncode == 3
+
+
+def test_complain_names_each_executable(tmp_path):
+    cmd = ["sh", "-c", "uname -s; true"]
+    profile, learned = learn_profile(cmd)
+    res = lp("run", "--profile", _save(without_syscall(profile, "uname"), tmp_path), "--complain", "--", *cmd)
+    assert res.returncode == 0 and res.stdout == learned.stdout
+    assert "uname x1 by /usr/bin/uname" in res.stderr
+
+
+def test_python_threads_and_subprocesses(tmp_path):
+    script = tmp_path / "w.py"
+    script.write_text(
+        "import subprocess, threading\n"
+        "out = []\n"
+        "ts = [threading.Thread(target=lambda i=i: out.append(i * i)) for i in range(4)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print(sorted(out), subprocess.run(['echo', 'child'], capture_output=True, text=True).stdout.strip())\n")
+    cmd = [PYTHON, str(script)]
+    profile, learned = learn_profile(cmd)
+    assert learned.stdout == "[0, 1, 4, 9] child\n"
+    res = lp("run", "--profile", _save(profile, tmp_path), "--", *cmd)
+    assert (res.returncode, res.stdout) == (0, learned.stdout), res.stderr
+
+
+def test_command_not_found_is_one_line_127(tmp_path):
+    profile, _ = learn_profile(["true"])
+    res = lp("run", "--profile", _save(profile, tmp_path), "--", "no-such-command-xyz")
+    assert res.returncode == 127
+    assert res.stderr.strip().splitlines() == ["leastpriv: error: no-such-command-xyz: command not found"]
+
+
+def test_signal_status_and_forwarding(tmp_path):
+    profile, _ = learn_profile(["sleep", "0.1"])
+    path = _save(profile, tmp_path)
+    # killed by a signal: 128+N
+    profile_sh, _ = learn_profile(["sh", "-c", "kill -TERM $$"])
+    res = lp("run", "--profile", _save(profile_sh, tmp_path, "sh.json"), "--", "sh", "-c", "kill -TERM $$")
+    assert res.returncode == 128 + signal.SIGTERM, res.stderr
+    # a signal sent to leastpriv reaches the workload
+    proc = subprocess.Popen([sys.executable, "-m", "leastpriv", "run", "--profile", path, "--", "sleep", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert time.monotonic() - t0 < 5
+
+
+def test_stdin_passes_through(tmp_path):
+    profile, _ = learn_profile(["tr", "a-z", "A-Z"], input="x\n")
+    res = lp("run", "--profile", _save(profile, tmp_path), "--", "tr", "a-z", "A-Z", input="hello\n")
+    assert (res.returncode, res.stdout) == (0, "HELLO\n"), res.stderr
+
+
+def test_bad_profile_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    res = lp("run", "--profile", str(bad), "--", "true")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and str(bad) in res.stderr
+
+
+def test_model_is_per_abi_and_flat_for_exporters():
+    rules = {"syscalls": {"x86_64": ["read", "write"], "x86": ["read", "socketcall"]},
+             "conditional": {"x86_64": [{"names": ["clone"], "args": [
+                 {"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]},
+             "errno": {"x86_64": [{"names": ["clone3"], "errno": "ENOSYS"}]}}
+    m = sm.build(rules, arch="x86_64")
+    assert m.arches == ("x86_64", "x86", "x32")
+    assert m.allowed_names("x86") == {"read", "socketcall"}
+    assert m.allowed_names("x32") == set()
+    flat = m.flat()
+    assert flat[0].names == ("read", "socketcall", "write") and flat[0].action == sm.ALLOW
+    assert [(r.names, r.action, r.errno) for r in flat[1:]] == [(("clone",), sm.ALLOW, None),
+                                                                (("clone3",), sm.ERRNO, "ENOSYS")]
+    c = sm.build(rules, arch="x86_64", complain=True)
+    assert (c.default_action, c.default_errno) == (sm.LOG, None)
+
+
+def test_filter_is_per_abi(tmp_path):
+    from leastpriv.enforce.seccomp import build_filter
+
+    rules = {"syscalls": {"x86_64": ["read", "write"], "x86": ["mmap2"]}}
+    pfc = build_filter(sm.build(rules, runtime="leastpriv")).pfc()
+    x86_64, _, rest = pfc.partition("# filter for arch x86 ")
+    assert '"execve"' in x86_64 and '"read"' in x86_64 and "mmap2" not in x86_64
+    assert '"mmap2"' in rest and '"read"' not in rest

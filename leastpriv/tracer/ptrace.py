@@ -1,0 +1,776 @@
+"""ptrace backend: run a command and record every syscall of every process and thread it creates.
+
+Needs neither root nor kernel headers. python-ptrace makes the ptrace calls
+(``ptrace.binding.func``); what it lacks (PTRACE_SEIZE and its options,
+PTRACE_GET_SYSCALL_INFO, the seccomp filter, process_vm_readv) is
+hand-written ctypes in :mod:`.ptrace_abi`.
+
+How it works
+------------
+* The child forks, waits on a pipe until the tracer has PTRACE_SEIZEd it with
+  TRACEFORK|VFORK|CLONE|EXEC|SECCOMP|SYSGOOD|EXITKILL, installs a
+  one-instruction classic-BPF seccomp filter returning SECCOMP_RET_TRACE, and
+  execs. From then on every syscall of the workload and its descendants
+  (filters are inherited) stops **once**, at a seccomp stop, where
+  PTRACE_GET_SYSCALL_INFO gives (arch, nr, args): an i386 or x32 call on
+  x86_64 is named in its own architecture (``syscalls.from_audit``).
+* The tracer resumes with PTRACE_CONT, and asks for the syscall-exit stop
+  (PTRACE_SYSCALL) only when it needs the result: the open family (a file is
+  recorded only if the open succeeded; its real path is readlink
+  /proc/PID/fd/RET, which resolves dirfd and relative paths), socket (fd ->
+  type, to tell tcp/udp/raw at bind/connect), mkdir/unlink/rename/link/
+  symlink/mknod/truncate (create/write, if it succeeded), and a sample of
+  every other syscall: its first 8 calls, every call until one succeeded,
+  and calls number 16, 32, 64, ... ``SyscallStat.results`` says how many
+  results were observed. bind/connect addresses (AF_INET, AF_INET6, AF_UNIX
+  incl. abstract) are recorded at entry: an attempt is a need.
+* no_new_privs: without CAP_SYS_ADMIN the kernel only accepts a seccomp
+  filter from a process with no_new_privs set, so the child sets it only when
+  the first attempt fails with EACCES (i.e. not when root). It changes
+  nothing a traced run could have done anyway: a traced setuid program does
+  not gain privileges unless the tracer holds CAP_SYS_PTRACE.
+* Where seccomp filters are unavailable (or LEASTPRIV_PTRACE_NO_SECCOMP=1)
+  it falls back to PTRACE_SYSCALL, two stops per syscall (every result is
+  then observed), and says so in the Recording's notes.
+* The launcher's own syscalls (Python between fork and exec) are not
+  recorded, except the execve that starts the workload.
+
+CPU placement (TraceOptions.cpu)
+--------------------------------
+Every stop is two context switches between tracee and tracer. On the 2-vCPU
+VM this was written on, a stop costs ~7 µs when both run on the same CPU and
+up to ~90 µs when they are on different CPUs (the wake-up crosses CPUs, and an
+idle vCPU must be woken by the hypervisor). "same" (default) pins the tracer
+and the workload to the CPU the tracer is on: syscall-heavy workloads run
+several times faster, but a parallel workload gets one CPU (and ``nproc``
+inside it says 1). "any" leaves the scheduler alone (right for CPU-bound,
+multi-threaded workloads that make few syscalls); a number pins both to that
+CPU. ``make bench`` measures it.
+
+What it cannot see: capability checks (the eBPF backend sees them), syscalls
+another seccomp filter of the workload denies before ours asks, and a setuid
+program's privileged behaviour (it runs unprivileged under trace). Processes
+that outlive the command (daemons) are followed until they exit, like
+``strace -f``.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import stat
+import sys
+import time
+import traceback
+from ctypes import addressof, sizeof
+
+from .. import syscalls
+from ..errors import UserError
+from . import ptrace_abi as abi
+from .base import Backend, Command, Target, TraceOptions
+from .recording import Endpoint, Recording, RecordingBuilder
+
+NO_SECCOMP_ENV = "LEASTPRIV_PTRACE_NO_SECCOMP"
+SAMPLE_FIRST = 8
+PROGRESS_EVERY = 0.25
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+RESTART_ERRNOS = frozenset((512, 513, 514, 516))   # ERESTARTSYS.. : kernel-internal, the call is restarted
+AT_FDCWD32 = 0xFFFFFF9C
+O_CREAT, O_TMPFILE, O_ACCMODE = os.O_CREAT, os.O_TMPFILE, os.O_ACCMODE
+NO_RESULT = frozenset(("exit", "exit_group", "rt_sigreturn", "sigreturn", "restart_syscall", "vfork"))
+
+# entry list slots (a list per (exe, arch, nr): mutated in place in the hot loop)
+COUNT, RESULTS, OK, ERRNOS, NAME, ON_ENTRY, ON_EXIT, ARGIDX, ARGS, IGNORE = range(10)
+
+# path syscalls: (dirfd index or None, path index, access) for each path they create/modify
+_PATH_OPS = {
+    "mkdir": ((None, 0, "create"),), "mkdirat": ((0, 1, "create"),),
+    "rmdir": ((None, 0, "write"),), "unlink": ((None, 0, "write"),), "unlinkat": ((0, 1, "write"),),
+    "rename": ((None, 0, "write"), (None, 1, "create")),
+    "renameat": ((0, 1, "write"), (2, 3, "create")), "renameat2": ((0, 1, "write"), (2, 3, "create")),
+    "link": ((None, 1, "create"),), "linkat": ((2, 3, "create"),),
+    "symlink": ((None, 1, "create"),), "symlinkat": ((1, 2, "create"),),
+    "mknod": ((None, 0, "create"),), "mknodat": ((0, 1, "create"),),
+    "truncate": ((None, 0, "write"),), "truncate64": ((None, 0, "write"),),
+}
+_SOCK_PROTO = {1: "tcp", 2: "udp", 3: "raw", 5: "sctp"}     # SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET
+_UNIX_PROTO = {1: "stream", 2: "dgram", 5: "seqpacket"}
+
+
+def resolve_command(argv0: str) -> str:
+    """The file execve will run, looked up like execvp; UserError 127 (not found) or 126 (not executable)."""
+    if "/" in argv0:
+        candidates = [argv0]
+    else:
+        path = os.environ.get("PATH", os.defpath)
+        candidates = [os.path.join(d or ".", argv0) for d in path.split(os.pathsep)]
+    found_noexec = None
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(c, os.X_OK):
+            return c
+        found_noexec = found_noexec or c
+    if found_noexec:
+        what = "is a directory" if os.path.isdir(found_noexec) else "permission denied (not executable)"
+        raise UserError(f"{argv0}: {what}", exit_code=126)
+    raise UserError(f"{argv0}: command not found", exit_code=127)
+
+
+def _current_cpu() -> int:
+    with open("/proc/self/stat", "rb") as f:
+        data = f.read()
+    return int(data[data.rindex(b")") + 2:].split()[36])
+
+
+class PtraceBackend(Backend):
+    """Starts a command under ptrace with seccomp-assisted stops (see module docstring)."""
+
+    name = "ptrace"
+
+    @classmethod
+    def usable(cls) -> tuple[bool, str]:
+        if not sys.platform.startswith("linux"):
+            return False, "ptrace backend needs Linux"
+        if not abi.syscall_info_supported():
+            return False, "needs PTRACE_GET_SYSCALL_INFO (Linux >= 5.3)"
+        try:
+            with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+                if f.read().strip() == "3":
+                    return False, "ptrace is disabled (kernel.yama.ptrace_scope=3)"
+        except OSError:
+            pass
+        return True, ""
+
+    def trace(self, target: Target, options: TraceOptions) -> Recording:
+        if not isinstance(target, Command):
+            raise UserError("the ptrace backend traces a command it starts; attaching to a PID or a cgroup "
+                            "needs --backend ebpf")
+        if not target.argv:
+            raise UserError("learn: no command given")
+        path = resolve_command(target.argv[0])
+        return _Session(list(target.argv), path, options).run()
+
+
+class _Session:
+    def __init__(self, argv: list[str], path: str, options: TraceOptions):
+        self.argv = argv
+        self.path = path
+        self.options = options
+        self.b = RecordingBuilder(argv, "ptrace", "cmd")
+        self.info = abi.SyscallInfo()
+        self.mem = abi.MemReader()
+        self.native_audit = syscalls.audit_arch_value(syscalls.host_arch())
+        self.tables: dict[int, dict] = {}          # tid -> syscall table of its current executable
+        self.exe_tables: dict[str, dict] = {}      # exe -> table
+        self.prelaunch: dict = {}                  # the root before its first exec
+        self.first_exe = ""
+        self.pending: dict[int, list] = {}         # tid -> entry awaiting its exit stop
+        self.extra: dict[int, object] = {}         # tid -> handler data for the exit stop
+        self.exec_arg: dict[int, str] = {}         # tid -> execve path argument
+        self.sock_types: dict[str, tuple[int, int]] = {}   # "socket:[ino]" -> (domain, type)
+        self.root = 0
+        self.exit_status: int | None = None
+        self.interrupted = ""
+        self.signals_received = 0
+        self.deferred_sig = 0
+        self.fallback = False
+        self.tasks_seen = 0
+        self.nsys = 0
+        self._handlers = self._make_handlers()
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Recording:
+        b = self.b
+        self.fallback = bool(os.environ.get(NO_SECCOMP_ENV))
+        if self.fallback:
+            b.note(f"seccomp-assisted tracing disabled ({NO_SECCOMP_ENV}=1): PTRACE_SYSCALL, two stops per syscall")
+        else:
+            ok, why = abi.seccomp_filter_works()
+            if not ok:
+                self.fallback = True
+                b.note(f"seccomp filters unavailable ({why}): fell back to PTRACE_SYSCALL, two stops per syscall")
+        old_affinity = self._place_cpu()
+        prog, keep = abi.make_filter()
+        argv_b = [os.fsencode(a) for a in self.argv]
+        env = os.environ.copy()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:   # pragma: no cover - child
+            self._child(r, w, prog, argv_b, env)
+        os.close(r)
+        self.root = pid
+        old_handlers = {}
+        try:
+            try:
+                abi.seize(pid, abi.PTRACE_O_TRACESYSGOOD | abi.PTRACE_O_TRACEFORK | abi.PTRACE_O_TRACEVFORK
+                          | abi.PTRACE_O_TRACECLONE | abi.PTRACE_O_TRACEEXEC | abi.PTRACE_O_TRACESECCOMP
+                          | abi.PTRACE_O_EXITKILL)
+            except Exception as exc:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise UserError(f"ptrace: cannot trace the command: {exc}") from None
+            if self.fallback:
+                abi.ptrace(abi.PTRACE_INTERRUPT, pid)
+            self.tables[pid] = self.prelaunch
+            self.tasks_seen = 1
+            for s in FORWARDED:
+                old_handlers[s] = signal.signal(s, self._on_signal)
+            old_handlers[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._on_alarm)
+            os.write(w, b"g")
+            os.close(w)
+            w = -1
+            try:
+                self._loop()
+            except BaseException as exc:   # tracer bug or KeyboardInterrupt from elsewhere: never leave tracees
+                self._kill_all()
+                self._drain()
+                if isinstance(exc, KeyboardInterrupt):
+                    self.interrupted = self.interrupted or "SIGINT"
+                else:
+                    traceback.print_exc(file=sys.stderr)
+                    self.interrupted = f"tracer error: {type(exc).__name__}: {exc}"
+        finally:
+            if w >= 0:
+                os.close(w)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            if old_affinity is not None:
+                os.sched_setaffinity(0, old_affinity)
+            del keep
+        return self._build()
+
+    def _child(self, r, w, prog, argv_b, env):   # pragma: no cover - runs in the forked child
+        try:
+            os.close(w)
+            if os.read(r, 1) != b"g":       # the tracer died before seizing us
+                os._exit(127)
+            os.close(r)
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)    # Python ignores these; the workload must not
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            if not self.fallback:
+                err = abi.install_filter(prog)
+                if err:
+                    os.write(2, f"leastpriv: cannot install the seccomp filter: {os.strerror(err)}\n".encode())
+                    os._exit(126)
+            os.execve(self.path, argv_b, env)
+        except OSError as exc:
+            try:
+                os.write(2, f"leastpriv: {self.argv[0]}: {exc.strerror}\n".encode())
+            finally:
+                os._exit(126 if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR) else 127)
+        finally:
+            os._exit(127)
+
+    def _place_cpu(self):
+        cpu = self.options.cpu
+        if cpu == "any":
+            return None
+        allowed = os.sched_getaffinity(0)
+        if cpu == "same":
+            want = _current_cpu()
+            if want not in allowed:
+                want = min(allowed)
+        else:
+            try:
+                want = int(cpu)
+            except ValueError:
+                raise UserError(f"--cpu: expected same, any or a CPU number, got {cpu!r}") from None
+            if want not in allowed:
+                raise UserError(f"--cpu: CPU {want} is not available here (allowed: "
+                                f"{', '.join(map(str, sorted(allowed)))})")
+        os.sched_setaffinity(0, {want})
+        return allowed
+
+    # ------------------------------------------------------------ signals
+    def _on_signal(self, sig, frame):
+        self.signals_received += 1
+        if not self.interrupted:
+            self.interrupted = signal.Signals(sig).name
+        if self.signals_received >= 2:
+            self._kill_all()
+            return
+        if sig in (signal.SIGINT, signal.SIGQUIT) and self._tty_foreground():
+            # Most likely typed at the terminal: the workload (same foreground process
+            # group) got it too. Forward only if no tracee reports it within 100 ms.
+            self.deferred_sig = sig
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            return
+        self._forward(sig)
+
+    def _on_alarm(self, sig, frame):
+        if self.deferred_sig:
+            s, self.deferred_sig = self.deferred_sig, 0
+            self._forward(s)
+
+    def _forward(self, sig):
+        targets = [self.root] if self.exit_status is None else list(self.tables)
+        for pid in targets:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _tty_foreground() -> bool:
+        for fd in (0, 1, 2):
+            try:
+                if os.isatty(fd):
+                    return os.tcgetpgrp(fd) == os.getpgrp()
+            except OSError:
+                continue
+        return False
+
+    def _kill_all(self):
+        for pid in list(self.tables):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _drain(self):
+        """Reap every tracee (after _kill_all): nothing is left stopped or orphaned."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                pid, status = os.waitpid(-1, abi.WALL)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if os.WIFSTOPPED(status):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    abi.raw_ptrace(abi.PTRACE_CONT, pid, 0, 0)
+                except OSError:
+                    pass
+            else:
+                self._gone(pid, status)
+
+    # ------------------------------------------------------------ hot loop
+    def _loop(self):
+        waitpid = os.waitpid
+        WALL = abi.WALL
+        pt = abi.raw_ptrace
+        FAILED = abi.PTRACE_FAILED
+        GSI = abi.PTRACE_GET_SYSCALL_INFO
+        CONT = abi.PTRACE_CONT
+        SYSCALL = abi.PTRACE_SYSCALL
+        S_SECCOMP = abi.STATUS_SECCOMP
+        S_SYSCALL = abi.STATUS_SYSCALL
+        info = self.info
+        iaddr = addressof(info)
+        isz = sizeof(info)
+        tables = self.tables
+        pending = self.pending
+        native = self.native_audit
+        new_entry = self._new_entry
+        new_task = self._new_task
+        slow = self._slow_stop
+        fallback = self.fallback
+        resume_after_exit = SYSCALL if fallback else CONT
+        monotonic = time.monotonic
+        progress = self.options.progress
+        next_progress = monotonic() + PROGRESS_EVERY
+        nsys = 0
+        try:
+            while True:
+                try:
+                    pid, status = waitpid(-1, WALL)
+                except ChildProcessError:
+                    break
+                if status == S_SECCOMP:
+                    if pt(GSI, pid, isz, iaddr) == FAILED:
+                        self._ptrace_failed(pid)
+                        continue
+                elif status == S_SYSCALL:
+                    if pt(GSI, pid, isz, iaddr) == FAILED:
+                        self._ptrace_failed(pid)
+                        continue
+                    if info.op != 1:    # exit stop (or no info)
+                        e = pending.pop(pid, None)
+                        if e is not None and info.op == 2:
+                            rval = info.rval
+                            if -4096 < rval < 0:
+                                if -rval not in RESTART_ERRNOS:
+                                    e[RESULTS] += 1
+                                    d = e[ERRNOS]
+                                    d[-rval] = d.get(-rval, 0) + 1
+                            else:
+                                e[RESULTS] += 1
+                                e[OK] += 1
+                            if e[ON_EXIT] is not None:
+                                e[ON_EXIT](pid, e, rval)
+                        if pt(resume_after_exit, pid, 0, 0) == FAILED:
+                            self._ptrace_failed(pid)
+                        continue
+                else:
+                    slow(pid, status)
+                    continue
+                # syscall entry (seccomp stop, or entry stop in fallback mode)
+                nr = info.nr
+                arch = info.arch
+                tab = tables.get(pid)
+                if tab is None:
+                    tab = new_task(pid)
+                e = tab.get(nr if arch == native else (arch, nr))
+                if e is None:
+                    e = new_entry(tab, arch, nr)
+                c = e[COUNT] = e[COUNT] + 1
+                h = e[ON_ENTRY]
+                if h is not None:
+                    req = h(pid, e, info)
+                else:
+                    req = c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+                if req or fallback:
+                    pending[pid] = e
+                    r = pt(SYSCALL, pid, 0, 0)
+                else:
+                    r = pt(CONT, pid, 0, 0)
+                if r == FAILED:
+                    self._ptrace_failed(pid)
+                nsys += 1
+                if not nsys & 1023:
+                    t = monotonic()
+                    if t >= next_progress:
+                        next_progress = t + PROGRESS_EVERY
+                        self.nsys = nsys
+                        if progress is not None:
+                            progress(self._progress())
+        finally:
+            self.nsys = nsys
+
+    def _progress(self) -> dict:
+        distinct = {e[NAME] for t in self.exe_tables.values() for e in t.values()}
+        return {"processes": len(self.tables), "syscalls": self.nsys, "distinct": len(distinct)}
+
+    def _ptrace_failed(self, pid):
+        err = abi.get_errno()
+        if err != errno.ESRCH:   # ESRCH: killed meanwhile (SIGKILL); its exit is reported next
+            raise OSError(err, f"ptrace on {pid}: {os.strerror(err)}")
+
+    def _resume(self, pid, sig=0, req=None):
+        if req is None:
+            req = abi.PTRACE_SYSCALL if (self.fallback or pid in self.pending) else abi.PTRACE_CONT
+        if abi.raw_ptrace(req, pid, 0, sig) == abi.PTRACE_FAILED:
+            self._ptrace_failed(pid)
+
+    # ------------------------------------------------------------ slow path
+    def _slow_stop(self, pid, status):
+        if pid not in self.tables and (os.WIFSTOPPED(status)):
+            self._new_task(pid)
+        if os.WIFSTOPPED(status):
+            sig = (status >> 8) & 0xFF
+            event = status >> 16
+            if event:
+                if event == abi.PTRACE_EVENT_EXEC:
+                    self._on_exec(pid)
+                elif event == abi.PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
+                    # group-stop: keep it stopped (job control works) but hear about SIGCONT
+                    if abi.raw_ptrace(abi.PTRACE_LISTEN, pid, 0, 0) == abi.PTRACE_FAILED:
+                        self._ptrace_failed(pid)
+                    return
+                self._resume(pid)       # fork/vfork/clone/exec events, new-task and interrupt stops
+                return
+            # signal-delivery stop: deliver the signal
+            if sig == self.deferred_sig:
+                self.deferred_sig = 0          # the tty's signal reached the workload itself
+            self._resume(pid, sig)
+            return
+        self._gone(pid, status)
+
+    def _gone(self, pid, status):
+        self.tables.pop(pid, None)
+        self.pending.pop(pid, None)
+        self.extra.pop(pid, None)
+        self.exec_arg.pop(pid, None)
+        if pid == self.root and self.exit_status is None:
+            if os.WIFEXITED(status):
+                self.exit_status = os.WEXITSTATUS(status)
+            elif os.WIFSIGNALED(status):
+                self.exit_status = 128 + os.WTERMSIG(status)
+
+    def _new_task(self, pid) -> dict:
+        """A task we have not seen: a new child (maybe before its parent's fork event) or thread."""
+        self.tasks_seen += 1
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            exe = "?"
+        tab = self._exe_table(exe)
+        self.tables[pid] = tab
+        return tab
+
+    def _exe_table(self, exe: str) -> dict:
+        tab = self.exe_tables.get(exe)
+        if tab is None:
+            tab = self.exe_tables[exe] = {}
+        return tab
+
+    def _on_exec(self, pid):
+        try:
+            former = abi.geteventmsg(pid)
+        except Exception:
+            former = pid
+        if former != pid:     # a non-leader thread exec'd and took over the leader's tid
+            p = self.pending.pop(former, None)
+            self.pending.pop(pid, None)
+            if p is not None:
+                self.pending[pid] = p
+            self.tables.pop(former, None)
+            arg = self.exec_arg.pop(former, None)
+        else:
+            arg = self.exec_arg.pop(pid, None)
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            exe = "?"
+        if exe.endswith(" (deleted)"):
+            exe = exe[:-10]
+        self.b.exec_(exe)
+        if arg:
+            real = os.path.realpath(arg)
+            if real != exe:      # a script: the kernel ran its interpreter (exe)
+                self.b.exec_(real)
+        if not self.first_exe:
+            self.first_exe = exe
+        self.tables[pid] = self._exe_table(exe)
+
+    # ------------------------------------------------------------ entries
+    def _new_entry(self, tab, audit_arch, nr) -> list:
+        if nr >= 1 << 63:
+            nr -= 1 << 64
+        arch, num = syscalls.from_audit(audit_arch, nr)
+        try:
+            name = syscalls.name(arch, num)
+        except KeyError:
+            name = f"#{num}"
+        spec = syscalls.tracked_args(arch, name)
+        argidx = spec.indexes if spec else ()
+        on_entry, on_exit = self._handlers.get(name, (None, None))
+        if on_entry is None and argidx:
+            on_entry = self._h_args
+        if name in NO_RESULT and on_entry is None:
+            on_entry = self._h_noresult
+        ignore = tab is self.prelaunch and name not in ("execve", "execveat")
+        if ignore:
+            on_entry, on_exit = self._h_noresult, None
+        e = [0, 0, 0, {}, (arch, name), on_entry, on_exit, argidx, {}, ignore]
+        tab[nr if audit_arch == self.native_audit else (audit_arch, nr)] = e
+        return e
+
+    def _make_handlers(self) -> dict:
+        h = {}
+        for n in ("open", "openat", "creat", "openat2"):
+            h[n] = (self._h_open, self._x_open)
+        h["socket"] = (self._h_socket, self._x_socket)
+        for n in ("bind", "connect"):
+            h[n] = (self._h_sockaddr, None)
+        for n in ("execve", "execveat"):
+            h[n] = (self._h_exec, None)
+        for n in _PATH_OPS:
+            h[n] = (self._h_path, self._x_path)
+        return h
+
+    @staticmethod
+    def _sample(e) -> bool:
+        c = e[COUNT]
+        return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+
+    def _record_args(self, e, info):
+        a = info.args
+        vals = tuple([a[i] for i in e[ARGIDX]])
+        d = e[ARGS]
+        d[vals] = d.get(vals, 0) + 1
+
+    def _h_args(self, pid, e, info):
+        a = info.args
+        vals = tuple([a[i] for i in e[ARGIDX]])
+        d = e[ARGS]
+        d[vals] = d.get(vals, 0) + 1
+        c = e[COUNT]
+        return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+
+    def _h_noresult(self, pid, e, info):
+        return False
+
+    def _resolve(self, pid, dirfd, path) -> str | None:
+        if path is None:
+            return None
+        if path.startswith("/"):
+            return os.path.normpath(path)
+        try:
+            if dirfd is None or (dirfd & 0xFFFFFFFF) == AT_FDCWD32:
+                base = os.readlink(f"/proc/{pid}/cwd")
+            else:
+                base = os.readlink(f"/proc/{pid}/fd/{dirfd & 0xFFFFFFFF}")
+        except OSError:
+            return None
+        if not base.startswith("/"):
+            return None
+        return os.path.normpath(os.path.join(base, path))
+
+    def _h_open(self, pid, e, info):
+        name = e[NAME][1]
+        a = info.args
+        if name == "openat":
+            dirfd, ptr, flags = a[0], a[1], a[2]
+        elif name == "open":
+            dirfd, ptr, flags = None, a[0], a[1]
+        elif name == "creat":
+            dirfd, ptr, flags = None, a[0], os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+        else:   # openat2(dirfd, path, struct open_how *how, size): how->flags is the first u64
+            dirfd, ptr = a[0], a[1]
+            flags = self.mem.u64(pid, a[2]) or 0
+        existed = None
+        if flags & O_CREAT and (flags & O_TMPFILE) != O_TMPFILE:
+            p = self._resolve(pid, dirfd, self.mem.string(pid, ptr))
+            existed = os.path.lexists(p) if p else None
+        self.extra[pid] = (flags, existed)
+        return True
+
+    def _x_open(self, pid, e, rval):
+        flags, existed = self.extra.pop(pid, (0, None))
+        if rval < 0:
+            return
+        try:
+            path = os.readlink(f"/proc/{pid}/fd/{rval}")
+        except OSError:
+            return
+        if not path.startswith("/"):
+            return
+        if path.endswith(" (deleted)"):
+            path = path[:-10]
+        acc = flags & O_ACCMODE
+        f = self.b.file
+        if acc == os.O_RDONLY:
+            f(path, "read")
+        elif acc == os.O_WRONLY:
+            f(path, "write")
+        else:
+            f(path, "read")
+            f(path, "write")
+        if existed is False:
+            f(path, "create")
+
+    def _h_socket(self, pid, e, info):
+        self._record_args(e, info)
+        a = info.args
+        self.extra[pid] = (a[0] & 0xFFFFFFFF, a[1] & 0xF)
+        return True
+
+    def _x_socket(self, pid, e, rval):
+        dt = self.extra.pop(pid, None)
+        if rval < 0 or dt is None:
+            return
+        try:
+            self.sock_types[os.readlink(f"/proc/{pid}/fd/{rval}")] = dt
+        except OSError:
+            pass
+
+    def _h_sockaddr(self, pid, e, info):
+        a = info.args
+        fd, addr, alen = a[0] & 0xFFFFFFFF, a[1], a[2] & 0xFFFFFFFF
+        if addr and alen >= 2:
+            raw = self.mem.read(pid, addr, min(alen, 128))
+            try:
+                ino = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                ino = ""
+            ep = parse_sockaddr(e[NAME][1], raw, self.sock_types.get(ino), self._cwd(pid))
+            if ep is not None:
+                self.b.endpoint(ep)
+        c = e[COUNT]
+        return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+
+    def _cwd(self, pid):
+        try:
+            return os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return ""
+
+    def _h_exec(self, pid, e, info):
+        a = info.args
+        if e[NAME][1] == "execve":
+            p = self._resolve(pid, None, self.mem.string(pid, a[0]))
+        else:
+            p = self._resolve(pid, a[0], self.mem.string(pid, a[1]))
+        if p:
+            self.exec_arg[pid] = p
+        c = e[COUNT]
+        return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+
+    def _h_path(self, pid, e, info):
+        a = info.args
+        out = []
+        for dfd_i, path_i, access in _PATH_OPS[e[NAME][1]]:
+            p = self._resolve(pid, None if dfd_i is None else a[dfd_i], self.mem.string(pid, a[path_i]))
+            if p:
+                out.append((p, access))
+        self.extra[pid] = out
+        return True
+
+    def _x_path(self, pid, e, rval):
+        out = self.extra.pop(pid, ())
+        if rval >= 0:
+            for p, access in out:
+                self.b.file(p, access)
+
+    # ------------------------------------------------------------ result
+    def _build(self) -> Recording:
+        b = self.b
+        for exe, tab in self.exe_tables.items():
+            for e in tab.values():
+                self._emit(exe, e)
+        for e in self.prelaunch.values():
+            if not e[IGNORE]:
+                self._emit(self.first_exe or self.path, e)
+        if self.fallback:
+            pass
+        complete = not self.interrupted and self.exit_status is not None
+        return b.build(self.exit_status, complete, self.interrupted)
+
+    def _emit(self, exe, e):
+        if e[IGNORE] or not e[COUNT]:
+            return
+        b = self.b
+        arch, name = e[NAME]
+        b.syscall(arch, name, e[COUNT])
+        b.attribute(exe, arch, name)
+        if e[OK]:
+            b.result(arch, name, 0, e[OK])
+        for en, n in e[ERRNOS].items():
+            b.result(arch, name, -en, n)
+        for vals, n in e[ARGS].items():
+            b.arg(arch, name, vals, n)
+
+
+def parse_sockaddr(op: str, raw: bytes, sock: tuple[int, int] | None, cwd: str = "") -> Endpoint | None:
+    """bind/connect's struct sockaddr -> Endpoint (AF_INET, AF_INET6, AF_UNIX incl. abstract); None for others."""
+    if len(raw) < 2:
+        return None
+    fam = int.from_bytes(raw[:2], sys.byteorder)
+    stype = sock[1] if sock else 0
+    if fam == socket.AF_INET and len(raw) >= 8:
+        return Endpoint(op, "AF_INET", socket.inet_ntop(socket.AF_INET, raw[4:8]), int.from_bytes(raw[2:4], "big"),
+                        _SOCK_PROTO.get(stype, "unknown"))
+    if fam == socket.AF_INET6 and len(raw) >= 24:
+        return Endpoint(op, "AF_INET6", socket.inet_ntop(socket.AF_INET6, raw[8:24]),
+                        int.from_bytes(raw[2:4], "big"), _SOCK_PROTO.get(stype, "unknown"))
+    if fam == socket.AF_UNIX:
+        path = raw[2:]
+        if not path:
+            return None     # autobind
+        if path[0] == 0:
+            name = "@" + path[1:].decode("utf-8", "backslashreplace").rstrip("\0")
+        else:
+            name = path.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            if not name.startswith("/") and cwd:
+                name = os.path.normpath(os.path.join(cwd, name))
+        return Endpoint(op, "AF_UNIX", name, None, _UNIX_PROTO.get(stype, "unknown"))
+    return None

@@ -1,0 +1,242 @@
+"""The kernel ABI the ptrace backend needs beyond what python-ptrace provides.
+
+python-ptrace (``ptrace.binding.func``) gives the ptrace(2) call itself
+(its ctypes ``libc.ptrace`` with errno captured), PTRACE_CONT, PTRACE_SYSCALL,
+PTRACE_GETEVENTMSG, the PTRACE_O_TRACE{FORK,VFORK,CLONE,EXEC,SYSGOOD} options
+and event numbers, and the ``iovec`` struct. It lacks, and this module adds
+with hand-written ctypes:
+
+- PTRACE_SEIZE / PTRACE_INTERRUPT / PTRACE_LISTEN, PTRACE_O_TRACESECCOMP,
+  PTRACE_O_EXITKILL, PTRACE_EVENT_SECCOMP / PTRACE_EVENT_STOP;
+- PTRACE_GET_SYSCALL_INFO (0x420e, Linux 5.3) and its ``struct
+  ptrace_syscall_info`` (op, arch, nr, args / rval);
+- installing a classic-BPF seccomp filter (``struct sock_fprog``) with
+  prctl(PR_SET_SECCOMP) and PR_SET_NO_NEW_PRIVS;
+- process_vm_readv(2) to read strings and sockaddrs from a tracee.
+
+Only numbers fixed by the kernel's user ABI (uapi headers) appear here.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+import sys
+from ctypes import (POINTER, Structure, Union, addressof, byref, c_int, c_int64, c_uint8, c_uint16, c_uint32,
+                    c_uint64, c_ulong, c_void_p, sizeof)
+
+from ptrace.binding import func as _pt
+from ptrace.binding.linux_struct import iovec_struct
+from ptrace.ctypes_libc import libc
+
+# --- ptrace requests and options (include/uapi/linux/ptrace.h) -------------
+PTRACE_CONT = _pt.PTRACE_CONT
+PTRACE_SYSCALL = _pt.PTRACE_SYSCALL
+PTRACE_GETEVENTMSG = _pt.PTRACE_GETEVENTMSG
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+PTRACE_GET_SYSCALL_INFO = 0x420E
+
+PTRACE_O_TRACESYSGOOD = _pt.PTRACE_O_TRACESYSGOOD
+PTRACE_O_TRACEFORK = _pt.PTRACE_O_TRACEFORK
+PTRACE_O_TRACEVFORK = _pt.PTRACE_O_TRACEVFORK
+PTRACE_O_TRACECLONE = _pt.PTRACE_O_TRACECLONE
+PTRACE_O_TRACEEXEC = _pt.PTRACE_O_TRACEEXEC
+PTRACE_O_TRACESECCOMP = 0x80
+PTRACE_O_EXITKILL = 0x100000
+
+PTRACE_EVENT_FORK = _pt.PTRACE_EVENT_FORK
+PTRACE_EVENT_VFORK = _pt.PTRACE_EVENT_VFORK
+PTRACE_EVENT_CLONE = _pt.PTRACE_EVENT_CLONE
+PTRACE_EVENT_EXEC = _pt.PTRACE_EVENT_EXEC
+PTRACE_EVENT_SECCOMP = 7
+PTRACE_EVENT_STOP = 128
+
+PTRACE_SYSCALL_INFO_NONE = 0
+PTRACE_SYSCALL_INFO_ENTRY = 1
+PTRACE_SYSCALL_INFO_EXIT = 2
+PTRACE_SYSCALL_INFO_SECCOMP = 3
+
+# wait(2)
+WALL = 0x40000000   # __WALL: threads and processes alike
+
+# waitpid statuses of the two hot stops, compared as whole ints:
+#   0x7f = stopped, (SIGTRAP | PTRACE_EVENT_SECCOMP << 8) << 8   -> seccomp stop
+#   0x7f, (SIGTRAP | 0x80) << 8 (PTRACE_O_TRACESYSGOOD)          -> syscall entry/exit stop
+STATUS_SECCOMP = 0x7F | ((5 | (PTRACE_EVENT_SECCOMP << 8)) << 8)
+STATUS_SYSCALL = 0x7F | ((5 | 0x80) << 8)
+
+# --- seccomp (include/uapi/linux/seccomp.h, filter.h, prctl.h) -------------
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+BPF_RET_K = 0x06      # BPF_RET | BPF_K
+
+
+class SyscallInfo(Structure):
+    """struct ptrace_syscall_info (flattened: the entry/seccomp ``nr`` and the exit ``rval`` share offset 24)."""
+
+    class _U(Union):
+        class _Entry(Structure):
+            _fields_ = (("nr", c_uint64), ("args", c_uint64 * 6), ("ret_data", c_uint32), ("reserved2", c_uint32))
+
+        class _Exit(Structure):
+            _fields_ = (("rval", c_int64), ("is_error", c_uint8))
+
+        _anonymous_ = ("entry", "exit")
+        _fields_ = (("entry", _Entry), ("exit", _Exit))
+
+    _anonymous_ = ("u",)
+    _fields_ = (("op", c_uint8), ("reserved", c_uint8), ("flags", c_uint16), ("arch", c_uint32),
+                ("instruction_pointer", c_uint64), ("stack_pointer", c_uint64), ("u", _U))
+
+
+class SockFilter(Structure):
+    _fields_ = (("code", c_uint16), ("jt", c_uint8), ("jf", c_uint8), ("k", c_uint32))
+
+
+class SockFprog(Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", POINTER(SockFilter)))
+
+
+# --- ptrace calls ------------------------------------------------------------
+
+# python-ptrace's own ctypes binding of libc's ptrace (argtypes/restype set by it);
+# used raw in the hot loop, where the checked wrapper's overhead would show.
+if _pt.HAS_CPTRACE:   # pragma: no cover - the optional C module changes _ptrace's signature
+    raw_ptrace = libc.ptrace
+    raw_ptrace.argtypes = (c_ulong, c_ulong, c_ulong, c_ulong)
+    raw_ptrace.restype = c_ulong
+else:
+    raw_ptrace = _pt._ptrace
+PTRACE_FAILED = (1 << (8 * sizeof(c_ulong))) - 1    # (unsigned long)-1
+ptrace = _pt.ptrace           # checked: raises ptrace.error.PtraceError
+get_errno = ctypes.get_errno
+
+
+def seize(pid: int, options: int) -> None:
+    ptrace(PTRACE_SEIZE, pid, 0, options)
+
+
+def geteventmsg(pid: int) -> int:
+    msg = c_ulong()
+    ptrace(PTRACE_GETEVENTMSG, pid, 0, addressof(msg))
+    return msg.value
+
+
+def syscall_info_supported() -> bool:
+    """PTRACE_GET_SYSCALL_INFO exists since Linux 5.3."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) >= (5, 3)
+
+
+# --- seccomp filter --------------------------------------------------------
+
+_prctl = libc.prctl
+_prctl.argtypes = (c_int, c_ulong, c_ulong, c_ulong, c_ulong)
+_prctl.restype = c_int
+
+
+def make_filter(action: int = SECCOMP_RET_TRACE):
+    """A one-instruction classic-BPF program returning ``action`` for every syscall.
+
+    Returns (prog, keepalive): pass ``prog`` to :func:`install_filter` (in the child).
+    """
+    insns = (SockFilter * 1)(SockFilter(BPF_RET_K, 0, 0, action))
+    prog = SockFprog(1, ctypes.cast(insns, POINTER(SockFilter)))
+    return prog, insns
+
+
+def install_filter(prog) -> int:
+    """Install the filter in this process; set no_new_privs first only when the kernel asks for it.
+
+    Without CAP_SYS_ADMIN the kernel refuses a filter (EACCES) unless
+    no_new_privs is set. Returns 0 or an errno.
+    """
+    if _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, addressof(prog), 0, 0) == 0:
+        return 0
+    err = get_errno()
+    if err != _errno.EACCES:
+        return err
+    if _prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return get_errno()
+    if _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, addressof(prog), 0, 0) == 0:
+        return 0
+    return get_errno()
+
+
+def seccomp_filter_works() -> tuple[bool, str]:
+    """Can a child of ours install a seccomp filter? Tried in a throwaway child (with an ALLOW filter)."""
+    prog, keep = make_filter(SECCOMP_RET_ALLOW)
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - child
+        try:
+            os._exit(min(install_filter(prog), 255))
+        finally:
+            os._exit(255)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    del keep
+    if code == 0:
+        return True, ""
+    return False, f"installing a seccomp filter failed: {os.strerror(code) if 0 < code < 255 else code}"
+
+
+# --- reading tracee memory -------------------------------------------------
+
+_process_vm_readv = libc.process_vm_readv
+_process_vm_readv.argtypes = (c_int, c_void_p, c_ulong, c_void_p, c_ulong, c_ulong)
+_process_vm_readv.restype = ctypes.c_ssize_t
+
+
+class MemReader:
+    """process_vm_readv with preallocated buffers (one per tracer)."""
+
+    PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def __init__(self, size: int = 4096):
+        self.buf = ctypes.create_string_buffer(size)
+        self.size = size
+        self.local = iovec_struct(ctypes.cast(self.buf, c_void_p), size)
+        self.remote = iovec_struct(None, 0)
+        self._local_p = addressof(self.local)
+        self._remote_p = addressof(self.remote)
+
+    def read(self, pid: int, addr: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``addr`` (fewer if the memory ends); b"" on failure."""
+        n = min(n, self.size)
+        self.local.len = n
+        self.remote.buf = addr
+        self.remote.len = n
+        got = _process_vm_readv(pid, self._local_p, 1, self._remote_p, 1, 0)
+        if got <= 0:
+            return b""
+        return self.buf.raw[:got]
+
+    def string(self, pid: int, addr: int, limit: int = 4096) -> str | None:
+        """The NUL-terminated string at ``addr`` (read page by page, never across an unmapped page)."""
+        if not addr:
+            return None
+        out = b""
+        page = self.PAGE
+        while len(out) < limit:
+            n = min(page - (addr % page), 256, limit - len(out))
+            chunk = self.read(pid, addr, n)
+            if not chunk:
+                break
+            i = chunk.find(b"\0")
+            if i >= 0:
+                return (out + chunk[:i]).decode("utf-8", "surrogateescape")
+            out += chunk
+            addr += len(chunk)
+        return out.decode("utf-8", "surrogateescape") if out else None
+
+    def u64(self, pid: int, addr: int) -> int | None:
+        b = self.read(pid, addr, 8)
+        return int.from_bytes(b, sys.byteorder) if len(b) == 8 else None

@@ -59,7 +59,6 @@ import errno
 import os
 import signal
 import socket
-import stat
 import sys
 import time
 import traceback
@@ -69,6 +68,7 @@ from .. import syscalls
 from ..errors import UserError
 from . import ptrace_abi as abi
 from .base import Backend, Command, Target, TraceOptions
+from .command import resolve_command
 from .recording import Endpoint, Recording, RecordingBuilder
 
 NO_SECCOMP_ENV = "LEASTPRIV_PTRACE_NO_SECCOMP"
@@ -97,28 +97,6 @@ _PATH_OPS = {
 }
 _SOCK_PROTO = {1: "tcp", 2: "udp", 3: "raw", 5: "sctp"}     # SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET
 _UNIX_PROTO = {1: "stream", 2: "dgram", 5: "seqpacket"}
-
-
-def resolve_command(argv0: str) -> str:
-    """The file execve will run, looked up like execvp; UserError 127 (not found) or 126 (not executable)."""
-    if "/" in argv0:
-        candidates = [argv0]
-    else:
-        path = os.environ.get("PATH", os.defpath)
-        candidates = [os.path.join(d or ".", argv0) for d in path.split(os.pathsep)]
-    found_noexec = None
-    for c in candidates:
-        try:
-            st = os.stat(c)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode) and os.access(c, os.X_OK):
-            return c
-        found_noexec = found_noexec or c
-    if found_noexec:
-        what = "is a directory" if os.path.isdir(found_noexec) else "permission denied (not executable)"
-        raise UserError(f"{argv0}: {what}", exit_code=126)
-    raise UserError(f"{argv0}: command not found", exit_code=127)
 
 
 def _current_cpu() -> int:

@@ -30,6 +30,7 @@ tables:
 	$(PY) tools/gen_syscalls.py
 	$(PY) tools/gen_constants.py
 	$(PY) tools/gen_syscall_groups.py
+	$(PY) tools/gen_docker_default.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

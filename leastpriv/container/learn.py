@@ -1,0 +1,173 @@
+"""Learning a container: run it under runc and record the workload from its start.
+
+Two ways, best first:
+
+* **ebpf** (``leastpriv.tracer.ebpf``, when usable): ``runc create``, trace the
+  container's cgroup in a thread (``Cgroup(path)`` target; it sets
+  ``extra["ready_event"]`` once attached), ``runc start``, wait for the
+  container to exit, set ``extra["stop_event"]``. Capability checks are seen.
+  runc's own calls between ``runc start`` and the execve (a handful: the exec
+  fifo, closing fds) are in the cgroup too and are removed by attribution
+  (executables named ``runc:[2:INIT]``).
+* **seccomp-notify** (no eBPF needed, root): the container's filter sends
+  every syscall but ``write`` to leastpriv, which records it with its
+  arguments and lets it run; calls made by ``runc:[2:INIT]`` before the
+  execve are the runtime's and are not recorded. Capabilities are not seen;
+  ``write`` is assumed (runc forbids notifying it). Each call costs a round
+  trip to leastpriv, like a ptrace stop.
+
+ptrace cannot follow into a runc container usefully: tracing ``runc run``
+records runc's own setup (mount, pivot_root, ...) mixed with the workload,
+and runc's init refuses to be re-parented under a tracer's control in some
+paths; attach-by-cgroup is eBPF's job.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+
+from .. import syscalls
+from ..errors import UserError
+from ..tracer.recording import Recording, RecordingBuilder
+from .notify import Call, Observer, notify_seccomp
+from .runc import RunResult, Runc
+
+RUNC_INIT = "runc:[2:INIT]"
+
+
+def _ebpf_backend():
+    try:
+        from ..tracer.ebpf import EbpfBackend
+    except ImportError:
+        return None, "leastpriv.tracer.ebpf is not available"
+    ok, why = EbpfBackend.usable()
+    return (EbpfBackend, "") if ok else (None, why)
+
+
+def choose(backend: str) -> str:
+    if backend in ("auto", "ebpf"):
+        cls, why = _ebpf_backend()
+        if cls is not None:
+            return "ebpf"
+        if backend == "ebpf":
+            raise UserError(f"--backend ebpf: not usable here: {why}")
+        return "seccomp-notify"
+    if backend in ("seccomp-notify", "notify"):
+        return "seccomp-notify"
+    raise UserError(f"--backend {backend}: containers are learned with ebpf or seccomp-notify "
+                    "(ptrace cannot attach to a runc container's cgroup)")
+
+
+def learn_container(runc: Runc, bundle: str, conf: dict, target: str, backend: str = "auto",
+                    timeout: float = 120) -> tuple[Recording, RunResult, str]:
+    """(recording, the run, why this backend) for one run of the container."""
+    which = choose(backend)
+    if which == "ebpf":
+        return (*_learn_ebpf(runc, bundle, conf, target, timeout), "backend ebpf (container cgroup)")
+    return (*_learn_notify(runc, bundle, conf, target, timeout),
+            "backend seccomp-notify (ebpf not usable: " + _ebpf_backend()[1] + ")" if backend == "auto"
+            else "backend seccomp-notify (asked for)")
+
+
+def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str, timeout: float) -> tuple[Recording, RunResult]:
+    arch = syscalls.host_arch()
+    b = RecordingBuilder(conf["process"]["args"], "seccomp-notify", target=target, uid=conf["process"]["user"]["uid"])
+    lock = threading.Lock()
+    exec_seen: set[int] = set()
+
+    def decide(call: Call) -> int | None:
+        if call.comm == RUNC_INIT:
+            if call.name == "execve":      # runc's execve of the workload: the first call of the workload
+                with lock:
+                    exec_seen.add(call.pid)
+                    b.syscall(call.arch, "execve")
+                    b.attribute(conf["process"]["args"][0], call.arch, "execve")
+            return None
+        with lock:
+            b.syscall(call.arch, call.name)
+            spec = syscalls.tracked_args(call.arch, call.name)
+            if spec is not None:
+                b.arg(call.arch, call.name, tuple(call.args[i] for i in spec.indexes))
+            b.attribute(call.comm, call.arch, call.name)
+        return None
+
+    d = tempfile.mkdtemp(prefix="lp-listen-")
+    obs = Observer(os.path.join(d, "seccomp.sock"), decide)
+    c = dict(conf)
+    c["linux"] = {**conf.get("linux", {}), "seccomp": {**notify_seccomp(arch, set()), "listenerPath": obs.path}}
+    try:
+        res = runc.run(bundle, c, timeout=timeout)
+    finally:
+        obs.close()
+        os.rmdir(d)
+    if not res.started:
+        raise UserError(f"runc could not start the container: {res.runc_error}")
+    b.syscall(arch, "write")
+    b.note("seccomp-notify backend: write is assumed (runc cannot send write to a listener); "
+           "capabilities are not observed (use the ebpf backend)")
+    for e in obs.errors:
+        b.note(e)
+    return b.build(res.exit_status, complete=True), res
+
+
+def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float) -> tuple[Recording, RunResult]:
+    from ..tracer.base import Cgroup, TraceOptions
+    from ..tracer.ebpf import EbpfBackend
+
+    backend = EbpfBackend()
+    ready, stop = threading.Event(), threading.Event()
+    box: dict = {}
+
+    def trace(path: str) -> None:
+        try:
+            box["rec"] = backend.trace(Cgroup(path), TraceOptions(extra={"ready_event": ready, "stop_event": stop}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            box["error"] = exc
+            ready.set()
+
+    thread: list[threading.Thread] = []
+
+    def on_created(cgroup: str, pid: int) -> None:
+        t = threading.Thread(target=trace, args=(cgroup,), name="lp-ebpf", daemon=True)
+        t.start()
+        thread.append(t)
+        if not ready.wait(60):
+            raise UserError("ebpf tracer did not attach within 60 s")
+        if "error" in box:
+            raise box["error"]
+
+    try:
+        res = runc.run(bundle, conf, on_created=on_created, timeout=timeout)
+    finally:
+        stop.set()
+        for t in thread:
+            t.join(30)
+    if "error" in box:
+        raise box["error"]
+    if not res.started:
+        raise UserError(f"runc could not start the container: {res.runc_error}")
+    rec: Recording = box["rec"]
+    return _drop_runtime(rec, res), res
+
+
+def _drop_runtime(rec: Recording, res: RunResult) -> Recording:
+    """Remove what runc's init did between `runc start` and the execve (attributed to runc:[2:INIT])."""
+    from dataclasses import replace
+
+    runtime = {k for k in rec.executables if "runc" in os.path.basename(k) or k.startswith("runc:")}
+    if not runtime:
+        return replace(rec, exit_status=res.exit_status, complete=True)
+    keep: dict[str, set[str]] = {}
+    for exe, t in rec.executables.items():
+        if exe in runtime:
+            continue
+        for arch, names in t.items():
+            keep.setdefault(arch, set()).update(names)
+    syscalls_ = {a: {n: s for n, s in t.items() if n in keep.get(a, set()) or n == "execve"}
+                 for a, t in rec.syscalls.items()}
+    caps = tuple(c for c in rec.capabilities if c.exe not in runtime)
+    return replace(rec, syscalls=syscalls_, capabilities=caps, exit_status=res.exit_status, complete=True,
+                   executables={e: t for e, t in rec.executables.items() if e not in runtime},
+                   notes=rec.notes + ("runc's own calls before the workload's execve were removed "
+                                      f"(attributed to {', '.join(sorted(runtime))})",))

@@ -1,0 +1,89 @@
+"""The runtime base: syscalls the OCI runtime itself makes after it installs the
+container's seccomp filter and before (and including) the workload's execve.
+
+An exported container profile must allow them or the container does not start.
+The data (``leastpriv/data/runtime_base.json``) is measured by
+``tools/measure_runtime_base.py`` per runtime, version and noNewPrivileges
+mode (runc installs the filter late with noNewPrivileges, before dropping
+capabilities and changing user without it, so the lists differ a lot).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from ..errors import UserError
+
+RUNTIMES = ("runc", "crun", "none")
+
+
+@dataclass(frozen=True)
+class RuntimeBase:
+    runtime: str                 # "runc" | "crun" | "none"
+    version: str                 # the data's version ("" for none)
+    no_new_privileges: bool
+    syscalls: tuple[str, ...]    # measured (plus the Go runtime's scheduler calls for runc)
+    required: tuple[str, ...]    # the ones the runtime fails without (when measured)
+    source: str                  # how the list was obtained
+    note: str = ""               # e.g. "runc 1.1.9 asked; data for 1.1.5 used"
+
+    def to_json(self) -> dict:
+        return {"runtime": self.runtime, "version": self.version, "no_new_privileges": self.no_new_privileges,
+                "syscalls": list(self.syscalls), "required": list(self.required), "source": self.source,
+                "note": self.note}
+
+
+@lru_cache(maxsize=None)
+def _data() -> dict:
+    try:
+        return json.loads(resources.files("leastpriv.data").joinpath("runtime_base.json").read_text())
+    except FileNotFoundError:  # pragma: no cover
+        return {"runtimes": {}}
+
+
+def _vkey(v: str) -> tuple:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def known() -> dict[str, list[str]]:
+    return {rt: sorted(vs, key=_vkey) for rt, vs in _data().get("runtimes", {}).items()}
+
+
+def runtime_base(runtime: str = "runc", version: str | None = None, no_new_privileges: bool = True,
+                 arch: str = "x86_64") -> RuntimeBase:
+    """The syscalls ``runtime`` (at ``version``, default: the newest measured) needs after the filter."""
+    if runtime == "none":
+        return RuntimeBase("none", "", no_new_privileges, (), (), "none asked for (--runtime none)")
+    if runtime not in RUNTIMES:
+        raise UserError(f"--runtime: unknown runtime {runtime!r} (choose from {', '.join(RUNTIMES)})")
+    versions = _data().get("runtimes", {}).get(runtime, {})
+    if not versions:
+        raise UserError(f"--runtime {runtime}: no runtime base data (run tools/measure_runtime_base.py)")
+    note = ""
+    if version and version in versions:
+        chosen = version
+    else:
+        ordered = sorted(versions, key=_vkey)
+        chosen = ordered[-1]
+        if version:
+            older = [v for v in ordered if _vkey(v) <= _vkey(version)]
+            chosen = older[-1] if older else ordered[0]
+            note = f"{runtime} {version} asked for; data measured for {chosen} used"
+    entry = versions[chosen]
+    mode = entry.get("no_new_privileges" if no_new_privileges else "new_privileges") or {}
+    names = set(mode.get("syscalls", {}).get(arch, []))
+    if not names:
+        raise UserError(f"--runtime {runtime}: no runtime base for {arch}")
+    names |= set(entry.get("go_runtime", {}).get(arch, []))
+    m = entry.get("measured", {})
+    source = m.get("source") or f"measured {m.get('date', '?')} on kernel {m.get('kernel', '?')} ({m.get('method', '')})"
+    return RuntimeBase(runtime, chosen, no_new_privileges, tuple(sorted(names)),
+                       tuple(mode.get("required", {}).get(arch, [])), source, note)
+
+
+def extra_syscalls(runtime: str, no_new_privileges: bool, arch: str, version: str | None = None) -> list[str]:
+    """The extension point for exporters: syscall names to add to an exported container profile."""
+    return list(runtime_base(runtime, version, no_new_privileges, arch).syscalls)

@@ -1,0 +1,180 @@
+"""Prove a profile under runc: complain first, then enforce.
+
+1. **Complain run.** The container runs with the profile's unconditional
+   allows as ALLOW and every other syscall sent to leastpriv
+   (``SCMP_ACT_NOTIFY``, see notify.py). Each call is judged as the enforced
+   filter would judge it (argument conditions evaluated in leastpriv, errno
+   rules answered with their errno) and, when it would be denied, recorded and
+   let run. A denied call made by ``runc:[2:INIT]`` is one the *runtime* needs
+   (the runtime base); any other is one the *workload* needs.
+2. **Enforce run.** The container runs with exactly the exported filter, the
+   learned capability set and noNewPrivileges as the profile says. It passes
+   when runc starts it and it exits as it did in the complain run.
+
+Exit codes: 0 passed, 1 denied (a syscall named, or the enforced run failed),
+2 error.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from .. import syscalls
+from ..exporters import seccomp_model as sm
+from .bundle import caps_block
+from .notify import Call, Observer, notify_seccomp
+from .runc import RunResult, Runc
+
+
+# With a listenerPath, runc's init waits for its parent to hand the notify fd over (a read on
+# the init pipe) after installing the filter: a call of the complain run only.
+LISTENER_ONLY = frozenset({"read"})
+
+
+@dataclass(frozen=True)
+class Denial:
+    name: str
+    arch: str
+    by: str            # "runtime" | "workload"
+    args: tuple[int, ...]
+    count: int
+    why: str = ""      # "not in the profile" | "arguments not allowed: ..."
+
+    def to_json(self) -> dict:
+        return {"syscall": self.name, "arch": self.arch, "by": self.by, "count": self.count, "why": self.why,
+                "args": [hex(a) for a in self.args]}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    runtime: str
+    complain: RunResult | None
+    enforce: RunResult | None
+    denials: tuple[Denial, ...]
+    capabilities: tuple[str, ...]
+    messages: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict:
+        def rr(r: RunResult | None):
+            return None if r is None else {"started": r.started, "exit_status": r.exit_status,
+                                           "runc_error": r.runc_error, "stderr": r.stderr[-2000:],
+                                           "seconds": round(r.duration, 3)}
+        return {"ok": self.ok, "runtime": self.runtime, "capabilities": list(self.capabilities),
+                "denials": [d.to_json() for d in self.denials], "complain": rr(self.complain),
+                "enforce": rr(self.enforce), "messages": list(self.messages)}
+
+
+def _match(cond: sm.Cond, args: tuple[int, ...]) -> bool:
+    a = args[cond.index] & 0xFFFFFFFFFFFFFFFF
+    v = cond.value & 0xFFFFFFFFFFFFFFFF
+    return {"SCMP_CMP_NE": a != v, "SCMP_CMP_LT": a < v, "SCMP_CMP_LE": a <= v, "SCMP_CMP_EQ": a == v,
+            "SCMP_CMP_GE": a >= v, "SCMP_CMP_GT": a > v,
+            "SCMP_CMP_MASKED_EQ": (a & v) == (cond.value_two & 0xFFFFFFFFFFFFFFFF)}[cond.op]
+
+
+def judge(model: sm.Model, call: Call) -> tuple[str, int | None, str]:
+    """("allow" | "errno" | "deny", errno to answer, why) as the enforced filter would decide."""
+    rules = model.rules.get(call.arch, ())
+    for r in rules:
+        if call.name in r.names and all(_match(c, call.args) for c in r.args):
+            if r.action == sm.ALLOW:
+                return "allow", None, ""
+            if r.action == sm.ERRNO:
+                return "errno", sm.errno_value(r.errno or "EPERM", call.arch), ""
+    if any(call.name in r.names and r.args for r in rules):
+        return "deny", None, "arguments not allowed by the profile"
+    return "deny", None, "not in the profile"
+
+
+def oci_seccomp(model: sm.Model) -> dict:
+    """The model as an OCI ``linux.seccomp`` object (flat list for all ABIs)."""
+    out = {"defaultAction": model.default_action, "architectures": [syscalls.oci_arch(a) for a in model.arches],
+           "syscalls": []}
+    if model.default_errno:
+        out["defaultErrnoRet"] = sm.errno_value(model.default_errno, model.native)
+    for r in model.flat():
+        e = {"names": list(r.names), "action": r.action}
+        if r.args:
+            e["args"] = [c.to_json() for c in r.args]
+        if r.action == sm.ERRNO:
+            e["errnoRet"] = sm.errno_value(r.errno or "EPERM", model.native)
+        out["syscalls"].append(e)
+    return out
+
+
+def _with(conf: dict, seccomp: dict | None, caps, nnp: bool) -> dict:
+    c = copy.deepcopy(conf)
+    if seccomp is None:
+        c.get("linux", {}).pop("seccomp", None)
+    else:
+        c.setdefault("linux", {})["seccomp"] = seccomp
+    if caps is not None:
+        c["process"]["capabilities"] = caps_block(caps)
+    c["process"]["noNewPrivileges"] = nnp
+    return c
+
+
+def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", timeout: float = 120,
+           complain_first: bool = True) -> VerifyResult:
+    """Complain run, then enforce run, of the container ``conf`` (rootfs in ``bundle``) under ``profile``."""
+    rules = profile.rules
+    nnp = bool(rules.get("no_new_privileges", True))
+    caps = tuple(rules.get("capabilities", []))
+    rt = runtime if runtime in ("none",) else (runtime if nnp else f"{runtime}:new-privileges")
+    model = sm.build(profile, runtime=rt)
+    messages: list[str] = list(model.notes)
+    denials: list[Denial] = []
+    complain = None
+    if complain_first:
+        allow_uncond = {n for r in model.rules.get(model.native, ()) if r.action == sm.ALLOW and not r.args
+                        for n in r.names}
+        d = tempfile.mkdtemp(prefix="lp-listen-")
+        obs = Observer(os.path.join(d, "seccomp.sock"))
+        verdicts: dict[tuple, list] = {}
+
+        def decide(call: Call) -> int | None:
+            if call.by_runtime and call.name in LISTENER_ONLY:
+                return None   # runc's handshake with the listener: not made in the enforced run
+            what, err, why = judge(model, call)
+            if what == "errno":
+                return err
+            if what == "deny":
+                k = (call.name, call.arch, "runtime" if call.by_runtime else "workload", why)
+                v = verdicts.setdefault(k, [0, call.args])
+                v[0] += 1
+            return None
+
+        obs.decide = decide
+        sec = notify_seccomp(model.native, allow_uncond)
+        sec["listenerPath"] = obs.path
+        # complain: same capabilities as enforcement, so the run is the same but for the filter
+        try:
+            complain = runc.run(bundle, _with(conf, sec, caps, nnp), timeout=timeout)
+        finally:
+            obs.close()
+            os.rmdir(d)
+        messages += obs.errors
+        for (name, arch, by, why), (count, args) in sorted(verdicts.items()):
+            denials.append(Denial(name, arch, by, tuple(args), count, why))
+        if "write" not in allow_uncond:
+            messages.append("write is not in the profile: runc cannot send write to a listener, so the complain run "
+                            "let it run unobserved; the enforce run will show whether it is needed")
+    enforce = runc.run(bundle, _with(conf, oci_seccomp(model), caps, nnp), timeout=timeout)
+    ok = not denials and enforce.started and enforce.exit_status == (complain.exit_status if complain else 0)
+    if not enforce.started:
+        tail = enforce.stderr.strip().splitlines()[-3:]
+        messages.append(f"runc could not start the container under the profile: {enforce.runc_error}"
+                        + (f" (container stderr: {' | '.join(tail)})" if tail else ""))
+    elif complain is not None and enforce.exit_status != complain.exit_status:
+        messages.append(f"the workload exited {enforce.exit_status} under the profile and {complain.exit_status} "
+                        "without enforcement")
+    if not ok and not denials and enforce.started:
+        messages.append("no syscall was denied: a capability outside the learned set "
+                        f"({', '.join(caps) or 'none'}) is the likely cause")
+    if any(d.by == "runtime" for d in denials):
+        messages.append("the runtime itself needs syscalls the profile denies: export with --runtime runc "
+                        "(the runtime base) or add them")
+    return VerifyResult(ok, runtime, complain, enforce, tuple(denials), caps, tuple(messages))

@@ -1,0 +1,20 @@
+"""Registers the OCI runtimes' base syscalls (leastpriv/container/runtime_base.py) with the seccomp model.
+
+``runc`` / ``crun``: the runtime base with noNewPrivileges (what exported
+profiles use); ``runc:new-privileges`` / ``crun:new-privileges``: without it
+(the runtime installs the filter earlier, before dropping capabilities and
+changing user, so it needs more).
+"""
+from __future__ import annotations
+
+from ..container.runtime_base import runtime_base
+from . import seccomp_model
+
+
+def _fn(runtime: str, nnp: bool):
+    return lambda arch: runtime_base(runtime, None, nnp, arch).syscalls
+
+
+for _rt in ("runc", "crun"):
+    seccomp_model.register_runtime(_rt, _fn(_rt, True))
+    seccomp_model.register_runtime(f"{_rt}:new-privileges", _fn(_rt, False))

@@ -226,5 +226,65 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
     sys.exit(result.status)
 
 
+# -------------------------------------------------------------------- export
+
+EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod, apparmor, systemd, landlock")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("profile_path", metavar="PROFILE", type=click.Path(dir_okay=False))
+@click.option("-f", "--format", "fmt", required=True, metavar="NAME", help=f"One of: {EXPORT_FORMATS}.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here (default: stdout).")
+@click.option("--args", "args_mode", type=click.Choice(["strict", "safe", "off"]), default=None,
+              help="Re-derive the argument rules in this mode (default: as learned).")
+@click.option("--style", type=click.Choice(["allowlist", "denylist"]), default=None,
+              help="allowlist: deny all but what was used; denylist: allow all but the dangerous calls never "
+                   "used (default: as learned).")
+@click.option("--arch", default=None, metavar="ARCH",
+              help="Target architecture (x86_64, aarch64, ...): the profile is translated to it.")
+@click.option("--complain", is_flag=True, help="Staging: log instead of deny (SCMP_ACT_LOG, AppArmor complain).")
+@click.option("--runtime", default="none", show_default=True, metavar="NAME",
+              help="Also allow what this OCI runtime does after installing the filter (none, runc, crun).")
+@click.option("--bundle", type=click.Path(file_okay=False, exists=True), default=None,
+              help="oci: update this bundle's config.json in place (atomically).")
+@click.option("--name", default="", help="Name of the exported object (SPO profile, AppArmor profile).")
+@click.option("--container", default="", help="k8s-pod: the container to write the securityContext for.")
+@click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="k8s-pod: patch that container in this YAML (Deployment, Pod, ...; multi-document ok).")
+@click.option("--namespace", default="", help="k8s-*: metadata.namespace of the exported objects.")
+def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime, bundle, name, container,
+           manifest, namespace):
+    """Write a profile in a format that enforces it.
+
+    \b
+    Examples:
+      leastpriv export app.lp.json --format docker -o seccomp.json
+      docker run --security-opt seccomp=seccomp.json ...
+      leastpriv export app.lp.json --format oci --bundle ./bundle
+      leastpriv export app.lp.json --format docker --complain --args strict
+      leastpriv export app.lp.json --format oci --arch aarch64 -o arm64.json
+      leastpriv export app.lp.json --format k8s-pod --manifest deploy.yaml --container web
+      leastpriv export app.lp.json --format apparmor --name myapp -o /etc/apparmor.d/myapp
+      leastpriv export app.lp.json --format systemd -o /etc/systemd/system/app.service.d/leastpriv.conf
+    """
+    from .exporters import base
+    from .fileio import write_atomic
+    from .learner.profile import Profile
+
+    profile = Profile.load(profile_path)
+    exporter = base.get(fmt)
+    options = base.ExportOptions(complain=complain, arch=arch, runtime=runtime, args=args_mode, style=style,
+                                 name=name, container=container, manifest=manifest, bundle=bundle,
+                                 namespace=namespace, extra={"profile_path": profile_path})
+    result = exporter.export(profile, options)
+    for note in result.notes:
+        console.info(note)
+    if output:
+        write_atomic(output, result.text)
+        console.info(f"wrote {output} ({fmt})")
+    elif not result.written:
+        click.echo(result.text, nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,4 +1,4 @@
-"""Learn a profile for the enforcement/export tests from a real run under strace.
+"""Learn a profile for the enforcement/export tests from a real run (leastpriv learn, or strace).
 
 The enforcement and exporter tests need profiles learned from real programs.
 When leastpriv's own ptrace backend is available they use ``leastpriv learn``
@@ -161,9 +161,39 @@ def strace_recording(argv: list[str], cwd: str | None = None, env: dict | None =
     return b.build(status, True), proc
 
 
+def ptrace_available() -> bool:
+    return os.environ.get("LP_TEST_TRACER", "") != "strace" and \
+        Path(__file__).resolve().parent.parent.joinpath("leastpriv", "tracer", "ptrace.py").exists()
+
+
 def learn_profile(argv: list[str], path: str | Path | None = None, runs: int = 1, args_mode: str = "safe",
                   **kw) -> tuple[Profile, subprocess.CompletedProcess]:
-    """Learn a profile from ``runs`` real runs of argv; saved to ``path`` when given."""
+    """Learn a profile from ``runs`` real runs of argv (``leastpriv learn --backend ptrace`` when the
+    backend exists, else strace); saved to ``path`` when given. Returns the workload's last run too
+    (its stdout; stderr has leastpriv's own lines mixed in when learned with leastpriv)."""
+    if ptrace_available():
+        tmp = None
+        if path is None:
+            fd, tmp = tempfile.mkstemp(prefix="lp-learn-", suffix=".json")
+            os.close(fd)
+            os.unlink(tmp)
+        target = str(path or tmp)
+        proc = None
+        try:
+            for _ in range(runs):
+                kw.setdefault("capture_output", True)
+                kw.setdefault("text", True)
+                proc = subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--backend", "ptrace",
+                                       "-o", target, "--", *argv], **kw)
+            profile = Profile.load(target)
+        finally:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
+        if args_mode != profile.rules.get("args_mode", "safe"):
+            profile = aggregate.relearn(profile, {"args": args_mode})
+            if path is not None:
+                profile.save(str(path))
+        return profile, proc
     recs = []
     proc = None
     for _ in range(runs):

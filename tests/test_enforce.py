@@ -161,3 +161,21 @@ def test_filter_is_per_abi(tmp_path):
     x86_64, _, rest = pfc.partition("# filter for arch x86 ")
     assert '"execve"' in x86_64 and '"read"' in x86_64 and "mmap2" not in x86_64
     assert '"mmap2"' in rest and '"read"' not in rest
+
+
+def test_denylist_style_enforced(build_c, tmp_path):
+    from leastpriv.learner import aggregate
+
+    exe = str(build_c("enforce_clone"))
+    profile, _ = learn_profile([exe, "fork"])
+    deny = aggregate.relearn(profile, {"style": "denylist"})
+    assert deny.rules["style"] == "denylist"
+    path = _save(deny, tmp_path)
+    # default allow: a program the profile never saw runs
+    assert lp("run", "--profile", path, "--", "sh", "-c", "echo other").stdout == "other\n"
+    res = lp("run", "--profile", path, "--", exe, "userns")
+    assert res.stdout == "fork ok 7\nclone(CLONE_NEWUSER): Operation not permitted\n", res.stderr
+    # complain: the denied clone is reported, and it runs
+    res = lp("run", "--profile", path, "--complain", "--", exe, "userns")
+    assert res.returncode == 0 and "userns ok" in res.stdout
+    assert "clone (flags=" in res.stderr and "CLONE_NEWUSER" in res.stderr, res.stderr

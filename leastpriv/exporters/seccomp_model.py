@@ -241,8 +241,13 @@ def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = N
                     per_arch[a].append(Rule(ERRNO, ns, (), str(r.get("errno", "EPERM")), r.get("comment", "")))
         default_action, default_errno = (LOG, None) if complain else (ERRNO, "EPERM")
     elif style == "denylist":
-        deny = rules.get("denylist", {})
+        deny = dict(rules.get("denylist", {}))
         for a in arches:
+            if a not in deny:
+                # an ABI the workload never used gets the whole denylist (no facts: nothing was used)
+                from ..learner.denylist import denylist_rules
+                from ..learner.profile import empty_facts
+                deny[a] = denylist_rules(a, empty_facts())
             d = deny.get(a, {})
             names = known(a, d.get("names", []))
             if names:
@@ -252,7 +257,7 @@ def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = N
                 if ns:
                     per_arch[a].append(Rule(deny_action, ns, _conds(r, f"denylist[{a}].conditional[{i}]"),
                                             deny_errno, r.get("comment", "")))
-            for r in rules.get("errno", {}).get(a, []):
+            for r in d.get("errno", []):
                 ns = known(a, r["names"])
                 if ns:
                     per_arch[a].append(Rule(ERRNO, ns, (), str(r.get("errno", "EPERM")), r.get("comment", "")))

@@ -1,0 +1,762 @@
+// leastpriv eBPF tracer (bcc). Loaded by leastpriv/tracer/ebpf.py, which defines:
+//   MODE_CGROUP        1: track every task whose cgroup v2 ancestor at CGROUP_LEVEL is CGROUP_ID
+//                      0: track the tgids in `procs` (seeded by userspace, followed through fork)
+//   OFF_TI_STATUS      offset of task_struct.thread_info.status  (running kernel's BTF)
+//   OFF_PID, OFF_TGID, OFF_CRED, OFF_STACK   offsets in task_struct        (running kernel's BTF)
+//   COMPAT_X86         1 on x86_64: TS_COMPAT marks i386 syscalls, bit 30 of the number x32 ones
+//   HAVE_GROUP_DEAD    sched_process_exit has the group_dead field
+//   SLOTS, NARCH, MAX_PROCS, MAX_PATHS, RB_PAGES
+//
+// The kernel does the counting: per (abi, nr) counts, results and errnos in maps; per
+// process image a bitmap of the syscalls it made; per (abi, nr, values) argument counts;
+// per capability check a key with its call stack's top frames. Userspace gets only news:
+// a syscall or argument tuple seen for the first time, a new path or address, an exec,
+// a fork, an exit (with the image's syscall bitmap). A full ring buffer is counted, never
+// silent, and a fact whose event was dropped is retried the next time it happens.
+
+#if COMPAT_X86
+// x86_64's saved user registers (struct pt_regs): the entry code's fixed layout; userspace
+// checks these offsets against the running kernel's BTF before loading.
+struct lp_regs {
+    unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax;
+};
+#define REGS struct lp_regs
+#else
+#include <linux/ptrace.h>
+#define REGS struct pt_regs
+#endif
+
+#define ABI_NATIVE 0
+#define ABI_I386 1
+#define ABI_X32 2
+
+#define TS_COMPAT 0x0002
+#define X32_BIT 0x40000000
+
+#define WORDS 32   // >= NARCH * SLOTS / 64, a power of two (the verifier wants a masked index)
+#define PATH_MAX_ 256
+#define ADDR_MAX 128
+
+// syscall kinds (spec.kind), filled by userspace per (abi, nr)
+#define K_NONE 0
+#define K_OPEN 1      // path at a[pidx], flags at a[fidx], dirfd at a[didx] (didx 255: AT_FDCWD)
+#define K_CREAT 2     // path at a[0]
+#define K_OPENAT2 3   // dirfd a[0], path a[1], flags = how->flags (a[2])
+#define K_BIND 4
+#define K_CONNECT 5
+#define K_SOCKET 6    // remember (tgid, fd) -> socket type at exit
+#define K_CLOSE 7
+#define K_EXECVE 8    // a pending (gated) child starts being recorded at its execve
+
+// event types
+#define EV_SYSCALL 1  // first time anywhere: (abi, nr)
+#define EV_ARGS 2     // first time anywhere: (abi, nr, values)
+#define EV_PATH 3     // a successful open of a path not sent before
+#define EV_ADDR 4     // a successful bind/connect
+#define EV_EXEC 5     // a tracked task exec'd: filename, the old image's bitmap
+#define EV_FORK 6     // a tracked process forked a process
+#define EV_EXIT 7     // a tracked process ended: its image's bitmap
+#define EV_NEWPROC 8  // cgroup mode: a process seen for the first time
+
+#define F_PENDING 1   // gated command child: not recorded until its execve
+
+// lost-event counters (index in `lost`)
+#define L_RINGBUF 0   // ring buffer full
+#define L_PROCS 1     // procs map full: a process could not be tracked
+#define L_ARGS 2      // argument map full
+#define L_CAPS 3      // capability map full
+#define L_INFLIGHT 4  // in-flight map full: a path/address was not captured
+#define L_OTHER 5     // other-number map full
+#define L_ERRNO 6     // errno map full
+#define L_NLOST 8
+
+struct proc {
+    u32 gen;          // image generation: +1 at every exec
+    u32 flags;
+    u64 seen[WORDS];  // syscalls this image made, bit (abi * SLOTS + nr)
+};
+
+struct spec {
+    u8 kind;
+    u8 nargs;
+    u8 idx[3];        // argument indexes whose values are recorded
+    u8 pidx, fidx, didx;
+};
+
+struct argkey {
+    u32 abi;
+    s32 nr;
+    u64 v[3];
+};
+
+struct nrkey {
+    u32 abi;
+    s32 nr;
+};
+
+struct nrstat {
+    u64 count, results, ok;
+};
+
+struct errkey {
+    u32 abi;
+    s32 nr;
+    s32 err;
+    u32 pad;
+};
+
+struct sockkey {
+    u32 tgid;
+    s32 fd;
+};
+
+struct sockinfo {
+    u32 domain, type, protocol, pad;
+};
+
+struct capkey {
+    u32 tgid;
+    u32 gen;
+    s32 cap;
+    s32 denied;
+    u32 abi;
+    s32 nr;           // syscall in progress (orig_ax), -1 when unknown
+    u32 other_cred;   // the check was on credentials other than the task's own
+    u32 nframes;
+    u64 ip[6];        // top of the kernel stack at the check
+};
+
+struct inflight {
+    u32 kind;
+    u32 abi;
+    s32 nr;
+    s32 dirfd;
+    u64 flags;
+    s32 fd;
+    u32 len;
+    struct sockinfo sock;
+    char buf[PATH_MAX_];
+};
+
+struct pathkey {
+    u64 flags;
+    char path[PATH_MAX_];
+};
+
+struct ev_small {
+    u32 type;
+    u32 tgid;
+    u32 tid;
+    u32 abi;
+    s32 nr;
+    u32 gen;
+    u32 parent;       // EV_FORK: parent tgid
+    u32 pgen;         // EV_FORK: parent's image generation
+    u64 v[3];
+    char comm[16];
+};
+
+struct ev_big {
+    u32 type;
+    u32 tgid;
+    u32 tid;
+    u32 abi;
+    s32 nr;
+    u32 gen;
+    s32 dirfd;
+    u32 len;          // bytes of buf that matter (addresses); 0: NUL-terminated string
+    u64 flags;
+    s64 ret;
+    struct sockinfo sock;
+    char comm[16];
+    u64 seen[WORDS];  // EV_EXEC / EV_EXIT: the image's syscalls
+    char buf[PATH_MAX_];
+};
+
+BPF_HASH(procs, u32, struct proc, MAX_PROCS);
+BPF_ARRAY(specs, struct spec, NARCH * SLOTS);
+BPF_PERCPU_ARRAY(counts, u64, NARCH * SLOTS);
+BPF_PERCPU_ARRAY(results, u64, NARCH * SLOTS);
+BPF_PERCPU_ARRAY(oks, u64, NARCH * SLOTS);
+BPF_HASH(other, struct nrkey, struct nrstat, 1024);
+BPF_HASH(errnos, struct errkey, u64, 8192);
+BPF_HASH(argcounts, struct argkey, u64, 16384);
+BPF_HASH(caps, struct capkey, u64, 16384);
+BPF_HASH(sockets, struct sockkey, struct sockinfo, 16384);
+BPF_HASH(inflights, u32, struct inflight, 4096);
+BPF_HASH(paths, struct pathkey, u8, MAX_PATHS);
+BPF_ARRAY(gseen, u64, WORDS);
+BPF_PERCPU_ARRAY(lost, u64, L_NLOST);
+BPF_PERCPU_ARRAY(scratch, struct inflight, 1);
+BPF_PERCPU_ARRAY(pscratch, struct pathkey, 1);
+BPF_PERCPU_ARRAY(newproc, struct proc, 1);
+BPF_ARRAY(calib, u64, 1);           // (pt_regs of a task) - task->stack, learnt at sys_enter
+BPF_RINGBUF_OUTPUT(events, RB_PAGES);
+
+static __always_inline void count_lost(int what) {
+    u64 *n = lost.lookup(&what);
+    if (n)
+        (*n)++;
+}
+
+static __always_inline void fill_comm(char *comm) {
+    bpf_get_current_comm(comm, 16);
+}
+
+// the tracked process record of the current task, or NULL
+static __always_inline struct proc *current_proc(u32 tgid) {
+    struct proc *p = procs.lookup(&tgid);
+#if MODE_CGROUP
+    if (p)
+        return p;
+    if (bpf_get_current_ancestor_cgroup_id(CGROUP_LEVEL) != CGROUP_ID)
+        return 0;
+    int zero = 0;
+    struct proc *fresh = newproc.lookup(&zero);
+    if (!fresh)
+        return 0;
+    if (procs.insert(&tgid, fresh) != 0) {
+        p = procs.lookup(&tgid);
+        if (!p)
+            count_lost(L_PROCS);
+        return p;
+    }
+    struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
+    if (e) {
+        __builtin_memset(e, 0, sizeof(*e));
+        e->type = EV_NEWPROC;
+        e->tgid = tgid;
+        e->tid = (u32)bpf_get_current_pid_tgid();
+        fill_comm(e->comm);
+        events.ringbuf_submit(e, 0);
+    } else {
+        count_lost(L_RINGBUF);
+    }
+    return procs.lookup(&tgid);
+#else
+    return p;
+#endif
+}
+
+static __always_inline u32 task_abi(void *task) {
+#if COMPAT_X86
+    u32 status = 0;
+    bpf_probe_read_kernel(&status, sizeof(status), (char *)task + OFF_TI_STATUS);
+    return (status & TS_COMPAT) ? ABI_I386 : ABI_NATIVE;
+#else
+    return ABI_NATIVE;
+#endif
+}
+
+static __always_inline void split_nr(u32 *abi, s64 *nr) {
+#if COMPAT_X86
+    if (*abi == ABI_NATIVE && *nr >= 0 && (*nr & X32_BIT)) {
+        *abi = ABI_X32;
+        *nr &= ~(s64)X32_BIT;
+    }
+#endif
+}
+
+// syscall argument i of a task in `abi`, from its saved user registers
+static __always_inline u64 reg_arg(REGS *regs, u32 abi, int i) {
+    u64 v = 0;
+#if COMPAT_X86
+    if (abi == ABI_I386) {
+        switch (i) {
+        case 0: bpf_probe_read_kernel(&v, 8, &regs->bx); break;
+        case 1: bpf_probe_read_kernel(&v, 8, &regs->cx); break;
+        case 2: bpf_probe_read_kernel(&v, 8, &regs->dx); break;
+        case 3: bpf_probe_read_kernel(&v, 8, &regs->si); break;
+        case 4: bpf_probe_read_kernel(&v, 8, &regs->di); break;
+        default: bpf_probe_read_kernel(&v, 8, &regs->bp); break;
+        }
+        return v & 0xffffffff;
+    }
+    switch (i) {
+    case 0: bpf_probe_read_kernel(&v, 8, &regs->di); break;
+    case 1: bpf_probe_read_kernel(&v, 8, &regs->si); break;
+    case 2: bpf_probe_read_kernel(&v, 8, &regs->dx); break;
+    case 3: bpf_probe_read_kernel(&v, 8, &regs->r10); break;
+    case 4: bpf_probe_read_kernel(&v, 8, &regs->r8); break;
+    default: bpf_probe_read_kernel(&v, 8, &regs->r9); break;
+    }
+#else
+    switch (i) {
+    case 0: bpf_probe_read_kernel(&v, 8, &PT_REGS_PARM1(regs)); break;
+    case 1: bpf_probe_read_kernel(&v, 8, &PT_REGS_PARM2(regs)); break;
+    case 2: bpf_probe_read_kernel(&v, 8, &PT_REGS_PARM3(regs)); break;
+    case 3: bpf_probe_read_kernel(&v, 8, &PT_REGS_PARM4(regs)); break;
+    case 4: bpf_probe_read_kernel(&v, 8, &PT_REGS_PARM5(regs)); break;
+    default: bpf_probe_read_kernel(&v, 8, &PT_REGS_PARM6(regs)); break;
+    }
+#endif
+    return v;
+}
+
+static __always_inline void stash(u32 tid, REGS *regs, struct spec *sp, u32 abi, s32 nr, u32 tgid) {
+    int zero = 0;
+    struct inflight *f = scratch.lookup(&zero);
+    if (!f)
+        return;
+    f->kind = sp->kind;
+    f->abi = abi;
+    f->nr = nr;
+    f->dirfd = -100;  // AT_FDCWD
+    f->flags = 0;
+    f->fd = -1;
+    f->len = 0;
+    f->sock.domain = f->sock.type = f->sock.protocol = 0xffffffff;
+    f->sock.pad = 0;
+    __builtin_memset(f->buf, 0, PATH_MAX_);
+    if (sp->kind == K_OPEN || sp->kind == K_CREAT || sp->kind == K_OPENAT2) {
+        u64 p = reg_arg(regs, abi, sp->pidx);
+        bpf_probe_read_user_str(f->buf, PATH_MAX_, (void *)p);
+        if (sp->kind == K_CREAT)
+            f->flags = 01 | 0100 | 01000;  // O_WRONLY|O_CREAT|O_TRUNC
+        else if (sp->kind == K_OPENAT2) {
+            u64 how = reg_arg(regs, abi, 2);
+            bpf_probe_read_user(&f->flags, 8, (void *)how);
+        } else
+            f->flags = reg_arg(regs, abi, sp->fidx);
+        if (sp->didx != 255)
+            f->dirfd = (s32)reg_arg(regs, abi, sp->didx);
+    } else if (sp->kind == K_BIND || sp->kind == K_CONNECT) {
+        f->fd = (s32)reg_arg(regs, abi, 0);
+        u64 p = reg_arg(regs, abi, 1);
+        u32 len = (u32)reg_arg(regs, abi, 2);
+        if (len > ADDR_MAX)
+            len = ADDR_MAX;
+        f->len = len;
+        bpf_probe_read_user(f->buf, ADDR_MAX, (void *)p);
+        struct sockkey sk = {.tgid = tgid, .fd = f->fd};
+        struct sockinfo *si = sockets.lookup(&sk);
+        if (si)
+            f->sock = *si;
+    } else if (sp->kind == K_SOCKET) {
+        f->sock.domain = (u32)reg_arg(regs, abi, 0);
+        f->sock.type = (u32)reg_arg(regs, abi, 1);
+        f->sock.protocol = (u32)reg_arg(regs, abi, 2);
+    }
+    if (inflights.update(&tid, f) != 0)
+        count_lost(L_INFLIGHT);
+}
+
+RAW_TRACEPOINT_PROBE(sys_enter) {
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32;
+    struct proc *p = current_proc(tgid);
+    if (!p)
+        return 0;
+    REGS *regs = (REGS *)ctx->args[0];
+    s64 nr = ctx->args[1];
+    void *task = (void *)bpf_get_current_task();
+    u32 abi = task_abi(task);
+    split_nr(&abi, &nr);
+    u32 slot = abi * SLOTS + (u32)nr;
+    struct spec *sp = 0;
+    if (nr >= 0 && nr < SLOTS)
+        sp = specs.lookup(&slot);
+
+    if (p->flags & F_PENDING) {
+        if (!sp || sp->kind != K_EXECVE)
+            return 0;
+        p->flags &= ~F_PENDING;
+    }
+    {
+        int zero = 0;
+        u64 *c = calib.lookup(&zero);
+        if (c && *c == 0) {
+            u64 stack = 0;
+            bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
+            *c = (u64)regs - stack;
+        }
+    }
+    if (nr < 0 || nr >= SLOTS) {
+        struct nrkey k = {.abi = abi, .nr = (s32)nr};
+        struct nrstat *st = other.lookup(&k);
+        if (st) {
+            __sync_fetch_and_add(&st->count, 1);
+        } else {
+            struct nrstat one = {.count = 1};
+            if (other.insert(&k, &one) != 0)
+                count_lost(L_OTHER);
+        }
+        return 0;
+    }
+    u64 *c = counts.lookup(&slot);
+    if (c)
+        (*c)++;
+    u32 w = (slot >> 6) & (WORDS - 1);
+    u64 bit = 1ULL << (slot & 63);
+    if (!(p->seen[w] & bit)) {
+        p->seen[w] |= bit;
+        u64 *g = gseen.lookup(&w);
+        if (g && !(*g & bit)) {
+            struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
+            if (e) {
+                __sync_fetch_and_or(g, bit);
+                __builtin_memset(e, 0, sizeof(*e));
+                e->type = EV_SYSCALL;
+                e->tgid = tgid;
+                e->tid = (u32)pid_tgid;
+                e->abi = abi;
+                e->nr = (s32)nr;
+                e->gen = p->gen;
+                fill_comm(e->comm);
+                events.ringbuf_submit(e, 0);
+            } else {
+                count_lost(L_RINGBUF);   // counts and the bitmap keep the fact: only the live notice is lost
+            }
+        }
+    }
+    if (!sp)
+        return 0;
+    if (sp->nargs) {
+        struct argkey k = {.abi = abi, .nr = (s32)nr};
+        #pragma unroll
+        for (int i = 0; i < 3; i++)
+            if (i < sp->nargs)
+                k.v[i] = reg_arg(regs, abi, sp->idx[i] > 5 ? 5 : sp->idx[i]);
+        u64 *n = argcounts.lookup(&k);
+        if (n) {
+            __sync_fetch_and_add(n, 1);
+        } else {
+            u64 one = 1;
+            if (argcounts.insert(&k, &one) == 0) {
+                struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
+                if (e) {
+                    __builtin_memset(e, 0, sizeof(*e));
+                    e->type = EV_ARGS;
+                    e->tgid = tgid;
+                    e->tid = (u32)pid_tgid;
+                    e->abi = abi;
+                    e->nr = (s32)nr;
+                    e->v[0] = k.v[0];
+                    e->v[1] = k.v[1];
+                    e->v[2] = k.v[2];
+                    events.ringbuf_submit(e, 0);
+                } else {
+                    count_lost(L_RINGBUF);   // the map keeps the fact
+                }
+            } else {
+                n = argcounts.lookup(&k);
+                if (n)
+                    __sync_fetch_and_add(n, 1);
+                else
+                    count_lost(L_ARGS);
+            }
+        }
+    }
+    if (sp->kind == K_CLOSE) {
+        struct sockkey sk = {.tgid = tgid, .fd = (s32)reg_arg(regs, abi, 0)};
+        sockets.delete(&sk);
+    } else if (sp->kind != K_NONE && sp->kind != K_EXECVE) {
+        stash((u32)pid_tgid, regs, sp, abi, (s32)nr, tgid);
+    }
+    return 0;
+}
+
+static __always_inline void emit_path(u32 tgid, u32 tid, struct proc *p, struct inflight *f, s64 ret) {
+    if (f->buf[0] == '/') {
+        // absolute paths are sent once per (path, flags); relative ones always (cwd/dirfd vary)
+        int zero = 0;
+        struct pathkey *k = pscratch.lookup(&zero);
+        if (!k)
+            return;
+        __builtin_memcpy(k->path, f->buf, PATH_MAX_);
+        k->flags = f->flags & (03 | 0100);  // O_ACCMODE | O_CREAT: what the access kinds depend on
+        if (paths.lookup(k))
+            return;
+        struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
+        if (!e) {
+            count_lost(L_RINGBUF);
+            return;
+        }
+        u8 one = 1;
+        paths.update(k, &one);   // a full map only means repeats reach userspace
+        e->type = EV_PATH;
+        e->tgid = tgid;
+        e->tid = tid;
+        e->abi = f->abi;
+        e->nr = f->nr;
+        e->gen = p->gen;
+        e->dirfd = f->dirfd;
+        e->len = 0;
+        e->flags = f->flags;
+        e->ret = ret;
+        e->sock = f->sock;
+        fill_comm(e->comm);
+        __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
+        events.ringbuf_submit(e, 0);
+        return;
+    }
+    struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
+    if (!e) {
+        count_lost(L_RINGBUF);
+        return;
+    }
+    e->type = EV_PATH;
+    e->tgid = tgid;
+    e->tid = tid;
+    e->abi = f->abi;
+    e->nr = f->nr;
+    e->gen = p->gen;
+    e->dirfd = f->dirfd;
+    e->len = 0;
+    e->flags = f->flags;
+    e->ret = ret;
+    e->sock = f->sock;
+    fill_comm(e->comm);
+    __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
+    events.ringbuf_submit(e, 0);
+}
+
+RAW_TRACEPOINT_PROBE(sys_exit) {
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32;
+    u32 tid = (u32)pid_tgid;
+    struct proc *p = procs.lookup(&tgid);
+    if (!p || (p->flags & F_PENDING))
+        return 0;
+    REGS *regs = (REGS *)ctx->args[0];
+    s64 ret = ctx->args[1];
+    s64 nr = -1;
+    bpf_probe_read_kernel(&nr, 8, &regs->orig_ax);
+    void *task = (void *)bpf_get_current_task();
+    u32 abi = task_abi(task);
+    split_nr(&abi, &nr);
+    if (abi == ABI_I386)
+        ret = (s32)ret;
+    int failed = ret < 0 && ret > -4096;
+    if (nr < 0 || nr >= SLOTS) {
+        struct nrkey k = {.abi = abi, .nr = (s32)nr};
+        struct nrstat *st = other.lookup(&k);
+        if (st) {
+            __sync_fetch_and_add(&st->results, 1);
+            if (!failed)
+                __sync_fetch_and_add(&st->ok, 1);
+        }
+    } else {
+        u32 slot = abi * SLOTS + (u32)nr;
+        u64 *c = results.lookup(&slot);
+        if (c)
+            (*c)++;
+        if (!failed) {
+            c = oks.lookup(&slot);
+            if (c)
+                (*c)++;
+        }
+    }
+    if (failed) {
+        struct errkey k = {.abi = abi, .nr = (s32)nr, .err = (s32)-ret};
+        u64 *n = errnos.lookup(&k);
+        if (n) {
+            __sync_fetch_and_add(n, 1);
+        } else {
+            u64 one = 1;
+            if (errnos.insert(&k, &one) != 0) {
+                n = errnos.lookup(&k);
+                if (n)
+                    __sync_fetch_and_add(n, 1);
+                else
+                    count_lost(L_ERRNO);
+            }
+        }
+    }
+    struct inflight *f = inflights.lookup(&tid);
+    if (!f)
+        return 0;
+    if (f->nr != (s32)nr || f->abi != abi) {
+        inflights.delete(&tid);
+        return 0;
+    }
+    if (f->kind == K_SOCKET) {
+        if (ret >= 0) {
+            struct sockkey sk = {.tgid = tgid, .fd = (s32)ret};
+            sockets.update(&sk, &f->sock);
+        }
+    } else if (f->kind == K_BIND || f->kind == K_CONNECT) {
+        if (ret >= 0 || ret == -115) {   // connect: EINPROGRESS (non-blocking) is a success here
+            struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
+            if (e) {
+                e->type = EV_ADDR;
+                e->tgid = tgid;
+                e->tid = tid;
+                e->abi = abi;
+                e->nr = (s32)nr;
+                e->gen = p->gen;
+                e->dirfd = f->fd;
+                e->len = f->len;
+                e->flags = 0;
+                e->ret = ret;
+                e->sock = f->sock;
+                fill_comm(e->comm);
+                __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
+                events.ringbuf_submit(e, 0);
+            } else {
+                count_lost(L_RINGBUF);
+            }
+        }
+    } else if (ret >= 0) {
+        emit_path(tgid, tid, p, f, ret);
+    }
+    inflights.delete(&tid);
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(sched_process_fork) {
+#if MODE_CGROUP
+    return 0;   // cgroup mode finds processes by their cgroup
+#else
+    // args: (struct task_struct *parent, struct task_struct *child); runs in the parent
+    u32 parent = bpf_get_current_pid_tgid() >> 32;
+    struct proc *pp = procs.lookup(&parent);
+    if (!pp)
+        return 0;
+    u32 child = 0, child_tgid = 0;
+    bpf_probe_read_kernel(&child, 4, (char *)ctx->args[1] + OFF_PID);
+    bpf_probe_read_kernel(&child_tgid, 4, (char *)ctx->args[1] + OFF_TGID);
+    if (child == 0 || child != child_tgid)
+        return 0;   // a new thread: its process is tracked already
+    int zero = 0;
+    struct proc *fresh = newproc.lookup(&zero);
+    if (!fresh)
+        return 0;
+    fresh->gen = 0;
+    fresh->flags = 0;
+    if (procs.insert(&child, fresh) != 0) {
+        count_lost(L_PROCS);
+        return 0;
+    }
+    struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
+    if (e) {
+        __builtin_memset(e, 0, sizeof(*e));
+        e->type = EV_FORK;
+        e->tgid = child;
+        e->tid = child;
+        e->parent = parent;
+        e->pgen = pp->gen;
+        fill_comm(e->comm);
+        events.ringbuf_submit(e, 0);
+    } else {
+        count_lost(L_RINGBUF);
+    }
+    return 0;
+#endif
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exec) {
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    struct proc *p = procs.lookup(&tgid);
+    if (!p)
+        return 0;
+    struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
+    if (!e) {
+        count_lost(L_RINGBUF);
+    } else {
+        e->type = EV_EXEC;
+        e->tgid = tgid;
+        e->tid = args->pid;
+        e->abi = 0;
+        e->nr = args->old_pid;
+        e->gen = p->gen;
+        e->dirfd = -100;
+        e->len = 0;
+        e->flags = 0;
+        e->ret = 0;
+        fill_comm(e->comm);
+        __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
+        unsigned short loc = args->data_loc_filename & 0xFFFF;
+        bpf_probe_read_kernel_str(e->buf, PATH_MAX_, (char *)args + loc);
+        events.ringbuf_submit(e, 0);
+    }
+    // the new image starts with an empty bitmap (its own attribution)
+    if (e) {
+        __builtin_memset(p->seen, 0, sizeof(p->seen));
+        p->gen++;
+    }
+    // without the event the old image's syscalls stay in the bitmap and count for the new one
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit) {
+#if HAVE_GROUP_DEAD
+    if (!args->group_dead)
+        return 0;
+#else
+    u64 pt = bpf_get_current_pid_tgid();
+    if ((u32)pt != (u32)(pt >> 32))
+        return 0;
+#endif
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    struct proc *p = procs.lookup(&tgid);
+    if (!p)
+        return 0;
+    struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
+    if (!e) {
+        count_lost(L_RINGBUF);
+        return 0;   // keep the entry: userspace reads its bitmap at the end
+    }
+    e->type = EV_EXIT;
+    e->tgid = tgid;
+    e->tid = (u32)bpf_get_current_pid_tgid();
+    e->abi = 0;
+    e->nr = 0;
+    e->gen = p->gen;
+    e->dirfd = 0;
+    e->len = 0;
+    e->flags = 0;
+    e->ret = 0;
+    fill_comm(e->comm);
+    __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
+    e->buf[0] = 0;
+    events.ringbuf_submit(e, 0);
+    procs.delete(&tgid);
+    return 0;
+}
+
+TRACEPOINT_PROBE(capability, cap_capable) {
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32;
+    struct proc *p = procs.lookup(&tgid);
+    if (!p || (p->flags & F_PENDING))
+        return 0;
+    void *task = (void *)bpf_get_current_task();
+    struct capkey k = {};
+    k.tgid = tgid;
+    k.gen = p->gen;
+    k.cap = args->cap;
+    k.denied = args->ret != 0;
+    k.abi = task_abi(task);
+    k.nr = -1;
+    u64 cred = 0;
+    bpf_probe_read_kernel(&cred, 8, (char *)task + OFF_CRED);
+    k.other_cred = cred != (u64)args->cred;
+    int zero = 0;
+    u64 *delta = calib.lookup(&zero);
+    if (delta && *delta) {
+        u64 stack = 0;
+        bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
+        REGS *regs = (REGS *)(stack + *delta);
+        s64 nr = -1;
+        bpf_probe_read_kernel(&nr, 8, &regs->orig_ax);
+        split_nr(&k.abi, &nr);
+        k.nr = (s32)nr;
+    }
+    long n = bpf_get_stack(args, k.ip, sizeof(k.ip), 0);
+    k.nframes = n > 0 ? ((u32)n) >> 3 : 0;
+    u64 *c = caps.lookup(&k);
+    if (c) {
+        __sync_fetch_and_add(c, 1);
+    } else {
+        u64 one = 1;
+        if (caps.insert(&k, &one) != 0) {
+            c = caps.lookup(&k);
+            if (c)
+                __sync_fetch_and_add(c, 1);
+            else
+                count_lost(L_CAPS);
+        }
+    }
+    return 0;
+}

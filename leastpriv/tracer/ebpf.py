@@ -1,0 +1,802 @@
+"""eBPF backend (bcc): the kernel counts, userspace hears only news.
+
+The BPF program (``ebpf.c`` beside this file) attaches to the raw syscall
+tracepoints, ``sched:sched_process_{fork,exec,exit}`` and
+``capability:cap_capable``. It keeps only the workload's processes (a tgid
+set that follows forks, or every task of one cgroup v2), counts syscalls,
+results and errnos per (ABI, number) in per-CPU maps, records the values of
+``syscalls.tracked_args`` per tuple in a hash map, keeps per process image a
+bitmap of its syscalls (for attribution to executables), and sends through a
+ring buffer only what is new: a syscall or argument tuple seen for the first
+time, an absolute path not sent before, a bind/connect, an exec, a fork, an
+exit. Counts are read from the maps at the end. A full ring buffer is counted
+in the kernel and reported (``Recording.lost_events`` and a note); facts whose
+event was dropped are retried, and counts never depend on events.
+
+Capability checks: every ``cap_capable`` of a tracked task with the
+capability, granted/denied, the syscall in progress (``orig_ax`` of the
+task's saved user registers) and the top six kernel stack frames. The
+tracepoint does not carry ``CAP_OPT_NOAUDIT`` and fentry/LSM programs cannot
+be loaded on this kernel (lockdown), so *audited* is decided from the call
+site (see :func:`classify_check`): the first frame below the capability
+plumbing names the function that asked; ``ns_capable_noaudit``,
+``has_[ns_]capability_noaudit`` and the overcommit accounting
+(``security_vm_enough_memory_mm``) ask without audit.
+
+Kernel struct layouts come from the running kernel's BTF (:mod:`.btf`), not
+from the (possibly mismatched) headers bcc compiles against.
+"""
+from __future__ import annotations
+
+import ctypes as ct
+import errno as _errno
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+
+from .. import constants, syscalls
+from ..errors import UserError
+from .base import Backend, Cgroup, Command, Pid, Target, TraceOptions
+from .recording import CapCheck, Endpoint, Recording, RecordingBuilder
+
+TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+CGROUP2_MAGIC = 0x63677270
+
+ABI_NATIVE, ABI_I386, ABI_X32 = 0, 1, 2
+NARCH = 3
+SLOTS = 640                 # syscall numbers per ABI counted in arrays (others in a hash)
+WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)
+PATH_MAX_ = 256
+MAX_PROCS = 32768
+MAX_PATHS = 32768
+RB_PAGES = 256              # 1 MiB ring buffer
+
+K_NONE, K_OPEN, K_CREAT, K_OPENAT2, K_BIND, K_CONNECT, K_SOCKET, K_CLOSE, K_EXECVE = range(9)
+EV_SYSCALL, EV_ARGS, EV_PATH, EV_ADDR, EV_EXEC, EV_FORK, EV_EXIT, EV_NEWPROC = range(1, 9)
+LOST_NAMES = ("ring buffer full", "process table full", "argument map full", "capability map full",
+              "in-flight map full (a path or address was not captured)", "syscall-number map full",
+              "errno map full")
+
+# syscall name -> (kind, path index, flags index, dirfd index (255: AT_FDCWD))
+PATH_SYSCALLS = {
+    "open": (K_OPEN, 0, 1, 255),
+    "openat": (K_OPEN, 1, 2, 0),
+    "creat": (K_CREAT, 0, 0, 255),
+    "openat2": (K_OPENAT2, 1, 0, 0),
+    "bind": (K_BIND, 0, 0, 255),
+    "connect": (K_CONNECT, 0, 0, 255),
+    "socket": (K_SOCKET, 0, 0, 255),
+    "close": (K_CLOSE, 0, 0, 255),
+    "execve": (K_EXECVE, 0, 0, 255),
+    "execveat": (K_EXECVE, 0, 0, 255),
+}
+
+# --- the audited / no-audit rule (see the module docstring and README) -----
+# Frames that are the capability machinery itself, skipped to find who asked.
+PLUMBING = frozenset({"cap_capable", "cap_capable_helper", "security_capable", "ns_capable_common",
+                      "call_int_hook"})
+# Who asks with CAP_OPT_NOAUDIT: a "could I?" probe, not a need.
+NOAUDIT_CALLERS = frozenset({"ns_capable_noaudit", "has_ns_capability_noaudit", "has_capability_noaudit",
+                             "security_vm_enough_memory_mm", "cap_vm_enough_memory", "__vm_enough_memory",
+                             "kallsyms_show_value"})
+# Who asks with audit (CAP_OPT_NONE / CAP_OPT_INSETID): a denial would be logged, a grant is a need.
+AUDITED_CALLERS = frozenset({
+    "capable", "ns_capable", "ns_capable_setid", "file_ns_capable", "has_capability", "has_ns_capability",
+    "capable_wrt_inode_uidgid", "privileged_wrt_inode_uidgid", "sk_ns_capable", "sk_capable", "sk_net_capable",
+    "netlink_ns_capable", "netlink_capable", "netlink_net_capable", "bpf_token_capable", "perfmon_capable",
+    "bpf_capable", "checkpoint_restore_ns_capable", "inode_owner_or_capable", "ptracer_capable",
+})
+# Without a stack: CAP_SYS_ADMIN asked during these syscalls is the overcommit accounting probe.
+NOAUDIT_FALLBACK = {"CAP_SYS_ADMIN": frozenset({"mmap", "mmap2", "brk", "mremap", "execve", "execveat", "clone",
+                                                "clone3", "fork", "vfork", "shmat", "mprotect", "munmap"})}
+
+
+def classify_check(frames: list[str], cap: str, syscall: str) -> tuple[bool | None, str]:
+    """(audited, reason) of one capability check from the kernel functions on its stack (innermost first)."""
+    names = [f.split(".")[0] for f in frames if f]
+    callers = [n for n in names if n not in PLUMBING]
+    if callers:
+        site = " <- ".join(callers[:2])
+        first = callers[0]
+        if first in NOAUDIT_CALLERS:
+            return False, f"no-audit check from {site}"
+        if first in AUDITED_CALLERS:
+            return True, f"audited check from {site}"
+        if "security_capable" in names or "cap_capable" in names[:1]:
+            return None, (f"{first} calls security_capable directly (its audit option cannot be seen here): "
+                          f"counted as needed; from {site}")
+    if syscall in NOAUDIT_FALLBACK.get(cap, ()):
+        return False, f"no stack; {cap} during {syscall} is the overcommit accounting probe (no-audit)"
+    return None, "no stack: audit option unknown, counted as needed"
+
+
+# --- environment --------------------------------------------------------------
+
+def _tracefs() -> str | None:
+    for d in TRACEFS:
+        if os.path.isdir(os.path.join(d, "events", "raw_syscalls")):
+            return d
+    return None
+
+
+def usable_reason() -> str:
+    """'' when eBPF tracing works here, else what is missing and how to fix it."""
+    if os.geteuid() != 0:
+        return "needs root (run with sudo), or use --backend ptrace"
+    try:
+        import bcc  # noqa: F401
+    except ImportError:
+        return ("bcc is not importable from this Python: run `make install` (installs python3-bpfcc and "
+                "links /usr/lib/python3/dist-packages/bcc into the venv)")
+    except Exception as exc:  # libbcc.so missing
+        return f"bcc does not load ({exc}): install Debian's libbpfcc / python3-bpfcc (`make install`)"
+    tfs = _tracefs()
+    if tfs is None:
+        return "tracefs is not mounted: `mount -t tracefs nodev /sys/kernel/tracing` (make install does it)"
+    if not os.path.isdir(os.path.join(tfs, "events", "sched", "sched_process_fork")):
+        return f"{tfs}/events/sched is missing: the kernel lacks sched tracepoints"
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        return "/sys/kernel/btf/vmlinux is missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y"
+    kdir = f"/lib/modules/{platform.release()}"
+    if not (os.path.exists(f"{kdir}/build/include") or os.path.exists(f"{kdir}/source/include")):
+        return (f"no kernel headers at {kdir}/build: install linux-headers-$(uname -r), or, for a kernel "
+                f"without a headers package, run `make install` (links Debian's nearest headers there)")
+    return ""
+
+
+# --- BTF offsets, cached per kernel ------------------------------------------
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "leastpriv"
+
+
+def kernel_offsets() -> dict[str, int]:
+    """task_struct offsets the BPF program needs, from the running kernel's BTF (cached)."""
+    st = os.stat("/sys/kernel/btf/vmlinux")
+    key = f"{platform.release()}-{st.st_size}"
+    cache = _cache_dir() / f"btf-offsets-{key}.json"
+    try:
+        return json.loads(cache.read_text())
+    except (OSError, ValueError):
+        pass
+    from .btf import BtfError, kernel_btf
+    try:
+        b = kernel_btf()
+        off = {
+            "OFF_TI_STATUS": b.offset("task_struct", "thread_info") + b.offset("thread_info", "status")
+            if syscalls.host_arch() == "x86_64" else 0,
+            "OFF_PID": b.offset("task_struct", "pid"),
+            "OFF_TGID": b.offset("task_struct", "tgid"),
+            "OFF_CRED": b.offset("task_struct", "cred"),
+            "OFF_STACK": b.offset("task_struct", "stack"),
+        }
+        if syscalls.host_arch() == "x86_64":
+            want = {"r10": 56, "r9": 64, "r8": 72, "bx": 40, "bp": 32, "cx": 88, "dx": 96, "si": 104, "di": 112,
+                    "orig_ax": 120}
+            got = {f: b.offset("pt_regs", f) for f in want}
+            if got != want:
+                raise BtfError(f"struct pt_regs is not laid out as ebpf.c expects: {got}")
+    except (BtfError, OSError, ValueError) as exc:
+        raise UserError(f"/sys/kernel/btf/vmlinux: cannot read task_struct offsets ({exc})") from None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(off))
+    except OSError:
+        pass
+    return off
+
+
+# --- ctypes views of the events (layouts as in ebpf.c) ------------------------
+
+class SockInfo(ct.Structure):
+    _fields_ = [("domain", ct.c_uint32), ("type", ct.c_uint32), ("protocol", ct.c_uint32), ("pad", ct.c_uint32)]
+
+
+class EvSmall(ct.Structure):
+    _fields_ = [("type", ct.c_uint32), ("tgid", ct.c_uint32), ("tid", ct.c_uint32), ("abi", ct.c_uint32),
+                ("nr", ct.c_int32), ("gen", ct.c_uint32), ("parent", ct.c_uint32), ("pgen", ct.c_uint32),
+                ("v", ct.c_uint64 * 3), ("comm", ct.c_char * 16)]
+
+
+class EvBig(ct.Structure):
+    _fields_ = [("type", ct.c_uint32), ("tgid", ct.c_uint32), ("tid", ct.c_uint32), ("abi", ct.c_uint32),
+                ("nr", ct.c_int32), ("gen", ct.c_uint32), ("dirfd", ct.c_int32), ("len", ct.c_uint32),
+                ("flags", ct.c_uint64), ("ret", ct.c_int64), ("sock", SockInfo), ("comm", ct.c_char * 16),
+                ("seen", ct.c_uint64 * WORDS), ("buf", ct.c_char * PATH_MAX_)]
+
+
+def _abi_arch() -> dict[int, str]:
+    host = syscalls.host_arch()
+    if host == "x86_64":
+        return {ABI_NATIVE: "x86_64", ABI_I386: "x86", ABI_X32: "x32"}
+    return {ABI_NATIVE: host}
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _deleted(p: str | None) -> str | None:
+    return p[:-len(" (deleted)")] if p and p.endswith(" (deleted)") else p
+
+
+def _fmt_cgroup(path: str) -> tuple[int, int, str]:
+    """(cgroup id, level, canonical path) of a cgroup v2 directory."""
+    p = os.path.realpath(path)
+    try:
+        st = os.stat(p)
+        sfs = os.statvfs(p)  # noqa: F841 - existence/permission check
+    except OSError as exc:
+        raise UserError(f"--cgroup {path}: {exc.strerror}") from None
+    mount = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if right.split()[:1] == ["cgroup2"]:
+            mp, root = fields[4], fields[3]
+            if p == mp or p.startswith(mp.rstrip("/") + "/"):
+                if mount is None or len(mp) > len(mount[0]):
+                    mount = (mp, root)
+    if mount is None:
+        raise UserError(f"--cgroup {path}: not in a cgroup v2 hierarchy (mount -t cgroup2 none /sys/fs/cgroup)")
+    mp, root = mount
+    rel = os.path.relpath(p, mp)
+    parts = [x for x in root.split("/") if x] + ([x for x in rel.split("/") if x and x != "."])
+    return st.st_ino, len(parts), p
+
+
+def _descendants(pid: int) -> list[int]:
+    """pid's process and all its descendant processes (tgids), from /proc/*/task/*/children."""
+    out, todo, seen = [], [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        out.append(p)
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                kids = Path(f"/proc/{p}/task/{t}/children").read_text().split()
+            except OSError:
+                continue
+            todo.extend(int(k) for k in kids)
+    return out
+
+
+class _Session:
+    """One loaded BPF program and what userspace learnt from its events."""
+
+    def __init__(self, target: Target, options: TraceOptions, builder: RecordingBuilder):
+        from bcc import BPF
+
+        self.builder = builder
+        self.options = options
+        self.archs = _abi_arch()
+        self.exe: dict[tuple[int, int], str] = {}
+        self.cwd: dict[int, str] = {}
+        self.live: set[int] = set()
+        self.unresolved = 0
+        self.truncated = 0
+        self.news = 0
+        mode_cgroup, cg_id, cg_level = 0, 0, 0
+        if isinstance(target, Cgroup):
+            cg_id, cg_level, _ = _fmt_cgroup(target.path)
+            mode_cgroup = 1
+        tfs = _tracefs()
+        have_group_dead = "group_dead" in Path(tfs, "events/sched/sched_process_exit/format").read_text()
+        if not os.path.isdir(os.path.join(tfs, "events/capability/cap_capable")):
+            builder.note("this kernel has no capability:cap_capable tracepoint: capability checks were not recorded")
+            self.have_caps = False
+        else:
+            self.have_caps = True
+        defs = {
+            "MODE_CGROUP": mode_cgroup, "CGROUP_ID": f"{cg_id}ULL", "CGROUP_LEVEL": cg_level,
+            "COMPAT_X86": int(syscalls.host_arch() == "x86_64"), "HAVE_GROUP_DEAD": int(have_group_dead),
+            "SLOTS": SLOTS, "NARCH": NARCH, "MAX_PROCS": MAX_PROCS, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
+            **kernel_offsets(),
+        }
+        text = resources.files("leastpriv.tracer").joinpath("ebpf.c").read_text()
+        if not self.have_caps:
+            start = text.index("TRACEPOINT_PROBE(capability, cap_capable)")
+            text = text[:start]
+        cflags = [f"-D{k}={v}" for k, v in defs.items()] + ["-Wno-macro-redefined", "-w"]
+        t0 = time.monotonic()
+        # bcc prints clang warnings to stderr; keep the user's terminal clean
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as dn:
+                os.dup2(dn.fileno(), 2)
+                try:
+                    self.bpf = BPF(text=text, cflags=cflags)
+                finally:
+                    os.dup2(saved, 2)
+        except Exception as exc:
+            raise UserError(f"--backend ebpf: the BPF program does not load here: {exc}") from None
+        finally:
+            os.close(saved)
+        self.compile_seconds = time.monotonic() - t0
+        EbpfBackend.last_startup = self.compile_seconds
+        self._fill_specs()
+        self.procs = self.bpf["procs"]
+        self.bpf["events"].open_ring_buffer(self._on_event)
+
+    # -- setup ------------------------------------------------------------
+    def _fill_specs(self) -> None:
+        specs = self.bpf["specs"]
+        for abi, arch in self.archs.items():
+            for name, nr in syscalls.table(arch).items():
+                if nr < 0 or nr >= SLOTS:
+                    continue
+                ta = syscalls.tracked_args(arch, name)
+                kind = PATH_SYSCALLS.get(name)
+                if ta is None and kind is None:
+                    continue
+                leaf = specs.Leaf()
+                if ta is not None:
+                    leaf.nargs = len(ta.indexes)
+                    for i, ix in enumerate(ta.indexes[:3]):
+                        leaf.idx[i] = ix
+                if kind is not None:
+                    leaf.kind, leaf.pidx, leaf.fidx, leaf.didx = kind
+                specs[specs.Key(abi * SLOTS + nr)] = leaf
+
+    def track(self, tgid: int, gen: int = 0, pending: bool = False, exe: str | None = None) -> bool:
+        leaf = self.procs.Leaf()
+        leaf.gen = gen
+        leaf.flags = 1 if pending else 0
+        try:
+            self.procs[self.procs.Key(tgid)] = leaf
+        except Exception:
+            return False
+        self.live.add(tgid)
+        self.exe.setdefault((tgid, gen), exe or _deleted(_readlink(f"/proc/{tgid}/exe")) or "")
+        return True
+
+    # -- events -----------------------------------------------------------
+    def _exe_of(self, tgid: int, gen: int, comm: bytes = b"") -> str:
+        e = self.exe.get((tgid, gen))
+        if e:
+            return e
+        e = _deleted(_readlink(f"/proc/{tgid}/exe")) or (f"[{comm.decode(errors='replace')}]" if comm else "?")
+        self.exe[(tgid, gen)] = e
+        return e
+
+    def _attribute_bitmap(self, tgid: int, gen: int, seen, comm: bytes = b"") -> None:
+        exe = self._exe_of(tgid, gen, comm)
+        for w in range(WORDS):
+            bits = seen[w]
+            while bits:
+                low = bits & -bits
+                slot = w * 64 + low.bit_length() - 1
+                bits ^= low
+                abi, nr = divmod(slot, SLOTS)
+                arch = self.archs.get(abi)
+                if arch:
+                    self.builder.attribute(exe, arch, syscalls.name(arch, nr))
+
+    def _resolve(self, tgid: int, tid: int, dirfd: int, path: str) -> str | None:
+        if path.startswith("/"):
+            return os.path.normpath(path)
+        if dirfd == -100:
+            base = _readlink(f"/proc/{tid}/cwd") or _readlink(f"/proc/{tgid}/cwd") or self.cwd.get(tgid)
+        else:
+            base = _readlink(f"/proc/{tgid}/fd/{dirfd}")
+        if not base or not base.startswith("/"):
+            return None
+        if dirfd == -100:
+            self.cwd[tgid] = base
+        return os.path.normpath(os.path.join(base, path)) if path else base
+
+    def _on_event(self, ctx, data, size) -> None:
+        try:
+            self._handle(data, size)
+        except Exception as exc:  # never let a callback error kill the trace
+            self.builder.note(f"eBPF event handling error: {type(exc).__name__}: {exc}")
+
+    def _handle(self, data, size) -> None:
+        kind = ct.cast(data, ct.POINTER(ct.c_uint32)).contents.value
+        b = self.builder
+        self.news += 1
+        if kind in (EV_SYSCALL, EV_ARGS, EV_FORK, EV_NEWPROC):
+            e = ct.cast(data, ct.POINTER(EvSmall)).contents
+            if kind == EV_FORK:
+                self.exe.setdefault((e.tgid, 0), self._exe_of(e.parent, e.pgen))
+                self.live.add(e.tgid)
+            elif kind == EV_NEWPROC:
+                self.live.add(e.tgid)
+                self._exe_of(e.tgid, 0, e.comm)
+            elif kind == EV_SYSCALL and self.options.progress:
+                arch = self.archs.get(e.abi, "?")
+                self.options.progress({"new": f"{syscalls.name(arch, e.nr)} ({arch})", "events": self.news})
+            return
+        e = ct.cast(data, ct.POINTER(EvBig)).contents
+        if kind == EV_EXEC:
+            filename = e.buf.decode(errors="surrogateescape")
+            old = e.nr if e.nr else e.tgid
+            self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
+            path = self._resolve(e.tgid, e.tid, -100, filename) or _deleted(_readlink(f"/proc/{e.tgid}/exe"))
+            if path:
+                b.exec_(path)
+                self.exe[(e.tgid, e.gen + 1)] = path
+            else:
+                self.unresolved += 1
+            del old
+        elif kind == EV_EXIT:
+            self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
+            self.live.discard(e.tgid)
+        elif kind == EV_PATH:
+            raw = e.buf.decode(errors="surrogateescape")
+            if len(e.buf) >= PATH_MAX_ - 1:
+                self.truncated += 1
+            path = self._resolve(e.tgid, e.tid, e.dirfd, raw)
+            if path is None:
+                self.unresolved += 1
+                return
+            flags = e.flags
+            acc = flags & 3
+            if acc in (0, 2):
+                b.file(path, "read")
+            if acc in (1, 2):
+                b.file(path, "write")
+            if flags & 0o100:
+                b.file(path, "create")
+        elif kind == EV_ADDR:
+            ep = _endpoint("bind" if syscalls.name(self.archs.get(e.abi, "x86_64"), e.nr) == "bind" else "connect",
+                           bytes(e.buf)[: e.len], e.sock)
+            if ep is not None:
+                b.endpoint(ep)
+
+    # -- the end ----------------------------------------------------------
+    def poll(self, ms: int) -> None:
+        self.bpf.ring_buffer_poll(ms)
+
+    def drain(self) -> None:
+        self.bpf.ring_buffer_consume()
+
+    def collect(self) -> None:
+        b = self.builder
+        counts, results, oks = self.bpf["counts"], self.bpf["results"], self.bpf["oks"]
+        for abi, arch in self.archs.items():
+            for nr in range(SLOTS):
+                k = counts.Key(abi * SLOTS + nr)
+                n = sum(counts[k])
+                if not n:
+                    continue
+                name = syscalls.name(arch, nr)
+                b.syscall(arch, name, n)
+                stat = b.counts[arch][name]
+                stat[1] += sum(results[k])
+                stat[2] += sum(oks[k])
+        for k, v in self.bpf["other"].items():
+            arch = self.archs.get(k.abi)
+            if arch is None or not v.count:
+                continue
+            name = syscalls.name(arch, k.nr) if k.nr >= 0 else f"#{k.nr}"
+            b.syscall(arch, name, v.count)
+            stat = b.counts[arch][name]
+            stat[1] += v.results
+            stat[2] += v.ok
+        for k, v in self.bpf["errnos"].items():
+            arch = self.archs.get(k.abi)
+            if arch is None:
+                continue
+            name = syscalls.name(arch, k.nr) if k.nr >= 0 else f"#{k.nr}"
+            stat = b.counts[arch].get(name)
+            if stat is None:
+                continue
+            en = constants.name_of("errno", k.err) or f"E{k.err}"
+            stat[3][en] = stat[3].get(en, 0) + v.value
+        for k, v in self.bpf["argcounts"].items():
+            arch = self.archs.get(k.abi)
+            if arch is None:
+                continue
+            name = syscalls.name(arch, k.nr)
+            ta = syscalls.tracked_args(arch, name)
+            if ta is None:
+                continue
+            b.arg(arch, name, tuple(int(k.v[i]) for i in range(len(ta.indexes))), v.value)
+        # images still alive: their bitmaps
+        for k, v in self.procs.items():
+            self._attribute_bitmap(k.value, v.gen, v.seen)
+        if self.have_caps:
+            self._collect_caps()
+        lost = self.bpf["lost"]
+        total = 0
+        for i, what in enumerate(LOST_NAMES):
+            n = sum(lost[lost.Key(i)])
+            if n:
+                total += n
+                b.note(f"eBPF: {n} events lost ({what}); this run may miss facts")
+        b.lost_events += total
+        if self.unresolved:
+            b.note(f"eBPF: {self.unresolved} relative paths could not be resolved (the process had gone)")
+
+    def _collect_caps(self) -> None:
+        b = self.builder
+        other = 0
+        sym_cache: dict[int, str] = {}
+
+        def sym(ip: int) -> str:
+            s = sym_cache.get(ip)
+            if s is None:
+                s = sym_cache[ip] = self.bpf.ksym(ip).decode(errors="replace")
+            return s
+
+        for k, v in self.bpf["caps"].items():
+            if k.other_cred:
+                other += v.value
+                continue
+            cap = constants.name_of("capability", k.cap) or f"CAP_{k.cap}"
+            arch = self.archs.get(k.abi, self.archs[ABI_NATIVE])
+            sc = syscalls.name(arch, k.nr) if k.nr >= 0 else ""
+            frames = [sym(k.ip[i]) for i in range(min(k.nframes, 6))]
+            audited, reason = classify_check(frames, cap, sc)
+            b.capability(CapCheck(cap=cap, granted=not k.denied, audited=audited, syscall=sc,
+                                  exe=self._exe_of(k.tgid, k.gen), count=v.value, reason=reason))
+        if other:
+            b.note(f"eBPF: {other} capability checks on another task's credentials were left out "
+                   f"(e.g. the kernel checking a signal's target): they are not the workload's needs")
+
+    def lost_ringbuf(self) -> int:
+        lost = self.bpf["lost"]
+        return sum(lost[lost.Key(0)])
+
+    def close(self) -> None:
+        try:
+            self.bpf.cleanup()
+        except Exception:
+            pass
+
+
+def _endpoint(op: str, raw: bytes, sock: SockInfo) -> Endpoint | None:
+    if len(raw) < 2:
+        return None
+    fam = struct.unpack_from("=H", raw, 0)[0]
+    fam_name = constants.name_of("socket_family", fam) or str(fam)
+    stype = sock.type & 0xF if sock.type != 0xFFFFFFFF else None
+    proto = "unknown"
+    if fam in (socket.AF_INET, socket.AF_INET6) and stype is not None:
+        proto = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp", socket.SOCK_RAW: "raw"}.get(stype, "unknown")
+        if stype == socket.SOCK_DGRAM and sock.protocol in (1, 58):
+            proto = "icmp"
+    elif fam == socket.AF_UNIX and stype is not None:
+        proto = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket"}.get(
+            stype, "unknown")
+    if fam == socket.AF_INET and len(raw) >= 8:
+        port = struct.unpack_from("!H", raw, 2)[0]
+        return Endpoint(op, fam_name, socket.inet_ntop(socket.AF_INET, raw[4:8]), port, proto)
+    if fam == socket.AF_INET6 and len(raw) >= 24:
+        port = struct.unpack_from("!H", raw, 2)[0]
+        return Endpoint(op, fam_name, socket.inet_ntop(socket.AF_INET6, raw[8:24]), port, proto)
+    if fam == socket.AF_UNIX:
+        p = raw[2:]
+        if not p:
+            return Endpoint(op, fam_name, "", None, proto)  # autobind
+        if p[0] == 0:
+            return Endpoint(op, fam_name, "@" + p[1:].rstrip(b"\0").decode(errors="replace"), None, proto)
+        return Endpoint(op, fam_name, p.split(b"\0", 1)[0].decode(errors="surrogateescape"), None, proto)
+    return Endpoint(op, fam_name, "", None, proto)
+
+
+def _resolve_command(argv: tuple[str, ...]) -> str:
+    if not argv:
+        raise UserError("learn: no command given")
+    prog = argv[0]
+    if "/" in prog:
+        if not os.path.exists(prog):
+            raise UserError(f"{prog}: command not found", exit_code=127)
+        if os.path.isdir(prog) or not os.access(prog, os.X_OK):
+            raise UserError(f"{prog}: not executable", exit_code=126)
+        return prog
+    found = shutil.which(prog)
+    if found is None:
+        raise UserError(f"{prog}: command not found", exit_code=127)
+    return found
+
+
+def _open_fds() -> set[int]:
+    try:
+        return {int(f) for f in os.listdir("/proc/self/fd")}
+    except OSError:
+        return {0, 1, 2}
+
+
+class EbpfBackend(Backend):
+    """bcc: in-kernel counting, capability checks, attach to a PID or a cgroup."""
+
+    name = "ebpf"
+    last_startup: float | None = None   # seconds the last BPF compile + load took (bench, status line)
+
+    @classmethod
+    def usable(cls) -> tuple[bool, str]:
+        why = usable_reason()
+        return (not why, why)
+
+    def trace(self, target: Target, options: TraceOptions) -> Recording:
+        why = usable_reason()
+        if why:
+            raise UserError(f"--backend ebpf: not usable here: {why}")
+        if isinstance(target, Command):
+            return self._trace_command(target, options)
+        if isinstance(target, Pid):
+            if target.pid <= 0 or not os.path.exists(f"/proc/{target.pid}"):
+                raise UserError(f"--pid {target.pid}: no such process")
+            return self._trace_attached(target, options, f"pid:{target.pid}", self._cmdline(target.pid))
+        if isinstance(target, Cgroup):
+            _, _, canon = _fmt_cgroup(target.path)
+            return self._trace_attached(target, options, f"cgroup:{canon}", ("cgroup:" + canon,))
+        raise UserError(f"--backend ebpf: cannot trace {target!r}", exit_code=2)
+
+    @staticmethod
+    def _cmdline(pid: int) -> tuple[str, ...]:
+        try:
+            parts = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            return tuple(p.decode(errors="replace") for p in parts if p) or (f"pid:{pid}",)
+        except OSError:
+            return (f"pid:{pid}",)
+
+    # -- attach modes -----------------------------------------------------
+    def _trace_attached(self, target, options: TraceOptions, label: str, command: tuple[str, ...]) -> Recording:
+        builder = RecordingBuilder(command, "ebpf", target=label)
+        sess = _Session(target, options, builder)
+        stop = options.extra.get("stop_event")
+        ready = options.extra.get("ready_event")
+        how = ""
+        try:
+            if isinstance(target, Pid):
+                # insert before listing children: a fork after insertion is followed by the kernel
+                for tgid in _descendants(target.pid):
+                    if not sess.track(tgid):
+                        builder.note(f"eBPF: could not track process {tgid}")
+                builder.note("attached to running processes: what they did before the attach is not in this run")
+            else:
+                builder.note("cgroup mode: processes of the cgroup (and its sub-cgroups) from the attach on")
+            if ready is not None:
+                ready.set()
+            deadline = None if options.duration is None else time.monotonic() + options.duration
+            last_check = time.monotonic()
+            while True:
+                sess.poll(100)
+                now = time.monotonic()
+                if stop is not None and stop.is_set():
+                    how = "stopped"
+                    break
+                if deadline is not None and now >= deadline:
+                    how = "duration"
+                    break
+                if isinstance(target, Pid) and now - last_check > 0.5:
+                    last_check = now
+                    sess.live = {p for p in sess.live if os.path.exists(f"/proc/{p}")}
+                    if not sess.live:
+                        how = "exited"
+                        break
+        except KeyboardInterrupt:
+            how = "SIGINT"
+        try:
+            sess.drain()
+            sess.collect()
+        finally:
+            sess.close()
+        if how == "exited":
+            builder.note("the traced processes all exited")
+        return builder.build(exit_status=None, complete=True, interrupted="")
+
+    # -- a command --------------------------------------------------------
+    def _trace_command(self, target: Command, options: TraceOptions) -> Recording:
+        path = _resolve_command(target.argv)
+        keep = _open_fds()
+        builder = RecordingBuilder(target.argv, "ebpf", target="cmd")
+        sess = _Session(target, options, builder)
+        ready = options.extra.get("ready_event")
+        stop = options.extra.get("stop_event")
+        gate_r, gate_w = os.pipe()
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # child: wait until tracked, then exec
+            try:
+                os.close(gate_w)
+                os.close(err_r)
+                for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+                    signal.signal(s, signal.SIG_DFL)
+                for fd in _open_fds() - keep - {gate_r, err_w}:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                go = os.read(gate_r, 1)
+                os.close(gate_r)
+                if go != b"1":
+                    os._exit(125)
+                os.execv(path, list(target.argv))
+            except OSError as exc:
+                try:
+                    os.write(err_w, str(exc.errno).encode())
+                finally:
+                    os._exit(127 if exc.errno == _errno.ENOENT else 126)
+            except BaseException:
+                pass
+            os._exit(127)
+        os.close(gate_r)
+        os.close(err_w)
+        interrupted = ""
+        forwarded = {"sig": 0}
+
+        def forward(signum, _frame):
+            forwarded["sig"] = signum
+            try:
+                tty_fg = os.tcgetpgrp(sys.stdin.fileno()) if sys.stdin and sys.stdin.isatty() else -1
+            except (OSError, ValueError):
+                tty_fg = -1
+            # a terminal's Ctrl-C already reached the workload (same process group): don't send it twice
+            if not (signum == signal.SIGINT and tty_fg == os.getpgrp()):
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+
+        old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        status = None
+        try:
+            if not sess.track(pid, pending=True, exe=os.path.abspath(path)):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise UserError("--backend ebpf: cannot add the command to the BPF process table")
+            sess.live.add(pid)
+            if ready is not None:
+                ready.set()
+            os.write(gate_w, b"1")
+            os.close(gate_w)
+            code = os.read(err_r, 16)
+            os.close(err_r)
+            if code:
+                os.waitpid(pid, 0)
+                en = int(code)
+                raise UserError(f"{target.argv[0]}: {os.strerror(en)}", exit_code=127 if en == _errno.ENOENT else 126)
+            pidfd = os.pidfd_open(pid)
+            try:
+                while True:
+                    r, _, _ = select.select([pidfd], [], [], 0)
+                    if r:
+                        break
+                    sess.poll(100)
+                    if stop is not None and stop.is_set():
+                        os.kill(pid, signal.SIGTERM)
+                        interrupted = "stopped"
+                        stop = None
+            finally:
+                os.close(pidfd)
+            _, wst = os.waitpid(pid, 0)
+            status = os.waitstatus_to_exitcode(wst)
+            if status < 0:
+                status = 128 - status
+            sess.drain()
+            sess.collect()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            sess.close()
+        if forwarded["sig"] and not interrupted:
+            interrupted = signal.Signals(forwarded["sig"]).name
+        survivors = {p for p in sess.live if p != pid and os.path.exists(f"/proc/{p}")}
+        if survivors:
+            builder.note(f"{len(survivors)} descendant processes were still running when the command ended; "
+                         f"they were traced until then")
+        return builder.build(exit_status=status, complete=not interrupted, interrupted=interrupted)

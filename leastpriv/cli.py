@@ -59,8 +59,10 @@ def main() -> None:
 @main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
 @click.option("-o", "--output", "output", default="leastpriv.json", show_default=True,
               type=click.Path(dir_okay=False), help="Profile to write; an existing one gets this run added.")
-@click.option("--backend", type=click.Choice(["auto", "ptrace", "ebpf"]), default="auto", show_default=True,
-              help="How to observe: auto = ebpf when root and bcc are usable, else ptrace.")
+@click.option("--backend", type=click.Choice(["auto", "ptrace", "ebpf", "seccomp-notify"]), default="auto",
+              show_default=True,
+              help="How to observe: auto = ebpf when root and bcc are usable, else ptrace (containers: else "
+                   "seccomp-notify).")
 @click.option("--cpu", default="same", show_default=True, metavar="same|any|N",
               help="ptrace CPU placement: 'same' pins tracer and workload to one CPU (a stop costs ~7 µs "
                    "instead of up to ~90 µs, but the workload gets one CPU); 'any' leaves the scheduler alone.")
@@ -70,8 +72,15 @@ def main() -> None:
 @click.option("--save-recording", type=click.Path(dir_okay=False), default=None,
               help="Also write this run's raw Recording (for merge).")
 @click.option("--json", "as_json", is_flag=True, help="Print what this run added as JSON on stdout.")
+@click.option("--bundle", "bundle", type=click.Path(file_okay=False), default=None,
+              help="Run this OCI bundle with runc and learn the container (root; ARGS replace process.args).")
+@click.option("--image", "image", type=click.Path(), default=None,
+              help="Unpack this OCI layout / docker-save archive, run it with runc, learn it (ARGS replace Cmd).")
+@click.option("--network", type=click.Choice(["loopback", "none"]), default="loopback", show_default=True,
+              help="With --image: the container's network namespace (never the host's).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, command):
+def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, command, bundle=None, image=None,
+          network="loopback"):
     """Run COMMAND (or attach) and add what it did to a profile.
 
     \b
@@ -93,6 +102,18 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     command = tuple(command)
     if command and command[0] == "--":
         command = command[1:]
+    if bundle or image:   # containers: leastpriv/container (learn.py picks ebpf by cgroup or seccomp-notify)
+        from .container.cli_impl import learn_container_cmd
+        if pid is not None or cgroup:
+            raise UserError("learn: --bundle/--image cannot be combined with --pid/--cgroup")
+        rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network)
+        existing = Profile.load(output) if os.path.exists(output) else None
+        if save_recording:
+            rec.save(save_recording)
+        profile, added = aggregate.add_recording(existing, rec)
+        profile.save(output)
+        _report_learn(output, profile, rec, added, as_json)
+        sys.exit(rec.exit_status if rec.exit_status is not None else 0)
     targets = [t for t in (command or None, pid, cgroup) if t is not None]
     if len(targets) != 1:
         raise UserError("learn: give exactly one of -- COMMAND, --pid PID, --cgroup PATH")
@@ -284,6 +305,272 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
         console.info(f"wrote {output} ({fmt})")
     elif not result.written:
         click.echo(result.text, nl=False)
+
+
+# ------------------------------------------------------------- containers (leastpriv/container)
+
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False), help="The learned profile.")
+@click.option("--bundle", type=click.Path(file_okay=False, exists=True), default=None, help="An OCI bundle to run.")
+@click.option("--image", type=click.Path(exists=True), default=None, help="An OCI layout or docker-save archive.")
+@click.option("--runtime", type=click.Choice(["runc", "crun", "none"]), default="runc", show_default=True,
+              help="Runtime base added to the filter (none: only what the workload needs; runc then fails to start).")
+@click.option("--network", type=click.Choice(["loopback", "none"]), default="loopback", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The verdict as JSON on stdout.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def verify(profile_path, bundle, image, runtime, network, as_json, args):
+    """Run a container under runc with the profile's seccomp filter and capabilities: does it still work?
+
+    \b
+    First a complain run (every call the filter would deny goes to leastpriv, is
+    named, and runs), then an enforce run with exactly the exported filter,
+    the learned capabilities and noNewPrivileges.
+    Exit 0: it works; 1: denied (the syscall is named); 2: error.
+
+    \b
+    Examples:
+      sudo leastpriv verify --image app.tar --profile app.lp.json
+      sudo leastpriv verify --bundle ./bundle --profile app.lp.json --json
+      sudo leastpriv verify --image app.tar --profile app.lp.json --runtime none   # shows runc's own needs
+    """
+    from .container.cli_impl import verify_cmd
+
+    args = tuple(args)
+    if args and args[0] == "--":
+        args = args[1:]
+    sys.exit(verify_cmd(bundle=bundle, image=image, profile_path=profile_path, runtime=runtime, args=args,
+                        as_json=as_json, network=network))
+
+
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.argument("profile_path", metavar="[PROFILE]", required=False, type=click.Path(dir_okay=False))
+@click.option("--image", type=click.Path(exists=True), default=None,
+              help="Review a container image (OCI layout or docker-save archive): learn it (or use PROFILE), prove it.")
+@click.option("--format", "fmt", type=click.Choice(["rich", "json", "markdown"]), default="rich", show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "ebpf", "seccomp-notify"]), default="auto", show_default=True)
+@click.option("--runtime", type=click.Choice(["runc", "crun", "none"]), default="runc", show_default=True)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def review(profile_path, image, fmt, backend, runtime, args):
+    """Security review of a profile, or of a container image (--image).
+
+    \b
+    Examples:
+      sudo leastpriv review --image app.tar
+      sudo leastpriv review --image app.tar --format json > review.json
+      sudo leastpriv review --image app.tar app.lp.json --format markdown
+    """
+    args = tuple(args)
+    if args and args[0] == "--":
+        args = args[1:]
+    if image:
+        from .container.cli_impl import review_image_cmd
+        review_image_cmd(image=image, profile_path=profile_path, args=args, fmt=fmt, backend=backend, runtime=runtime)
+        return
+    if not profile_path:
+        raise UserError("review: give a PROFILE or --image IMAGE")
+    from .learner.profile import Profile
+    from .learner.review import review as profile_review
+
+    click.echo(json.dumps(profile_review(Profile.load(profile_path)), indent=2, sort_keys=True))
+
+
+# ------------------------------------------------------------- merge / check / diff / review
+
+@main.command(context_settings=CONTEXT)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="INPUT...")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Profile to write (may be one of the inputs).")
+@click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON on stdout.")
+def merge(inputs, output, as_json):
+    """Merge profiles and recordings (other machines, replicas, containers) into one profile.
+
+    Runs keep their order; each run keeps what it was first to add. Merging
+    recordings gives the same profile as learning them one after another.
+
+    \b
+    Examples:
+      leastpriv merge web-a.json web-b.json -o web.json
+      leastpriv learn --save-recording run1.rec.json -o /dev/null -- ./app
+      leastpriv merge baseline.json run1.rec.json -o baseline.json
+    """
+    from .learner import aggregate
+    from .learner.profile import load_profile_or_recording
+
+    items = [load_profile_or_recording(p) for p in inputs]
+    profile = aggregate.merge(items)
+    profile.save(output)
+    nruns = len(profile.runs)
+    rare = []
+    if nruns >= 3:
+        for arch, table in sorted(profile.facts.get("syscalls", {}).items()):
+            rare += [f"{arch}:{n}" for n, st in sorted(table.items()) if st.get("runs", 0) == 1]
+    summary = {"output": output, "inputs": list(inputs), "runs": nruns,
+               "runs_without_growth": profile.runs_without_growth,
+               "syscalls": {a: len(t) for a, t in profile.facts.get("syscalls", {}).items()},
+               "capabilities": profile.rules.get("capabilities", []), "seen_in_one_run_only": rare}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+    console.info(f"merged {len(inputs)} input(s) -> {output}: {nruns} run(s), "
+                 f"{profile.runs_without_growth} trailing run(s) added nothing")
+    if rare:
+        console.warn(f"seen in only one of {nruns} runs (look at these): {', '.join(rare)}")
+
+
+def _check_learn(command, backend):
+    from .learner import aggregate
+    from .tracer import select
+    from .tracer.base import Command, TraceOptions
+
+    chosen, why = select.choose(backend, Command(tuple(command)))
+    console.info(why)
+    with console.live_status("learning") as progress:
+        rec = chosen.trace(Command(tuple(command)), TraceOptions(progress=progress))
+    if rec.exit_status not in (0, None):
+        console.warn(f"the workload exited with status {rec.exit_status}: it may have done less than usual")
+    return rec, aggregate
+
+
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.option("--baseline", required=True, type=click.Path(dir_okay=False), help="The committed profile.")
+@click.option("--format", "fmt", type=click.Choice(["rich", "json", "junit", "sarif", "github"]), default="rich",
+              show_default=True, help="Report format on stdout.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report here instead of stdout (e.g. report.xml for a CI test tab).")
+@click.option("--only", default=",".join(("syscall", "arg", "capability", "file", "exec", "network", "family",
+                                          "unknown_syscall")), show_default=True,
+              help="Kinds of growth that fail the check (comma-separated).")
+@click.option("--ignore-path", "ignore_paths", multiple=True, metavar="GLOB",
+              help="Paths to leave out of the comparison (repeatable), e.g. '/tmp/*'.")
+@click.option("--backend", type=click.Choice(["auto", "ptrace", "ebpf"]), default="auto", show_default=True,
+              help="With -- CMD: how to observe it.")
+@click.option("--save-recording", type=click.Path(dir_okay=False), default=None,
+              help="With -- CMD: also write the new run's Recording (to merge it into the baseline later).")
+@click.argument("new", nargs=-1, type=click.UNPROCESSED, metavar="NEW | -- CMD...")
+def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, new):
+    """Fail (exit 1) when the workload uses more than its baseline profile.
+
+    NEW is a profile or a recording; with -- CMD the command is traced first
+    (like learn) and then compared. Exit 0: nothing grew; 1: something grew
+    (syscall, argument value, capability, path, executable, network endpoint,
+    socket family); 2: error. Growth in a dangerous syscall or capability is
+    called out.
+
+    \b
+    Examples:
+      leastpriv check --baseline app.lp.json -- ./app --selftest
+      leastpriv check --baseline app.lp.json new.json --format junit --output leastpriv.xml
+      leastpriv check --baseline app.lp.json --format sarif -- ./app > leastpriv.sarif
+      leastpriv check --baseline app.lp.json --format github -- ./app   # GitHub annotations
+    """
+    from .fileio import write_atomic
+    from .learner.check import check as do_check
+    from .learner.profile import Profile, load_profile_or_recording
+    from .ui import formats
+
+    try:
+        base = Profile.load(baseline)
+        args = tuple(new)
+        dashdash = "--" in sys.argv[1:]
+        if args and args[0] == "--":
+            args, dashdash = args[1:], True
+        if not args:
+            raise UserError("check: give NEW (a profile or recording) or -- CMD")
+        if dashdash or len(args) > 1:
+            rec, _agg = _check_learn(args, backend)
+            if save_recording:
+                rec.save(save_recording)
+            newp = rec
+        else:
+            newp = load_profile_or_recording(args[0])
+        result = do_check(base, newp, kinds=[k.strip() for k in only.split(",") if k.strip()],
+                          ignore_paths=ignore_paths)
+    except UserError as exc:
+        console.err.print(f"[red]leastpriv: error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(2 if exc.exit_code not in (126, 127) else exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - a CI gate must say "error" (2), never "grew" (1)
+        console.err.print(f"leastpriv: error: check failed: {type(exc).__name__}: {exc}", highlight=False)
+        sys.exit(2)
+    if fmt == "rich":
+        from .ui.check import render_check
+        if output:
+            from rich.console import Console
+            with open(output, "w") as fh:
+                render_check(result, baseline, Console(file=fh, highlight=False, soft_wrap=True))
+        else:
+            render_check(result, baseline)
+    else:
+        text = formats.RENDER[fmt](result, baseline)
+        if output:
+            write_atomic(output, text)
+        else:
+            click.echo(text, nl=not text.endswith("\n"))
+    if result["dangerous"]:
+        console.warn(f"dangerous growth: {', '.join(c['label'] for c in result['dangerous'])}")
+    sys.exit(1 if result["grew"] else 0)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="The diff as JSON on stdout.")
+@click.option("--ignore-path", "ignore_paths", multiple=True, metavar="GLOB", help="Paths to leave out (repeatable).")
+def diff(old, new, as_json, ignore_paths):
+    """Added and removed syscalls, argument values, capabilities, paths, network, with counts.
+
+    OLD and NEW are profiles or recordings.
+
+    \b
+    Examples:
+      leastpriv diff app.lp.json app.new.json
+      leastpriv diff --json v1.json v2.json | jq '.summary'
+    """
+    from .learner.diff import diff as do_diff
+    from .learner.profile import load_profile_or_recording
+
+    d = do_diff(load_profile_or_recording(old), load_profile_or_recording(new), ignore_paths)
+    if as_json:
+        click.echo(json.dumps({"old": old, "new": new, **d}, indent=2, sort_keys=True))
+        return
+    from .ui.check import render_diff
+    render_diff(d, old, new)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("profile_path", metavar="PROFILE", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["rich", "json", "markdown"]), default="rich", show_default=True)
+@click.option("--arch", default=None, metavar="ARCH", help="Architecture to compare with Docker's default "
+                                                          "(default: the one the profile was learned on).")
+def review(profile_path, fmt, arch):
+    """The risk report for a security review of a profile.
+
+    Dangerous syscalls, argument values and capabilities in use (each with why
+    and a known CVE or exploit class), the comparison with Docker's default
+    seccomp profile, the Pod Security Standard level of the exported
+    securityContext, and what each policy style leaves open.
+
+    \b
+    Examples:
+      leastpriv review app.lp.json
+      leastpriv review app.lp.json --format markdown > REVIEW.md
+      leastpriv review app.lp.json --format json | jq '.docker'
+    """
+    from .learner.profile import Profile
+    from .learner.review import review as do_review
+
+    p = Profile.load(profile_path)
+    if arch is not None:
+        from . import syscalls as _sc
+        if arch not in _sc.arches():
+            raise UserError(f"--arch: unknown architecture {arch!r} (known: {', '.join(_sc.arches())})")
+    r = do_review(p, arch)
+    if fmt == "json":
+        click.echo(json.dumps({"profile": profile_path, **r}, indent=2, sort_keys=True))
+    elif fmt == "markdown":
+        from .ui.review import to_markdown
+        click.echo(to_markdown(r, profile_path), nl=False)
+    else:
+        from .ui.review import render_rich
+        render_rich(r, profile_path)
 
 
 if __name__ == "__main__":  # pragma: no cover

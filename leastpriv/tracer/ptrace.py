@@ -236,7 +236,13 @@ class _Session:
                 if err:
                     os.write(2, f"leastpriv: cannot install the seccomp filter: {os.strerror(err)}\n".encode())
                     os._exit(126)
-            os.execve(self.path, argv_b, env)
+            try:
+                os.execve(self.path, argv_b, env)
+            except OSError as exc:
+                if exc.errno != errno.ENOEXEC:
+                    raise
+                # like execvp: a file without a known format is a shell script
+                os.execve("/bin/sh", [b"/bin/sh", os.fsencode(self.path)] + argv_b[1:], env)
         except OSError as exc:
             try:
                 os.write(2, f"leastpriv: {self.argv[0]}: {exc.strerror}\n".encode())

@@ -342,38 +342,6 @@ def verify(profile_path, bundle, image, runtime, network, as_json, args):
                         as_json=as_json, network=network))
 
 
-@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
-@click.argument("profile_path", metavar="[PROFILE]", required=False, type=click.Path(dir_okay=False))
-@click.option("--image", type=click.Path(exists=True), default=None,
-              help="Review a container image (OCI layout or docker-save archive): learn it (or use PROFILE), prove it.")
-@click.option("--format", "fmt", type=click.Choice(["rich", "json", "markdown"]), default="rich", show_default=True)
-@click.option("--backend", type=click.Choice(["auto", "ebpf", "seccomp-notify"]), default="auto", show_default=True)
-@click.option("--runtime", type=click.Choice(["runc", "crun", "none"]), default="runc", show_default=True)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def review(profile_path, image, fmt, backend, runtime, args):
-    """Security review of a profile, or of a container image (--image).
-
-    \b
-    Examples:
-      sudo leastpriv review --image app.tar
-      sudo leastpriv review --image app.tar --format json > review.json
-      sudo leastpriv review --image app.tar app.lp.json --format markdown
-    """
-    args = tuple(args)
-    if args and args[0] == "--":
-        args = args[1:]
-    if image:
-        from .container.cli_impl import review_image_cmd
-        review_image_cmd(image=image, profile_path=profile_path, args=args, fmt=fmt, backend=backend, runtime=runtime)
-        return
-    if not profile_path:
-        raise UserError("review: give a PROFILE or --image IMAGE")
-    from .learner.profile import Profile
-    from .learner.review import review as profile_review
-
-    click.echo(json.dumps(profile_review(Profile.load(profile_path)), indent=2, sort_keys=True))
-
-
 # ------------------------------------------------------------- merge / check / diff / review
 
 @main.command(context_settings=CONTEXT)
@@ -536,11 +504,16 @@ def diff(old, new, as_json, ignore_paths):
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("profile_path", metavar="PROFILE", type=click.Path(dir_okay=False))
+@click.argument("profile_path", metavar="PROFILE", type=click.Path(dir_okay=False), required=False)
 @click.option("--format", "fmt", type=click.Choice(["rich", "json", "markdown"]), default="rich", show_default=True)
 @click.option("--arch", default=None, metavar="ARCH", help="Architecture to compare with Docker's default "
                                                           "(default: the one the profile was learned on).")
-def review(profile_path, fmt, arch):
+@click.option("--image", type=click.Path(exists=True), default=None,
+              help="Review a container image (OCI layout / docker-save archive): learn it under runc (or use "
+                   "PROFILE), prove the capability set, scan the rootfs (root; see README ## Containers).")
+@click.option("--backend", type=click.Choice(["auto", "ebpf", "seccomp-notify"]), default="auto", show_default=True,
+              help="With --image: how to learn the container.")
+def review(profile_path, fmt, arch, image=None, backend="auto"):
     """The risk report for a security review of a profile.
 
     Dangerous syscalls, argument values and capabilities in use (each with why
@@ -553,10 +526,17 @@ def review(profile_path, fmt, arch):
       leastpriv review app.lp.json
       leastpriv review app.lp.json --format markdown > REVIEW.md
       leastpriv review app.lp.json --format json | jq '.docker'
+      sudo leastpriv review --image app.tar --format json
     """
     from .learner.profile import Profile
     from .learner.review import review as do_review
 
+    if image:   # container image review: leastpriv/container/review.py
+        from .container.cli_impl import review_image_cmd
+        review_image_cmd(image=image, profile_path=profile_path, args=(), fmt=fmt, backend=backend, runtime="runc")
+        return
+    if not profile_path:
+        raise UserError("review: give a PROFILE or --image IMAGE")
     p = Profile.load(profile_path)
     if arch is not None:
         from . import syscalls as _sc

@@ -400,13 +400,18 @@ def _mkdirs(root: str, parts: list[str]) -> str:
     path = root
     for p in parts:
         path = resolve_in_root(root, cur + [p], follow_last=True)
-        try:
-            st = os.lstat(path)
-            if not stat.S_ISDIR(st.st_mode):
-                os.unlink(path)
-                os.mkdir(path, 0o755)
-        except FileNotFoundError:
-            os.mkdir(path, 0o755)
+        q = root
+        for c in _rel_parts(root, path):   # plain names only: every link on the way was resolved
+            q = os.path.join(q, c)
+            try:
+                st = os.lstat(q)
+                if stat.S_ISLNK(st.st_mode):
+                    raise UnsafeImage(f"{'/'.join(parts)}: a symlink appeared while unpacking (refused)")
+                if not stat.S_ISDIR(st.st_mode):
+                    os.unlink(q)
+                    os.mkdir(q, 0o755)
+            except FileNotFoundError:
+                os.mkdir(q, 0o755)
         cur = _rel_parts(root, path)
     return path
 

@@ -155,7 +155,8 @@ def _drop_runtime(rec: Recording, res: RunResult) -> Recording:
     """Remove what runc's init did between `runc start` and the execve (attributed to runc:[2:INIT])."""
     from dataclasses import replace
 
-    runtime = {k for k in rec.executables if "runc" in os.path.basename(k) or k.startswith("runc:")}
+    # runc's init runs from a sealed memfd copy of runc: the kernel names its exe "/" (or runc:[2:INIT] by comm)
+    runtime = {k for k in rec.executables if k == "/" or "runc" in os.path.basename(k) or k.startswith("runc:")}
     if not runtime:
         return replace(rec, exit_status=res.exit_status, complete=True)
     keep: dict[str, set[str]] = {}

@@ -1,0 +1,108 @@
+"""What the container commands of cli.py call (kept here so cli.py stays thin)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+from ..errors import UserError
+from ..ui import console
+
+
+def _runc():
+    from .runc import Runc
+
+    ok, why = Runc.usable()
+    if not ok:
+        raise UserError(f"containers: {why}")
+    return Runc()
+
+
+def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
+                        network: str = "loopback"):
+    from .learn import learn_container
+    from .workspace import open_workspace
+
+    if backend == "ptrace":
+        raise UserError("--backend ptrace: cannot attach to a runc container (use ebpf or seccomp-notify; see README "
+                        "## Containers)")
+    runc = _runc()
+    with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
+        for c in ws.changes:
+            console.info(f"bundle: {c}")
+        if ws.unpack:
+            console.info(f"unpacked {ws.unpack.layers} layers, {ws.unpack.files} files")
+            for n in ws.unpack.neutralized:
+                console.warn(n)
+        rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend)
+        console.info(why)
+        if res.stdout:
+            console.info("container stdout: " + res.stdout.strip()[-500:])
+        if res.stderr:
+            console.info("container stderr: " + res.stderr.strip()[-500:])
+        return rec
+
+
+def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runtime: str, args: Sequence[str],
+               as_json: bool, network: str = "loopback") -> int:
+    from ..learner.profile import Profile
+    from .verify import verify
+    from .workspace import open_workspace
+
+    profile = Profile.load(profile_path)
+    runc = _runc()
+    with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
+        res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime)
+    if as_json:
+        console.out.print_json(json.dumps(res.to_json()))
+    for d in res.denials:
+        console.err.print(f"[red]denied[/] {d.name} ({d.arch}) by the {d.by}: {d.why}, {d.count} call"
+                          f"{'s' * (d.count != 1)}", highlight=False)
+    for m in res.messages:
+        console.warn(m)
+    if res.ok:
+        e = res.enforce
+        console.info(f"verified under runc with runtime base {runtime!r}: the container ran with the profile's "
+                     f"seccomp filter and capabilities [{', '.join(res.capabilities) or 'none'}] and exited "
+                     f"{e.exit_status if e else '?'}")
+        return 0
+    console.err.print("[red]leastpriv: verify: FAILED[/]")
+    return 1
+
+
+def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str], fmt: str, backend: str,
+                     runtime: str, network: str = "loopback") -> None:
+    from ..learner import aggregate
+    from ..learner.profile import Profile
+    from .learn import learn_container
+    from .review import build_report, markdown, render
+    from .verify import verify
+    from .workspace import open_workspace
+
+    runc = _runc()
+    with open_workspace(image=image, args=args, network=network) as ws:
+        learn_exit = None
+        if profile_path:
+            profile = Profile.load(profile_path)
+        else:
+            rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend)
+            console.info(why)
+            learn_exit = res.exit_status
+            profile, _ = aggregate.add_recording(None, rec)
+        # prove the capability set: run under the profile with exactly the learned capabilities
+        v = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime)
+        caps_proved = bool(v.ok)
+        report = build_report(image=image, name=ws.name, conf=ws.conf, profile=profile, unpack=ws.unpack,
+                              rootfs=ws.rootfs, runtime=runtime, caps_proved=caps_proved, learn_exit=learn_exit)
+        report["verify"] = v.to_json()
+        try:
+            from ..learner.review import review as profile_review
+            report["profile_review"] = profile_review(profile)
+        except Exception as exc:  # noqa: BLE001 - the learner's review is an extra
+            report["profile_review"] = {"error": str(exc)}
+    if fmt == "json":
+        print(json.dumps(report, indent=2, sort_keys=True))
+    elif fmt == "markdown":
+        print(markdown(report))
+    else:
+        render(report)

@@ -1,0 +1,115 @@
+"""Learner acceptance with real programs: learned with the ptrace backend, enforced by `leastpriv run`."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from leastpriv import syscalls
+from leastpriv.learner import aggregate
+from leastpriv.learner.profile import Profile
+
+from .conftest import lp, need_root
+
+
+def learn(tmp_path, name, *argv, out=None, rec=None):
+    out = out or str(tmp_path / f"{name}.json")
+    extra = ["--save-recording", rec] if rec else []
+    res = lp("learn", "--backend", "ptrace", "-o", out, *extra, "--", *argv)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def run(profile, *argv):
+    return lp("run", "--profile", profile, "--", *argv)
+
+
+def test_safe_rules_keep_workloads_running_and_deny_packet_and_newuser(build_c, tmp_path):
+    need_root()     # as root AF_PACKET works without a filter: a denial can only come from the profile
+    exe = str(build_c("learner_probe"))
+    free = {m: subprocess.run([exe, m], capture_output=True, text=True) for m in ("packet", "userns")}
+    assert "socket(AF_PACKET) ok" in free["packet"].stdout and "clone(CLONE_NEWUSER) ok" in free["userns"].stdout
+    path = learn(tmp_path, "probe", exe, "base")
+    rules = Profile.load(path).rules
+    assert rules["args_mode"] == "safe"
+    for name in ("socket", "clone"):
+        assert name not in rules["syscalls"]["x86_64"]
+        assert any(name in r["names"] for r in rules["conditional"]["x86_64"]), name
+    ok = run(path, exe, "base")
+    assert (ok.returncode, ok.stdout) == (0, "fork ok 7\nsockets ok\n"), ok.stderr
+    packet = run(path, exe, "packet")
+    assert packet.stdout == "fork ok 7\nsockets ok\nsocket(AF_PACKET): Operation not permitted\n", packet.stderr
+    assert packet.returncode == 4
+    userns = run(path, exe, "userns")
+    assert userns.stdout.endswith("sockets ok\nclone(CLONE_NEWUSER): Operation not permitted\n"), userns.stderr
+
+
+def test_safe_rules_keep_a_shell_pipeline_running(tmp_path):
+    cmd = ["sh", "-c", "ls /etc | sort | head -n 3; cat /etc/hostname >/dev/null; exit 3"]
+    path = str(tmp_path / "sh.json")
+    assert lp("learn", "--backend", "ptrace", "-o", path, "--", *cmd).returncode == 3
+    assert Profile.load(path).rules["conditional"], "expected argument rules (clone, mprotect)"
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    res = run(path, *cmd)
+    assert (res.returncode, res.stdout) == (3, first.stdout), res.stderr
+
+
+def test_merge_of_recordings_from_two_inputs_equals_learning_both(build_c, tmp_path):
+    exe = str(build_c("learner_probe"))
+    both = str(tmp_path / "both.json")
+    ra, rb = str(tmp_path / "a.rec.json"), str(tmp_path / "b.rec.json")
+    learn(tmp_path, "a", exe, "base", out=both, rec=ra)
+    learn(tmp_path, "b", exe, "aslr", out=both, rec=rb)
+    res = lp("merge", ra, rb, "-o", str(tmp_path / "merged.json"), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["runs"] == 2
+    merged, learned = Profile.load(str(tmp_path / "merged.json")), Profile.load(both)
+    assert merged.facts == learned.facts and merged.rules == learned.rules
+    assert [r["added"] for r in merged.runs] == [r["added"] for r in learned.runs]
+    assert "personality" in merged.runs[1]["added"]["syscalls"]["x86_64"]
+    # profiles merge too, and merging a profile with itself changes nothing
+    pa = learn(tmp_path, "pa", exe, "base")
+    res = lp("merge", pa, pa, "-o", str(tmp_path / "same.json"))
+    assert res.returncode == 0 and Profile.load(str(tmp_path / "same.json")).facts == Profile.load(pa).facts
+
+
+def test_denylist_lets_unseen_harmless_syscall_run_and_denies_unshare_and_bpf(build_c, tmp_path):
+    need_root()
+    exe = str(build_c("learner_probe"))
+    allow = learn(tmp_path, "probe", exe, "base")
+    deny = str(tmp_path / "deny.json")
+    aggregate.relearn(Profile.load(allow), {"style": "denylist"}).save(deny)
+    assert run(allow, exe, "newsys").stdout.endswith("getcpu: Operation not permitted\n")   # allowlist denies it
+    ok = run(deny, exe, "newsys")
+    assert (ok.returncode, ok.stdout.splitlines()[-1]) == (0, "getcpu ok"), ok.stderr
+    # without a filter unshare works and bpf fails with another errno (EINVAL), so EPERM is the filter
+    assert subprocess.run([exe, "unshare"], capture_output=True, text=True).returncode == 0
+    assert "bpf: Invalid argument" in subprocess.run([exe, "bpf"], capture_output=True, text=True).stdout
+    for mode, call in (("unshare", "unshare(CLONE_NEWUSER)"), ("bpf", "bpf"), ("userns", "clone(CLONE_NEWUSER)")):
+        res = run(deny, exe, mode)
+        assert res.stdout.splitlines()[-1] == f"{call}: Operation not permitted", (mode, res.stdout, res.stderr)
+        assert res.returncode == 4
+
+
+def test_aarch64_export_of_x86_64_profile(build_c, tmp_path, shared_reference):
+    from jsonschema import Draft4Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    exe = str(build_c("learner_probe"))
+    path = learn(tmp_path, "probe", exe, "base")
+    res = lp("export", path, "--format", "docker", "--arch", "aarch64")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    names = {n for r in doc["syscalls"] for n in r["names"]}
+    assert names and all(syscalls.exists("aarch64", n) for n in names), sorted(
+        n for n in names if not syscalls.exists("aarch64", n))
+    assert "openat" in names and "arch_prctl" not in names
+    assert "arch_prctl" in res.stderr     # reported, not dropped silently
+    spec = shared_reference / "oci-runtime-spec"
+    resources = [(f.name, Resource.from_contents(json.loads(f.read_text()), default_specification=DRAFT4))
+                 for f in spec.glob("*.json")]
+    registry = Registry().with_resources(resources)
+    schema = {"$ref": "config-linux.json#/linux/properties/seccomp"}   # the OCI linux.seccomp object
+    Draft4Validator(schema, registry=registry).validate(doc)
+    bad = {**doc, "defaultAction": "SCMP_ACT_NOPE"}
+    assert not Draft4Validator(schema, registry=registry).is_valid(bad)   # the schema does check

@@ -47,6 +47,7 @@ struct lp_regs {
 #define K_SOCKET 6    // remember (tgid, fd) -> socket type at exit
 #define K_CLOSE 7
 #define K_EXECVE 8    // a pending (gated) child starts being recorded at its execve
+#define K_FORK 9      // fork family: the child's own return (0) is not a second result
 
 // event types
 #define EV_SYSCALL 1  // first time anywhere: (abi, nr)
@@ -205,12 +206,13 @@ static __always_inline void fill_comm(char *comm) {
 
 // the tracked process record of the current task, or NULL
 static __always_inline struct proc *current_proc(u32 tgid) {
-    struct proc *p = procs.lookup(&tgid);
 #if MODE_CGROUP
-    if (p)
-        return p;
+    // the cgroup decides (a process moved out stops being recorded)
     if (bpf_get_current_ancestor_cgroup_id(CGROUP_LEVEL) != CGROUP_ID)
         return 0;
+    struct proc *p = procs.lookup(&tgid);
+    if (p)
+        return p;
     int zero = 0;
     struct proc *fresh = newproc.lookup(&zero);
     if (!fresh)
@@ -234,7 +236,7 @@ static __always_inline struct proc *current_proc(u32 tgid) {
     }
     return procs.lookup(&tgid);
 #else
-    return p;
+    return procs.lookup(&tgid);
 #endif
 }
 
@@ -450,7 +452,7 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
     if (sp->kind == K_CLOSE) {
         struct sockkey sk = {.tgid = tgid, .fd = (s32)reg_arg(regs, abi, 0)};
         sockets.delete(&sk);
-    } else if (sp->kind != K_NONE && sp->kind != K_EXECVE) {
+    } else if (sp->kind != K_NONE && sp->kind != K_EXECVE && sp->kind != K_FORK) {
         stash((u32)pid_tgid, regs, sp, abi, (s32)nr, tgid);
     }
     return 0;
@@ -528,6 +530,12 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     if (abi == ABI_I386)
         ret = (s32)ret;
     int failed = ret < 0 && ret > -4096;
+    if (ret == 0 && nr >= 0 && nr < SLOTS) {
+        u32 slot = abi * SLOTS + (u32)nr;
+        struct spec *sp = specs.lookup(&slot);
+        if (sp && sp->kind == K_FORK)
+            return 0;   // the new task returning from clone/fork: the parent's return is the result
+    }
     if (nr < 0 || nr >= SLOTS) {
         struct nrkey k = {.abi = abi, .nr = (s32)nr};
         struct nrstat *st = other.lookup(&k);
@@ -605,10 +613,9 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
 }
 
 RAW_TRACEPOINT_PROBE(sched_process_fork) {
-#if MODE_CGROUP
-    return 0;   // cgroup mode finds processes by their cgroup
-#else
-    // args: (struct task_struct *parent, struct task_struct *child); runs in the parent
+    // args: (struct task_struct *parent, struct task_struct *child); runs in the parent.
+    // (cgroup mode: children of a tracked process are registered here too, so that their
+    // executable is known; their syscalls are still kept only while they are in the cgroup)
     u32 parent = bpf_get_current_pid_tgid() >> 32;
     struct proc *pp = procs.lookup(&parent);
     if (!pp)
@@ -642,7 +649,6 @@ RAW_TRACEPOINT_PROBE(sched_process_fork) {
         count_lost(L_RINGBUF);
     }
     return 0;
-#endif
 }
 
 TRACEPOINT_PROBE(sched, sched_process_exec) {

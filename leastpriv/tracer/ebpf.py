@@ -61,7 +61,7 @@ MAX_PROCS = 32768
 MAX_PATHS = 32768
 RB_PAGES = 256              # 1 MiB ring buffer
 
-K_NONE, K_OPEN, K_CREAT, K_OPENAT2, K_BIND, K_CONNECT, K_SOCKET, K_CLOSE, K_EXECVE = range(9)
+K_NONE, K_OPEN, K_CREAT, K_OPENAT2, K_BIND, K_CONNECT, K_SOCKET, K_CLOSE, K_EXECVE, K_FORK = range(10)
 EV_SYSCALL, EV_ARGS, EV_PATH, EV_ADDR, EV_EXEC, EV_FORK, EV_EXIT, EV_NEWPROC = range(1, 9)
 LOST_NAMES = ("ring buffer full", "process table full", "argument map full", "capability map full",
               "in-flight map full (a path or address was not captured)", "syscall-number map full",
@@ -79,6 +79,10 @@ PATH_SYSCALLS = {
     "close": (K_CLOSE, 0, 0, 255),
     "execve": (K_EXECVE, 0, 0, 255),
     "execveat": (K_EXECVE, 0, 0, 255),
+    "clone": (K_FORK, 0, 0, 255),
+    "clone3": (K_FORK, 0, 0, 255),
+    "fork": (K_FORK, 0, 0, 255),
+    "vfork": (K_FORK, 0, 0, 255),
 }
 
 # --- the audited / no-audit rule (see the module docstring and README) -----
@@ -213,7 +217,11 @@ class EvBig(ct.Structure):
     _fields_ = [("type", ct.c_uint32), ("tgid", ct.c_uint32), ("tid", ct.c_uint32), ("abi", ct.c_uint32),
                 ("nr", ct.c_int32), ("gen", ct.c_uint32), ("dirfd", ct.c_int32), ("len", ct.c_uint32),
                 ("flags", ct.c_uint64), ("ret", ct.c_int64), ("sock", SockInfo), ("comm", ct.c_char * 16),
-                ("seen", ct.c_uint64 * WORDS), ("buf", ct.c_char * PATH_MAX_)]
+                ("seen", ct.c_uint64 * WORDS), ("buf", ct.c_uint8 * PATH_MAX_)]
+
+    def text(self) -> str:
+        raw = bytes(self.buf)
+        return raw.split(b"\0", 1)[0].decode(errors="surrogateescape")
 
 
 def _abi_arch() -> dict[int, str]:
@@ -393,6 +401,11 @@ class _Session:
                     self.builder.attribute(exe, arch, syscalls.name(arch, nr))
 
     def _resolve(self, tgid: int, tid: int, dirfd: int, path: str) -> str | None:
+        """The absolute, symlink-free path (as the ptrace backend records it from /proc/PID/fd)."""
+        p = self._join(tgid, tid, dirfd, path)
+        return os.path.realpath(p) if p else None
+
+    def _join(self, tgid: int, tid: int, dirfd: int, path: str) -> str | None:
         if path.startswith("/"):
             return os.path.normpath(path)
         if dirfd == -100:
@@ -429,13 +442,17 @@ class _Session:
             return
         e = ct.cast(data, ct.POINTER(EvBig)).contents
         if kind == EV_EXEC:
-            filename = e.buf.decode(errors="surrogateescape")
+            filename = e.text()
             old = e.nr if e.nr else e.tgid
             self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
-            path = self._resolve(e.tgid, e.tid, -100, filename) or _deleted(_readlink(f"/proc/{e.tgid}/exe"))
+            exe = _deleted(_readlink(f"/proc/{e.tgid}/exe"))
+            path = self._resolve(e.tgid, e.tid, -100, filename)
+            if exe and path and exe != path:
+                b.exec_(exe)            # a script: the kernel ran its interpreter
+            path = path or exe
             if path:
                 b.exec_(path)
-                self.exe[(e.tgid, e.gen + 1)] = path
+                self.exe[(e.tgid, e.gen + 1)] = exe or path
             else:
                 self.unresolved += 1
             del old
@@ -443,8 +460,8 @@ class _Session:
             self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
             self.live.discard(e.tgid)
         elif kind == EV_PATH:
-            raw = e.buf.decode(errors="surrogateescape")
-            if len(e.buf) >= PATH_MAX_ - 1:
+            raw = e.text()
+            if len(raw) >= PATH_MAX_ - 1:
                 self.truncated += 1
             path = self._resolve(e.tgid, e.tid, e.dirfd, raw)
             if path is None:
@@ -610,6 +627,15 @@ def _resolve_command(argv: tuple[str, ...]) -> str:
     if found is None:
         raise UserError(f"{prog}: command not found", exit_code=127)
     return found
+
+
+def _alive(pid: int) -> bool:
+    """pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _open_fds() -> set[int]:
@@ -787,6 +813,16 @@ class EbpfBackend(Backend):
             status = os.waitstatus_to_exitcode(wst)
             if status < 0:
                 status = 128 - status
+            # like ptrace (strace -f): the run ends when every traced process has ended
+            last = 0.0
+            while stop is None or not stop.is_set():
+                now = time.monotonic()
+                if now - last > 0.2:
+                    last = now
+                    sess.live = {p for p in sess.live if p != pid and _alive(p)}
+                    if not sess.live:
+                        break
+                sess.poll(100)
             sess.drain()
             sess.collect()
         finally:
@@ -795,8 +831,7 @@ class EbpfBackend(Backend):
             sess.close()
         if forwarded["sig"] and not interrupted:
             interrupted = signal.Signals(forwarded["sig"]).name
-        survivors = {p for p in sess.live if p != pid and os.path.exists(f"/proc/{p}")}
+        survivors = {p for p in sess.live if p != pid and _alive(p)}
         if survivors:
-            builder.note(f"{len(survivors)} descendant processes were still running when the command ended; "
-                         f"they were traced until then")
+            builder.note(f"{len(survivors)} descendant processes were still running when the trace stopped")
         return builder.build(exit_status=status, complete=not interrupted, interrupted=interrupted)

@@ -118,32 +118,28 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
 
     prep = _Prepared()
     rules = getattr(profile, "rules", {}) or {}
-    if options.capabilities:
-        try:
-            from . import capabilities as caps
-        except ImportError:
-            caps = None
-        if caps is not None:
-            plan = caps.plan(rules.get("capabilities", []))
-            prep.steps.append(plan.apply)
-            prep.notes += plan.notes
-            prep.applied.append("capabilities")
+    # the filter is loaded without no_new_privs only for root when the workload gains privileges
+    nnp = os.geteuid() != 0 or bool(rules.get("no_new_privileges", True))
+    if options.complain and (options.landlock or options.capabilities):
+        prep.notes.append("complain mode covers seccomp only: Landlock and capability dropping are not applied")
+        options = RunOptions(complain=True, seccomp=options.seccomp, landlock=False, capabilities=False)
     if options.landlock:
-        try:
-            from . import landlock as ll
-        except ImportError:
-            ll = None
-        if ll is not None:
-            lplan = ll.plan(rules)
-            if lplan is not None:
-                prep.steps.append(lplan.apply)
-                prep.notes += lplan.notes
-                prep.applied.append(lplan.label)
+        from . import landlock as ll
+        lplan = ll.plan(profile)
+        if lplan.fd is not None:
+            prep.steps.append(lplan.apply)
+            prep.applied.append(lplan.label)
+        prep.notes += lplan.notes
+    if options.capabilities:
+        from . import capabilities as caps
+        cplan = caps.plan(rules.get("capabilities", []), keep_sys_admin_until_exec=options.seccomp and not nnp)
+        prep.steps.append(cplan.apply)
+        prep.notes += cplan.notes
+        prep.applied.append("capabilities")
     if options.seccomp:
         if not rules.get("syscalls") and rules.get("style", "allowlist") == "allowlist":
             raise UserError("profile: has no learned syscalls (rules.syscalls is empty): nothing to enforce")
         model = sm.build(profile, complain=options.complain, runtime="leastpriv")
-        nnp = os.geteuid() != 0 or bool(rules.get("no_new_privileges", True))
         prep.filter = sec.build_filter(model, complain_mode=options.complain, no_new_privs=nnp)
         prep.notes += list(model.notes) + sec.describe_skipped(prep.filter.skipped)
         prep.applied.append("seccomp (complain: denials recorded, not enforced)" if options.complain else "seccomp")

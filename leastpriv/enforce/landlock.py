@@ -1,0 +1,135 @@
+"""Apply a profile's Landlock ruleset to the process about to exec the workload (ctypes).
+
+Best effort for the running kernel's ABI (landlock_create_ruleset(NULL, 0,
+LANDLOCK_CREATE_RULESET_VERSION)): rights, TCP rules and scopes the kernel
+does not know are left out and reported. The ruleset is built in the parent
+(paths opened with O_PATH, rules added) so every problem is reported before
+anything runs; the child only calls landlock_restrict_self().
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass, field
+
+from .. import syscalls
+from ..errors import UserError
+from ..exporters.landlock import FS_RIGHTS, NET_RIGHTS, SCOPES, Ruleset, ruleset
+
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+LANDLOCK_RULE_NET_PORT = 2
+PR_SET_NO_NEW_PRIVS = 38
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+class _NetPort(ctypes.Structure):
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+
+
+def _sys(name: str, *args) -> int:
+    nr = syscalls.number(syscalls.host_arch(), name)
+    res = _libc.syscall(ctypes.c_long(nr), *args)
+    if res < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return res
+
+
+def kernel_abi() -> int:
+    """The Landlock ABI of this kernel; 0 when Landlock is off or unknown."""
+    try:
+        return _sys("landlock_create_ruleset", ctypes.c_void_p(0), ctypes.c_size_t(0),
+                    ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+    except OSError:
+        return 0
+
+
+def _mask(names, table) -> int:
+    m = 0
+    for n in names:
+        m |= table[n][0]
+    return m
+
+
+@dataclass
+class Plan:
+    """A built ruleset fd waiting for the child's restrict_self."""
+
+    fd: int | None
+    abi: int
+    notes: list[str] = field(default_factory=list)
+    no_new_privs: bool = True
+    rules: Ruleset | None = None
+
+    @property
+    def label(self) -> str:
+        return f"landlock (ABI {self.abi})" if self.fd is not None else "landlock (not available)"
+
+    def apply(self) -> None:
+        """In the child: restrict this process (and what it execs) to the ruleset."""
+        if self.fd is None:
+            return
+        if self.no_new_privs and _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(e)}")
+        _sys("landlock_restrict_self", ctypes.c_int(self.fd), ctypes.c_uint32(0))
+
+
+def plan(profile, *, abi: int | None = None) -> Plan | None:
+    """Build the Landlock ruleset for ``profile`` on this kernel (None when the profile has no file facts)."""
+    rules = profile.rules
+    files = rules.get("files", {})
+    if not any(files.get(k) for k in ("read", "write", "exec", "create")):
+        return Plan(None, 0, ["Landlock: the profile has no file facts; not applied"])
+    k_abi = kernel_abi() if abi is None else abi
+    if k_abi <= 0:
+        return Plan(None, 0, ["Landlock: not available in this kernel (or disabled): file and network rules "
+                              "not enforced"])
+    rs = ruleset(profile, k_abi)
+    notes = list(rs.notes)
+    attr = _RulesetAttr(_mask(rs.handled_fs, FS_RIGHTS), _mask(rs.handled_net, NET_RIGHTS),
+                        _mask(rs.scoped, SCOPES))
+    size = 8 if k_abi < 4 else 16 if k_abi < 6 else 24
+    try:
+        fd = _sys("landlock_create_ruleset", ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    except OSError as exc:
+        raise UserError(f"Landlock: cannot create a ruleset: {exc.strerror}", exit_code=126) from None
+    missing = []
+    for p in rs.paths:
+        try:
+            pfd = os.open(p.path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            missing.append(p.path)
+            continue
+        try:
+            pb = _PathBeneath(_mask(p.access, FS_RIGHTS), pfd)
+            try:
+                _sys("landlock_add_rule", ctypes.c_int(fd), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+                     ctypes.byref(pb), ctypes.c_uint32(0))
+            except OSError as exc:
+                notes.append(f"Landlock: rule for {p.path} ({', '.join(p.access)}) refused: {exc.strerror}")
+        finally:
+            os.close(pfd)
+    if missing:
+        notes.append(f"Landlock: {len(missing)} path(s) of the profile do not exist here, no rule for them: "
+                     + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+    for right, ports in rs.ports.items():
+        for port in ports:
+            np_ = _NetPort(NET_RIGHTS[right][0], port)
+            _sys("landlock_add_rule", ctypes.c_int(fd), ctypes.c_int(LANDLOCK_RULE_NET_PORT),
+                 ctypes.byref(np_), ctypes.c_uint32(0))
+    nnp = os.geteuid() != 0 or bool(rules.get("no_new_privileges", True))
+    return Plan(fd, k_abi, notes, nnp, rs)

@@ -226,6 +226,13 @@ def test_learn_verify_image(tmp_path, app, kind):
     v = json.loads(ok.stdout)
     assert v["ok"] and v["denials"] == [] and v["enforce"]["exit_status"] == 0
 
+    # export: the runtime base is added by default for a container profile, and not with --runtime none
+    def names(*extra):
+        out = lp("export", str(prof), "--format", "oci", *extra, check=True).stdout
+        return {n for r in json.loads(out)["linux"]["seccomp"]["syscalls"] for n in r["names"]}
+    with_base, without = names(), names("--runtime", "none")
+    assert {"fstatfs", "getdents64"} <= with_base - without
+
     if kind == "oci":
         # one syscall the app needs removed: verify fails and names it, as the workload's
         bad = _profile_without(prof, "uname", tmp_path / "no-uname.json")

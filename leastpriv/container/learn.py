@@ -147,7 +147,9 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
         raise box["error"]
     if not res.started:
         raise UserError(f"runc could not start the container: {res.runc_error}")
-    rec: Recording = box["rec"]
+    from dataclasses import replace
+
+    rec: Recording = replace(box["rec"], target=target, command=tuple(conf["process"]["args"]))
     return _drop_runtime(rec, res), res
 
 

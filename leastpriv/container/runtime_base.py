@@ -87,3 +87,15 @@ def runtime_base(runtime: str = "runc", version: str | None = None, no_new_privi
 def extra_syscalls(runtime: str, no_new_privileges: bool, arch: str, version: str | None = None) -> list[str]:
     """The extension point for exporters: syscall names to add to an exported container profile."""
     return list(runtime_base(runtime, version, no_new_privileges, arch).syscalls)
+
+
+def export_runtime(profile, asked: str | None) -> str:
+    """The seccomp-model runtime name for an export: ``asked`` (default: runc when the profile was learned
+    from a container, else none), with runc's/crun's base for noNewPrivileges false when the profile needs it."""
+    runtime = asked
+    if runtime is None:
+        container = any(str(r.get("target", "")).startswith(("image:", "bundle:")) for r in profile.runs)
+        runtime = "runc" if container else "none"
+    if runtime in ("runc", "crun") and not profile.rules.get("no_new_privileges", True):
+        runtime = f"{runtime}:new-privileges"
+    return runtime

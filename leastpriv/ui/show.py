@@ -116,6 +116,7 @@ def render(profile: Profile, path: str) -> None:
     if any(unknown.values()):
         out.print("[yellow]unknown syscall numbers (not in the tables; reported, not allowed by name):[/] " +
                   "; ".join(f"{a}: {', '.join(map(str, v))}" for a, v in unknown.items() if v))
+    _runtime_base(profile)   # containers: what the OCI runtime needs, apart from what the app needs
     loose = profile.rules.get("loose", [])
     if loose:
         out.print("[yellow]argument rules left loose:[/]")
@@ -123,3 +124,22 @@ def render(profile: Profile, path: str) -> None:
             out.print(f"  - {line}")
     out.print("[dim]A trace proves what ran, not what never will. Facts marked * appeared in only some runs; "
               "capabilities marked inferred were deduced from syscalls, not seen as kernel checks.[/]")
+
+
+def _runtime_base(profile: Profile) -> None:
+    """For a profile learned from a container: the runtime base an export adds, listed apart from the app's needs."""
+    if not any(str(r.get("target", "")).startswith(("image:", "bundle:")) for r in profile.runs):
+        return
+    from ..container.runtime_base import runtime_base
+    from ..errors import UserError
+    nnp = bool(profile.rules.get("no_new_privileges", True))
+    for arch in profile.host_arches or ["x86_64"]:
+        try:
+            rb = runtime_base("runc", None, nnp, arch)
+        except UserError:
+            continue
+        app = profile.syscall_names(arch)
+        extra = [n for n in rb.syscalls if n not in app]
+        out.print(f"[bold]runtime base[/] (runc {rb.version}, noNewPrivileges={str(nnp).lower()}, {arch}): "
+                  f"{len(rb.syscalls)} syscalls runc makes after installing the filter, added at export "
+                  f"(--runtime none to leave out); not already needed by the app: {' '.join(extra) or 'none'}")

@@ -1,6 +1,7 @@
 """``check`` and ``diff`` for people: rich tables on stdout."""
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..learner.diff import KIND_TITLES, KINDS
@@ -10,18 +11,18 @@ _out = out
 
 
 def _row_label(c: dict) -> str:
-    return (f"[{c['arch']}] " if c.get("arch") else "") + c["label"]
+    return escape((f"[{c['arch']}] " if c.get("arch") else "") + c["label"])
 
 
 def render_check(result: dict, baseline: str, con=None) -> None:
     out = con or _out
     added = result["added"]
     if not added:
-        out.print(f"[green]check: nothing grew[/] beyond [bold]{baseline}[/] "
+        out.print(f"[green]check: nothing grew[/] beyond [bold]{escape(baseline)}[/] "
                   f"({', '.join(KIND_TITLES[k] for k in result['kinds'])} compared)")
     else:
         n_d = len(result["dangerous"])
-        out.print(f"[red]check: usage grew[/] beyond [bold]{baseline}[/]: {len(added)} new fact"
+        out.print(f"[red]check: usage grew[/] beyond [bold]{escape(baseline)}[/]: {len(added)} new fact"
                   f"{'s' * (len(added) != 1)}" + (f", [bold red]{n_d} dangerous[/]" if n_d else ""))
         t = Table(show_edge=False)
         for col in ("kind", "new", "risk"):
@@ -29,7 +30,7 @@ def render_check(result: dict, baseline: str, con=None) -> None:
         for c in added:
             risk = ""
             if c.get("danger"):
-                risk = f"[bold red]DANGEROUS[/]: {c['danger']['why']} [dim]({c['danger']['example']})[/]"
+                risk = f"[bold red]DANGEROUS[/]: {escape(c['danger']['why'])} [dim]({escape(c['danger']['example'])})[/]"
             t.add_row(KIND_TITLES[c["kind"]], _row_label(c), risk)
         out.print(t)
         out.print("[dim]If the growth is intended, learn it into the baseline "
@@ -43,7 +44,7 @@ def render_check(result: dict, baseline: str, con=None) -> None:
 
 
 def render_diff(d: dict, old: str, new: str) -> None:
-    t = Table(title=f"diff {old} -> {new}", title_justify="left", show_edge=False)
+    t = Table(title=escape(f"diff {old} -> {new}"), title_justify="left", show_edge=False)
     for col in ("kind", "old", "new", "added", "removed"):
         t.add_column(col, justify="right" if col != "kind" else "left")
     for k in KINDS:
@@ -57,7 +58,7 @@ def render_diff(d: dict, old: str, new: str) -> None:
             continue
         out.print(f"[bold]{title}[/]")
         for c in items:
-            risk = f"  [bold red]dangerous[/]: {c['danger']['why']}" if c.get("danger") and sign == "+" else ""
+            risk = f"  [bold red]dangerous[/]: {escape(c['danger']['why'])}" if c.get("danger") and sign == "+" else ""
             out.print(f"  [{style}]{sign}[/] {KIND_TITLES[c['kind']]}: {_row_label(c)}{risk}")
     if not d["added"] and not d["removed"]:
         out.print("[green]no difference[/]")

@@ -1,6 +1,7 @@
 """``review`` for people: rich (default) and markdown renderings of learner.review.review()."""
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from .console import out
@@ -17,7 +18,7 @@ def _dangers(r: dict) -> list[tuple[str, str, str]]:
 
 
 def render_rich(r: dict, path: str) -> None:
-    out.print(f"[bold]review[/] of [bold cyan]{path}[/]: {r['runs']} run(s), architecture {r['arch']}")
+    out.print(f"[bold]review[/] of [bold cyan]{escape(path)}[/]: {r['runs']} run(s), architecture {r['arch']}")
     out.print(("[bold red]" if _dangers(r) else "[green]") + r["verdict"] + "[/]")
     rows = _dangers(r)
     if rows:
@@ -25,7 +26,7 @@ def render_rich(r: dict, path: str) -> None:
         for col in ("what", "why it matters", "known CVE / exploit class"):
             t.add_column(col)
         for row in rows:
-            t.add_row(*row)
+            t.add_row(*(escape(x) for x in row))
         out.print(t)
     caps = r["capabilities"]
     out.print(f"[bold]capabilities needed[/]: {', '.join(caps['needed']) or 'none'}")
@@ -54,9 +55,10 @@ def render_rich(r: dict, path: str) -> None:
     t.add_column("allows")
     t.add_column("leaves open")
     al, dl = r["styles"]["allowlist"], r["styles"]["denylist"]
-    t.add_row("allowlist", f"{al['allowed']} syscalls ({al['conditional_rules']} argument rules)", "\n".join(al["open"]))
+    t.add_row("allowlist", f"{al['allowed']} syscalls ({al['conditional_rules']} argument rules)",
+              escape("\n".join(al["open"])))
     t.add_row("denylist", f"{dl['allowed']} syscalls (denies {dl['denied_names']} + {dl['conditional_rules']} "
-                          "argument rules)", "\n".join(dl["open"]))
+                          "argument rules)", escape("\n".join(dl["open"])))
     out.print(t)
     if r["seen_in_one_run_only"]:
         out.print("[yellow]seen in only one run (look at these):[/] " + ", ".join(r["seen_in_one_run_only"]))

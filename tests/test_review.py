@@ -1,0 +1,106 @@
+"""leastpriv review with profiles learned from real programs; Docker numbers checked against the reference JSON."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from leastpriv.learner.review import pss_level
+
+from .conftest import lp
+
+# Docker's default capability set, written out here independently of leastpriv (moby oci/caps/defaults.go)
+DOCKER_CAPS = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+               "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+               "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+
+
+@pytest.fixture(scope="module")
+def learned(build_c, tmp_path_factory):
+    d = tmp_path_factory.mktemp("review")
+    exe = str(build_c("learner_probe"))
+    out = {}
+    for mode in ("base", "unshare", "aslr"):
+        path = str(d / f"{mode}.json")
+        res = lp("learn", "--backend", "ptrace", "-o", path, "--", exe, mode)
+        assert res.returncode == 0, res.stderr
+        out[mode] = path
+    return out
+
+
+def review_json(path):
+    res = lp("review", path, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_flags_unshare_newuser_and_personality_addr_no_randomize(learned):
+    base = review_json(learned["base"])
+    assert not base["dangerous_args"] and not base["dangerous_syscalls"]
+    un = review_json(learned["unshare"])
+    assert [a["what"] for a in un["dangerous_args"]] == ["unshare(CLONE_NEWUSER)"]
+    assert "CVE-" in un["dangerous_args"][0]["example"]
+    assert "unshare" in [s["name"] for s in un["dangerous_syscalls"]]
+    assert "unshare" in un["docker"]["used_not_in_docker_default"]    # Docker needs CAP_SYS_ADMIN for it
+    aslr = review_json(learned["aslr"])
+    assert [a["what"] for a in aslr["dangerous_args"]] == ["personality(ADDR_NO_RANDOMIZE)"]
+    assert aslr["docker"]["values_docker_would_deny"] == ["personality(ADDR_NO_RANDOMIZE)"]
+    human = lp("review", learned["aslr"])
+    assert human.returncode == 0 and "personality(ADDR_NO_RANDOMIZE)" in human.stdout
+    md = lp("review", learned["unshare"], "--format", "markdown").stdout
+    assert md.startswith("# leastpriv review") and "| argument unshare(CLONE_NEWUSER) |" in md
+
+
+def _independent_docker_count(reference, arch_csv="x86_64", goarch="amd64"):
+    with open(reference / "libseccomp" / "syscalls.csv") as fh:
+        rows = list(csv.reader(fh))
+    col = rows[0].index(arch_csv)
+    exists = {r[0] for r in rows[1:] if r[col] != "PNR"}
+    d = json.loads((reference / "moby" / "seccomp-default.json").read_text())
+    allowed = set()
+    for rule in d["syscalls"]:
+        if rule["action"] != "SCMP_ACT_ALLOW":
+            continue
+        inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
+        if inc.get("caps") and not set(inc["caps"]) <= DOCKER_CAPS:
+            continue
+        if exc.get("caps") and set(exc["caps"]) & DOCKER_CAPS:
+            continue
+        if inc.get("arches") and goarch not in inc["arches"]:
+            continue
+        if exc.get("arches") and goarch in exc["arches"]:
+            continue
+        allowed |= set(rule["names"]) & exists
+    return allowed
+
+
+def test_docker_comparison_matches_an_independent_count(learned, shared_reference):
+    allowed = _independent_docker_count(shared_reference)
+    for mode in ("base", "unshare"):
+        r = review_json(learned[mode])
+        prof = json.loads(open(learned[mode]).read())
+        used = {n for n in prof["facts"]["syscalls"]["x86_64"] if not n.startswith("#")}
+        dk = r["docker"]
+        assert dk["arch"] == "x86_64"
+        assert dk["docker_allowed"] == len(allowed)
+        assert dk["workload_used"] == len(used)
+        assert dk["both"] == len(used & allowed)
+        assert dk["docker_allows_never_used"] == len(allowed - used)
+        assert dk["used_not_in_docker_default"] == sorted(used - allowed)
+    assert "ptrace" in allowed and "bpf" not in allowed and "unshare" not in allowed   # the count is not trivial
+
+
+def test_capabilities_styles_and_pod_security(learned):
+    r = review_json(learned["base"])
+    caps = r["capabilities"]
+    assert caps["needed"] == [] and sorted(caps["docker_default_never_used"]) == sorted(DOCKER_CAPS)
+    assert r["styles"]["denylist"]["denied_names"] > 20
+    assert r["styles"]["denylist"]["allowed_never_used"] > 200
+    assert r["styles"]["allowlist"]["allowed"] == len({n for n in json.load(open(learned["base"]))["facts"]["syscalls"]["x86_64"]})
+    assert r["pod_security"]["level"] in ("baseline", "restricted")
+    assert pss_level({"capabilities": {"drop": ["ALL"]}, "allowPrivilegeEscalation": False, "runAsNonRoot": True,
+                      "seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}})["level"] == "restricted"
+    assert pss_level({"capabilities": {"drop": ["ALL"], "add": ["CHOWN"]}, "allowPrivilegeEscalation": False,
+                      "runAsNonRoot": True, "seccompProfile": {"type": "Localhost"}})["level"] == "baseline"
+    assert pss_level({"capabilities": {"add": ["SYS_ADMIN"]}})["level"] == "privileged"

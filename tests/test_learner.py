@@ -243,3 +243,11 @@ def test_diff_and_check_growth_and_danger():
     assert res["grew"] and {c["label"] for c in res["dangerous"]} >= {"bpf"}
     assert not check(old, rec(BASE))["grew"]
     assert not check(old, new, kinds=["file"])["grew"]
+
+
+def test_a_profile_keeps_its_rule_options_when_it_grows():
+    p = aggregate.relearn(aggregate.learn([rec(BASE)]), {"style": "denylist", "args": "strict"})
+    grown, added = aggregate.add_recording(p, rec(BASE + ["getpid"]))
+    assert added["syscalls"] == {X: ["getpid"]}
+    assert (grown.rules["style"], grown.rules["args_mode"]) == ("denylist", "strict")
+    assert "denylist" in grown.rules

@@ -214,11 +214,22 @@ def new_facts(old: dict, new: dict) -> dict:
 # --- public API -----------------------------------------------------------------
 
 
+def rules_options_of(profile: Profile | None) -> dict:
+    """The options a profile's rules were derived with (args mode, style), to keep them when it grows."""
+    r = (profile.rules if profile is not None else None) or {}
+    return {k: v for k, v in (("args", r.get("args_mode")), ("style", r.get("style"))) if v}
+
+
 def add_recording(profile: Profile | None, rec: Recording, rules_options: dict | None = None) -> tuple[Profile, dict]:
-    """Add one run to a profile (or start one). Returns (new profile, what the run added)."""
+    """Add one run to a profile (or start one). Returns (new profile, what the run added).
+
+    Without ``rules_options`` the profile keeps the options its rules were derived with.
+    """
     from .rules import derive_rules
 
     base = profile or Profile()
+    if rules_options is None:
+        rules_options = rules_options_of(profile)
     if any(r["id"] == rec.id for r in base.runs):
         return base, {}
     rf = facts_of(rec)

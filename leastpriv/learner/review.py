@@ -140,13 +140,18 @@ def security_context(profile: Profile) -> dict:
     Uses the Kubernetes exporter's own function when it has one, so the level
     is judged on what is really exported.
     """
-    try:
-        from ..exporters import kubernetes as k8s  # type: ignore
-        fn = getattr(k8s, "security_context", None)
+    import importlib
+
+    for mod in ("kubernetes", "k8s", "k8s_pod"):
+        try:
+            fn = getattr(importlib.import_module(f"..exporters.{mod}", __package__), "security_context", None)
+        except ImportError:
+            continue
         if fn is not None:
-            return fn(profile)
-    except Exception:  # noqa: BLE001 - exporter absent or not ready: fall back to the same rules
-        pass
+            try:
+                return fn(profile)
+            except Exception:  # noqa: BLE001 - exporter not ready: fall back to the same rules
+                break
     rules = profile.rules
     caps = [c.removeprefix("CAP_") for c in rules.get("capabilities", [])]
     non_root = bool(profile.runs) and all(int(r.get("uid", 0)) != 0 for r in profile.runs)

@@ -113,3 +113,32 @@ def test_aarch64_export_of_x86_64_profile(build_c, tmp_path, shared_reference):
     Draft4Validator(schema, registry=registry).validate(doc)
     bad = {**doc, "defaultAction": "SCMP_ACT_NOPE"}
     assert not Draft4Validator(schema, registry=registry).is_valid(bad)   # the schema does check
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_safe_rules_are_emitted_and_keep_ptrace_workloads_running(build_c, tmp_path):
+    """The ptrace issue's workloads (threads, clone3, vfork, sockets, Python) under their safe argument rules."""
+    from .conftest import WORKLOADS
+
+    port = _free_port()
+    cases = {
+        "tasks": [str(build_c("lp_tasks")), str(tmp_path)],
+        "net": ["/usr/bin/python3", str(WORKLOADS / "lp_net.py"), str(port), f"lp-learner-{port}",
+                str(tmp_path / "s.sock")],
+    }
+    for name, argv in cases.items():
+        path = str(tmp_path / f"{name}.json")
+        learned = lp("learn", "--backend", "ptrace", "-o", path, "--", *argv)
+        assert learned.returncode == 0, learned.stderr
+        rules = Profile.load(path).rules
+        constrained = {n for r in rules["conditional"]["x86_64"] for n in r["names"]}
+        assert {"clone", "socket"} <= constrained, (name, constrained)
+        # seccomp only: this test is about the argument rules (Landlock is tested with the enforcer)
+        ran = lp("run", "--profile", path, "--no-landlock", "--", *argv)
+        assert (ran.returncode, ran.stdout) == (learned.returncode, learned.stdout), (name, ran.stderr)

@@ -270,3 +270,50 @@ def test_review_image_root_unused_caps(tmp_path, app):
     # the human report says the same
     r2 = lp("review", "--image", str(img), "--format", "markdown", timeout=180)
     assert "never uses its default capabilities" in r2.stdout and "**root**" in r2.stdout
+
+
+def test_capability_learned_verified_and_named_when_missing(tmp_path):
+    need_root()
+    which("runc")
+    from leastpriv.container.learn import _ebpf_backend
+    if _ebpf_backend()[0] is None:
+        pytest.fail(f"eBPF is not usable: {_ebpf_backend()[1]} (make install)")
+    cfg = {"Cmd": ["/bin/sh", "-c", "busybox touch /tmp/f && busybox chown 1000 /tmp/f && echo chowned"]}
+    img = oci_archive(tmp_path / "chown.tar", [base_layer(None)], cfg)
+    prof = tmp_path / "chown.lp.json"
+    r = lp("learn", "--image", str(img), "-o", str(prof), timeout=120)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(prof.read_text())
+    assert d["rules"]["capabilities"] == ["CAP_CHOWN"]
+    ok = lp("verify", "--image", str(img), "--profile", str(prof), "--json", timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    d["rules"]["capabilities"] = []
+    bad = tmp_path / "nocaps.json"
+    bad.write_text(json.dumps(d))
+    r = lp("verify", "--image", str(img), "--profile", str(bad), "--json", timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    v = json.loads(r.stdout)
+    assert [(x["kind"], x["syscall"]) for x in v["denials"]] == [("capability", "CAP_CHOWN")]
+    assert v["enforce"]["exit_status"] != 0
+    assert "denied CAP_CHOWN" in r.stderr
+
+
+def test_learn_bundle_args(tmp_path, app):
+    need_root()
+    which("runc")
+    bundle = tmp_path / "bundle"
+    from leastpriv.container.image import load_and_unpack
+    from leastpriv.container.bundle import config_from_image, save_config
+    img = oci_archive(tmp_path / "img.tar", [base_layer(app)], APP_CONFIG)
+    cfg, _ = load_and_unpack(img, bundle / "rootfs")
+    conf = config_from_image(cfg, str(bundle / "rootfs"))
+    conf["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]   # as `runc spec` writes
+    save_config(bundle, conf)
+    before = (bundle / "config.json").read_text()
+    prof = tmp_path / "b.lp.json"
+    r = lp("learn", "--bundle", str(bundle), "-o", str(prof), "--", "/bin/busybox", "uname", "-n", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "process.rlimits dropped" in r.stderr and "leastpriv" in r.stderr
+    assert (bundle / "config.json").read_text() == before, "the user's config.json was modified"
+    d = json.loads(prof.read_text())
+    assert "uname" in d["rules"]["syscalls"]["x86_64"] and d["runs"][0]["target"].startswith("bundle:")

@@ -56,8 +56,11 @@ def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runt
     if as_json:
         console.out.print_json(json.dumps(res.to_json()))
     for d in res.denials:
-        console.err.print(f"[red]denied[/] {d.name} ({d.arch}) by the {d.by}: {d.why}, {d.count} call"
-                          f"{'s' * (d.count != 1)}", highlight=False)
+        if d.name.startswith("CAP_"):
+            console.err.print(f"[red]denied[/] {d.name} to the {d.by}: {d.why}", highlight=False)
+        else:
+            console.err.print(f"[red]denied[/] {d.name} ({d.arch}) by the {d.by}: {d.why}, {d.count} call"
+                              f"{'s' * (d.count != 1)}", highlight=False)
     for m in res.messages:
         console.warn(m)
     if res.ok:

@@ -111,7 +111,8 @@ def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str, timeout: flo
     return b.build(res.exit_status, complete=True), res
 
 
-def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float) -> tuple[Recording, RunResult]:
+def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float,
+                ephemeral: bool = False) -> tuple[Recording, RunResult]:
     from ..tracer.base import Cgroup, TraceOptions
     from ..tracer.ebpf import EbpfBackend
 
@@ -138,7 +139,7 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
             raise box["error"]
 
     try:
-        res = runc.run(bundle, conf, on_created=on_created, timeout=timeout)
+        res = runc.run(bundle, conf, on_created=on_created, timeout=timeout, ephemeral=ephemeral)
     finally:
         stop.set()
         for t in thread:

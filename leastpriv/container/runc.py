@@ -126,7 +126,7 @@ class Runc:
         self._call("delete", "--force", cid, timeout=30)
 
     def run(self, bundle: str | os.PathLike, conf: dict, on_created: Callable[[str, int], None] | None = None,
-            timeout: float = 120, cid: str | None = None) -> RunResult:
+            timeout: float = 120, cid: str | None = None, ephemeral: bool = False) -> RunResult:
         """Run the container described by ``conf`` with ``bundle``'s rootfs; wait for it to exit.
 
         ``conf`` is written to a private bundle directory next to ``bundle``'s
@@ -141,10 +141,21 @@ class Runc:
         rootfs = rootfs if os.path.isabs(rootfs) else str(bundle / rootfs)
         if not os.path.isdir(rootfs):
             raise UserError(f"{bundle}: root.path {rootfs} is not a directory")
-        conf = {**conf, "root": {**conf["root"], "path": rootfs},
-                "linux": {**conf.get("linux", {}), "cgroupsPath": f"/{CGROUP_PARENT}/{cid}"}}
         work = Path(tempfile.mkdtemp(prefix=f".{cid}.", dir=bundle.parent))
         os.chmod(work, 0o700)
+        if ephemeral:
+            # the run gets its own copy of the rootfs, thrown away afterwards: every run starts from the same
+            # files (verify's complain and enforce runs must not see each other's). Not overlayfs: its copy-up
+            # makes capability checks with the mounter's credentials in the container's tasks, which the eBPF
+            # tracer would report as the workload's.
+            cp = subprocess.run(["cp", "-a", "--reflink=auto", rootfs, str(work / "rootfs")],
+                                capture_output=True, text=True)
+            if cp.returncode != 0:
+                shutil.rmtree(work, ignore_errors=True)
+                raise UserError(f"cannot copy {rootfs} for an ephemeral run: {cp.stderr.strip()}")
+            rootfs = str(work / "rootfs")
+        conf = {**conf, "root": {**conf["root"], "path": rootfs},
+                "linux": {**conf.get("linux", {}), "cgroupsPath": f"/{CGROUP_PARENT}/{cid}"}}
         save_config(work, conf)
         out_p, err_p, log_p = work / "stdout", work / "stderr", work / "runc.log"
         _set_subreaper()

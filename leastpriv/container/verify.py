@@ -43,7 +43,8 @@ class Denial:
     why: str = ""      # "not in the profile" | "arguments not allowed: ..."
 
     def to_json(self) -> dict:
-        return {"syscall": self.name, "arch": self.arch, "by": self.by, "count": self.count, "why": self.why,
+        return {"kind": "capability" if self.name.startswith("CAP_") else "syscall",
+                "syscall": self.name, "arch": self.arch, "by": self.by, "count": self.count, "why": self.why,
                 "args": [hex(a) for a in self.args]}
 
 
@@ -118,7 +119,7 @@ def _with(conf: dict, seccomp: dict | None, caps, nnp: bool) -> dict:
 
 
 def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", timeout: float = 120,
-           complain_first: bool = True) -> VerifyResult:
+           complain_first: bool = True, trace_caps: bool | None = None) -> VerifyResult:
     """Complain run, then enforce run, of the container ``conf`` (rootfs in ``bundle``) under ``profile``."""
     rules = profile.rules
     nnp = bool(rules.get("no_new_privileges", True))
@@ -127,7 +128,11 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
     model = sm.build(profile, runtime=rt)
     messages: list[str] = list(model.notes)
     denials: list[Denial] = []
+    cap_denials: list[str] = []
     complain = None
+    if trace_caps is None:
+        from .learn import _ebpf_backend
+        trace_caps = _ebpf_backend()[0] is not None
     if complain_first:
         allow_uncond = {n for r in model.rules.get(model.native, ()) if r.action == sm.ALLOW and not r.args
                         for n in r.names}
@@ -150,9 +155,16 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
         obs.decide = decide
         sec = notify_seccomp(model.native, allow_uncond)
         sec["listenerPath"] = obs.path
-        # complain: same capabilities as enforcement, so the run is the same but for the filter
         try:
-            complain = runc.run(bundle, _with(conf, sec, caps, nnp), timeout=timeout)
+            if trace_caps:
+                # complain for capabilities too: the container keeps its own capability set, and the eBPF
+                # tracer names every capability it needed that the learned set does not have
+                complain, needed = _complain_with_caps(runc, bundle, _with(conf, sec, None, nnp), timeout)
+                for cap in sorted(set(needed) - set(caps)):
+                    cap_denials.append(cap)
+            else:
+                # same capabilities as enforcement, so the run is the same but for the filter
+                complain = runc.run(bundle, _with(conf, sec, caps, nnp), timeout=timeout, ephemeral=True)
         finally:
             obs.close()
             os.rmdir(d)
@@ -162,7 +174,9 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
         if "write" not in allow_uncond:
             messages.append("write is not in the profile: runc cannot send write to a listener, so the complain run "
                             "let it run unobserved; the enforce run will show whether it is needed")
-    enforce = runc.run(bundle, _with(conf, oci_seccomp(model), caps, nnp), timeout=timeout)
+    enforce = runc.run(bundle, _with(conf, oci_seccomp(model), caps, nnp), timeout=timeout, ephemeral=True)
+    for cap in cap_denials:
+        denials.append(Denial(cap, "", "workload", (), 1, "capability not in the learned set"))
     ok = not denials and enforce.started and enforce.exit_status == (complain.exit_status if complain else 0)
     if not enforce.started:
         tail = enforce.stderr.strip().splitlines()[-3:]
@@ -172,9 +186,26 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
         messages.append(f"the workload exited {enforce.exit_status} under the profile and {complain.exit_status} "
                         "without enforcement")
     if not ok and not denials and enforce.started:
-        messages.append("no syscall was denied: a capability outside the learned set "
+        messages.append("no syscall was denied" + ("" if trace_caps else " (capability checks not traced: eBPF "
+                                                   "not usable)") + ": a capability outside the learned set "
                         f"({', '.join(caps) or 'none'}) is the likely cause")
     if any(d.by == "runtime" for d in denials):
         messages.append("the runtime itself needs syscalls the profile denies: export with --runtime runc "
                         "(the runtime base) or add them")
     return VerifyResult(ok, runtime, complain, enforce, tuple(denials), caps, tuple(messages))
+
+
+def _complain_with_caps(runc: Runc, bundle: str, conf: dict, timeout: float) -> tuple[RunResult, list[str]]:
+    """The complain run traced by eBPF by cgroup: (the run, the capabilities the workload needed)."""
+    from ..errors import UserError
+    from ..learner.aggregate import facts_of
+    from ..learner.capabilities import capability_set
+    from .learn import _learn_ebpf
+
+    try:
+        rec, res = _learn_ebpf(runc, bundle, conf, "verify", timeout, ephemeral=True)
+    except UserError as exc:
+        if "could not start" in str(exc):
+            return runc.run(bundle, conf, timeout=timeout, ephemeral=True), []
+        raise
+    return res, capability_set(facts_of(rec))

@@ -142,3 +142,27 @@ def test_safe_rules_are_emitted_and_keep_ptrace_workloads_running(build_c, tmp_p
         # seccomp only: this test is about the argument rules (Landlock is tested with the enforcer)
         ran = lp("run", "--profile", path, "--no-landlock", "--", *argv)
         assert (ran.returncode, ran.stdout) == (learned.returncode, learned.stdout), (name, ran.stderr)
+
+
+def test_capability_set_from_kernel_checks_and_from_inference(build_c, tmp_path):
+    """eBPF: granted+audited checks are needs, no-audit probes are not; ptrace: the same need inferred."""
+    need_root()
+    exe = str(build_c("learner_probe"))
+    ebpf = str(tmp_path / "ebpf.json")
+    res = lp("learn", "--backend", "ebpf", "-o", ebpf, "--", exe, "packet")
+    assert res.returncode == 0, res.stderr
+    p = Profile.load(ebpf)
+    assert p.rules["capabilities"] == ["CAP_NET_RAW"]
+    caps = p.facts["capabilities"]
+    assert not caps["CAP_NET_RAW"]["inferred"] and caps["CAP_NET_RAW"]["needed"] >= 1
+    # mmap/brk ask "could I overcommit?" without audit: seen, not needed
+    assert all(e["needed"] == 0 for c, e in caps.items() if c != "CAP_NET_RAW")
+    pt = learn(tmp_path, "pt", exe, "packet")
+    q = Profile.load(pt)
+    assert q.rules["capabilities"] == ["CAP_NET_RAW"]
+    assert q.facts["capabilities"]["CAP_NET_RAW"]["inferred"]
+    assert "AF_PACKET" in q.facts["capabilities"]["CAP_NET_RAW"]["reasons"][0]
+    review = json.loads(lp("review", ebpf, "--format", "json").stdout)
+    assert "CAP_NET_RAW" not in review["capabilities"]["docker_default_never_used"]
+    assert len(review["capabilities"]["docker_default_never_used"]) == 13
+    assert review["pod_security"]["level"] == "privileged"     # NET_RAW is outside the baseline set

@@ -62,7 +62,7 @@ import socket
 import sys
 import time
 import traceback
-from ctypes import addressof, sizeof
+from ctypes import byref, sizeof
 
 from .. import syscalls
 from ..errors import UserError
@@ -340,15 +340,15 @@ class _Session:
     def _loop(self):
         waitpid = os.waitpid
         WALL = abi.WALL
-        pt = abi.raw_ptrace
-        FAILED = abi.PTRACE_FAILED
+        pt = abi.fast_ptrace
+        FAILED = abi.FAST_FAILED
         GSI = abi.PTRACE_GET_SYSCALL_INFO
         CONT = abi.PTRACE_CONT
         SYSCALL = abi.PTRACE_SYSCALL
         S_SECCOMP = abi.STATUS_SECCOMP
         S_SYSCALL = abi.STATUS_SYSCALL
         info = self.info
-        iaddr = addressof(info)
+        iaddr = byref(info)
         isz = sizeof(info)
         tables = self.tables
         pending = self.pending

@@ -113,6 +113,13 @@ if _pt.HAS_CPTRACE:   # pragma: no cover - the optional C module changes _ptrace
 else:
     raw_ptrace = _pt._ptrace
 PTRACE_FAILED = (1 << (8 * sizeof(c_ulong))) - 1    # (unsigned long)-1
+
+# The hot loop's calls: the same libc function through a second ctypes pointer
+# *without* argtypes (ints are passed as C ints, pointers as byref objects, the
+# result is an int: -1 on failure). It saves ~0.6 µs per call over the
+# argtypes-converting pointer, which at two calls per stop is measurable.
+fast_ptrace = type(libc.ptrace)(("ptrace", libc))
+FAST_FAILED = -1
 ptrace = _pt.ptrace           # checked: raises ptrace.error.PtraceError
 get_errno = ctypes.get_errno
 

@@ -59,7 +59,7 @@ def _flags(names_bits: list[tuple[str, int]], mask: int) -> str:
     return "|".join(n for n, b in names_bits if b & mask)
 
 
-def _ns_rule(arch: str, name: str, entries: list[dict], used_names: set[str]) -> tuple[list, list, list]:
+def _ns_rule(arch: str, name: str, entries: list[dict]) -> tuple[list, list, list]:
     spec = syscalls.tracked_args(arch, name)
     used = 0
     for e in entries:
@@ -182,12 +182,12 @@ def argument_rules(arch: str, facts: Mapping, mode: str = "safe") -> tuple[list,
 
     # namespaces
     if (used & {"clone", "clone3"}) and syscalls.exists(arch, "clone") and syscalls.tracked_args(arch, "clone"):
-        c, e, why = _ns_rule(arch, "clone", _entries(facts, arch, "clone"), used)
+        c, e, why = _ns_rule(arch, "clone", _entries(facts, arch, "clone"))
         cond += c
         errno += [r for r in e if syscalls.exists(arch, "clone3")]
         loose += why
     if "unshare" in used:
-        c, _e, why = _ns_rule(arch, "unshare", _entries(facts, arch, "unshare"), used)
+        c, _e, why = _ns_rule(arch, "unshare", _entries(facts, arch, "unshare"))
         cond += c
         loose += why
     if "setns" in used:

@@ -106,7 +106,8 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         from .container.cli_impl import learn_container_cmd
         if pid is not None or cgroup:
             raise UserError("learn: --bundle/--image cannot be combined with --pid/--cgroup")
-        rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network)
+        rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
+                                  duration=duration)
         existing = Profile.load(output) if os.path.exists(output) else None
         if save_recording:
             rec.save(save_recording)
@@ -319,9 +320,11 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
 @click.option("--runtime", type=click.Choice(["runc", "crun", "none"]), default="runc", show_default=True,
               help="Runtime base added to the filter (none: only what the workload needs; runc then fails to start).")
 @click.option("--network", type=click.Choice(["loopback", "none"]), default="loopback", show_default=True)
+@click.option("--duration", type=float, default=120, show_default=True,
+              help="Stop each run after SECONDS (SIGTERM; for servers) and compare how both runs ended.")
 @click.option("--json", "as_json", is_flag=True, help="The verdict as JSON on stdout.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def verify(profile_path, bundle, image, runtime, network, as_json, args):
+def verify(profile_path, bundle, image, runtime, network, duration, as_json, args):
     """Run a container under runc with the profile's seccomp filter and capabilities: does it still work?
 
     \b
@@ -342,7 +345,7 @@ def verify(profile_path, bundle, image, runtime, network, as_json, args):
     if args and args[0] == "--":
         args = args[1:]
     sys.exit(verify_cmd(bundle=bundle, image=image, profile_path=profile_path, runtime=runtime, args=args,
-                        as_json=as_json, network=network))
+                        as_json=as_json, network=network, duration=duration))
 
 
 # ------------------------------------------------------------- merge / check / diff / review
@@ -435,11 +438,12 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
     """
     from .fileio import write_atomic
     from .learner.check import check as do_check
-    from .learner.profile import Profile, load_profile_or_recording
+    from .learner.profile import load_profile_or_recording
     from .ui import formats
 
     try:
-        base = Profile.load(baseline)
+        from .learner.diff import as_profile
+        base = as_profile(load_profile_or_recording(baseline))
         args = tuple(new)
         dashdash = "--" in sys.argv[1:]
         if args and args[0] == "--":
@@ -540,7 +544,9 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
         return
     if not profile_path:
         raise UserError("review: give a PROFILE or --image IMAGE")
-    p = Profile.load(profile_path)
+    from .learner.diff import as_profile
+    from .learner.profile import load_profile_or_recording
+    p = as_profile(load_profile_or_recording(profile_path))   # a recording reviews as a one-run profile
     if arch is not None:
         from . import syscalls as _sc
         if arch not in _sc.arches():

@@ -19,7 +19,7 @@ def _runc():
 
 
 def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
-                        network: str = "loopback"):
+                        network: str = "loopback", duration: float | None = None):
     from .learn import learn_container
     from .workspace import open_workspace
 
@@ -34,7 +34,7 @@ def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence
             console.info(f"unpacked {ws.unpack.layers} layers, {ws.unpack.files} files")
             for n in ws.unpack.neutralized:
                 console.warn(n)
-        rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend)
+        rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration)
         console.info(why)
         if res.stdout:
             console.info("container stdout: " + res.stdout.strip()[-500:])
@@ -44,7 +44,7 @@ def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence
 
 
 def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runtime: str, args: Sequence[str],
-               as_json: bool, network: str = "loopback") -> int:
+               as_json: bool, network: str = "loopback", duration: float = 120) -> int:
     from ..learner.profile import Profile
     from .verify import verify
     from .workspace import open_workspace
@@ -52,7 +52,7 @@ def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runt
     profile = Profile.load(profile_path)
     runc = _runc()
     with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
-        res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime)
+        res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration)
     if as_json:
         console.out.print_json(json.dumps(res.to_json()))
     for d in res.denials:
@@ -84,11 +84,13 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
 
     runc = _runc()
     with open_workspace(image=image, args=args, network=network) as ws:
+        from .review import scan_rootfs
+        scan = scan_rootfs(ws.rootfs)   # before anything runs in it
         learn_exit = None
         if profile_path:
             profile = Profile.load(profile_path)
         else:
-            rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend)
+            rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=120)
             console.info(why)
             learn_exit = res.exit_status
             profile, _ = aggregate.add_recording(None, rec)
@@ -96,7 +98,8 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
         v = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime)
         caps_proved = bool(v.ok)
         report = build_report(image=image, name=ws.name, conf=ws.conf, profile=profile, unpack=ws.unpack,
-                              rootfs=ws.rootfs, runtime=runtime, caps_proved=caps_proved, learn_exit=learn_exit)
+                              rootfs=ws.rootfs, runtime=runtime, caps_proved=caps_proved, learn_exit=learn_exit,
+                              scan=scan)
         report["verify"] = v.to_json()
         try:
             from ..learner.review import review as profile_review

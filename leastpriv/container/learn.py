@@ -60,7 +60,7 @@ def choose(backend: str) -> str:
 
 
 def learn_container(runc: Runc, bundle: str, conf: dict, target: str, backend: str = "auto",
-                    timeout: float = 120) -> tuple[Recording, RunResult, str]:
+                    timeout: float | None = None) -> tuple[Recording, RunResult, str]:
     """(recording, the run, why this backend) for one run of the container."""
     which = choose(backend)
     if which == "ebpf":
@@ -70,7 +70,8 @@ def learn_container(runc: Runc, bundle: str, conf: dict, target: str, backend: s
             else "backend seccomp-notify (asked for)")
 
 
-def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str, timeout: float) -> tuple[Recording, RunResult]:
+def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
+                  timeout: float | None) -> tuple[Recording, RunResult]:
     arch = syscalls.host_arch()
     b = RecordingBuilder(conf["process"]["args"], "seccomp-notify", target=target, uid=conf["process"]["user"]["uid"])
     lock = threading.Lock()
@@ -106,12 +107,12 @@ def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str, timeout: flo
     b.syscall(arch, "write")
     b.note("seccomp-notify backend: write is assumed (runc cannot send write to a listener); "
            "capabilities are not observed (use the ebpf backend)")
-    for e in obs.errors:
+    for e in obs.errors + list(res.notes):
         b.note(e)
     return b.build(res.exit_status, complete=True), res
 
 
-def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float,
+def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float | None,
                 ephemeral: bool = False) -> tuple[Recording, RunResult]:
     from ..tracer.base import Cgroup, TraceOptions
     from ..tracer.ebpf import EbpfBackend
@@ -150,7 +151,8 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
         raise UserError(f"runc could not start the container: {res.runc_error}")
     from dataclasses import replace
 
-    rec: Recording = replace(box["rec"], target=target, command=tuple(conf["process"]["args"]))
+    rec: Recording = replace(box["rec"], target=target, command=tuple(conf["process"]["args"]),
+                             notes=box["rec"].notes + tuple(res.notes))
     return _drop_runtime(rec, res), res
 
 

@@ -61,7 +61,7 @@ def scan_rootfs(root: str, limit: int = 200) -> dict:
 
 
 def build_report(*, image: str, name: str, conf: dict, profile, unpack: UnpackReport | None, rootfs: str,
-                 runtime: str, caps_proved: bool | None, learn_exit: int | None) -> dict:
+                 runtime: str, caps_proved: bool | None, learn_exit: int | None, scan: dict | None = None) -> dict:
     from ..learner import risks
 
     arch = syscalls.host_arch()
@@ -105,7 +105,7 @@ def build_report(*, image: str, name: str, conf: dict, profile, unpack: UnpackRe
         findings.append(f"{len(unused)} default capabilities not seen in use (not proved by a run)")
     if unpack and unpack.setuid_files:
         findings.append(f"{len(unpack.setuid_files)} setuid/setgid files in the image")
-    ww = scan_rootfs(rootfs)
+    ww = scan if scan is not None else scan_rootfs(rootfs)
     if ww["world_writable"]:
         findings.append(f"{len(ww['world_writable'])} world-writable paths outside sticky directories")
     if dangerous:

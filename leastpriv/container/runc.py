@@ -126,7 +126,7 @@ class Runc:
         self._call("delete", "--force", cid, timeout=30)
 
     def run(self, bundle: str | os.PathLike, conf: dict, on_created: Callable[[str, int], None] | None = None,
-            timeout: float = 120, cid: str | None = None, ephemeral: bool = False) -> RunResult:
+            timeout: float | None = 120, cid: str | None = None, ephemeral: bool = False) -> RunResult:
         """Run the container described by ``conf`` with ``bundle``'s rootfs; wait for it to exit.
 
         ``conf`` is written to a private bundle directory next to ``bundle``'s
@@ -169,7 +169,7 @@ class Runc:
             with open(out_p, "wb") as out, open(err_p, "wb") as err:
                 create = subprocess.run(self.argv("--log", str(log_p), "create", "--bundle", str(work),
                                                   "--pid-file", str(work / "pid"), cid),
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
+                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=60)
             if create.returncode != 0:
                 runc_err = _runc_error(log_p, err_p)
                 return RunResult(cid, False, None, runc_err or f"runc create exited {create.returncode}",
@@ -177,13 +177,13 @@ class Runc:
             pid = int((work / "pid").read_text().strip())
             if on_created is not None:
                 on_created(self.cgroup_path(cid), pid)
-            start = self._call("--log", str(log_p), "start", cid, timeout=timeout)
+            start = self._call("--log", str(log_p), "start", cid, timeout=60)
             if start.returncode != 0:
                 runc_err = _runc_error(log_p, None) or start.stderr.strip()
                 return RunResult(cid, False, None, runc_err or f"runc start exited {start.returncode}",
                                  _read(out_p), _read(err_p), time.monotonic() - t0, tuple(notes))
             started = True
-            status = _wait(pid, timeout - (time.monotonic() - t0), notes)
+            status = _wait(pid, None if timeout is None else timeout - (time.monotonic() - t0), notes, timeout)
             return RunResult(cid, started, status, _runc_error(log_p, None), _read(out_p), _read(err_p),
                              time.monotonic() - t0, tuple(notes))
         finally:
@@ -202,8 +202,11 @@ def _set_subreaper() -> None:
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _wait(pid: int, timeout: float, notes: list[str]) -> int | None:
-    deadline = time.monotonic() + max(timeout, 1)
+def _wait(pid: int, timeout: float | None, notes: list[str], asked: float | None = None) -> int | None:
+    """The container init's exit status; after ``timeout`` seconds (None: never) it is stopped (SIGTERM, then
+    SIGKILL after 2 s: as its pid namespace's init it only gets the signals it handles) and the note says so."""
+    deadline = float("inf") if timeout is None else time.monotonic() + max(timeout, 1)
+    termed = None
     while True:
         try:
             got, st = os.waitpid(pid, os.WNOHANG)
@@ -215,10 +218,15 @@ def _wait(pid: int, timeout: float, notes: list[str]) -> int | None:
             return None
         if got == pid:
             return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline and termed is None:
+            os.kill(pid, signal.SIGTERM)
+            termed = now
+            notes.append(f"the container was stopped after {asked if asked is not None else timeout:g} s (SIGTERM)")
+        elif termed is not None and now > termed + 2:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            notes.append(f"the container ran longer than the timeout and was killed")
+            notes.append("it ignored SIGTERM and was killed")
             return 128 + signal.SIGKILL
         time.sleep(0.01)
 

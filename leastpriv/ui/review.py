@@ -60,8 +60,15 @@ def render_rich(r: dict, path: str) -> None:
     t.add_row("denylist", f"{dl['allowed']} syscalls (denies {dl['denied_names']} + {dl['conditional_rules']} "
                           "argument rules)", escape("\n".join(dl["open"])))
     out.print(t)
+    if r["loose"]:
+        out.print("[yellow]argument rules left loose:[/]")
+        for x in r["loose"]:
+            out.print(f"  - {escape(x)}")
+    if r["unknown_syscalls"]:
+        out.print("[yellow]unknown syscall numbers (cannot be reviewed):[/] " +
+                  "; ".join(f"{a}: {', '.join(map(str, v))}" for a, v in r["unknown_syscalls"].items()))
     if r["seen_in_one_run_only"]:
-        out.print("[yellow]seen in only one run (look at these):[/] " + ", ".join(r["seen_in_one_run_only"]))
+        out.print("[yellow]seen in only one run (look at these):[/] " + escape(", ".join(r["seen_in_one_run_only"])))
     if r["runs"] < 2:
         out.print("[yellow]one run is a sample: learn more runs with other inputs before trusting the profile[/]")
 
@@ -106,6 +113,11 @@ def to_markdown(r: dict, path: str) -> str:
     lines += ["", f"**denylist**: denies {dl['denied_names']} syscalls and {dl['conditional_rules']} argument "
                   f"patterns, allows {dl['allowed']}."]
     lines += [f"- {_md_escape(x)}" for x in dl["open"]]
+    if r["loose"]:
+        lines += ["", "## Argument rules left loose", ""] + [f"- {_md_escape(x)}" for x in r["loose"]]
+    if r["unknown_syscalls"]:
+        lines += ["", "## Unknown syscall numbers", ""] + [f"- {a}: {', '.join(map(str, v))}"
+                                                           for a, v in r["unknown_syscalls"].items()]
     if r["seen_in_one_run_only"]:
         lines += ["", "## Seen in only one run", ""] + [f"- {x}" for x in r["seen_in_one_run_only"]]
     return "\n".join(lines) + "\n"

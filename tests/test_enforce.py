@@ -15,7 +15,7 @@ import pytest
 from leastpriv.exporters import seccomp_model as sm
 
 from .conftest import ROOT, lp, need_root
-from .lp_strace import PYTHON, learn_profile, with_rules, without_syscall
+from .lp_strace import PYTHON, learn_httpd, learn_profile, serve, with_rules, without_syscall
 
 
 def _save(profile, tmp_path, name="p.json"):
@@ -185,62 +185,10 @@ def test_denylist_style_enforced(build_c, tmp_path):
 
 # ------------------------------------------------------------------ Landlock + capabilities: an HTTP server
 
-HTTPD = Path(__file__).resolve().parent / "workloads" / "enforce_httpd.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
-        c.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        data = b""
-        while chunk := c.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
-
-
-def _serve(argv: list[str], port: int, requests: list[str]) -> tuple[int, list[tuple[int, bytes]], str]:
-    """Start a server command, wait for 'listening', make the requests, then GET /quit."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        if line.strip() != "listening":
-            proc.wait(timeout=30)
-            return proc.returncode, [], line + proc.stdout.read() + proc.stderr.read()
-        answers = [_get(port, r) for r in requests]
-        answers.append(_get(port, "/quit"))
-        proc.wait(timeout=30)
-        return proc.returncode, answers, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def httpd(tmp_path_factory):
     """A profile learned from the HTTP server serving a file, writing its log and binding a port."""
-    d = tmp_path_factory.mktemp("httpd")
-    (d / "www").mkdir()
-    (d / "www" / "index.html").write_text("<h1>hello</h1>\n")
-    (d / "logs").mkdir()
-    port = _free_port()
-    argv = [PYTHON, str(HTTPD), str(d / "www"), str(d / "logs" / "access.log"), str(port)]
-    path = d / "httpd.json"
-    status, answers, err = _serve([sys.executable, "-m", "leastpriv", "learn", "--backend", "ptrace", "-o",
-                                   str(path), "--", *argv], port, ["/index.html"])
-    assert status == 0 and answers[0] == (200, b"<h1>hello</h1>\n"), err
-    from leastpriv.learner.profile import Profile
-    profile = Profile.load(str(path))
-    assert port in profile.rules["network"]["tcp_bind"]
-    assert str(d / "logs" / "access.log") in profile.rules["files"]["write"]
-    (d / "logs" / "access.log").unlink()
-    return d, port, argv, profile
+    return learn_httpd(tmp_path_factory.mktemp("httpd"))
 
 
 def _run_argv(path, argv, *flags):
@@ -250,7 +198,7 @@ def _run_argv(path, argv, *flags):
 def test_httpd_serves_under_its_whole_profile(httpd, tmp_path):
     d, port, argv, profile = httpd
     path = _save(profile, tmp_path)
-    status, answers, err = _serve(_run_argv(path, argv, "--report", str(tmp_path / "r.json")), port,
+    status, answers, err = serve(_run_argv(path, argv, "--report", str(tmp_path / "r.json")), port,
                                   ["/index.html", "/missing"])
     assert status == 0, err
     assert answers[0] == (200, b"<h1>hello</h1>\n") and answers[1][0] == 404
@@ -259,9 +207,9 @@ def test_httpd_serves_under_its_whole_profile(httpd, tmp_path):
     assert applied[0].startswith("landlock (ABI ") and "capabilities" in applied and "seccomp" in applied
     # Landlock really confines it: a file outside the profile cannot be served
     (tmp_path / "secret.txt").write_text("secret")
-    status, answers, _ = _serve(_run_argv(path, argv), port, ["/" + os.path.relpath(tmp_path / "secret.txt", d / "www")])
+    status, answers, _ = serve(_run_argv(path, argv), port, ["/" + os.path.relpath(tmp_path / "secret.txt", d / "www")])
     assert answers[0] == (404, b"open: errno 13")
-    status, answers, _ = _serve(_run_argv(path, argv, "--no-landlock"), port,
+    status, answers, _ = serve(_run_argv(path, argv, "--no-landlock"), port,
                                 ["/" + os.path.relpath(tmp_path / "secret.txt", d / "www")])
     assert answers[0] == (200, b"secret")
     (d / "logs" / "access.log").unlink()
@@ -271,7 +219,7 @@ def test_httpd_log_write_fails_with_eacces_without_its_write_path(httpd, tmp_pat
     d, port, argv, profile = httpd
     log = str(d / "logs" / "access.log")
     files = {k: [p for p in v if p != log] for k, v in profile.rules["files"].items()}
-    status, answers, err = _serve(_run_argv(_save(with_rules(profile, files=files), tmp_path), argv), port,
+    status, answers, err = serve(_run_argv(_save(with_rules(profile, files=files), tmp_path), argv), port,
                                   ["/index.html"])
     assert status == 0, err
     assert answers[0] == (500, b"log: errno 13 Permission denied")
@@ -281,10 +229,10 @@ def test_httpd_log_write_fails_with_eacces_without_its_write_path(httpd, tmp_pat
 def test_httpd_bind_fails_without_its_port(httpd, tmp_path):
     d, port, argv, profile = httpd
     net = dict(profile.rules["network"], tcp_bind=[p for p in profile.rules["network"]["tcp_bind"] if p != port])
-    status, answers, err = _serve(_run_argv(_save(with_rules(profile, network=net), tmp_path), argv), port, [])
+    status, answers, err = serve(_run_argv(_save(with_rules(profile, network=net), tmp_path), argv), port, [])
     assert status == 6 and "bind: errno 13 Permission denied" in err, err
     # and the same profile without Landlock binds (the port rule is what denied it)
-    status, _, err = _serve(_run_argv(_save(with_rules(profile, network=net), tmp_path, "n.json"), argv,
+    status, _, err = serve(_run_argv(_save(with_rules(profile, network=net), tmp_path, "n.json"), argv,
                                       "--no-landlock"), port, [])
     assert status == 0, err
 

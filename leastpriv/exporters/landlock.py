@@ -10,8 +10,9 @@ How observed paths become rules (Landlock rules attach to existing inodes, so
 a file the workload creates must be allowed through its directory):
 
 * read:   READ_FILE on the file; a directory gets READ_FILE+READ_DIR beneath
-          it; three or more files read in one directory become one rule on the
-          directory (as aa-logprof globs); anything under /proc/<pid>,
+          it; three or more files read in one directory of packaged code/data
+          (/usr, /lib*, /opt, ...; never /etc, /home, /var, /tmp) become one
+          rule on the directory (as aa-logprof globs); anything under /proc/<pid>,
           /proc/self or /proc/thread-self becomes read access beneath /proc;
 * write:  WRITE_FILE+TRUNCATE on the file (+IOCTL_DEV under /dev);
 * create: MAKE_REG (MAKE_DIR for a directory) on the parent directory, with
@@ -143,6 +144,15 @@ def _interpreter(path: str) -> str | None:
     return None
 
 
+# Directories whose files may be granted as a whole once several were read: code and data
+# shipped by packages. Never /etc, /root, /home, /var, /tmp, /run, /dev, /sys (secrets, other users).
+GLOBBABLE = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/opt/", "/snap/", "/nix/store/")
+
+
+def globbable_dir(d: str) -> bool:
+    return (d.rstrip("/") + "/").startswith(GLOBBABLE)
+
+
 def _uses_abstract_unix(network: Iterable[Mapping]) -> bool:
     return any(e.get("family") == "AF_UNIX" and str(e.get("address", "")).startswith("@") for e in network)
 
@@ -181,7 +191,7 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
     for p in plain_reads:
         by_dir.setdefault(os.path.dirname(p) or "/", []).append(p)
     for d, ps in sorted(by_dir.items()):
-        if len(ps) >= GLOB_MIN_FILES and is_dir(d):
+        if len(ps) >= GLOB_MIN_FILES and globbable_dir(d) and is_dir(d):
             grant(d, ("read_file", "read_dir"), f"{len(ps)} files read in this directory")
         else:
             for p in ps:

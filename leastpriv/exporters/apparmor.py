@@ -1,0 +1,231 @@
+"""AppArmor: a profile from the learned capabilities, sockets, files and execs.
+
+``#include <tunables/global>`` and ``<abstractions/base>``, an attachment on
+the workload's executable (when the profile knows it), capability rules,
+``network FAMILY TYPE`` rules from the sockets the workload made, file rules
+with modes from what it did (r read, w write/create, m for shared objects it
+maps, ix for programs it executed), and globbing the way aa-logprof offers it:
+
+* /proc/<pid>, /proc/self, /proc/thread-self -> ``@{PROC}/@{pid}/...``
+  (AppArmor sees the resolved pid);
+* /home/<user>/... and /root/... -> ``@{HOME}/...``;
+* versioned shared objects (``libpcre2-8.so.0.11.2``) -> ``libpcre2-8.so*``;
+* three or more files read in one directory of packaged code/data (/usr,
+  /lib*, /opt; never /etc, /home, /var, /tmp) -> ``dir/*``; twenty or more
+  read-only rules under a directory the workload listed -> ``dir/{,**}``.
+
+``--complain`` writes ``flags=(complain)``. Locks (k) and links (l) are not
+observed by the tracers, so they are never granted; ``a`` is not used because
+the trace does not tell append from write.
+
+:func:`path_rules` is shared with the Kubernetes AppArmorProfile exporter.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from .. import constants
+from .base import ExportOptions, ExportResult, Exporter, prepare, register
+from .landlock import _interpreter, globbable_dir
+
+GLOB_MIN_FILES = 3
+TREE_MIN_RULES = 20      # read-only rules under one listed directory -> dir/{,**}
+_SO = re.compile(r"\.so(\.\d+)*$")
+_PROC = re.compile(r"^/proc/(\d+|self|thread-self)(?=/|$)")
+_HOME = re.compile(r"^(/home/[^/]+|/root)(?=/|$)")
+_SO_VERSION = re.compile(r"^(.*\.so)(\.\d+)+$")
+_SAFE = re.compile(r"^[A-Za-z0-9_./@{}*+,:=~-]+$")
+_SPECIAL = re.compile(r'([\[\]?*{}"^\\])')   # AppArmor glob characters in observed paths
+
+
+def _escape(path: str) -> str:
+    return _SPECIAL.sub(r"\\\1", path)
+
+
+def glob_path(path: str) -> str:
+    """One observed path -> its AppArmor form (escaped, per-process/user parts globbed)."""
+    m = _PROC.match(path)
+    if m:
+        return "@{PROC}/@{pid}" + _escape(path[m.end():])
+    m = _HOME.match(path)
+    if m:
+        rest = path[m.end():].lstrip("/")
+        return "@{HOME}/" + _escape(rest) if rest else "@{HOME}/"
+    if path.startswith("/proc/"):
+        return "@{PROC}/" + _escape(path[len("/proc/"):])
+    base = os.path.basename(path)
+    m = _SO_VERSION.match(base)
+    if m:
+        return _escape(os.path.dirname(path)) + "/" + _escape(m.group(1)) + "*"
+    return _escape(path)
+
+
+def _quote(p: str) -> str:
+    return p if _SAFE.match(p) else '"' + p.replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class FileRule:
+    path: str      # AppArmor path expression
+    modes: str     # in AppArmor order
+
+
+_ORDER = "rwamklix"
+
+
+def _modes(s: set[str]) -> str:
+    out = "".join(c for c in "rwamkl" if c in s)
+    if "ix" in s:
+        out += "ix"
+    return out
+
+
+def path_rules(rules: Mapping[str, Any], attach: str | None = None) -> list[FileRule]:
+    """File rules from the profile's files, globbed (shared with k8s-apparmorprofile)."""
+    files = rules.get("files", {})
+    perms: dict[str, set[str]] = {}
+
+    def add(expr: str, *modes: str) -> None:
+        perms.setdefault(expr, set()).update(modes)
+
+    reads = sorted(set(files.get("read", [])))
+    plain: list[str] = []
+    for p in reads:
+        g = glob_path(p)
+        if os.path.isdir(p):
+            add(g.rstrip("/") + "/", "r")
+        elif g != _escape(p) or not os.path.dirname(p):
+            add(g, "r", *(["m"] if _SO.search(os.path.basename(p)) else []))
+        else:
+            plain.append(p)
+    by_dir: dict[str, list[str]] = {}
+    for p in plain:
+        by_dir.setdefault(os.path.dirname(p), []).append(p)
+    for d, ps in sorted(by_dir.items()):
+        so = any(_SO.search(os.path.basename(p)) for p in ps)
+        if len(ps) >= GLOB_MIN_FILES and globbable_dir(d):
+            add(_escape(d) + "/*", "r", *(["m"] if so else []))
+        else:
+            for p in ps:
+                add(glob_path(p), "r", *(["m"] if _SO.search(os.path.basename(p)) else []))
+    _collapse_trees(perms, [p for p in reads if os.path.isdir(p)])
+    for p in sorted(set(files.get("write", [])) | set(files.get("create", []))):
+        add(glob_path(p) + ("/" if os.path.isdir(p) else ""), "w")
+    for p in sorted(set(files.get("exec", []))):
+        if attach and os.path.realpath(p) == attach:
+            add(glob_path(attach), "r", "m")
+            continue
+        add(glob_path(p), "r", "ix")
+        interp = _interpreter(p)
+        if interp:
+            add(glob_path(interp), "r", "m", "ix")
+    return [FileRule(p, _modes(m)) for p, m in sorted(perms.items())]
+
+
+def _collapse_trees(perms: dict[str, set[str]], listed_dirs: list[str]) -> None:
+    """Many read-only rules under one directory the workload listed -> ``dir/{,**}`` (aa-logprof's ** glob)."""
+    for d in sorted(listed_dirs, key=len):
+        if not globbable_dir(d):
+            continue
+        prefix = _escape(d.rstrip("/")) + "/"
+        if prefix not in perms:
+            continue   # already collapsed into a parent
+        under = [k for k, m in perms.items() if k.startswith(prefix) and m <= {"r", "m"}]
+        if len(under) >= TREE_MIN_RULES:
+            modes = set().union(*(perms.pop(k) for k in under))
+            perms[prefix + "{,**}"] = modes
+
+
+def network_rules(facts: Mapping[str, Any]) -> list[str]:
+    """``FAMILY TYPE`` pairs from the socket()/socketpair() values seen."""
+    out = set()
+    for arch_args in facts.get("args", {}).values():
+        for sc in ("socket", "socketpair"):
+            for e in arch_args.get(sc, []):
+                vals = e["values"]
+                fam = constants.name_of("socket_family", vals[0]) or ""
+                typ = constants.name_of("socket_type", vals[1] & 0xF) if len(vals) > 1 else None
+                if not fam.startswith("AF_"):
+                    continue
+                family = fam[3:].lower()
+                kind = (typ or "").removeprefix("SOCK_").lower()
+                out.add(f"{family} {kind}".strip() if kind in ("stream", "dgram", "seqpacket", "raw", "rdm",
+                                                                 "packet") else family)
+    return sorted(out)
+
+
+def attachment(profile: Any) -> str | None:
+    """The workload's executable (realpath), when the profile knows it."""
+    for run in getattr(profile, "runs", ()):
+        cmd = run.get("command") or []
+        if cmd and cmd[0].startswith("/"):
+            return os.path.realpath(cmd[0])
+        for e in profile.rules.get("files", {}).get("exec", []):
+            if cmd and os.path.basename(e) == os.path.basename(cmd[0]):
+                return os.path.realpath(e)
+    return None
+
+
+def default_name(profile: Any) -> str:
+    for run in getattr(profile, "runs", ()):
+        cmd = run.get("command") or []
+        if cmd:
+            base = re.sub(r"[^A-Za-z0-9_.-]", "-", os.path.basename(cmd[0]))
+            return f"leastpriv-{base}"
+    return "leastpriv-profile"
+
+
+def render(profile: Any, name: str, *, complain: bool = False, attach: str | None = None,
+           source: str = "") -> str:
+    rules = profile.rules
+    flags = ["complain"] if complain else []
+    head = f"profile {_quote(name)}" + (f" {_quote(attach)}" if attach else "")
+    if flags:
+        head += f" flags=({','.join(flags)})"
+    lines = [
+        f"# AppArmor profile generated by leastpriv{f' from {source}' if source else ''}",
+        f"# {len(profile.runs)} run(s); a trace shows what ran, not what never will.",
+        "abi <abi/3.0>,",
+        "",
+        "include <tunables/global>",
+        "",
+        head + " {",
+        "  include <abstractions/base>",
+        "",
+    ]
+    caps = sorted(rules.get("capabilities", []))
+    for c in caps:
+        lines.append(f"  capability {c.removeprefix('CAP_').lower()},")
+    if caps:
+        lines.append("")
+    net = network_rules(profile.facts)
+    for n in net:
+        lines.append(f"  network {n},")
+    if net:
+        lines.append("")
+    for fr in path_rules(rules, attach):
+        lines.append(f"  {_quote(fr.path)} {fr.modes},")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+@register
+class AppArmorExporter(Exporter):
+    name = "apparmor"
+    description = "AppArmor profile (apparmor_parser; --complain for flags=(complain))"
+    suffix = ""
+
+    def export(self, profile: Any, options: ExportOptions) -> ExportResult:
+        profile, options, notes = prepare(profile, options)
+        name = options.name or default_name(profile)
+        attach = options.extra.get("attach") or attachment(profile)
+        text = render(profile, name, complain=options.complain, attach=attach,
+                      source=str(options.extra.get("profile_path", "")))
+        if not attach:
+            notes.append("no attachment: the profile has no absolute path for the workload; load it and use it by "
+                         f"name ({name})")
+        notes.append(f"load with: apparmor_parser -r FILE; confine with: aa-exec -p {name} -- CMD")
+        return ExportResult(text, tuple(notes))

@@ -1,0 +1,56 @@
+"""Security Profiles Operator ``SeccompProfile`` (security-profiles-operator.x-k8s.io/v1).
+
+The spec is the same seccomp object as the OCI/Docker export (one source:
+seccomp_model); SPO installs it on every node as
+``/var/lib/kubelet/seccomp/operator/<namespace>/<name>.json``, which a pod
+references with ``seccompProfile: {type: Localhost, localhostProfile:
+operator/<namespace>/<name>.json}`` (``--format k8s-pod --namespace NS``
+writes that).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, register
+from .oci import seccomp_object
+
+API_VERSION = "security-profiles-operator.x-k8s.io/v1"
+
+
+def k8s_name(profile: Any, options: ExportOptions) -> str:
+    """A DNS-1123 name: --name, else from the workload's command."""
+    from .apparmor import default_name
+
+    raw = options.name or default_name(profile)
+    name = re.sub(r"[^a-z0-9.-]+", "-", raw.lower()).strip("-.")[:253]
+    return name or "leastpriv"
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=120)
+
+
+@register
+class SeccompProfileExporter(Exporter):
+    name = "k8s-seccompprofile"
+    description = "Security Profiles Operator SeccompProfile object (YAML)"
+    suffix = ".yaml"
+
+    def export(self, profile: Any, options: ExportOptions) -> ExportResult:
+        profile, options, notes = prepare(profile, options)
+        seccomp, model = seccomp_object(profile, options)
+        notes += model_notes(model)
+        name = k8s_name(profile, options)
+        meta: dict[str, Any] = {"name": name}
+        if options.namespace:
+            meta["namespace"] = options.namespace
+        meta["annotations"] = {"leastpriv.io/runs": str(len(profile.runs)),
+                               "leastpriv.io/args-mode": str(profile.rules.get("args_mode", "safe"))}
+        obj = {"apiVersion": API_VERSION, "kind": "SeccompProfile", "metadata": meta, "spec": seccomp}
+        ns = options.namespace or "<namespace>"
+        notes.append(f"pods reference it as seccompProfile: {{type: Localhost, localhostProfile: "
+                     f"operator/{ns}/{name}.json}}")
+        return ExportResult(dump_yaml(obj), tuple(notes))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import yaml
 from jsonschema.validators import Draft7Validator
 
 from .conftest import SHARED, lp
-from .lp_strace import learn_httpd
+from .lp_strace import PYTHON, learn_httpd
 
 SPO = SHARED / "security-profiles-operator"
 
@@ -65,7 +66,7 @@ def test_apparmorprofile_validates_against_the_crd(httpd):
     assert spec["mode"] == "Enforce"
     assert spec["abstract"]["network"]["allowedProtocols"]["allowTcp"] is True
     assert any(p.endswith("/logs/access.log") for p in spec["abstract"]["filesystem"]["writeOnlyPaths"])
-    assert "/usr/bin/python3.11" in spec["abstract"]["executable"]["allowedExecutables"]
+    assert os.path.realpath(PYTHON) in spec["abstract"]["executable"]["allowedExecutables"]
     complain = yaml.safe_load(_export(httpd, "--format", "k8s-apparmorprofile", "--complain")[0])
     assert complain["spec"]["mode"] == "Complain"
     bad = copy.deepcopy(obj)

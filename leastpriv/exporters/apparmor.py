@@ -117,11 +117,11 @@ def path_rules(rules: Mapping[str, Any], attach: str | None = None) -> list[File
     for p in sorted(set(files.get("exec", []))):
         if attach and os.path.realpath(p) == attach:
             add(glob_path(attach), "r", "m")
-            continue
-        add(glob_path(p), "r", "ix")
+        else:
+            add(glob_path(p), "r", "ix")
         interp = _interpreter(p)
-        if interp:
-            add(glob_path(interp), "r", "m", "ix")
+        if interp:   # AppArmor sees the resolved path (/bin/sh -> /usr/bin/dash)
+            add(glob_path(os.path.realpath(interp)), "r", "m", "ix")
     return [FileRule(p, _modes(m)) for p, m in sorted(perms.items())]
 
 

@@ -252,3 +252,15 @@ def test_capabilities_dropped_to_the_learned_set(tmp_path):
     # --no-caps leaves them
     res = lp("run", "--profile", _save(profile, tmp_path, "n.json"), "--no-caps", "--", "cat", "/proc/self/status")
     assert "CapEff:\t0000000000000000" not in res.stdout
+
+
+def test_i386_program_runs_under_its_per_abi_profile(build_c, tmp_path):
+    exe = str(build_c("enforce_probe", m32=True))
+    profile, learned = learn_profile([exe, "/etc/hostname"])
+    assert "uname" in profile.rules["syscalls"]["x86"]
+    assert "uname" not in profile.rules["syscalls"].get("x86_64", [])
+    res = lp("run", "--profile", _save(profile, tmp_path), "--", exe, "/etc/hostname")
+    assert (res.returncode, res.stdout) == (0, learned.stdout), res.stderr
+    bad = lp("run", "--profile", _save(without_syscall(profile, "uname"), tmp_path, "bad.json"), "--",
+             exe, "/etc/hostname")
+    assert (bad.returncode, bad.stdout) == (3, "uname: Operation not permitted\n")

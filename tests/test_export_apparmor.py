@@ -69,6 +69,7 @@ def test_execs_capabilities_and_proc_globbing(tmp_path):
     ("/proc/1234/status", "@{PROC}/@{pid}/status"),
     ("/proc/self/maps", "@{PROC}/@{pid}/maps"),
     ("/proc/filesystems", "@{PROC}/filesystems"),
+    ("/dev/pts/3", "/dev/pts/[0-9]*"),
     ("/home/alice/.config/app.toml", "@{HOME}/.config/app.toml"),
     ("/root/.cache/x", "@{HOME}/.cache/x"),
     ("/usr/lib/x86_64-linux-gnu/libpcre2-8.so.0.11.2", "/usr/lib/x86_64-linux-gnu/libpcre2-8.so*"),

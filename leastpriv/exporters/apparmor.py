@@ -9,6 +9,7 @@ maps, ix for programs it executed), and globbing the way aa-logprof offers it:
 * /proc/<pid>, /proc/self, /proc/thread-self -> ``@{PROC}/@{pid}/...``
   (AppArmor sees the resolved pid);
 * /home/<user>/... and /root/... -> ``@{HOME}/...``;
+* /dev/pts/<n> -> ``/dev/pts/[0-9]*`` (the terminal differs from run to run);
 * versioned shared objects (``libpcre2-8.so.0.11.2``) -> ``libpcre2-8.so*``;
 * three or more files read in one directory of packaged code/data (/usr,
   /lib*, /opt; never /etc, /home, /var, /tmp) -> ``dir/*``; twenty or more
@@ -56,6 +57,8 @@ def glob_path(path: str) -> str:
         return "@{HOME}/" + _escape(rest) if rest else "@{HOME}/"
     if path.startswith("/proc/"):
         return "@{PROC}/" + _escape(path[len("/proc/"):])
+    if re.match(r"^/dev/pts/\d+$", path):
+        return "/dev/pts/[0-9]*"
     base = os.path.basename(path)
     m = _SO_VERSION.match(base)
     if m:

@@ -13,7 +13,8 @@ a file the workload creates must be allowed through its directory):
           it; three or more files read in one directory of packaged code/data
           (/usr, /lib*, /opt, ...; never /etc, /home, /var, /tmp) become one
           rule on the directory (as aa-logprof globs); anything under /proc/<pid>,
-          /proc/self or /proc/thread-self becomes read access beneath /proc;
+          /proc/self or /proc/thread-self becomes read access beneath /proc,
+          and /dev/pts/N (the terminal of that run) access beneath /dev/pts;
 * write:  WRITE_FILE+TRUNCATE on the file (+IOCTL_DEV under /dev);
 * create: MAKE_REG (MAKE_DIR for a directory) on the parent directory, with
           WRITE_FILE+TRUNCATE+READ_FILE and REMOVE_FILE beneath it (the trace
@@ -73,6 +74,7 @@ FILE_RIGHTS = frozenset({"execute", "write_file", "read_file", "truncate", "ioct
 MAX_ABI = 7   # ABI 7 adds audit logging flags, no new access rights
 GLOB_MIN_FILES = 3
 _PROC_PID = re.compile(r"^/proc/(\d+|self|thread-self)(/|$)")
+_PTY = re.compile(r"^/dev/pts/\d+$")
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,11 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
     execs = sorted(set(files.get("exec", [])))
     proc = False
     plain_reads: list[str] = []
+    ptys = {p for p in set(read) | write if _PTY.match(p)}
+    if ptys:   # the terminal differs from run to run
+        grant("/dev/pts", ("read_file", "write_file", "ioctl_dev"), "terminals (/dev/pts/N -> /dev/pts)")
+        read = [p for p in read if p not in ptys]
+        write = write - ptys
     for p in read:
         if _PROC_PID.match(p) or p == "/proc":
             proc = True
@@ -196,9 +203,11 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
         else:
             for p in ps:
                 grant(p, ("read_file",), "read")
+    bound_sockets = {str(e.get("address")) for e in getattr(profile, "facts", {}).get("network", [])
+                     if e.get("family") == "AF_UNIX" and e.get("op") == "bind"}
     for p in sorted(create):
         parent = os.path.dirname(p) or "/"
-        made = "make_dir" if is_dir(p) else "make_reg"
+        made = "make_dir" if is_dir(p) else "make_sock" if p in bound_sockets else "make_reg"
         rights = [made, "write_file", "truncate", "read_file", "remove_file"] + \
             (["read_dir", "remove_dir"] if made == "make_dir" else [])
         grant(parent, rights, "files created here")

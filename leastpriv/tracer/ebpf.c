@@ -48,6 +48,7 @@ struct lp_regs {
 #define K_CLOSE 7
 #define K_EXECVE 8    // a pending (gated) child starts being recorded at its execve
 #define K_FORK 9      // fork family: the child's own return (0) is not a second result
+#define K_PATHOP 10   // a path a syscall creates/modifies: path a[pidx], dirfd a[didx], access bits in fidx
 
 // event types
 #define EV_SYSCALL 1  // first time anywhere: (abi, nr)
@@ -174,6 +175,23 @@ struct ev_big {
     char buf[PATH_MAX_];
 };
 
+// paths and addresses: the same header as ev_big, without the bitmap
+struct ev_path {
+    u32 type;
+    u32 tgid;
+    u32 tid;
+    u32 abi;
+    s32 nr;
+    u32 gen;
+    s32 dirfd;
+    u32 len;
+    u64 flags;
+    s64 ret;
+    struct sockinfo sock;
+    char comm[16];
+    char buf[PATH_MAX_];
+};
+
 BPF_HASH(procs, u32, struct proc, MAX_PROCS);
 BPF_ARRAY(specs, struct spec, NARCH * SLOTS);
 BPF_PERCPU_ARRAY(counts, u64, NARCH * SLOTS);
@@ -184,7 +202,6 @@ BPF_HASH(errnos, struct errkey, u64, 8192);
 BPF_HASH(argcounts, struct argkey, u64, 16384);
 BPF_HASH(caps, struct capkey, u64, 16384);
 BPF_HASH(sockets, struct sockkey, struct sockinfo, 16384);
-BPF_HASH(inflights, u32, struct inflight, 4096);
 BPF_HASH(paths, struct pathkey, u8, MAX_PATHS);
 BPF_ARRAY(gseen, u64, WORDS);
 BPF_PERCPU_ARRAY(lost, u64, L_NLOST);
@@ -295,11 +312,14 @@ static __always_inline u64 reg_arg(REGS *regs, u32 abi, int i) {
     return v;
 }
 
-static __always_inline void stash(u32 tid, REGS *regs, struct spec *sp, u32 abi, s32 nr, u32 tgid) {
+// the arguments of a finished syscall, read at sys_exit: the registers still hold them, and the
+// user memory they point to has been paged in by the syscall itself (at sys_enter a string in a
+// page not yet touched cannot be read from BPF)
+static __always_inline struct inflight *args_at_exit(REGS *regs, struct spec *sp, u32 abi, s32 nr, u32 tgid) {
     int zero = 0;
     struct inflight *f = scratch.lookup(&zero);
     if (!f)
-        return;
+        return 0;
     f->kind = sp->kind;
     f->abi = abi;
     f->nr = nr;
@@ -310,7 +330,13 @@ static __always_inline void stash(u32 tid, REGS *regs, struct spec *sp, u32 abi,
     f->sock.domain = f->sock.type = f->sock.protocol = 0xffffffff;
     f->sock.pad = 0;
     __builtin_memset(f->buf, 0, PATH_MAX_);
-    if (sp->kind == K_OPEN || sp->kind == K_CREAT || sp->kind == K_OPENAT2) {
+    if (sp->kind == K_PATHOP) {
+        u64 p = reg_arg(regs, abi, sp->pidx);
+        bpf_probe_read_user_str(f->buf, PATH_MAX_, (void *)p);
+        f->flags = (1ULL << 32) | sp->fidx;   // marks a path operation; low bits: access kinds
+        if (sp->didx != 255)
+            f->dirfd = (s32)reg_arg(regs, abi, sp->didx);
+    } else if (sp->kind == K_OPEN || sp->kind == K_CREAT || sp->kind == K_OPENAT2) {
         u64 p = reg_arg(regs, abi, sp->pidx);
         bpf_probe_read_user_str(f->buf, PATH_MAX_, (void *)p);
         if (sp->kind == K_CREAT)
@@ -339,8 +365,7 @@ static __always_inline void stash(u32 tid, REGS *regs, struct spec *sp, u32 abi,
         f->sock.type = (u32)reg_arg(regs, abi, 1);
         f->sock.protocol = (u32)reg_arg(regs, abi, 2);
     }
-    if (inflights.update(&tid, f) != 0)
-        count_lost(L_INFLIGHT);
+    return f;
 }
 
 RAW_TRACEPOINT_PROBE(sys_enter) {
@@ -452,8 +477,6 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
     if (sp->kind == K_CLOSE) {
         struct sockkey sk = {.tgid = tgid, .fd = (s32)reg_arg(regs, abi, 0)};
         sockets.delete(&sk);
-    } else if (sp->kind != K_NONE && sp->kind != K_EXECVE && sp->kind != K_FORK) {
-        stash((u32)pid_tgid, regs, sp, abi, (s32)nr, tgid);
     }
     return 0;
 }
@@ -466,10 +489,10 @@ static __always_inline void emit_path(u32 tgid, u32 tid, struct proc *p, struct 
         if (!k)
             return;
         __builtin_memcpy(k->path, f->buf, PATH_MAX_);
-        k->flags = f->flags & (03 | 0100);  // O_ACCMODE | O_CREAT: what the access kinds depend on
+        k->flags = f->flags & ((1ULL << 32) | 0xff | 03 | 0100);  // what the access kinds depend on
         if (paths.lookup(k))
             return;
-        struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
+        struct ev_path *e = events.ringbuf_reserve(sizeof(struct ev_path));
         if (!e) {
             count_lost(L_RINGBUF);
             return;
@@ -492,7 +515,7 @@ static __always_inline void emit_path(u32 tgid, u32 tid, struct proc *p, struct 
         events.ringbuf_submit(e, 0);
         return;
     }
-    struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
+    struct ev_path *e = events.ringbuf_reserve(sizeof(struct ev_path));
     if (!e) {
         count_lost(L_RINGBUF);
         return;
@@ -571,44 +594,43 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
             }
         }
     }
-    struct inflight *f = inflights.lookup(&tid);
+    if ((failed && ret != -115) || nr < 0 || nr >= SLOTS)
+        return 0;
+    u32 slot = abi * SLOTS + (u32)nr;
+    struct spec *sp = specs.lookup(&slot);
+    if (!sp || sp->kind == K_NONE || sp->kind == K_EXECVE || sp->kind == K_FORK || sp->kind == K_CLOSE)
+        return 0;
+    if (failed && sp->kind != K_CONNECT)
+        return 0;   // EINPROGRESS is a success for connect only
+    struct inflight *f = args_at_exit(regs, sp, abi, (s32)nr, tgid);
     if (!f)
         return 0;
-    if (f->nr != (s32)nr || f->abi != abi) {
-        inflights.delete(&tid);
-        return 0;
-    }
     if (f->kind == K_SOCKET) {
-        if (ret >= 0) {
-            struct sockkey sk = {.tgid = tgid, .fd = (s32)ret};
-            sockets.update(&sk, &f->sock);
-        }
+        struct sockkey sk = {.tgid = tgid, .fd = (s32)ret};
+        sockets.update(&sk, &f->sock);
     } else if (f->kind == K_BIND || f->kind == K_CONNECT) {
-        if (ret >= 0 || ret == -115) {   // connect: EINPROGRESS (non-blocking) is a success here
-            struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
-            if (e) {
-                e->type = EV_ADDR;
-                e->tgid = tgid;
-                e->tid = tid;
-                e->abi = abi;
-                e->nr = (s32)nr;
-                e->gen = p->gen;
-                e->dirfd = f->fd;
-                e->len = f->len;
-                e->flags = 0;
-                e->ret = ret;
-                e->sock = f->sock;
-                fill_comm(e->comm);
-                __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
-                events.ringbuf_submit(e, 0);
-            } else {
-                count_lost(L_RINGBUF);
-            }
+        struct ev_path *e = events.ringbuf_reserve(sizeof(struct ev_path));
+        if (e) {
+            e->type = EV_ADDR;
+            e->tgid = tgid;
+            e->tid = tid;
+            e->abi = abi;
+            e->nr = (s32)nr;
+            e->gen = p->gen;
+            e->dirfd = f->fd;
+            e->len = f->len;
+            e->flags = 0;
+            e->ret = ret;
+            e->sock = f->sock;
+            fill_comm(e->comm);
+            __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
+            events.ringbuf_submit(e, 0);
+        } else {
+            count_lost(L_RINGBUF);
         }
-    } else if (ret >= 0) {
+    } else {
         emit_path(tgid, tid, p, f, ret);
     }
-    inflights.delete(&tid);
     return 0;
 }
 

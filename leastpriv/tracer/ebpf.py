@@ -59,9 +59,10 @@ WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)
 PATH_MAX_ = 256
 MAX_PROCS = 32768
 MAX_PATHS = 32768
-RB_PAGES = 256              # 1 MiB ring buffer
+RB_PAGES = 2048             # 8 MiB ring buffer (about 24000 path events in flight)
 
-K_NONE, K_OPEN, K_CREAT, K_OPENAT2, K_BIND, K_CONNECT, K_SOCKET, K_CLOSE, K_EXECVE, K_FORK = range(10)
+K_NONE, K_OPEN, K_CREAT, K_OPENAT2, K_BIND, K_CONNECT, K_SOCKET, K_CLOSE, K_EXECVE, K_FORK, K_PATHOP = range(11)
+ACC_BITS = {"read": 1, "write": 2, "create": 4}
 EV_SYSCALL, EV_ARGS, EV_PATH, EV_ADDR, EV_EXEC, EV_FORK, EV_EXIT, EV_NEWPROC = range(1, 9)
 LOST_NAMES = ("ring buffer full", "process table full", "argument map full", "capability map full",
               "in-flight map full (a path or address was not captured)", "syscall-number map full",
@@ -79,6 +80,14 @@ PATH_SYSCALLS = {
     "close": (K_CLOSE, 0, 0, 255),
     "execve": (K_EXECVE, 0, 0, 255),
     "execveat": (K_EXECVE, 0, 0, 255),
+    # paths syscalls create or modify (the ptrace backend's list; for rename/link only the first path)
+    "mkdir": (K_PATHOP, 0, 4, 255), "mkdirat": (K_PATHOP, 1, 4, 0),
+    "rmdir": (K_PATHOP, 0, 2, 255), "unlink": (K_PATHOP, 0, 2, 255), "unlinkat": (K_PATHOP, 1, 2, 0),
+    "rename": (K_PATHOP, 0, 2, 255), "renameat": (K_PATHOP, 1, 2, 0), "renameat2": (K_PATHOP, 1, 2, 0),
+    "link": (K_PATHOP, 1, 4, 255), "linkat": (K_PATHOP, 3, 4, 2),
+    "symlink": (K_PATHOP, 1, 4, 255), "symlinkat": (K_PATHOP, 2, 4, 1),
+    "mknod": (K_PATHOP, 0, 4, 255), "mknodat": (K_PATHOP, 1, 4, 0),
+    "truncate": (K_PATHOP, 0, 2, 255), "truncate64": (K_PATHOP, 0, 2, 255),
     "clone": (K_FORK, 0, 0, 255),
     "clone3": (K_FORK, 0, 0, 255),
     "fork": (K_FORK, 0, 0, 255),
@@ -224,6 +233,15 @@ class EvBig(ct.Structure):
         return raw.split(b"\0", 1)[0].decode(errors="surrogateescape")
 
 
+class EvPath(ct.Structure):
+    _fields_ = [("type", ct.c_uint32), ("tgid", ct.c_uint32), ("tid", ct.c_uint32), ("abi", ct.c_uint32),
+                ("nr", ct.c_int32), ("gen", ct.c_uint32), ("dirfd", ct.c_int32), ("len", ct.c_uint32),
+                ("flags", ct.c_uint64), ("ret", ct.c_int64), ("sock", SockInfo), ("comm", ct.c_char * 16),
+                ("buf", ct.c_uint8 * PATH_MAX_)]
+
+    text = EvBig.text
+
+
 def _abi_arch() -> dict[int, str]:
     host = syscalls.host_arch()
     if host == "x86_64":
@@ -304,6 +322,7 @@ class _Session:
         self.unresolved = 0
         self.truncated = 0
         self.news = 0
+        self.deferred: list[tuple[str, int]] = []
         mode_cgroup, cg_id, cg_level = 0, 0, 0
         if isinstance(target, Cgroup):
             cg_id, cg_level, _ = _fmt_cgroup(target.path)
@@ -440,7 +459,7 @@ class _Session:
                 arch = self.archs.get(e.abi, "?")
                 self.options.progress({"new": f"{syscalls.name(arch, e.nr)} ({arch})", "events": self.news})
             return
-        e = ct.cast(data, ct.POINTER(EvBig)).contents
+        e = ct.cast(data, ct.POINTER(EvPath if kind in (EV_PATH, EV_ADDR) else EvBig)).contents
         if kind == EV_EXEC:
             filename = e.text()
             old = e.nr if e.nr else e.tgid
@@ -463,23 +482,37 @@ class _Session:
             raw = e.text()
             if len(raw) >= PATH_MAX_ - 1:
                 self.truncated += 1
-            path = self._resolve(e.tgid, e.tid, e.dirfd, raw)
+            if raw.startswith("/"):
+                self.deferred.append((raw, e.flags))   # resolved at the end, off the workload's time
+                return
+            if e.flags >> 32 == 1:   # path operation: the path itself, not where a symlink points
+                path = self._join(e.tgid, e.tid, e.dirfd, raw)
+            else:
+                path = self._resolve(e.tgid, e.tid, e.dirfd, raw)
             if path is None:
                 self.unresolved += 1
                 return
-            flags = e.flags
-            acc = flags & 3
-            if acc in (0, 2):
-                b.file(path, "read")
-            if acc in (1, 2):
-                b.file(path, "write")
-            if flags & 0o100:
-                b.file(path, "create")
+            self._file(path, e.flags)
         elif kind == EV_ADDR:
             ep = _endpoint("bind" if syscalls.name(self.archs.get(e.abi, "x86_64"), e.nr) == "bind" else "connect",
                            bytes(e.buf)[: e.len], e.sock)
             if ep is not None:
                 b.endpoint(ep)
+
+    def _file(self, path: str, flags: int) -> None:
+        b = self.builder
+        if flags >> 32 == 1:
+            for acc, bit in ACC_BITS.items():
+                if flags & bit:
+                    b.file(path, acc)
+            return
+        acc = flags & 3
+        if acc in (0, 2):
+            b.file(path, "read")
+        if acc in (1, 2):
+            b.file(path, "write")
+        if flags & 0o100:
+            b.file(path, "create")
 
     # -- the end ----------------------------------------------------------
     def poll(self, ms: int) -> None:
@@ -490,6 +523,10 @@ class _Session:
 
     def collect(self) -> None:
         b = self.builder
+        for raw, flags in self.deferred:
+            norm = os.path.normpath(raw)
+            self._file(norm if flags >> 32 == 1 else os.path.realpath(norm), flags)
+        self.deferred.clear()
         counts, results, oks = self.bpf["counts"], self.bpf["results"], self.bpf["oks"]
         for abi, arch in self.archs.items():
             for nr in range(SLOTS):

@@ -110,6 +110,7 @@ class _Prepared:
         self.filter = None
         self.notes: list[str] = []
         self.applied: list[str] = []
+        self.fds: list[int] = []      # closed in the parent once the child is forked
 
 
 def prepare(profile: Any, options: RunOptions) -> _Prepared:
@@ -127,6 +128,7 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
         from . import landlock as ll
         lplan = ll.plan(profile)
         if lplan.fd is not None:
+            prep.fds.append(lplan.fd)
             prep.steps.append(lplan.apply)
             prep.applied.append(lplan.label)
         prep.notes += lplan.notes
@@ -246,6 +248,8 @@ def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
         os.close(status_w)
         if go_r is not None:
             os.close(go_r)
+        for fd in prep.fds:
+            os.close(fd)
         return _supervise(pid, prep, status_r, go_w, complain)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)

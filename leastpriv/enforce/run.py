@@ -187,8 +187,9 @@ def _pidfd_getfd(pidfd: int, fd: int) -> int:
     return res
 
 
-def _find_listener(pid: int, pidfd: int, deadline: float) -> int:
-    """The child's seccomp listener, copied into this process."""
+def _find_listener(pid: int, pidfd: int, status_r: int, deadline: float) -> int | None:
+    """The child's seccomp listener, copied into this process; None when the child reported
+    an error (or ended) before installing its filter."""
     while time.monotonic() < deadline:
         try:
             for name in os.listdir(f"/proc/{pid}/fd"):
@@ -198,8 +199,10 @@ def _find_listener(pid: int, pidfd: int, deadline: float) -> int:
                 except (FileNotFoundError, ValueError):
                     continue
         except FileNotFoundError:
-            break
-        time.sleep(0.001)
+            return None
+        r, _, _ = select.select([status_r], [], [], 0.002)
+        if r:
+            return None   # an error report, or EOF: the child is gone
     raise UserError("run --complain: the child's seccomp listener did not appear (pidfd_getfd needs Linux 5.6)",
                     exit_code=126)
 
@@ -279,12 +282,13 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
     if complain:
         pidfd = os.pidfd_open(pid)
         try:
-            listener = _find_listener(pid, pidfd, time.monotonic() + 10)
+            listener = _find_listener(pid, pidfd, status_r, time.monotonic() + 10)
         except UserError:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             raise
-        os.write(go_w, b"g")
+        if listener is not None:
+            os.write(go_w, b"g")
         os.close(go_w)
     else:
         # nothing to answer: wait for exec (EOF) or an error report

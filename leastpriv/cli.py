@@ -427,7 +427,8 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
     (like learn) and then compared. Exit 0: nothing grew; 1: something grew
     (syscall, argument value, capability, path, executable, network endpoint,
     socket family); 2: error. Growth in a dangerous syscall or capability is
-    called out.
+    called out. With -- CMD the workload's own output goes to stdout as well:
+    write machine formats with --output.
 
     \b
     Examples:

@@ -104,3 +104,14 @@ def test_capabilities_styles_and_pod_security(learned):
     assert pss_level({"capabilities": {"drop": ["ALL"], "add": ["CHOWN"]}, "allowPrivilegeEscalation": False,
                       "runAsNonRoot": True, "seccompProfile": {"type": "Localhost"}})["level"] == "baseline"
     assert pss_level({"capabilities": {"add": ["SYS_ADMIN"]}})["level"] == "privileged"
+
+
+def test_review_for_another_architecture_translates_and_counts_docker_there(learned, shared_reference):
+    allowed = _independent_docker_count(shared_reference, "aarch64", "arm64")
+    res = lp("review", learned["base"], "--arch", "aarch64", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert r["arch"] == "aarch64" and r["translated"]["source"] == "x86_64"
+    assert "arch_prctl" in [u["syscall"] for u in r["translated"]["untranslatable"]]
+    assert r["docker"]["docker_allowed"] == len(allowed)
+    assert lp("review", learned["base"], "--arch", "vax").returncode == 2

@@ -231,6 +231,11 @@ def styles(profile: Profile, arch: str) -> dict:
 # --- the report ---------------------------------------------------------------------------------
 
 def review(profile: Profile, arch: str | None = None) -> dict:
+    translation = None
+    if arch is not None and arch not in profile.facts.get("syscalls", {}):
+        from .arches import translate
+        profile, translation = translate(profile, arch, {"args": profile.rules.get("args_mode", "safe"),
+                                                         "style": profile.rules.get("style", "allowlist")})
     facts = profile.facts
     arches = sorted(facts.get("syscalls", {}))
     main = arch or (profile.host_arches[0] if profile.host_arches and profile.host_arches[0] in arches
@@ -281,6 +286,7 @@ def review(profile: Profile, arch: str | None = None) -> dict:
         "seen_in_one_run_only": rare,
         "unknown_syscalls": {a: v for a, v in facts.get("unknown_syscalls", {}).items() if v},
         "verdict": _verdict(dangerous_sys, dangerous_args, dangerous_caps),
+        "translated": translation,
     }
 
 

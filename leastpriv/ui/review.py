@@ -20,6 +20,11 @@ def _dangers(r: dict) -> list[tuple[str, str, str]]:
 def render_rich(r: dict, path: str) -> None:
     out.print(f"[bold]review[/] of [bold cyan]{escape(path)}[/]: {r['runs']} run(s), architecture {r['arch']}")
     out.print(("[bold red]" if _dangers(r) else "[green]") + r["verdict"] + "[/]")
+    if r.get("translated"):
+        t = r["translated"]
+        out.print(f"[yellow]translated from {t['source']} for this review[/]: "
+                  f"{len(t['translated'])} equivalent(s), {len(t['untranslatable'])} untranslatable: "
+                  + escape(", ".join(u["syscall"] for u in t["untranslatable"])))
     rows = _dangers(r)
     if rows:
         t = Table(title="dangerous things in use", title_justify="left", show_edge=False)

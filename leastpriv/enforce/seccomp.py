@@ -7,9 +7,9 @@ for i386 is not allowed for x86_64 and vice versa.
 Complain mode maps the model's ``SCMP_ACT_LOG`` to ``SCMP_ACT_NOTIFY``: the
 kernel hands each would-be-denied call to ``leastpriv run``'s listener, which
 records it and lets it continue (SECCOMP_USER_NOTIF_FLAG_CONTINUE). LOG itself
-is not used because its records go to the audit log (or the kernel ring
-buffer without auditd), which an unprivileged user cannot read and which is
-rate limited.
+is not used: without auditd its records (audit type=1326) go to the kernel
+ring buffer, rate limited ("kauditd_printk_skb: N callbacks suppressed", seen
+on the development VM), without arguments, and readable only by root.
 """
 from __future__ import annotations
 

@@ -89,3 +89,23 @@ def test_path_with_spaces_is_quoted_and_parses(tmp_path):
     text = render(p, "spaces")
     assert '"/srv/my data/a.txt" r,' in text
     assert _parse(text, tmp_path).returncode == 0, text
+
+
+def test_socket_families_and_types_parse(tmp_path):
+    from leastpriv import constants
+    from leastpriv.exporters.apparmor import network_rules, render
+    from leastpriv.learner.profile import Profile, empty_facts
+
+    fam, typ = constants.group("socket_family"), constants.group("socket_type")
+    facts = empty_facts()
+    facts["args"] = {"x86_64": {"socket": [
+        {"values": [fam["AF_NETLINK"], typ["SOCK_RAW"] | 0x80000, 0]},
+        {"values": [fam["AF_INET6"], typ["SOCK_DGRAM"], 17]},
+        {"values": [fam["AF_PACKET"], typ["SOCK_RAW"], 768]},
+        {"values": [fam["AF_UNSPEC"], typ["SOCK_STREAM"], 0]}]}}
+    assert network_rules(facts) == ["inet6 dgram", "netlink raw", "packet raw"]
+    p = Profile(runs=({"command": ["/usr/bin/true"], "uid": 0},), facts=facts,
+                rules={"files": {}, "capabilities": ["CAP_NET_RAW"]})
+    text = render(p, "net")
+    assert "  network netlink raw,\n" in text and "  capability net_raw,\n" in text
+    assert _parse(text, tmp_path).returncode == 0, text

@@ -142,8 +142,14 @@ def _collapse_trees(perms: dict[str, set[str]], listed_dirs: list[str]) -> None:
             perms[prefix + "{,**}"] = modes
 
 
+# the network domains apparmor_parser knows (AF_* without the prefix, lowercase)
+AA_FAMILIES = frozenset("""unix inet ax25 ipx appletalk netrom bridge atmpvc x25 inet6 rose netbeui security key
+netlink packet ash econet atmsvc rds sna irda pppox wanpipe llc ib mpls can tipc bluetooth iucv rxrpc isdn phonet
+ieee802154 caif alg nfc vsock kcm qipcrtr smc xdp mctp""".split())
+
+
 def network_rules(facts: Mapping[str, Any]) -> list[str]:
-    """``FAMILY TYPE`` pairs from the socket()/socketpair() values seen."""
+    """``FAMILY TYPE`` pairs from the socket()/socketpair() values seen (families AppArmor knows)."""
     out = set()
     for arch_args in facts.get("args", {}).values():
         for sc in ("socket", "socketpair"):
@@ -154,6 +160,8 @@ def network_rules(facts: Mapping[str, Any]) -> list[str]:
                 if not fam.startswith("AF_"):
                     continue
                 family = fam[3:].lower()
+                if family not in AA_FAMILIES:
+                    continue
                 kind = (typ or "").removeprefix("SOCK_").lower()
                 out.add(f"{family} {kind}".strip() if kind in ("stream", "dgram", "seqpacket", "raw", "rdm",
                                                                  "packet") else family)

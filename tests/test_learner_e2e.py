@@ -166,3 +166,17 @@ def test_capability_set_from_kernel_checks_and_from_inference(build_c, tmp_path)
     assert "CAP_NET_RAW" not in review["capabilities"]["docker_default_never_used"]
     assert len(review["capabilities"]["docker_default_never_used"]) == 13
     assert review["pod_security"]["level"] == "privileged"     # NET_RAW is outside the baseline set
+
+
+def test_show_flags_a_fact_seen_in_one_run_of_many(build_c, tmp_path):
+    exe = str(build_c("learner_probe"))
+    path = str(tmp_path / "p.json")
+    for mode in ("base", "base", "aslr", "base"):
+        learn(tmp_path, mode, exe, mode, out=path)
+    p = Profile.load(path)
+    assert [bool(r["added"]) for r in p.runs] == [True, False, True, False]
+    assert p.runs_without_growth == 1
+    shown = lp("show", path)
+    assert shown.returncode == 0, shown.stderr
+    flagged = [line for line in shown.stdout.splitlines() if line.startswith("seen in only one of 4 runs")]
+    assert flagged and "personality(ADDR_NO_RANDOMIZE)" in flagged[0] and "fork" not in flagged[0]

@@ -180,3 +180,22 @@ def test_show_flags_a_fact_seen_in_one_run_of_many(build_c, tmp_path):
     assert shown.returncode == 0, shown.stderr
     flagged = [line for line in shown.stdout.splitlines() if line.startswith("seen in only one of 4 runs")]
     assert flagged and "personality(ADDR_NO_RANDOMIZE)" in flagged[0] and "fork" not in flagged[0]
+
+
+def test_strict_and_personality_rules_load_and_hold_under_run(build_c, tmp_path):
+    exe = str(build_c("learner_probe"))
+    path = learn(tmp_path, "aslr", exe, "aslr")
+    rules = Profile.load(path).rules
+    pers = [r for r in rules["conditional"]["x86_64"] if r["names"] == ["personality"]]
+    assert len(pers) == 1 and pers[0]["args"][0]["value"] == 0x0040000     # ADDR_NO_RANDOMIZE, as seen
+    ok = run(path, exe, "aslr")
+    assert (ok.returncode, ok.stdout.splitlines()[-1]) == (0, "personality(ADDR_NO_RANDOMIZE) ok"), ok.stderr
+    strict = str(tmp_path / "strict.json")
+    aggregate.relearn(Profile.load(path), {"args": "strict"}).save(strict)
+    srules = Profile.load(strict).rules
+    triples = [r for r in srules["conditional"]["x86_64"] if r["names"] == ["socket"]]
+    assert len(triples) == 2 and all(len(r["args"]) == 3 for r in triples)
+    ok = run(strict, exe, "aslr")
+    assert (ok.returncode, ok.stdout.splitlines()[-1]) == (0, "personality(ADDR_NO_RANDOMIZE) ok"), ok.stderr
+    packet = run(strict, exe, "packet")
+    assert packet.returncode == 4 and packet.stdout.endswith("socket(AF_PACKET): Operation not permitted\n")

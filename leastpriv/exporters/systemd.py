@@ -46,6 +46,17 @@ def _wrap(key: str, values: list[str], width: int = 100) -> list[str]:
     return lines
 
 
+def _unknown_to_libseccomp(names: set[str]) -> list[str]:
+    """Names the host's libseccomp cannot resolve (systemd, built on it, would ignore them)."""
+    try:
+        from ..enforce.seccomp import _lib
+        lib = _lib()
+    except Exception:  # noqa: BLE001 - no libseccomp here: nothing to say
+        return []
+    return sorted(n for n in names if lib.seccomp_syscall_resolve_name(n.encode()) < 0
+                  and lib.seccomp_syscall_resolve_name(n.encode()) > -10000)
+
+
 def covered_groups(names: set[str], arch: str) -> tuple[list[str], dict[str, tuple[int, int]]]:
     """Groups whose every syscall (that exists on ``arch``) is allowed; and coverage of the others."""
     full, partial = [], {}
@@ -100,6 +111,12 @@ def render(profile: Any, options: ExportOptions, source: str = "") -> tuple[str,
                      "--complain` and enforce here")
         notes.append("systemd: --complain has no systemd equivalent; the drop-in enforces (stage with leastpriv "
                      "run --complain)")
+    unknown = _unknown_to_libseccomp(names) if arch == syscalls.host_arch() else []
+    if unknown:
+        lines.append(f"# this host's libseccomp does not know {' '.join(unknown)}: systemd here ignores them "
+                     f"(the workload then gets EPERM for them)")
+        notes.append(f"systemd: this host's libseccomp does not know {', '.join(unknown)}; systemd built with it "
+                     f"ignores those names")
     lines += ["[Service]", "SystemCallArchitectures=native", "SystemCallErrorNumber=EPERM"]
     lines += _wrap("SystemCallFilter", sorted(names))
     lines += [f"CapabilityBoundingSet={' '.join(caps)}"]

@@ -215,7 +215,7 @@ def test_two_runs_give_the_union_and_who_added_what(build_c, tmp_path):
 # ------------------------------------------------------------------ Ctrl-C
 
 
-def _procs_with(marker: str) -> list[tuple[int, str]]:
+def _procs_with(marker: str, exact: bool = False) -> list[tuple[int, str]]:
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -225,7 +225,7 @@ def _procs_with(marker: str) -> list[tuple[int, str]]:
             state = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if marker in cmdline and "pytest" not in cmdline:
+        if (cmdline.strip() == marker if exact else marker in cmdline) and "pytest" not in cmdline:
             out.append((int(d), state))
     return out
 
@@ -258,14 +258,14 @@ def test_second_sigint_kills_a_workload_that_ignores_it(tmp_path):
     p.send_signal(signal.SIGINT)
     time.sleep(0.5)
     assert p.poll() is None, "the workload ignores SIGINT: learn goes on"
-    assert [s for _, s in _procs_with("sleep 30")], "workload still running"
+    assert _procs_with("sleep 30", exact=True), "workload still running"
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=20)
     assert p.returncode == 137, err
     run = Profile.load(str(tmp_path / "p.json")).runs[0]
     assert run["complete"] is False and run["interrupted"] == "SIGINT"
     time.sleep(0.2)
-    assert _procs_with(marker) == [] and _procs_with("sleep 30") == []
+    assert _procs_with(marker) == [] and _procs_with("sleep 30", exact=True) == []
 
 
 def test_sigterm_is_forwarded(tmp_path):
@@ -307,3 +307,67 @@ def test_learned_profile_runs_the_workload_and_a_missing_syscall_is_eperm(build_
     denied = lp("run", "--profile", str(bad), "--", *argv)
     assert says in denied.stdout + denied.stderr, (denied.stdout, denied.stderr)
     assert (denied.returncode, denied.stdout) != (learned.returncode, learned.stdout)
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_workload_once(tmp_path):
+    """In a real pty: the tty sends SIGINT to the foreground group (leastpriv and the workload); not forwarded twice."""
+    import fcntl
+    import pty
+    import termios
+    master, slave = pty.openpty()
+
+    def ctty():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    code = ("import signal, time\n"
+            "n = [0]\n"
+            "signal.signal(signal.SIGINT, lambda s, f: n.__setitem__(0, n[0] + 1))\n"
+            "print('ready', flush=True)\n"
+            "t = time.time()\n"
+            "while time.time() - t < 1.5: time.sleep(0.05)\n"
+            "print('ints', n[0], flush=True)\n")
+    p = subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--backend", "ptrace", "-o",
+                          str(tmp_path / "p.json"), "--", PYTHON, "-c", code],
+                         stdin=slave, stdout=slave, stderr=slave, preexec_fn=ctty, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.time() + 20
+    while b"ready" not in out and time.time() < deadline:
+        out += os.read(master, 4096)
+    os.write(master, b"\x03")
+    import select
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif p.poll() is not None:
+            break
+    p.wait(timeout=20)
+    os.close(master)
+    assert b"ints 1" in out, out.decode(errors="replace")
+    assert p.returncode == 0
+    run = Profile.load(str(tmp_path / "p.json")).runs[0]
+    assert run["complete"] is False and run["interrupted"] == "SIGINT"
+
+
+def test_workload_dies_with_leastpriv(tmp_path):
+    """PTRACE_O_EXITKILL: a SIGKILLed leastpriv leaves no workload behind, stopped or running."""
+    marker = f"lp-exitkill-{os.getpid()}"
+    p = _start_learn(tmp_path, "sh", "-c", f"echo ready; sleep 31.7 & sleep 31.7; echo {marker}")
+    try:
+        time.sleep(0.2)
+        assert _procs_with(marker) and len(_procs_with("sleep 31.7", exact=True)) == 2
+    finally:
+        p.kill()
+        p.wait(timeout=10)
+    deadline = time.time() + 5
+    while (_procs_with(marker) or _procs_with("sleep 31.7", exact=True)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert _procs_with(marker) == [] and _procs_with("sleep 31.7", exact=True) == []

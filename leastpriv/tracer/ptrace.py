@@ -281,9 +281,9 @@ class _Session:
             return
         if sig in (signal.SIGINT, signal.SIGQUIT) and self._tty_foreground():
             # Most likely typed at the terminal: the workload (same foreground process
-            # group) got it too. Forward only if no tracee reports it within 100 ms.
+            # group) got it too. Forward only if no tracee reports it within 200 ms.
             self.deferred_sig = sig
-            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
             return
         self._forward(sig)
 
@@ -669,6 +669,9 @@ class _Session:
             ep = parse_sockaddr(e[NAME][1], raw, self.sock_types.get(ino), self._cwd(pid))
             if ep is not None:
                 self.b.endpoint(ep)
+                if ep.family == "AF_UNIX" and ep.address.startswith("/"):
+                    # a path socket is a file: bind creates it, connect needs write access to it
+                    self.b.file(ep.address, "create" if ep.op == "bind" else "write")
         c = e[COUNT]
         return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
 
@@ -714,8 +717,6 @@ class _Session:
         for e in self.prelaunch.values():
             if not e[IGNORE]:
                 self._emit(self.first_exe or self.path, e)
-        if self.fallback:
-            pass
         complete = not self.interrupted and self.exit_status is not None
         return b.build(self.exit_status, complete, self.interrupted)
 

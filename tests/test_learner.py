@@ -207,6 +207,8 @@ def test_denylist_rules_deny_unused_dangers_only():
     assert not _admits(deny, {0: FORK_FLAGS})
     sock = [r["args"] for r in d["conditional"] if r["names"] == ["socket"]]
     assert _admits(sock, {0: AF_PACKET, 1: RAW}) and _admits(sock, {0: AF_INET, 1: RAW})
+    # the kernel reads an int from the register: garbage in the upper 32 bits must not dodge the rule
+    assert _admits(sock, {0: (1 << 32) | AF_PACKET, 1: RAW})
     assert not _admits(sock, {0: AF_INET, 1: STREAM})
     pers = [r["args"] for r in d["conditional"] if r["names"] == ["personality"]]
     assert _admits(pers, {0: C.value("personality", "ADDR_NO_RANDOMIZE")}) and not _admits(pers, {0: 0xFFFFFFFF})

@@ -37,8 +37,10 @@ def _masked(index: int, mask: int, value: int) -> dict:
     return {"index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}
 
 
-def _eq(index: int, value: int) -> dict:
-    return {"index": index, "value": value, "valueTwo": 0, "op": "SCMP_CMP_EQ"}
+def _eq32(index: int, value: int) -> dict:
+    """Equality of an ``int`` argument: the kernel ignores the upper 32 bits of the register, so a plain
+    64-bit EQ could be dodged by setting them (socket(0x100000011, ...) is AF_PACKET to the kernel)."""
+    return {"index": index, "value": 0xFFFFFFFF, "valueTwo": value & 0xFFFFFFFF, "op": "SCMP_CMP_MASKED_EQ"}
 
 
 def denylist_rules(arch: str, facts: Mapping) -> dict:
@@ -67,10 +69,10 @@ def denylist_rules(arch: str, facts: Mapping) -> dict:
         spec = syscalls.tracked_args(arch, "setns")
         seen = values("setns")
         if 0 not in seen:
-            cond.append(_rule("setns", [_eq(spec.indexes[0], 0)], "deny setns with nstype 0 (any type; never used)"))
+            cond.append(_rule("setns", [_eq32(spec.indexes[0], 0)], "deny setns with nstype 0 (any type; never used)"))
             for flag, bit in namespace_flags():
                 if bit not in seen:
-                    cond.append(_rule("setns", [_eq(spec.indexes[0], bit)], f"deny setns into {flag} (never used)"))
+                    cond.append(_rule("setns", [_eq32(spec.indexes[0], bit)], f"deny setns into {flag} (never used)"))
     # sockets
     fam_g, type_g = constants.group("socket_family"), constants.group("socket_type")
     for sc in ("socket",):   # socketpair only works for AF_UNIX (and AF_TIPC): the family rules target socket
@@ -81,12 +83,12 @@ def denylist_rules(arch: str, facts: Mapping) -> dict:
         fams = values(sc, 0)
         for fam in sorted(FAMILIES):
             if fam in fam_g and fam_g[fam] not in fams:
-                cond.append(_rule(sc, [_eq(i_dom, fam_g[fam])], f"deny {sc}({fam}) (never used)"))
+                cond.append(_rule(sc, [_eq32(i_dom, fam_g[fam])], f"deny {sc}({fam}) (never used)"))
         for fam in ("AF_INET", "AF_INET6"):
             used_types = {int(e["values"][1]) & 0xF for e in args.get(sc, []) if int(e["values"][0]) == fam_g[fam]}
             for t in ("SOCK_RAW", "SOCK_PACKET"):
                 if type_g[t] not in used_types:
-                    cond.append(_rule(sc, [_eq(i_dom, fam_g[fam]), _masked(i_type, 0xF, type_g[t])],
+                    cond.append(_rule(sc, [_eq32(i_dom, fam_g[fam]), _masked(i_type, 0xF, type_g[t])],
                                       f"deny {sc}({fam}, {t}) (never used)"))
     # personality
     if syscalls.exists(arch, "personality"):

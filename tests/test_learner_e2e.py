@@ -39,6 +39,8 @@ def test_safe_rules_keep_workloads_running_and_deny_packet_and_newuser(build_c, 
     packet = run(path, exe, "packet")
     assert packet.stdout == "fork ok 7\nsockets ok\nsocket(AF_PACKET): Operation not permitted\n", packet.stderr
     assert packet.returncode == 4
+    hi = run(path, exe, "packethi")
+    assert hi.stdout.endswith("socket(AF_PACKET+upper bits): Operation not permitted\n"), hi.stderr
     userns = run(path, exe, "userns")
     assert userns.stdout.endswith("sockets ok\nclone(CLONE_NEWUSER): Operation not permitted\n"), userns.stderr
 
@@ -84,7 +86,10 @@ def test_denylist_lets_unseen_harmless_syscall_run_and_denies_unshare_and_bpf(bu
     # without a filter unshare works and bpf fails with another errno (EINVAL), so EPERM is the filter
     assert subprocess.run([exe, "unshare"], capture_output=True, text=True).returncode == 0
     assert "bpf: Invalid argument" in subprocess.run([exe, "bpf"], capture_output=True, text=True).stdout
-    for mode, call in (("unshare", "unshare(CLONE_NEWUSER)"), ("bpf", "bpf"), ("userns", "clone(CLONE_NEWUSER)")):
+    hi = subprocess.run([exe, "packethi"], capture_output=True, text=True)
+    assert hi.stdout.splitlines()[-1] == "socket(AF_PACKET+upper bits) ok"     # the kernel ignores the upper bits
+    for mode, call in (("unshare", "unshare(CLONE_NEWUSER)"), ("bpf", "bpf"), ("userns", "clone(CLONE_NEWUSER)"),
+                       ("packet", "socket(AF_PACKET)"), ("packethi", "socket(AF_PACKET+upper bits)")):
         res = run(deny, exe, mode)
         assert res.stdout.splitlines()[-1] == f"{call}: Operation not permitted", (mode, res.stdout, res.stderr)
         assert res.returncode == 4

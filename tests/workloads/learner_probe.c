@@ -3,6 +3,7 @@
    Then, by mode:
      base     nothing more
      packet   socket(AF_PACKET, SOCK_RAW, 0)
+     packethi socket(AF_PACKET, ...) with bit 32 of the domain register set (ignored by the kernel)
      userns   clone(CLONE_NEWUSER | SIGCHLD)
      unshare  unshare(CLONE_NEWUSER)
      aslr     personality(ADDR_NO_RANDOMIZE)
@@ -44,6 +45,12 @@ int main(int argc, char **argv) {
         if (s < 0) return fail("socket(AF_PACKET)");
         close(s);
         printf("socket(AF_PACKET) ok\n");
+    } else if (strcmp(mode, "packethi") == 0) {
+        /* the same, with garbage in the upper half of the register: the kernel reads an int */
+        long r = syscall(SYS_socket, (1UL << 32) | AF_PACKET, SOCK_RAW, 0);
+        if (r < 0) return fail("socket(AF_PACKET+upper bits)");
+        close((int)r);
+        printf("socket(AF_PACKET+upper bits) ok\n");
     } else if (strcmp(mode, "userns") == 0) {
         long c = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
         if (c < 0) return fail("clone(CLONE_NEWUSER)");

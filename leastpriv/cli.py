@@ -250,7 +250,8 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
 
 # -------------------------------------------------------------------- export
 
-EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod, apparmor, systemd, landlock")
+EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod, apparmor, systemd, landlock, "
+                  "seccomp-pfc")
 
 
 @main.command(context_settings=CONTEXT)

@@ -169,3 +169,14 @@ def test_output_file_written_atomically(profile_path, tmp_path):
     out = tmp_path / "seccomp.json"
     lp("export", str(profile_path), "--format", "docker", "-o", str(out), check=True)
     assert json.loads(out.read_text())["defaultAction"] == "SCMP_ACT_ERRNO"
+
+
+def test_seccomp_pfc_shows_the_filter_run_loads(profile_path):
+    res = lp("export", str(profile_path), "--format", "seccomp-pfc", check=True)
+    text = res.stdout
+    x86_64 = text.split("# filter for arch x86 ")[0]
+    assert '# filter for syscall "execve"' in x86_64 and "action ALLOW;" in x86_64
+    clone = x86_64.split('# filter for syscall "clone"')[1].split("# filter for syscall")[0]
+    assert "if ($a0.lo32 & 0x" in clone      # the namespace-flag condition
+    assert "action ERRNO(38);" in x86_64.split('# filter for syscall "clone3"')[1].split("# filter")[0]
+    assert "# default action\n  action ERRNO(1);" in text

@@ -24,8 +24,10 @@ paths; attach-by-cgroup is eBPF's job.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import threading
+import time
 
 from .. import syscalls
 from ..errors import UserError
@@ -138,6 +140,16 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
             raise UserError("ebpf tracer did not attach within 60 s")
         if "error" in box:
             raise box["error"]
+        # The backend learns a cgroup process's executable when it handles the process's first event,
+        # reading /proc/PID/exe; if that happens after runc's init has exec'd the workload, init's few
+        # calls are attributed to the workload. Make init show itself now, while it still waits on the
+        # exec fifo: SIGURG is Go's preemption signal (handled, restarts the wait), its rt_sigreturn is
+        # init's first traced call. Then give the backend a few polls to handle it.
+        try:
+            os.kill(pid, signal.SIGURG)
+        except ProcessLookupError:
+            pass
+        time.sleep(0.35)
 
     try:
         res = runc.run(bundle, conf, on_created=on_created, timeout=timeout, ephemeral=ephemeral)

@@ -125,7 +125,7 @@ def build_report(*, image: str, name: str, conf: dict, profile, unpack: UnpackRe
         "findings": findings,
         "artifacts": {"oci": {"process": {"capabilities": {k: used_caps for k in ("bounding", "effective", "permitted")},
                                           "noNewPrivileges": nnp},
-                              "linux": {"seccomp": oci_seccomp(model)}},
+                              "linux": {"seccomp": _exported(profile, rt)}},
                       "kubernetes": k8s, "runtime": rt},
     }
 
@@ -186,3 +186,9 @@ def render(r: dict) -> None:
     out.print(f"setuid/setgid files: {', '.join(fs['setuid_setgid_files']) or 'none'}")
     out.print(f"world-writable paths: {', '.join(fs['world_writable']) or 'none'}")
     out.print("[dim]--format json or markdown for the ready-to-apply OCI and Kubernetes artifacts[/]")
+
+
+def _exported(profile, runtime: str) -> dict:
+    from ..exporters.base import ExportOptions
+    from ..exporters.oci import seccomp_object
+    return seccomp_object(profile, ExportOptions(runtime=runtime))[0]

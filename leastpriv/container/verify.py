@@ -174,7 +174,11 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
         if "write" not in allow_uncond:
             messages.append("write is not in the profile: runc cannot send write to a listener, so the complain run "
                             "let it run unobserved; the enforce run will show whether it is needed")
-    enforce = runc.run(bundle, _with(conf, oci_seccomp(model), caps, nnp), timeout=timeout, ephemeral=True)
+    # enforce with exactly what `leastpriv export --format oci --runtime RUNTIME` writes
+    from ..exporters.base import ExportOptions
+    from ..exporters.oci import seccomp_object
+    exported, _ = seccomp_object(profile, ExportOptions(runtime=rt))
+    enforce = runc.run(bundle, _with(conf, exported, caps, nnp), timeout=timeout, ephemeral=True)
     for cap in cap_denials:
         denials.append(Denial(cap, "", "workload", (), 1, "capability not in the learned set"))
     ok = not denials and enforce.started and enforce.exit_status == (complain.exit_status if complain else 0)

@@ -142,6 +142,11 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
         if not rules.get("syscalls") and rules.get("style", "allowlist") == "allowlist":
             raise UserError("profile: has no learned syscalls (rules.syscalls is empty): nothing to enforce")
         model = sm.build(profile, complain=options.complain, runtime="leastpriv")
+        if model.style == "allowlist" and not any(r.action == sm.ALLOW and r.names != ("execve",)
+                                                  for rs in model.rules.values() for r in rs):
+            learned = ", ".join(sorted(rules.get("syscalls", {})))
+            raise UserError(f"profile: it allows no syscall of this {model.native} host (it was learned for "
+                            f"{learned}): learn it on this machine to run it here")
         prep.filter = sec.build_filter(model, complain_mode=options.complain, no_new_privs=nnp)
         prep.notes += list(model.notes) + sec.describe_skipped(prep.filter.skipped)
         prep.applied.append("seccomp (complain: denials recorded, not enforced)" if options.complain else "seccomp")

@@ -84,6 +84,11 @@ def test_sarif_validates_against_the_2_1_0_schema(probe):
     assert not validator.is_valid({**doc, "version": "2.0.0"})      # the schema really constrains
     levels = {r["message"]["text"].split(": ", 1)[1].split(" ")[0]: r["level"] for r in doc["runs"][0]["results"]}
     assert levels["bpf"] == "error"
+    same = lp("check", "--baseline", base, base, "--format", "sarif")
+    assert same.returncode == 0
+    empty = json.loads(same.stdout)
+    validator.validate(empty)
+    assert empty["runs"][0]["results"] == []
 
 
 def test_errors_exit_2(probe, tmp_path):

@@ -51,3 +51,15 @@ def test_groups_covered(tmp_path):
     clock = {n for n in groups()["@clock"]}
     full, partial = covered_groups(clock | {"read"}, "x86_64")
     assert "@clock" in full and "@basic-io" in partial
+
+
+def test_denylist_style_and_namespaces(httpd, tmp_path):
+    d, path, argv = httpd
+    text = lp("export", str(path), "--format", "systemd", "--style", "denylist", check=True).stdout
+    filt = [line for line in text.splitlines() if line.startswith("SystemCallFilter=")]
+    assert filt and all(line.startswith("SystemCallFilter=~") for line in filt)
+    denied = {n for line in filt for n in line.split("=~", 1)[1].split()}
+    assert {"bpf", "ptrace", "mount", "init_module"} <= denied and "read" not in denied
+    assert "RestrictNamespaces=yes" in text        # the server never made a namespace
+    v = _verify(tmp_path, argv, text)
+    assert v.returncode == 0 and "leastpriv.conf" not in v.stderr, v.stderr

@@ -11,7 +11,11 @@
 * ``CapabilityBoundingSet=`` the learned set (empty: none),
   ``AmbientCapabilities=`` when the runs were not root and needed some,
   ``NoNewPrivileges=``.
-* ``RestrictAddressFamilies=`` the socket families used (``none`` if none).
+* ``RestrictAddressFamilies=`` the socket families used (``none`` if none);
+  ``RestrictNamespaces=`` the namespace types the workload created or joined
+  (``yes``: none) -- systemd's own way to write the clone/unshare/setns flag
+  rules (it answers clone3 with ENOSYS itself).
+* ``--style denylist``: ``SystemCallFilter=~`` the denylist's names.
 * ``ProtectSystem=strict`` with ``ReadWritePaths=`` for what was written (a
   created file's directory), each ``-``-prefixed so a missing path does not
   stop the unit; /dev, /proc and /sys stay as ProtectSystem leaves them.
@@ -55,6 +59,23 @@ def _unknown_to_libseccomp(names: set[str]) -> list[str]:
         return []
     return sorted(n for n in names if lib.seccomp_syscall_resolve_name(n.encode()) < 0
                   and lib.seccomp_syscall_resolve_name(n.encode()) > -10000)
+
+
+_NS_TYPES = {"CLONE_NEWCGROUP": "cgroup", "CLONE_NEWIPC": "ipc", "CLONE_NEWNET": "net", "CLONE_NEWNS": "mnt",
+             "CLONE_NEWPID": "pid", "CLONE_NEWUSER": "user", "CLONE_NEWUTS": "uts"}
+
+
+def namespaces_used(facts: dict) -> list[str]:
+    """systemd namespace type names the workload created or joined (clone/unshare/setns flags)."""
+    from .. import constants
+
+    bits = constants.group("clone")
+    used = 0
+    for arch_args in facts.get("args", {}).values():
+        for sc in ("clone", "unshare", "setns"):
+            for e in arch_args.get(sc, []):
+                used |= int(e["values"][0])
+    return sorted(t for flag, t in _NS_TYPES.items() if flag in bits and used & bits[flag])
 
 
 def covered_groups(names: set[str], arch: str) -> tuple[list[str], dict[str, tuple[int, int]]]:
@@ -118,7 +139,20 @@ def render(profile: Any, options: ExportOptions, source: str = "") -> tuple[str,
         notes.append(f"systemd: this host's libseccomp does not know {', '.join(unknown)}; systemd built with it "
                      f"ignores those names")
     lines += ["[Service]", "SystemCallArchitectures=native", "SystemCallErrorNumber=EPERM"]
-    lines += _wrap("SystemCallFilter", sorted(names))
+    if rules.get("style") == "denylist":
+        deny = rules.get("denylist", {}).get(arch, {})
+        denied = sorted(n for n in deny.get("names", []) if n in syscalls.table(arch))
+        # every line starts with "~": a later line without it would take names back out of the deny list
+        lines += [line.replace("SystemCallFilter=", "SystemCallFilter=~", 1)
+                  for line in _wrap("SystemCallFilter", denied)] if denied else []
+        conds = sorted({n for r in deny.get("conditional", []) for n in r["names"]})
+        if conds:
+            notes.append(f"systemd: argument denials cannot be written for {', '.join(conds)}; namespaces and "
+                         f"address families are restricted by RestrictNamespaces=/RestrictAddressFamilies=")
+    else:
+        lines += _wrap("SystemCallFilter", sorted(names))
+    ns = namespaces_used(profile.facts)
+    lines.append(f"RestrictNamespaces={' '.join(ns) if ns else 'yes'}")
     lines += [f"CapabilityBoundingSet={' '.join(caps)}"]
     if caps and non_root:
         lines.append(f"AmbientCapabilities={' '.join(caps)}")

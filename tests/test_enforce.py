@@ -264,3 +264,11 @@ def test_i386_program_runs_under_its_per_abi_profile(build_c, tmp_path):
     bad = lp("run", "--profile", _save(without_syscall(profile, "uname"), tmp_path, "bad.json"), "--",
              exe, "/etc/hostname")
     assert (bad.returncode, bad.stdout) == (3, "uname: Operation not permitted\n")
+
+
+def test_sigpipe_is_default_in_the_workload(tmp_path):
+    # Python (leastpriv) ignores SIGPIPE; the workload must not inherit that
+    cmd = ["sh", "-c", "yes | head -n 1"]
+    profile, _ = learn_profile(cmd)
+    res = lp("run", "--profile", _save(profile, tmp_path), "--", *cmd, timeout=30)
+    assert (res.returncode, res.stdout) == (0, "y\n") and "Broken pipe" not in res.stderr, res.stderr

@@ -157,7 +157,9 @@ def _child(path: str, argv: tuple[str, ...], env: dict, prep: _Prepared, status_
     """In the forked child: never returns."""
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARD, signal.SIGCHLD):
+        # Python ignores these two; exec keeps "ignored". Dispositions inherited from leastpriv's
+        # own caller (nohup's SIGHUP) stay as they were; handlers are reset by exec.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_DFL)
         bpath = os.fsencode(path)
         bargv = [os.fsencode(a) for a in argv]

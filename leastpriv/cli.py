@@ -89,6 +89,8 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
       leastpriv learn -o web.json -- python3 -m http.server 8080
       sudo leastpriv learn --backend ebpf --pid 1234 --duration 60 -o web.json
       sudo leastpriv learn --cgroup /sys/fs/cgroup/system.slice/nginx.service -o nginx.json
+      sudo leastpriv learn --image app.tar -o app.json              # OCI layout or docker save, run by runc
+      sudo leastpriv learn --bundle ./bundle -o app.json -- /app --selftest
 
     Exits with the workload's exit status (128+N if a signal N killed it).
     Ctrl-C reaches the workload; what was seen until then is saved and marked

@@ -69,13 +69,19 @@ def _sha(b: bytes) -> str:
     return "sha256:" + hashlib.sha256(b).hexdigest()
 
 
-def oci_archive(path: Path, layers: list[bytes], config: dict, sizes: list[int] | None = None) -> Path:
+def oci_archive(path: Path, layers: list[bytes], config: dict, sizes: list[int] | None = None,
+                gzip_layers: bool = False) -> Path:
+    if gzip_layers:
+        import gzip
+        diff_ids = [_sha(x) for x in layers]
+        layers = [gzip.compress(x, mtime=0) for x in layers]
     cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": config,
-                      "rootfs": {"type": "layers", "diff_ids": [_sha(x) for x in layers]}}).encode()
+                      "rootfs": {"type": "layers", "diff_ids": diff_ids if gzip_layers else [_sha(x) for x in layers]}}).encode()
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(cfg),
                                       "size": len(cfg)},
-                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _sha(x),
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gzip_layers else ""),
+                                       "digest": _sha(x),
                                        "size": (sizes[i] if sizes else len(x))} for i, x in enumerate(layers)]}).encode()
     index = json.dumps({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                                                            "digest": _sha(manifest), "size": len(manifest),
@@ -217,6 +223,8 @@ def test_learn_verify_image(tmp_path, app, kind):
     r = lp("learn", "--image", str(img), "-o", str(prof), timeout=120)
     assert r.returncode == 0, r.stderr
     assert "app ok on leastpriv in /tmp" in r.stderr
+    shown = lp("show", str(prof), check=True).stdout
+    assert "runtime base (runc 1.1.5" in shown and "fstatfs" in shown.split("runtime base", 1)[1]
     names = set(json.loads(prof.read_text())["rules"]["syscalls"]["x86_64"])
     assert {"uname", "getcwd", "execve"} <= names
     assert not {"mount", "pivot_root", "capset"} & names, "runc's own setup leaked into the workload's profile"
@@ -317,3 +325,27 @@ def test_learn_bundle_args(tmp_path, app):
     assert (bundle / "config.json").read_text() == before, "the user's config.json was modified"
     d = json.loads(prof.read_text())
     assert "uname" in d["rules"]["syscalls"]["x86_64"] and d["runs"][0]["target"].startswith("bundle:")
+
+
+def test_gzip_layers_and_seccomp_notify_backend_and_verify_bundle(tmp_path, app):
+    need_root()
+    which("runc")
+    img = oci_archive(tmp_path / "gz.tar", [base_layer(app)], APP_CONFIG, gzip_layers=True)
+    prof = tmp_path / "n.lp.json"
+    r = lp("learn", "--image", str(img), "--backend", "seccomp-notify", "-o", str(prof), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "backend seccomp-notify (asked for)" in r.stderr and "write is assumed" in r.stderr
+    d = json.loads(prof.read_text())
+    names = set(d["rules"]["syscalls"]["x86_64"])
+    assert {"uname", "getcwd", "execve", "openat"} <= names
+    assert not {"fstatfs", "getdents64", "epoll_ctl", "capset"} & names, "runc's init calls attributed to the app"
+    assert d["runs"][0]["backend"] == "seccomp-notify"
+    # the same profile verifies a bundle of that image
+    from leastpriv.container.bundle import config_from_image, save_config
+    from leastpriv.container.image import load_and_unpack
+    bundle = tmp_path / "bundle"
+    cfg, _ = load_and_unpack(img, bundle / "rootfs")
+    save_config(bundle, config_from_image(cfg, str(bundle / "rootfs")))
+    v = lp("verify", "--bundle", str(bundle), "--profile", str(prof), timeout=120)
+    assert v.returncode == 0, v.stderr
+    assert not (bundle / "rootfs" / "tmp" / "app.out").exists(), "verify's runs wrote into the user's rootfs"

@@ -371,3 +371,30 @@ def test_workload_dies_with_leastpriv(tmp_path):
     while (_procs_with(marker) or _procs_with("sleep 31.7", exact=True)) and time.time() < deadline:
         time.sleep(0.05)
     assert _procs_with(marker) == [] and _procs_with("sleep 31.7", exact=True) == []
+
+
+def test_cpu_placement(tmp_path):
+    code = "import os; print(sorted(os.sched_getaffinity(0)))"
+    allowed = sorted(os.sched_getaffinity(0))
+    last = str(allowed[-1])
+    proc = lp("learn", "--backend", "ptrace", "--cpu", last, "-o", str(tmp_path / "p.json"), "--", PYTHON, "-c", code)
+    assert proc.returncode == 0 and proc.stdout == f"[{last}]\n", proc.stderr
+    proc = lp("learn", "--backend", "ptrace", "--cpu", "any", "-o", str(tmp_path / "p.json"), "--", PYTHON, "-c", code)
+    assert proc.stdout == f"{allowed}\n"
+    proc = lp("learn", "--backend", "ptrace", "-o", str(tmp_path / "p.json"), "--", PYTHON, "-c", code)
+    assert len(json.loads(proc.stdout)) == 1          # default "same": one CPU, the tracer's
+    proc = lp("learn", "--backend", "ptrace", "--cpu", "4096", "-o", str(tmp_path / "p.json"), "--", "true")
+    assert proc.returncode == 2 and "--cpu: CPU 4096 is not available" in proc.stderr
+
+
+def test_progress_is_reported():
+    from leastpriv.tracer.base import Command, TraceOptions
+    from leastpriv.tracer.ptrace import PtraceBackend
+    seen = []
+    rec = PtraceBackend().trace(Command(("dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=30000", "status=none")),
+                                TraceOptions(progress=seen.append))
+    assert rec.complete and rec.exit_status == 0
+    assert rec.syscalls["x86_64"]["read"].count >= 30000 and rec.syscalls["x86_64"]["write"].count >= 30000
+    assert rec.syscalls["x86_64"]["write"].results < 100      # sampled, not every result
+    assert seen and {"processes", "syscalls", "distinct"} <= set(seen[-1])
+    assert seen[-1]["processes"] == 1 and seen[-1]["syscalls"] > 1000

@@ -16,7 +16,7 @@ from leastpriv import constants
 from leastpriv.learner.profile import Profile
 from leastpriv.tracer.recording import Recording
 
-from .conftest import WORKLOADS, lp
+from .conftest import WORKLOADS, lp, need_root
 from .lp_strace import PYTHON, without_syscall
 
 EPERM = os.strerror(1)   # "Operation not permitted"
@@ -398,3 +398,23 @@ def test_progress_is_reported():
     assert rec.syscalls["x86_64"]["write"].results < 100      # sampled, not every result
     assert seen and {"processes", "syscalls", "distinct"} <= set(seen[-1])
     assert seen[-1]["processes"] == 1 and seen[-1]["syscalls"] > 1000
+
+
+def test_without_cap_sys_admin_no_new_privs_is_set_and_said(tmp_path):
+    need_root()
+    import shutil as _sh
+    if _sh.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is missing")
+    rec_path = tmp_path / "r.json"
+    proc = subprocess.run(["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", sys.executable, "-m",
+                           "leastpriv", "learn", "--backend", "ptrace", "-o", str(tmp_path / "p.json"),
+                           "--save-recording", str(rec_path), "--", "grep", "-E", "NoNewPrivs|Seccomp:",
+                           "/proc/self/status"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "NoNewPrivs:\t1" in proc.stdout and "Seccomp:\t2" in proc.stdout
+    rec = Recording.load(str(rec_path))
+    assert any("no_new_privs" in n for n in rec.notes)
+    assert "prctl" not in rec.syscalls["x86_64"]      # the launcher's prctl/seccomp calls are not the workload's
+    # as root with CAP_SYS_ADMIN no_new_privs is left alone
+    proc, rec, _ = learn(tmp_path, "grep", "NoNewPrivs", "/proc/self/status", profile="q.json")
+    assert proc.stdout == "NoNewPrivs:\t0\n" and not rec.notes

@@ -99,6 +99,14 @@ _SOCK_PROTO = {1: "tcp", 2: "udp", 3: "raw", 5: "sctp"}     # SOCK_STREAM, SOCK_
 _UNIX_PROTO = {1: "stream", 2: "dgram", 5: "seqpacket"}
 
 
+def _no_new_privs(pid) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            return b"\nNoNewPrivs:\t1" in f.read()
+    except OSError:
+        return False
+
+
 def _current_cpu() -> int:
     with open("/proc/self/stat", "rb") as f:
         data = f.read()
@@ -523,6 +531,9 @@ class _Session:
                 self.b.exec_(real)
         if not self.first_exe:
             self.first_exe = exe
+            if not self.fallback and _no_new_privs(pid) and not _no_new_privs("self"):
+                self.b.note("no_new_privs was set on the workload (without CAP_SYS_ADMIN the kernel requires it "
+                            "for the seccomp filter): setuid/file-capability programs ran without their privileges")
         self.tables[pid] = self._exe_table(exe)
 
     # ------------------------------------------------------------ entries

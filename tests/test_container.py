@@ -97,7 +97,8 @@ def oci_archive(path: Path, layers: list[bytes], config: dict, sizes: list[int] 
 
 
 def docker_archive(path: Path, layers: list[bytes], config: dict) -> Path:
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": config}).encode()
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": config,
+                      "rootfs": {"type": "layers", "diff_ids": [_sha(x) for x in layers]}}).encode()
     names = [f"{hashlib.sha256(x).hexdigest()}/layer.tar" for x in layers]
     manifest = json.dumps([{"Config": _sha(cfg)[7:] + ".json", "RepoTags": ["test:docker"], "Layers": names}]).encode()
     with tarfile.open(path, "w") as tf:
@@ -349,3 +350,23 @@ def test_gzip_layers_and_seccomp_notify_backend_and_verify_bundle(tmp_path, app)
     v = lp("verify", "--bundle", str(bundle), "--profile", str(prof), timeout=120)
     assert v.returncode == 0, v.stderr
     assert not (bundle / "rootfs" / "tmp" / "app.out").exists(), "verify's runs wrote into the user's rootfs"
+
+
+def test_docker_save_layer_must_match_its_diff_id(tmp_path):
+    from leastpriv.container.image import load_and_unpack
+    from leastpriv.errors import UserError
+    good = layer([("f", "file", b"data")])
+    img = docker_archive(tmp_path / "d.tar", [good], {"Cmd": ["/bin/sh"]})
+    load_and_unpack(img, tmp_path / "ok")
+    # swap the layer's content for another of the same name: the diff_id no longer matches
+    evil = layer([("f", "file", b"evil")])
+    with tarfile.open(img) as src, tarfile.open(tmp_path / "e.tar", "w") as dst:
+        for m in src.getmembers():
+            f = src.extractfile(m) if m.isreg() else None
+            if m.name.endswith("layer.tar"):
+                m.size = len(evil)
+                f = io.BytesIO(evil)
+            dst.addfile(m, f)
+    with pytest.raises(UserError) as exc:
+        load_and_unpack(tmp_path / "e.tar", tmp_path / "bad")
+    assert "sha256 does not match" in str(exc.value)

@@ -224,7 +224,12 @@ class ImageSource:
         entry = doc[0]
         try:
             cfg = self.read_json(entry["Config"])
-            layers = [Layer(str(n), "application/vnd.docker.image.rootfs.diff.tar") for n in entry["Layers"]]
+            # docker save stores layers uncompressed: each must hash to its diff_id in the config
+            diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or [] if isinstance(cfg, dict) else []
+            if len(diff_ids) != len(entry["Layers"]):
+                diff_ids = [""] * len(entry["Layers"])
+            layers = [Layer(str(n), "application/vnd.docker.image.rootfs.diff.tar",
+                            d if DIGEST_RE.match(str(d)) else "") for n, d in zip(entry["Layers"], diff_ids)]
         except (KeyError, TypeError) as exc:
             raise UserError(f"{self.path}: malformed manifest.json ({exc})") from None
         tags = entry.get("RepoTags") or []

@@ -464,9 +464,11 @@ class _Session:
                     self._on_exec(pid)
                 elif event == abi.PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
                     # group-stop: keep it stopped (job control works) but hear about SIGCONT
-                    if abi.raw_ptrace(abi.PTRACE_LISTEN, pid, 0, 0) == abi.PTRACE_FAILED:
-                        self._ptrace_failed(pid)
-                    return
+                    if abi.raw_ptrace(abi.PTRACE_LISTEN, pid, 0, 0) != abi.PTRACE_FAILED:
+                        return
+                    if abi.get_errno() == errno.ESRCH:
+                        return
+                    # EIO: not a group-stop after all (e.g. an interrupt stop): just resume it
                 self._resume(pid)       # fork/vfork/clone/exec events, new-task and interrupt stops
                 return
             # signal-delivery stop: deliver the signal

@@ -65,7 +65,7 @@ def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runt
         console.warn(m)
     if res.ok:
         e = res.enforce
-        console.info(f"verified under runc with runtime base {runtime!r}: the container ran with the profile's "
+        console.info(f"verified under runc with runtime base {res.runtime!r}: the container ran with the profile's "
                      f"seccomp filter and capabilities [{', '.join(res.capabilities) or 'none'}] and exited "
                      f"{e.exit_status if e else '?'}")
         return 0

@@ -183,7 +183,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
         denials.append(Denial(cap, "", "workload", (), 1, "capability not in the learned set"))
     ok = not denials and enforce.started and enforce.exit_status == (complain.exit_status if complain else 0)
     if not enforce.started:
-        tail = enforce.stderr.strip().splitlines()[-3:]
+        tail = [t for t in enforce.stderr.strip().splitlines()[-3:] if t not in enforce.runc_error]
         messages.append(f"runc could not start the container under the profile: {enforce.runc_error}"
                         + (f" (container stderr: {' | '.join(tail)})" if tail else ""))
     elif complain is not None and enforce.exit_status != complain.exit_status:
@@ -196,7 +196,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
     if any(d.by == "runtime" for d in denials):
         messages.append("the runtime itself needs syscalls the profile denies: export with --runtime runc "
                         "(the runtime base) or add them")
-    return VerifyResult(ok, runtime, complain, enforce, tuple(denials), caps, tuple(messages))
+    return VerifyResult(ok, rt, complain, enforce, tuple(denials), caps, tuple(messages))
 
 
 def _complain_with_caps(runc: Runc, bundle: str, conf: dict, timeout: float) -> tuple[RunResult, list[str]]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Sequence
 
 from ..errors import UserError

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import json
 import stat
-from typing import Any
 
 from .. import syscalls
-from ..exporters import seccomp_model as sm
 from .bundle import DOCKER_DEFAULT_CAPS
 from .image import UnpackReport, iter_rootfs
 
@@ -83,8 +81,6 @@ def build_report(*, image: str, name: str, conf: dict, profile, unpack: UnpackRe
                 dangerous.append({"syscall": what, "why": why, "example": ex})
     nnp = bool(profile.rules.get("no_new_privileges", True))
     rt = runtime if runtime == "none" or nnp else f"{runtime}:new-privileges"
-    model = sm.build(profile, runtime=rt)
-    from .verify import oci_seccomp
     k8s = {"securityContext": {
         "allowPrivilegeEscalation": not nnp,
         "capabilities": {"drop": ["ALL"], **({"add": [c.removeprefix("CAP_") for c in used_caps]} if used_caps else {})},

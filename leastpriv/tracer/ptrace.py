@@ -56,13 +56,14 @@ that outlive the command (daemons) are followed until they exit, like
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import signal
 import socket
 import sys
 import time
 import traceback
-from ctypes import byref, sizeof
+from ctypes import addressof, byref, sizeof
 
 from .. import syscalls
 from ..errors import UserError
@@ -210,6 +211,8 @@ class _Session:
             os.write(w, b"g")
             os.close(w)
             w = -1
+            gc_was_enabled = gc.isenabled()
+            gc.disable()        # the loop makes no cycles; collections would only cost time
             try:
                 self._loop()
             except BaseException as exc:   # tracer bug or KeyboardInterrupt from elsewhere: never leave tracees
@@ -220,6 +223,9 @@ class _Session:
                 else:
                     traceback.print_exc(file=sys.stderr)
                     self.interrupted = f"tracer error: {type(exc).__name__}: {exc}"
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
         finally:
             if w >= 0:
                 os.close(w)
@@ -377,12 +383,10 @@ class _Session:
                 except ChildProcessError:
                     break
                 if status == S_SECCOMP:
-                    if pt(GSI, pid, isz, iaddr) == FAILED:
-                        self._ptrace_failed(pid)
+                    if pt(GSI, pid, isz, iaddr) == FAILED and not self._gsi_failed(pid):
                         continue
                 elif status == S_SYSCALL:
-                    if pt(GSI, pid, isz, iaddr) == FAILED:
-                        self._ptrace_failed(pid)
+                    if pt(GSI, pid, isz, iaddr) == FAILED and not self._gsi_failed(pid):
                         continue
                     if info.op != 1:    # exit stop (or no info)
                         e = pending.pop(pid, None)
@@ -399,7 +403,7 @@ class _Session:
                             if e[ON_EXIT] is not None:
                                 e[ON_EXIT](pid, e, rval)
                         if pt(resume_after_exit, pid, 0, 0) == FAILED:
-                            self._ptrace_failed(pid)
+                            self._ptrace_failed(pid, resume_after_exit)
                         continue
                 else:
                     slow(pid, status)
@@ -421,11 +425,10 @@ class _Session:
                     req = c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
                 if req or fallback:
                     pending[pid] = e
-                    r = pt(SYSCALL, pid, 0, 0)
-                else:
-                    r = pt(CONT, pid, 0, 0)
-                if r == FAILED:
-                    self._ptrace_failed(pid)
+                    if pt(SYSCALL, pid, 0, 0) == FAILED:
+                        self._ptrace_failed(pid, SYSCALL)
+                elif pt(CONT, pid, 0, 0) == FAILED:
+                    self._ptrace_failed(pid, CONT)
                 nsys += 1
                 if not nsys & 1023:
                     t = monotonic()
@@ -441,10 +444,22 @@ class _Session:
         distinct = {e[NAME] for t in self.exe_tables.values() for e in t.values()}
         return {"processes": len(self.tables), "syscalls": self.nsys, "distinct": len(distinct)}
 
-    def _ptrace_failed(self, pid):
+    def _ptrace_failed(self, pid, req=None, data=0):
+        """A hot-loop ptrace call failed: learn errno by repeating it through the errno-keeping pointer."""
+        if req is not None:
+            if abi.raw_ptrace(req, pid, 0, data) != abi.PTRACE_FAILED:
+                return True
         err = abi.get_errno()
         if err != errno.ESRCH:   # ESRCH: killed meanwhile (SIGKILL); its exit is reported next
             raise OSError(err, f"ptrace on {pid}: {os.strerror(err)}")
+        return False
+
+    def _gsi_failed(self, pid) -> bool:
+        """PTRACE_GET_SYSCALL_INFO failed in the hot loop: retry with errno kept; False when the task is gone."""
+        if abi.raw_ptrace(abi.PTRACE_GET_SYSCALL_INFO, pid, sizeof(self.info), addressof(self.info)) \
+                != abi.PTRACE_FAILED:
+            return True
+        return self._ptrace_failed(pid)
 
     def _resume(self, pid, sig=0, req=None):
         if req is None:

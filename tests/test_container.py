@@ -229,6 +229,8 @@ def test_learn_verify_image(tmp_path, app, kind):
     names = set(json.loads(prof.read_text())["rules"]["syscalls"]["x86_64"])
     assert {"uname", "getcwd", "execve"} <= names
     assert not {"mount", "pivot_root", "capset"} & names, "runc's own setup leaked into the workload's profile"
+    files = json.loads(prof.read_text())["facts"]["files"]
+    assert set(files) == {"/app", "/tmp/app.out"}, files
 
     ok = lp("verify", "--image", str(img), "--profile", str(prof), "--json", timeout=120)
     assert ok.returncode == 0, ok.stdout + ok.stderr

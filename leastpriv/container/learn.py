@@ -136,6 +136,7 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
         t = threading.Thread(target=trace, args=(cgroup,), name="lp-ebpf", daemon=True)
         t.start()
         thread.append(t)
+        box["pid"] = pid
         if not ready.wait(60):
             raise UserError("ebpf tracer did not attach within 60 s")
         if "error" in box:
@@ -165,15 +166,25 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
 
     rec: Recording = replace(box["rec"], target=target, command=tuple(conf["process"]["args"]),
                              notes=box["rec"].notes + tuple(res.notes))
-    return _drop_runtime(rec, res), res
+    return _drop_runtime(rec, res, box.get("pid")), res
 
 
-def _drop_runtime(rec: Recording, res: RunResult) -> Recording:
+def _drop_runtime(rec: Recording, res: RunResult, init_pid: int | None = None) -> Recording:
     """Remove what runc's init did between `runc start` and the execve (attributed to runc:[2:INIT])."""
     from dataclasses import replace
 
     # runc's init runs from a sealed memfd copy of runc: the kernel names its exe "/" (or runc:[2:INIT] by comm)
     runtime = {k for k in rec.executables if k == "/" or "runc" in os.path.basename(k) or k.startswith("runc:")}
+    files = dict(rec.files)
+    # runc's init lists /proc/self/fd (closing fds) and writes its exec fifo through /proc/self/fd/N before the
+    # execve; file facts carry no executable, so drop exactly those. They show up under init's pid, or under
+    # leastpriv's own pid when the backend resolved "/proc/self" in its own process.
+    for pid in {p for p in (init_pid, os.getpid()) if p}:
+        fd_dir = f"/proc/{pid}/fd"
+        files = {p: a for p, a in files.items()
+                 if not (p == fd_dir and a <= {"read"}) and not (p.startswith(fd_dir + "/") and a <= {"write"})}
+    if files != rec.files:
+        rec = replace(rec, files=files)
     if not runtime:
         return replace(rec, exit_status=res.exit_status, complete=True)
     keep: dict[str, set[str]] = {}
@@ -185,7 +196,8 @@ def _drop_runtime(rec: Recording, res: RunResult) -> Recording:
     syscalls_ = {a: {n: s for n, s in t.items() if n in keep.get(a, set()) or n == "execve"}
                  for a, t in rec.syscalls.items()}
     caps = tuple(c for c in rec.capabilities if c.exe not in runtime)
-    return replace(rec, syscalls=syscalls_, capabilities=caps, exit_status=res.exit_status, complete=True,
+    args = {a: {n: v for n, v in t.items() if n in syscalls_.get(a, {})} for a, t in rec.args.items()}
+    return replace(rec, syscalls=syscalls_, args=args, capabilities=caps, exit_status=res.exit_status, complete=True,
                    executables={e: t for e, t in rec.executables.items() if e not in runtime},
                    notes=rec.notes + ("runc's own calls before the workload's execve were removed "
                                       f"(attributed to {', '.join(sorted(runtime))})",))

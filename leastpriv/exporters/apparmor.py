@@ -205,8 +205,11 @@ def render(profile: Any, name: str, *, complain: bool = False, attach: str | Non
         "",
         head + " {",
         "  include <abstractions/base>",
-        "",
     ]
+    all_paths = {p for v in rules.get("files", {}).values() for p in v}
+    if any(p == "/dev/tty" or p.startswith("/dev/pts/") for p in all_paths):
+        lines.append("  include <abstractions/consoles>")
+    lines.append("")
     caps = sorted(rules.get("capabilities", []))
     for c in caps:
         lines.append(f"  capability {c.removeprefix('CAP_').lower()},")
@@ -235,6 +238,9 @@ class AppArmorExporter(Exporter):
         attach = options.extra.get("attach") or attachment(profile)
         text = render(profile, name, complain=options.complain, attach=attach,
                       source=str(options.extra.get("profile_path", "")))
+        if "abstractions/consoles" not in text:
+            notes.append("the runs opened no terminal: a workload writing to a terminal it inherits needs "
+                         "`include <abstractions/consoles>` (AppArmor revalidates inherited files at exec)")
         if not attach:
             notes.append("no attachment: the profile has no absolute path for the workload; load it and use it by "
                          f"name ({name})")

@@ -247,7 +247,7 @@ static __always_inline struct proc *current_proc(u32 tgid) {
         e->tgid = tgid;
         e->tid = (u32)bpf_get_current_pid_tgid();
         fill_comm(e->comm);
-        events.ringbuf_submit(e, 0);
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     } else {
         count_lost(L_RINGBUF);
     }
@@ -430,7 +430,7 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
                 e->nr = (s32)nr;
                 e->gen = p->gen;
                 fill_comm(e->comm);
-                events.ringbuf_submit(e, 0);
+                events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
             } else {
                 count_lost(L_RINGBUF);   // counts and the bitmap keep the fact: only the live notice is lost
             }
@@ -461,7 +461,7 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
                     e->v[0] = k.v[0];
                     e->v[1] = k.v[1];
                     e->v[2] = k.v[2];
-                    events.ringbuf_submit(e, 0);
+                    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
                 } else {
                     count_lost(L_RINGBUF);   // the map keeps the fact
                 }
@@ -512,7 +512,7 @@ static __always_inline void emit_path(u32 tgid, u32 tid, struct proc *p, struct 
         e->sock = f->sock;
         fill_comm(e->comm);
         __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
-        events.ringbuf_submit(e, 0);
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
         return;
     }
     struct ev_path *e = events.ringbuf_reserve(sizeof(struct ev_path));
@@ -533,7 +533,7 @@ static __always_inline void emit_path(u32 tgid, u32 tid, struct proc *p, struct 
     e->sock = f->sock;
     fill_comm(e->comm);
     __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
-    events.ringbuf_submit(e, 0);
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 RAW_TRACEPOINT_PROBE(sys_exit) {
@@ -624,7 +624,7 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
             e->sock = f->sock;
             fill_comm(e->comm);
             __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
-            events.ringbuf_submit(e, 0);
+            events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
         } else {
             count_lost(L_RINGBUF);
         }
@@ -666,7 +666,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork) {
         e->parent = parent;
         e->pgen = pp->gen;
         fill_comm(e->comm);
-        events.ringbuf_submit(e, 0);
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     } else {
         count_lost(L_RINGBUF);
     }
@@ -696,7 +696,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
         __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
         unsigned short loc = args->data_loc_filename & 0xFFFF;
         bpf_probe_read_kernel_str(e->buf, PATH_MAX_, (char *)args + loc);
-        events.ringbuf_submit(e, 0);
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     }
     // the new image starts with an empty bitmap (its own attribution)
     if (e) {
@@ -738,7 +738,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
     fill_comm(e->comm);
     __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
     e->buf[0] = 0;
-    events.ringbuf_submit(e, 0);
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     procs.delete(&tgid);
     return 0;
 }

@@ -59,6 +59,7 @@ WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)
 PATH_MAX_ = 256
 MAX_PROCS = 32768
 MAX_PATHS = 32768
+POLL_MS = 25                # userspace reads the ring buffer this often
 RB_PAGES = 2048             # 8 MiB ring buffer (about 24000 path events in flight)
 
 K_NONE, K_OPEN, K_CREAT, K_OPENAT2, K_BIND, K_CONNECT, K_SOCKET, K_CLOSE, K_EXECVE, K_FORK, K_PATHOP = range(11)
@@ -482,17 +483,13 @@ class _Session:
             raw = e.text()
             if len(raw) >= PATH_MAX_ - 1:
                 self.truncated += 1
-            if raw.startswith("/"):
-                self.deferred.append((raw, e.flags))   # resolved at the end, off the workload's time
-                return
-            if e.flags >> 32 == 1:   # path operation: the path itself, not where a symlink points
-                path = self._join(e.tgid, e.tid, e.dirfd, raw)
-            else:
-                path = self._resolve(e.tgid, e.tid, e.dirfd, raw)
+            # only the base of a relative path is looked up now (the process may go away); symlinks
+            # are resolved at the end, off the workload's time
+            path = raw if raw.startswith("/") else self._join(e.tgid, e.tid, e.dirfd, raw)
             if path is None:
                 self.unresolved += 1
                 return
-            self._file(path, e.flags)
+            self.deferred.append((path, e.flags))
         elif kind == EV_ADDR:
             ep = _endpoint("bind" if syscalls.name(self.archs.get(e.abi, "x86_64"), e.nr) == "bind" else "connect",
                            bytes(e.buf)[: e.len], e.sock)
@@ -515,17 +512,36 @@ class _Session:
             b.file(path, "create")
 
     # -- the end ----------------------------------------------------------
-    def poll(self, ms: int) -> None:
-        self.bpf.ring_buffer_poll(ms)
+    def poll(self, ms: int, fd: int | None = None) -> bool:
+        """Wait up to ``ms`` (or until ``fd`` is readable), then read what the kernel sent.
+
+        The program submits without waking us (BPF_RB_NO_WAKEUP): one wake-up per event would
+        cost the workload a context switch each; reading every POLL_MS keeps that off its path.
+        True when ``fd`` became readable.
+        """
+        ready = False
+        if fd is not None:
+            ready = bool(select.select([fd], [], [], ms / 1000)[0])
+        else:
+            time.sleep(ms / 1000)
+        self.bpf.ring_buffer_consume()
+        return ready
 
     def drain(self) -> None:
         self.bpf.ring_buffer_consume()
 
     def collect(self) -> None:
         b = self.builder
+        real: dict[str, str] = {}
         for raw, flags in self.deferred:
             norm = os.path.normpath(raw)
-            self._file(norm if flags >> 32 == 1 else os.path.realpath(norm), flags)
+            if flags >> 32 == 1:     # path operation: the path itself, not where a symlink points
+                self._file(norm, flags)
+                continue
+            r = real.get(norm)
+            if r is None:
+                r = real[norm] = os.path.realpath(norm)
+            self._file(r, flags)
         self.deferred.clear()
         counts, results, oks = self.bpf["counts"], self.bpf["results"], self.bpf["oks"]
         for abi, arch in self.archs.items():
@@ -737,7 +753,7 @@ class EbpfBackend(Backend):
             deadline = None if options.duration is None else time.monotonic() + options.duration
             last_check = time.monotonic()
             while True:
-                sess.poll(100)
+                sess.poll(POLL_MS)
                 now = time.monotonic()
                 if stop is not None and stop.is_set():
                     how = "stopped"
@@ -836,10 +852,8 @@ class EbpfBackend(Backend):
             pidfd = os.pidfd_open(pid)
             try:
                 while True:
-                    r, _, _ = select.select([pidfd], [], [], 0)
-                    if r:
+                    if sess.poll(POLL_MS, pidfd):
                         break
-                    sess.poll(100)
                     if stop is not None and stop.is_set():
                         os.kill(pid, signal.SIGTERM)
                         interrupted = "stopped"
@@ -859,7 +873,7 @@ class EbpfBackend(Backend):
                     sess.live = {p for p in sess.live if p != pid and _alive(p)}
                     if not sess.live:
                         break
-                sess.poll(100)
+                sess.poll(POLL_MS)
             sess.drain()
             sess.collect()
         finally:

@@ -146,7 +146,8 @@ def strace_recording(argv: list[str], cwd: str | None = None, env: dict | None =
         if not m:
             continue
         pid, name, rest = m.groups()
-        args = _split_args(rest)
+        unfinished = rest.endswith("<unfinished ...>")
+        args = _split_args(rest.removesuffix("<unfinished ...>").rstrip())
         b.syscall(arch, name)
         b.attribute(exe_of.get(pid, os.path.realpath(argv[0]) if "/" in argv[0] else argv[0]), arch, name)
         spec = syscalls.tracked_args(arch, name)
@@ -154,7 +155,7 @@ def strace_recording(argv: list[str], cwd: str | None = None, env: dict | None =
             vals = tuple(_int(args[i]) for i in spec.indexes)
             if None not in vals:
                 b.arg(arch, name, vals)
-        if rest.endswith("<unfinished ...>"):
+        if unfinished:
             pending[pid] = (name, args)
         else:
             finish(pid, name, args, rest)

@@ -272,3 +272,32 @@ def test_sigpipe_is_default_in_the_workload(tmp_path):
     profile, _ = learn_profile(cmd)
     res = lp("run", "--profile", _save(profile, tmp_path), "--", *cmd, timeout=30)
     assert (res.returncode, res.stdout) == (0, "y\n") and "Broken pipe" not in res.stderr, res.stderr
+
+
+def test_non_root_keeps_only_learned_capabilities_through_ambient(tmp_path):
+    need_root()
+    import tempfile
+
+    profile, _ = learn_profile(["cat", "/proc/self/status"])
+    shared = Path(tempfile.mkdtemp(prefix="lp-caps-", dir="/tmp"))   # readable by uid 65534
+    shared.chmod(0o755)
+    with_cap = _save(with_rules(profile, capabilities=["CAP_NET_BIND_SERVICE"]), shared, "cap.json")
+    without = _save(profile, shared, "none.json")
+    for p in (with_cap, without):
+        os.chmod(p, 0o644)
+    setpriv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+               "--inh-caps=+net_bind_service,+chown", "--ambient-caps=+net_bind_service,+chown"]
+
+    def caps(path):
+        res = subprocess.run([*setpriv, sys.executable, "-m", "leastpriv", "run", "--profile", path, "--",
+                              "cat", "/proc/self/status"], capture_output=True, text=True, cwd=str(ROOT))
+        assert res.returncode == 0, res.stderr
+        return dict(line.split(":\t") for line in res.stdout.splitlines() if line.startswith("Cap"))
+
+    bit = f"{1 << 10:016x}"
+    got = caps(with_cap)      # leastpriv holds net_bind_service and chown; the profile keeps one
+    assert (got["CapEff"], got["CapPrm"], got["CapAmb"]) == (bit, bit, bit)
+    got = caps(without)
+    assert (got["CapEff"], got["CapPrm"], got["CapAmb"]) == ("0" * 16,) * 3
+    import shutil
+    shutil.rmtree(shared)

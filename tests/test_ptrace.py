@@ -418,3 +418,16 @@ def test_without_cap_sys_admin_no_new_privs_is_set_and_said(tmp_path):
     # as root with CAP_SYS_ADMIN no_new_privs is left alone
     proc, rec, _ = learn(tmp_path, "grep", "NoNewPrivs", "/proc/self/status", profile="q.json")
     assert proc.stdout == "NoNewPrivs:\t0\n" and not rec.notes
+
+
+def test_clone3_flags_are_read_and_allow_the_clone_fallback(build_c, tmp_path):
+    """clone3 hides its flags behind a pointer: the tracer reads them, so that the profile's clone rule
+    (clone3 -> ENOSYS, glibc falls back to clone) allows the namespace flags the workload used."""
+    need_root()   # CLONE_NEWUSER as root always works here; unprivileged user namespaces may be off
+    exe = str(build_c("lp_clone3ns"))
+    proc, rec, prof = learn(tmp_path, exe)
+    assert proc.returncode == 0 and proc.stdout == "userns child ok\n", proc.stderr
+    newuser = constants.value("clone", "CLONE_NEWUSER")
+    assert (newuser,) in rec.args["x86_64"]["clone3"]
+    ran = lp("run", "--profile", prof, "--", exe)
+    assert (ran.returncode, ran.stdout) == (0, "userns child ok\n"), ran.stderr

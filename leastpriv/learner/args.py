@@ -182,7 +182,9 @@ def argument_rules(arch: str, facts: Mapping, mode: str = "safe") -> tuple[list,
 
     # namespaces
     if (used & {"clone", "clone3"}) and syscalls.exists(arch, "clone") and syscalls.tracked_args(arch, "clone"):
-        c, e, why = _ns_rule(arch, "clone", _entries(facts, arch, "clone"))
+        # clone3's flags (read from its struct by the ptrace tracer) count too: a clone3 answered with
+        # ENOSYS comes back as a clone with the same flags
+        c, e, why = _ns_rule(arch, "clone", _entries(facts, arch, "clone") + _entries(facts, arch, "clone3"))
         cond += c
         errno += [r for r in e if syscalls.exists(arch, "clone3")]
         loose += why

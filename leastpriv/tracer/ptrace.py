@@ -599,6 +599,7 @@ class _Session:
             h[n] = (self._h_sockaddr, None)
         for n in ("execve", "execveat"):
             h[n] = (self._h_exec, None)
+        h["clone3"] = (self._h_clone3, None)
         for n in _PATH_OPS:
             h[n] = (self._h_path, self._x_path)
         return h
@@ -731,6 +732,19 @@ class _Session:
             p = self._resolve(pid, a[0], self.mem.string(pid, a[1]))
         if p:
             self.exec_arg[pid] = p
+        c = e[COUNT]
+        return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+
+    def _h_clone3(self, pid, e, info):
+        """clone3 keeps its flags in struct clone_args: read them (u64 at offset 0) and record them as
+        clone3's argument values, so that the learner can allow the same namespace flags on the clone
+        that glibc falls back to when a profile answers clone3 with ENOSYS."""
+        a = info.args
+        if a[0] and a[1] >= 8:
+            flags = self.mem.u64(pid, a[0])
+            if flags is not None:
+                d = e[ARGS]
+                d[(flags,)] = d.get((flags,), 0) + 1
         c = e[COUNT]
         return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
 

@@ -162,7 +162,16 @@ def _report_learn(output, profile, rec, added, as_json):
         for arch, t in added.get("args", {}).items():
             for sc, vals in t.items():
                 console.info(f"new {sc} arguments ({arch}): {'; '.join(vals)}")
-        for kind in ("capabilities", "execs", "network"):
+        if added.get("capabilities"):
+            caps = profile.facts.get("capabilities", {})
+            needed = [c for c in added["capabilities"] if c in profile.rules.get("capabilities", [])]
+            checked = [c for c in added["capabilities"] if c not in needed]
+            if needed:
+                how = " (inferred from syscalls)" if all(caps.get(c, {}).get("inferred") for c in needed) else ""
+                console.info(f"new capabilities needed{how}: {', '.join(needed)}")
+            if checked:
+                console.info(f"capabilities checked but not needed (no-audit or denied checks): {', '.join(checked)}")
+        for kind in ("execs", "network"):
             if added.get(kind):
                 console.info(f"new {kind}: {', '.join(added[kind])}")
         if added.get("files"):

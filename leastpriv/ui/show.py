@@ -25,9 +25,10 @@ def _added_summary(added: dict) -> str:
     av = sum(len(v) for t in added.get("args", {}).values() for v in t.values())
     if av:
         parts.append(f"{av} argument value{'s' * (av != 1)}")
-    for kind in ("capabilities", "files", "execs", "network"):
+    for kind, one in (("capabilities", "capability"), ("files", "file"), ("execs", "exec"), ("network", "endpoint")):
         if added.get(kind):
-            parts.append(f"{len(added[kind])} {kind}")
+            n = len(added[kind])
+            parts.append(f"{n} {one if n == 1 else kind if kind != 'network' else 'endpoints'}")
     return ", ".join(parts) or "nothing new"
 
 

@@ -97,6 +97,8 @@ def test_threads_forks_clone3_orphans_int80_and_unknown_numbers(build_c, tmp_pat
     # the int $0x80 call of a 64-bit program is an i386 getpid, recorded under x86
     assert rec.syscalls["x86"]["getpid"].count == 1
     assert rec.executables[os.path.realpath(exe)]["x86"] == frozenset({"getpid"})
+    # a syscall number with the x32 bit is an x32 call, named in that ABI (ENOSYS if the kernel lacks x32)
+    assert rec.syscalls["x32"]["getpid"].count == 1
     # an unknown number is recorded and reported, not dropped
     assert rec.unknown_syscalls["x86_64"] == (1000,)
     assert rec.syscalls["x86_64"]["#1000"].errnos == {"ENOSYS": 1}
@@ -206,7 +208,7 @@ def test_two_runs_give_the_union_and_who_added_what(build_c, tmp_path):
     assert "#1000" not in r1.syscalls["x86_64"] and "#1000" in r2.syscalls["x86_64"]
     profile = Profile.load(prof)
     assert [r["id"] for r in profile.runs] == [r1.id, r2.id]
-    assert profile.runs[1]["added"]["syscalls"] == {"x86_64": ["#1000"]}
+    assert profile.runs[1]["added"]["syscalls"] == {"x86_64": ["#1000"], "x32": ["getpid"]}
     assert "getcpu" in profile.runs[0]["added"]["syscalls"]["x86_64"]
     p3, _, _ = learn(tmp_path, exe, str(tmp_path))
     assert "this run added nothing new" in p3.stderr

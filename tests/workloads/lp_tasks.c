@@ -88,7 +88,10 @@ int main(int argc, char **argv) {
     check("int80 getpid", r < 0 ? (errno = (int)-r, -1) : 0);
 
     /* a syscall number no table knows */
-    if (argc > 2 && strcmp(argv[2], "unknown") == 0) syscall(1000);
+    if (argc > 2 && strcmp(argv[2], "unknown") == 0) {
+        syscall(1000);
+        syscall(0x40000000 | 39);   /* an x32 getpid (ENOSYS where the kernel has no x32 ABI) */
+    }
 
     printf("tasks ok\n");
     return 0;

@@ -21,6 +21,7 @@ from .conftest import lp, need_root, which
 from .lp_strace import without_syscall
 
 pytestmark = pytest.mark.timeout(120)
+TIMING = {"futex"}
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +82,7 @@ def test_learned_profile_runs_the_workload_and_a_missing_syscall_is_eperm(build_
 def test_ptrace_and_ebpf_learn_the_same_for_a_deterministic_workload(build_c, tmp_path):
     """Same syscall set per ABI (x86_64 and the int $0x80 i386 calls), same argument tuples, files and execs.
 
-    Remaining differences, by design: result counts (ptrace samples results of hot syscalls, eBPF counts
+    Remaining differences, by design: futex (timing-dependent, see below); result counts (ptrace samples results of hot syscalls, eBPF counts
     every one; a vfork's result arrives in eBPF, not in a ptrace stop) -- so counts are compared, results not.
     """
     exe = str(build_c("lp_tasks"))
@@ -93,9 +94,12 @@ def test_ptrace_and_ebpf_learn_the_same_for_a_deterministic_workload(build_c, tm
     assert pt.returncode == eb.returncode == 0, (pt.stderr, eb.stderr)
     assert set(rp.syscalls) == set(re_.syscalls) == {"x86_64", "x86"}
     for arch in rp.syscalls:
-        assert set(rp.syscalls[arch]) == set(re_.syscalls[arch]), arch
+        # futex depends on timing (pthread_join waits only if the thread has not finished yet, which is
+        # likelier under ptrace's stops): the one syscall whose presence the tracer itself changes
+        assert set(rp.syscalls[arch]) - TIMING == set(re_.syscalls[arch]) - TIMING, arch
         for name, stat in rp.syscalls[arch].items():
-            assert re_.syscalls[arch][name].count == stat.count, (arch, name)
+            if name not in TIMING:
+                assert re_.syscalls[arch][name].count == stat.count, (arch, name)
     assert rp.args == re_.args
     norm = lambda files, d: {p.replace(str(d), "D"): a for p, a in files.items()}  # noqa: E731
     assert norm(rp.files, out_p) == norm(re_.files, out_e)
@@ -266,3 +270,55 @@ def test_exit_status_not_found_and_sigint(tmp_path):
     assert p.returncode == 130, err
     rec = Recording.load(str(rec_path))
     assert not rec.complete and rec.interrupted == "SIGINT" and "clock_nanosleep" in rec.syscalls["x86_64"]
+
+
+# ------------------------------------------------------------ set-up and fallbacks
+
+
+def test_not_root_says_what_is_missing(tmp_path):
+    setpriv = which("setpriv")
+    proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                           "leastpriv", "learn", "--backend", "ebpf", "-o", str(tmp_path / "x.json"), "--", "true"],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    assert proc.returncode == 2
+    assert "needs root" in proc.stderr and "--backend ptrace" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cap_capable_kprobe_fallback_passes_the_verifier(tmp_path):
+    """Kernels without the cap_capable tracepoint use kprobes; this kernel has no kprobes, so the fallback
+    programs are only loaded (verified), not attached."""
+    proc = lp("learn", "--backend", "ebpf", "-o", str(tmp_path / "k.json"), "--", "true",
+              env={**os.environ, "LEASTPRIV_EBPF_CAP_KPROBE": "compile-only"})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_python_api_ready_and_stop_events(tmp_path):
+    """What the container engineer uses: ready_event once attached, stop_event to end a cgroup trace."""
+    import threading
+
+    from leastpriv.tracer.base import Cgroup, TraceOptions
+    from leastpriv.tracer.ebpf import EbpfBackend
+    root = _cgroup2_root()
+    if root is None:
+        pytest.skip("no cgroup2 hierarchy mounted on this machine")
+    cg = Path(root) / f"lp-ebpf-api-{os.getpid()}"
+    cg.mkdir()
+    marker = tmp_path / "api.txt"
+    marker.write_text("x\n")
+    ready, stop, box = threading.Event(), threading.Event(), {}
+    t = threading.Thread(target=lambda: box.setdefault("rec", EbpfBackend().trace(
+        Cgroup(str(cg)), TraceOptions(extra={"ready_event": ready, "stop_event": stop}))))
+    t.start()
+    try:
+        assert ready.wait(60)
+        subprocess.run(["sh", "-c", f"echo $$ > {cg}/cgroup.procs; exec cat {marker}"], check=True,
+                       capture_output=True)
+        time.sleep(0.2)
+        stop.set()
+        t.join(30)
+    finally:
+        stop.set()
+        cg.rmdir()
+    rec = box["rec"]
+    assert str(marker) in rec.files and "/usr/bin/cat" in rec.execs
+    assert "/usr/bin/cat" in rec.executables and "openat" in rec.executables["/usr/bin/cat"]["x86_64"]

@@ -83,6 +83,7 @@ struct spec {
     u8 nargs;
     u8 idx[3];        // argument indexes whose values are recorded
     u8 pidx, fidx, didx;
+    u8 ptrarg;        // the recorded value is the u64 that argument 0 points to (clone3's clone_args.flags)
 };
 
 struct argkey {
@@ -124,6 +125,7 @@ struct capkey {
     u32 abi;
     s32 nr;           // syscall in progress (orig_ax), -1 when unknown
     u32 other_cred;   // the check was on credentials other than the task's own
+    u32 audit;        // 0: to be told from the stack; 1: audited; 2: CAP_OPT_NOAUDIT (kprobe sees opts)
     u32 nframes;
     u64 ip[6];        // top of the kernel stack at the check
 };
@@ -440,10 +442,15 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
         return 0;
     if (sp->nargs) {
         struct argkey k = {.abi = abi, .nr = (s32)nr};
-        #pragma unroll
-        for (int i = 0; i < 3; i++)
-            if (i < sp->nargs)
-                k.v[i] = reg_arg(regs, abi, sp->idx[i] > 5 ? 5 : sp->idx[i]);
+        if (sp->ptrarg) {
+            u64 ptr = reg_arg(regs, abi, 0);
+            bpf_probe_read_user(&k.v[0], 8, (void *)ptr);
+        } else {
+            #pragma unroll
+            for (int i = 0; i < 3; i++)
+                if (i < sp->nargs)
+                    k.v[i] = reg_arg(regs, abi, sp->idx[i] > 5 ? 5 : sp->idx[i]);
+        }
         u64 *n = argcounts.lookup(&k);
         if (n) {
             __sync_fetch_and_add(n, 1);
@@ -743,23 +750,24 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
     return 0;
 }
 
-TRACEPOINT_PROBE(capability, cap_capable) {
+static __always_inline void record_cap(void *ctx, s32 cap, s32 ret, u64 check_cred, u32 audit) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     struct proc *p = procs.lookup(&tgid);
     if (!p || (p->flags & F_PENDING))
-        return 0;
+        return;
     void *task = (void *)bpf_get_current_task();
     struct capkey k = {};
     k.tgid = tgid;
     k.gen = p->gen;
-    k.cap = args->cap;
-    k.denied = args->ret != 0;
+    k.cap = cap;
+    k.denied = ret != 0;
     k.abi = task_abi(task);
     k.nr = -1;
+    k.audit = audit;
     u64 cred = 0;
     bpf_probe_read_kernel(&cred, 8, (char *)task + OFF_CRED);
-    k.other_cred = cred != (u64)args->cred;
+    k.other_cred = cred != check_cred;
     int zero = 0;
     u64 *delta = calib.lookup(&zero);
     if (delta && *delta) {
@@ -771,7 +779,7 @@ TRACEPOINT_PROBE(capability, cap_capable) {
         split_nr(&k.abi, &nr);
         k.nr = (s32)nr;
     }
-    long n = bpf_get_stack(args, k.ip, sizeof(k.ip), 0);
+    long n = bpf_get_stack(ctx, k.ip, sizeof(k.ip), 0);
     k.nframes = n > 0 ? ((u32)n) >> 3 : 0;
     u64 *c = caps.lookup(&k);
     if (c) {
@@ -786,5 +794,57 @@ TRACEPOINT_PROBE(capability, cap_capable) {
                 count_lost(L_CAPS);
         }
     }
+}
+
+#if CAP_KPROBE
+// kernels without the capability:cap_capable tracepoint: a kprobe and a kretprobe on
+// int cap_capable(const struct cred *cred, struct user_namespace *ns, int cap, unsigned int opts),
+// which also show the audit option itself
+#if COMPAT_X86
+#define KP_ARG1(x) (((REGS *)(x))->di)
+#define KP_ARG3(x) (((REGS *)(x))->dx)
+#define KP_ARG4(x) (((REGS *)(x))->cx)
+#define KP_RC(x) (((REGS *)(x))->ax)
+#else
+#define KP_ARG1(x) PT_REGS_PARM1(x)
+#define KP_ARG3(x) PT_REGS_PARM3(x)
+#define KP_ARG4(x) PT_REGS_PARM4(x)
+#define KP_RC(x) PT_REGS_RC(x)
+#endif
+#define CAP_OPT_NOAUDIT 2
+struct capcall {
+    u64 cred;
+    s32 cap;
+    u32 opts;
+};
+BPF_HASH(capcalls, u32, struct capcall, 4096);
+
+int lp_cap_entry(struct pt_regs *ctx) {
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (!procs.lookup(&tgid))
+        return 0;
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct capcall c = {};
+    c.cred = KP_ARG1(ctx);
+    c.cap = (s32)KP_ARG3(ctx);
+    c.opts = (u32)KP_ARG4(ctx);
+    capcalls.update(&tid, &c);
     return 0;
 }
+
+int lp_cap_return(struct pt_regs *ctx) {
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct capcall *c = capcalls.lookup(&tid);
+    if (!c)
+        return 0;
+    struct capcall call = *c;
+    capcalls.delete(&tid);
+    record_cap(ctx, call.cap, (s32)KP_RC(ctx), call.cred, (call.opts & CAP_OPT_NOAUDIT) ? 2 : 1);
+    return 0;
+}
+#else
+TRACEPOINT_PROBE(capability, cap_capable) {
+    record_cap(args, args->cap, args->ret, (u64)args->cred, 0);
+    return 0;
+}
+#endif

@@ -286,6 +286,18 @@ def _fmt_cgroup(path: str) -> tuple[int, int, str]:
     return st.st_ino, len(parts), p
 
 
+def _cgroup_procs(path: str) -> list[int]:
+    """The processes in a cgroup v2 directory and its descendants."""
+    out: list[int] = []
+    for d, _dirs, files in os.walk(path):
+        if "cgroup.procs" in files:
+            try:
+                out += [int(x) for x in Path(d, "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                pass
+    return out
+
+
 def _descendants(pid: int) -> list[int]:
     """pid's process and all its descendant processes (tgids), from /proc/*/task/*/children."""
     out, todo, seen = [], [pid], set()
@@ -330,20 +342,25 @@ class _Session:
             mode_cgroup = 1
         tfs = _tracefs()
         have_group_dead = "group_dead" in Path(tfs, "events/sched/sched_process_exit/format").read_text()
-        if not os.path.isdir(os.path.join(tfs, "events/capability/cap_capable")):
-            builder.note("this kernel has no capability:cap_capable tracepoint: capability checks were not recorded")
-            self.have_caps = False
-        else:
-            self.have_caps = True
+        cap_kprobe = 0
+        self.have_caps = True
+        if not os.path.isdir(os.path.join(tfs, "events/capability/cap_capable")) or os.environ.get(
+                "LEASTPRIV_EBPF_CAP_KPROBE") == "compile-only":
+            if os.path.exists(os.path.join(tfs, "kprobe_events")) or os.environ.get("LEASTPRIV_EBPF_CAP_KPROBE"):
+                cap_kprobe = 1       # kprobe + kretprobe on cap_capable (they also show CAP_OPT_NOAUDIT)
+            else:
+                builder.note("this kernel has neither the capability:cap_capable tracepoint nor kprobes: "
+                             "capability checks were not recorded")
+                self.have_caps = False
         defs = {
             "MODE_CGROUP": mode_cgroup, "CGROUP_ID": f"{cg_id}ULL", "CGROUP_LEVEL": cg_level,
             "COMPAT_X86": int(syscalls.host_arch() == "x86_64"), "HAVE_GROUP_DEAD": int(have_group_dead),
-            "SLOTS": SLOTS, "NARCH": NARCH, "MAX_PROCS": MAX_PROCS, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
+            "CAP_KPROBE": cap_kprobe, "SLOTS": SLOTS, "NARCH": NARCH, "MAX_PROCS": MAX_PROCS, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
             **kernel_offsets(),
         }
         text = resources.files("leastpriv.tracer").joinpath("ebpf.c").read_text()
         if not self.have_caps:
-            start = text.index("TRACEPOINT_PROBE(capability, cap_capable)")
+            start = text.index("static __always_inline void record_cap(")
             text = text[:start]
         cflags = [f"-D{k}={v}" for k, v in defs.items()] + ["-Wno-macro-redefined", "-w"]
         t0 = time.monotonic()
@@ -353,13 +370,23 @@ class _Session:
             with open(os.devnull, "w") as dn:
                 os.dup2(dn.fileno(), 2)
                 try:
-                    self.bpf = BPF(text=text, cflags=cflags)
+                    self.bpf = BPF(text=text.encode(), cflags=cflags)
                 finally:
                     os.dup2(saved, 2)
         except Exception as exc:
             raise UserError(f"--backend ebpf: the BPF program does not load here: {exc}") from None
         finally:
             os.close(saved)
+        if cap_kprobe and os.environ.get("LEASTPRIV_EBPF_CAP_KPROBE") == "compile-only":
+            # tests: have the verifier check the fallback on a kernel that has the tracepoint
+            self.bpf.load_func("lp_cap_entry", BPF.KPROBE)
+            self.bpf.load_func("lp_cap_return", BPF.KPROBE)
+        elif cap_kprobe:
+            try:
+                self.bpf.attach_kprobe(event="cap_capable", fn_name="lp_cap_entry")
+                self.bpf.attach_kretprobe(event="cap_capable", fn_name="lp_cap_return")
+            except Exception as exc:
+                builder.note(f"capability checks not recorded: cannot attach kprobes to cap_capable ({exc})")
         self.compile_seconds = time.monotonic() - t0
         EbpfBackend.last_startup = self.compile_seconds
         self._fill_specs()
@@ -375,7 +402,7 @@ class _Session:
                     continue
                 ta = syscalls.tracked_args(arch, name)
                 kind = PATH_SYSCALLS.get(name)
-                if ta is None and kind is None:
+                if ta is None and kind is None and name != "clone3":
                     continue
                 leaf = specs.Leaf()
                 if ta is not None:
@@ -384,6 +411,8 @@ class _Session:
                         leaf.idx[i] = ix
                 if kind is not None:
                     leaf.kind, leaf.pidx, leaf.fidx, leaf.didx = kind
+                if name == "clone3":     # flags behind a pointer, recorded like the ptrace backend does
+                    leaf.nargs, leaf.ptrarg = 1, 1
                 specs[specs.Key(abi * SLOTS + nr)] = leaf
 
     def track(self, tgid: int, gen: int = 0, pending: bool = False, exe: str | None = None) -> bool:
@@ -580,9 +609,9 @@ class _Session:
                 continue
             name = syscalls.name(arch, k.nr)
             ta = syscalls.tracked_args(arch, name)
-            if ta is None:
-                continue
-            b.arg(arch, name, tuple(int(k.v[i]) for i in range(len(ta.indexes))), v.value)
+            n = 1 if name == "clone3" else len(ta.indexes) if ta is not None else 0
+            if n:
+                b.arg(arch, name, tuple(int(k.v[i]) for i in range(n)), v.value)
         # images still alive: their bitmaps
         for k, v in self.procs.items():
             self._attribute_bitmap(k.value, v.gen, v.seen)
@@ -618,7 +647,13 @@ class _Session:
             arch = self.archs.get(k.abi, self.archs[ABI_NATIVE])
             sc = syscalls.name(arch, k.nr) if k.nr >= 0 else ""
             frames = [sym(k.ip[i]) for i in range(min(k.nframes, 6))]
-            audited, reason = classify_check(frames, cap, sc)
+            if k.audit:     # the kprobe saw the option itself
+                audited = k.audit == 1
+                callers = [f.split(".")[0] for f in frames if f.split(".")[0] not in PLUMBING][:2]
+                reason = (("audited" if audited else "no-audit (CAP_OPT_NOAUDIT)") + " check"
+                          + (" from " + " <- ".join(callers) if callers else ""))
+            else:
+                audited, reason = classify_check(frames, cap, sc)
             b.capability(CapCheck(cap=cap, granted=not k.denied, audited=audited, syscall=sc,
                                   exe=self._exe_of(k.tgid, k.gen), count=v.value, reason=reason))
         if other:
@@ -747,6 +782,10 @@ class EbpfBackend(Backend):
                         builder.note(f"eBPF: could not track process {tgid}")
                 builder.note("attached to running processes: what they did before the attach is not in this run")
             else:
+                # processes already in the cgroup get their executable now (e.g. runc's init waiting to exec
+                # the container's process), so that what they do is attributed to them, not to their next image
+                for tgid in _cgroup_procs(target.path):
+                    sess.track(tgid)
                 builder.note("cgroup mode: processes of the cgroup (and its sub-cgroups) from the attach on")
             if ready is not None:
                 ready.set()

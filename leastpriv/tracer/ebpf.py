@@ -379,23 +379,23 @@ class _Session:
             os.close(saved)
         if cap_kprobe and os.environ.get("LEASTPRIV_EBPF_CAP_KPROBE") == "compile-only":
             # tests: have the verifier check the fallback on a kernel that has the tracepoint
-            self.bpf.load_func("lp_cap_entry", BPF.KPROBE)
-            self.bpf.load_func("lp_cap_return", BPF.KPROBE)
+            self.bpf.load_func(b"lp_cap_entry", BPF.KPROBE)
+            self.bpf.load_func(b"lp_cap_return", BPF.KPROBE)
         elif cap_kprobe:
             try:
-                self.bpf.attach_kprobe(event="cap_capable", fn_name="lp_cap_entry")
-                self.bpf.attach_kretprobe(event="cap_capable", fn_name="lp_cap_return")
+                self.bpf.attach_kprobe(event=b"cap_capable", fn_name=b"lp_cap_entry")
+                self.bpf.attach_kretprobe(event=b"cap_capable", fn_name=b"lp_cap_return")
             except Exception as exc:
                 builder.note(f"capability checks not recorded: cannot attach kprobes to cap_capable ({exc})")
         self.compile_seconds = time.monotonic() - t0
         EbpfBackend.last_startup = self.compile_seconds
         self._fill_specs()
-        self.procs = self.bpf["procs"]
-        self.bpf["events"].open_ring_buffer(self._on_event)
+        self.procs = self.bpf[b"procs"]
+        self.bpf[b"events"].open_ring_buffer(self._on_event)
 
     # -- setup ------------------------------------------------------------
     def _fill_specs(self) -> None:
-        specs = self.bpf["specs"]
+        specs = self.bpf[b"specs"]
         for abi, arch in self.archs.items():
             for name, nr in syscalls.table(arch).items():
                 if nr < 0 or nr >= SLOTS:
@@ -572,7 +572,7 @@ class _Session:
                 r = real[norm] = os.path.realpath(norm)
             self._file(r, flags)
         self.deferred.clear()
-        counts, results, oks = self.bpf["counts"], self.bpf["results"], self.bpf["oks"]
+        counts, results, oks = self.bpf[b"counts"], self.bpf[b"results"], self.bpf[b"oks"]
         for abi, arch in self.archs.items():
             for nr in range(SLOTS):
                 k = counts.Key(abi * SLOTS + nr)
@@ -584,7 +584,7 @@ class _Session:
                 stat = b.counts[arch][name]
                 stat[1] += sum(results[k])
                 stat[2] += sum(oks[k])
-        for k, v in self.bpf["other"].items():
+        for k, v in self.bpf[b"other"].items():
             arch = self.archs.get(k.abi)
             if arch is None or not v.count:
                 continue
@@ -593,7 +593,7 @@ class _Session:
             stat = b.counts[arch][name]
             stat[1] += v.results
             stat[2] += v.ok
-        for k, v in self.bpf["errnos"].items():
+        for k, v in self.bpf[b"errnos"].items():
             arch = self.archs.get(k.abi)
             if arch is None:
                 continue
@@ -603,7 +603,7 @@ class _Session:
                 continue
             en = constants.name_of("errno", k.err) or f"E{k.err}"
             stat[3][en] = stat[3].get(en, 0) + v.value
-        for k, v in self.bpf["argcounts"].items():
+        for k, v in self.bpf[b"argcounts"].items():
             arch = self.archs.get(k.abi)
             if arch is None:
                 continue
@@ -617,7 +617,7 @@ class _Session:
             self._attribute_bitmap(k.value, v.gen, v.seen)
         if self.have_caps:
             self._collect_caps()
-        lost = self.bpf["lost"]
+        lost = self.bpf[b"lost"]
         total = 0
         for i, what in enumerate(LOST_NAMES):
             n = sum(lost[lost.Key(i)])
@@ -639,7 +639,7 @@ class _Session:
                 s = sym_cache[ip] = self.bpf.ksym(ip).decode(errors="replace")
             return s
 
-        for k, v in self.bpf["caps"].items():
+        for k, v in self.bpf[b"caps"].items():
             if k.other_cred:
                 other += v.value
                 continue
@@ -661,7 +661,7 @@ class _Session:
                    f"(e.g. the kernel checking a signal's target): they are not the workload's needs")
 
     def lost_ringbuf(self) -> int:
-        lost = self.bpf["lost"]
+        lost = self.bpf[b"lost"]
         return sum(lost[lost.Key(0)])
 
     def close(self) -> None:

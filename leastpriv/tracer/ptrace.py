@@ -179,6 +179,7 @@ class _Session:
         self.interrupted = ""
         self.signals_received = 0
         self.deferred_sig = 0
+        self.delivered: dict[int, float] = {}     # signal -> when a tracee last had it delivered
         self.fallback = False
         self.tasks_seen = 0
         self.nsys = 0
@@ -309,7 +310,10 @@ class _Session:
             return
         if sig in (signal.SIGINT, signal.SIGQUIT) and self._tty_foreground():
             # Most likely typed at the terminal: the workload (same foreground process
-            # group) got it too. Forward only if no tracee reports it within 200 ms.
+            # group) got it too. Forward only if no tracee reports it within 200 ms
+            # (before or after this handler runs).
+            if time.monotonic() - self.delivered.get(sig, -1e9) < 0.2:
+                return
             self.deferred_sig = sig
             signal.setitimer(signal.ITIMER_REAL, 0.2)
             return
@@ -501,8 +505,10 @@ class _Session:
                 self._resume(pid)       # fork/vfork/clone/exec events, new-task and interrupt stops
                 return
             # signal-delivery stop: deliver the signal
-            if sig == self.deferred_sig:
-                self.deferred_sig = 0          # the tty's signal reached the workload itself
+            if sig in FORWARDED:
+                self.delivered[sig] = time.monotonic()
+                if sig == self.deferred_sig:
+                    self.deferred_sig = 0          # the tty's signal reached the workload itself
             self._resume(pid, sig)
             return
         self._gone(pid, status)

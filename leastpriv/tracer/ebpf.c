@@ -197,8 +197,10 @@ struct ev_path {
 BPF_HASH(procs, u32, struct proc, MAX_PROCS);
 BPF_ARRAY(specs, struct spec, NARCH * SLOTS);
 BPF_PERCPU_ARRAY(counts, u64, NARCH * SLOTS);
-BPF_PERCPU_ARRAY(results, u64, NARCH * SLOTS);
-BPF_PERCPU_ARRAY(oks, u64, NARCH * SLOTS);
+struct resstat {
+    u64 results, ok;
+};
+BPF_PERCPU_ARRAY(results, struct resstat, NARCH * SLOTS);
 BPF_HASH(other, struct nrkey, struct nrstat, 1024);
 BPF_HASH(errnos, struct errkey, u64, 8192);
 BPF_HASH(argcounts, struct argkey, u64, 16384);
@@ -391,15 +393,6 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
             return 0;
         p->flags &= ~F_PENDING;
     }
-    {
-        int zero = 0;
-        u64 *c = calib.lookup(&zero);
-        if (c && *c == 0) {
-            u64 stack = 0;
-            bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
-            *c = (u64)regs - stack;
-        }
-    }
     if (nr < 0 || nr >= SLOTS) {
         struct nrkey k = {.abi = abi, .nr = (s32)nr};
         struct nrstat *st = other.lookup(&k);
@@ -419,6 +412,13 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
     u64 bit = 1ULL << (slot & 63);
     if (!(p->seen[w] & bit)) {
         p->seen[w] |= bit;
+        int zero = 0;
+        u64 *cal = calib.lookup(&zero);
+        if (cal && *cal == 0) {   // once: where a task's saved user registers sit on its kernel stack
+            u64 stack = 0;
+            bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
+            *cal = (u64)regs - stack;
+        }
         u64 *g = gseen.lookup(&w);
         if (g && !(*g & bit)) {
             struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
@@ -560,10 +560,12 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     if (abi == ABI_I386)
         ret = (s32)ret;
     int failed = ret < 0 && ret > -4096;
-    if (ret == 0 && nr >= 0 && nr < SLOTS) {
-        u32 slot = abi * SLOTS + (u32)nr;
-        struct spec *sp = specs.lookup(&slot);
-        if (sp && sp->kind == K_FORK)
+    struct spec *sp = 0;
+    u32 slot = 0;
+    if (nr >= 0 && nr < SLOTS) {
+        slot = abi * SLOTS + (u32)nr;
+        sp = specs.lookup(&slot);
+        if (ret == 0 && sp && sp->kind == K_FORK)
             return 0;   // the new task returning from clone/fork: the parent's return is the result
     }
     if (nr < 0 || nr >= SLOTS) {
@@ -575,14 +577,11 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
                 __sync_fetch_and_add(&st->ok, 1);
         }
     } else {
-        u32 slot = abi * SLOTS + (u32)nr;
-        u64 *c = results.lookup(&slot);
-        if (c)
-            (*c)++;
-        if (!failed) {
-            c = oks.lookup(&slot);
-            if (c)
-                (*c)++;
+        struct resstat *r = results.lookup(&slot);
+        if (r) {
+            r->results++;
+            if (!failed)
+                r->ok++;
         }
     }
     if (failed) {
@@ -603,8 +602,6 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     }
     if ((failed && ret != -115) || nr < 0 || nr >= SLOTS)
         return 0;
-    u32 slot = abi * SLOTS + (u32)nr;
-    struct spec *sp = specs.lookup(&slot);
     if (!sp || sp->kind == K_NONE || sp->kind == K_EXECVE || sp->kind == K_FORK || sp->kind == K_CLOSE)
         return 0;
     if (failed && sp->kind != K_CONNECT)

@@ -572,7 +572,7 @@ class _Session:
                 r = real[norm] = os.path.realpath(norm)
             self._file(r, flags)
         self.deferred.clear()
-        counts, results, oks = self.bpf[b"counts"], self.bpf[b"results"], self.bpf[b"oks"]
+        counts, results = self.bpf[b"counts"], self.bpf[b"results"]
         for abi, arch in self.archs.items():
             for nr in range(SLOTS):
                 k = counts.Key(abi * SLOTS + nr)
@@ -582,8 +582,9 @@ class _Session:
                 name = syscalls.name(arch, nr)
                 b.syscall(arch, name, n)
                 stat = b.counts[arch][name]
-                stat[1] += sum(results[k])
-                stat[2] += sum(oks[k])
+                per_cpu = results[k]
+                stat[1] += sum(r.results for r in per_cpu)
+                stat[2] += sum(r.ok for r in per_cpu)
         for k, v in self.bpf[b"other"].items():
             arch = self.archs.get(k.abi)
             if arch is None or not v.count:

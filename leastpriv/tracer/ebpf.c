@@ -5,7 +5,8 @@
 //   OFF_PID, OFF_TGID, OFF_CRED, OFF_STACK   offsets in task_struct        (running kernel's BTF)
 //   COMPAT_X86         1 on x86_64: TS_COMPAT marks i386 syscalls, bit 30 of the number x32 ones
 //   HAVE_GROUP_DEAD    sched_process_exit has the group_dead field
-//   SLOTS, NARCH, MAX_PROCS, MAX_PATHS, RB_PAGES
+//   SLOTS, NARCH, MAX_PATHS, RB_PAGES
+//   PIDMAP_SIZE (pid_max), USER_SLOTS, PER_CPU, MAX_PROCS (= USER_SLOTS + PER_CPU * possible CPUs)
 //
 // The kernel does the counting: per (abi, nr) counts, results and errnos in maps; per
 // process image a bitmap of the syscalls it made; per (abi, nr, values) argument counts;
@@ -75,6 +76,8 @@ struct lp_regs {
 struct proc {
     u32 gen;          // image generation: +1 at every exec
     u32 flags;
+    u32 tgid;
+    u32 live;         // 1 until its exit reached userspace (then its bitmap travelled with EV_EXIT)
     u64 seen[WORDS];  // syscalls this image made, bit (abi * SLOTS + nr)
 };
 
@@ -194,7 +197,13 @@ struct ev_path {
     char buf[PATH_MAX_];
 };
 
-BPF_HASH(procs, u32, struct proc, MAX_PROCS);
+// Which processes are tracked: tgid -> slot + 1 in `procs` (0: not tracked). Arrays, because the
+// test runs for every syscall of every process on the machine: an array lookup is inlined by the
+// verifier, a hash lookup costs a helper call and a hash (measured: ~0.1 us per syscall here).
+BPF_ARRAY(pidmap, u32, PIDMAP_SIZE);
+BPF_HASH(bigpids, u32, u32, 1024);        // tgids >= PIDMAP_SIZE (pid_max raised during the trace)
+BPF_ARRAY(procs, struct proc, MAX_PROCS); // slots [0, USER_SLOTS) userspace's, then PER_CPU per CPU
+BPF_PERCPU_ARRAY(nextslot, u32, 1);
 BPF_ARRAY(specs, struct spec, NARCH * SLOTS);
 BPF_PERCPU_ARRAY(counts, u64, NARCH * SLOTS);
 struct resstat {
@@ -211,7 +220,6 @@ BPF_ARRAY(gseen, u64, WORDS);
 BPF_PERCPU_ARRAY(lost, u64, L_NLOST);
 BPF_PERCPU_ARRAY(scratch, struct inflight, 1);
 BPF_PERCPU_ARRAY(pscratch, struct pathkey, 1);
-BPF_PERCPU_ARRAY(newproc, struct proc, 1);
 BPF_ARRAY(calib, u64, 1);           // (pt_regs of a task) - task->stack, learnt at sys_enter
 BPF_RINGBUF_OUTPUT(events, RB_PAGES);
 
@@ -225,25 +233,68 @@ static __always_inline void fill_comm(char *comm) {
     bpf_get_current_comm(comm, 16);
 }
 
+static __always_inline struct proc *find_proc(u32 tgid) {
+    u32 *s;
+    if (tgid < PIDMAP_SIZE)
+        s = pidmap.lookup(&tgid);
+    else
+        s = bigpids.lookup(&tgid);
+    if (!s || *s == 0)
+        return 0;
+    u32 idx = *s - 1;
+    return procs.lookup(&idx);
+}
+
+static __always_inline void drop_proc(u32 tgid) {
+    u32 zero = 0;
+    if (tgid < PIDMAP_SIZE)
+        pidmap.update(&tgid, &zero);
+    else
+        bigpids.delete(&tgid);
+}
+
+// a fresh slot for a process, from this CPU's range (no atomics: BPF programs are not preempted)
+static __always_inline struct proc *new_proc(u32 tgid) {
+    int zero = 0;
+    u32 *n = nextslot.lookup(&zero);
+    if (!n)
+        return 0;
+    if (*n >= PER_CPU) {
+        count_lost(L_PROCS);
+        return 0;
+    }
+    u32 idx = USER_SLOTS + bpf_get_smp_processor_id() * PER_CPU + *n;
+    if (idx >= MAX_PROCS) {
+        count_lost(L_PROCS);
+        return 0;
+    }
+    (*n)++;
+    struct proc *p = procs.lookup(&idx);
+    if (!p)
+        return 0;
+    __builtin_memset(p, 0, sizeof(*p));
+    p->tgid = tgid;
+    p->live = 1;
+    u32 v = idx + 1;
+    if (tgid < PIDMAP_SIZE)
+        pidmap.update(&tgid, &v);
+    else if (bigpids.update(&tgid, &v) != 0)
+        count_lost(L_PROCS);
+    return p;
+}
+
 // the tracked process record of the current task, or NULL
 static __always_inline struct proc *current_proc(u32 tgid) {
 #if MODE_CGROUP
     // the cgroup decides (a process moved out stops being recorded)
     if (bpf_get_current_ancestor_cgroup_id(CGROUP_LEVEL) != CGROUP_ID)
         return 0;
-    struct proc *p = procs.lookup(&tgid);
+    struct proc *p = find_proc(tgid);
     if (p)
         return p;
-    int zero = 0;
-    struct proc *fresh = newproc.lookup(&zero);
-    if (!fresh)
+    p = new_proc(tgid);
+    if (!p)
         return 0;
-    if (procs.insert(&tgid, fresh) != 0) {
-        p = procs.lookup(&tgid);
-        if (!p)
-            count_lost(L_PROCS);
-        return p;
-    }
     struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
     if (e) {
         __builtin_memset(e, 0, sizeof(*e));
@@ -255,9 +306,9 @@ static __always_inline struct proc *current_proc(u32 tgid) {
     } else {
         count_lost(L_RINGBUF);
     }
-    return procs.lookup(&tgid);
+    return p;
 #else
-    return procs.lookup(&tgid);
+    return find_proc(tgid);
 #endif
 }
 
@@ -547,7 +598,7 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     u32 tid = (u32)pid_tgid;
-    struct proc *p = procs.lookup(&tgid);
+    struct proc *p = find_proc(tgid);
     if (!p || (p->flags & F_PENDING))
         return 0;
     REGS *regs = (REGS *)ctx->args[0];
@@ -643,7 +694,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork) {
     // (cgroup mode: children of a tracked process are registered here too, so that their
     // executable is known; their syscalls are still kept only while they are in the cgroup)
     u32 parent = bpf_get_current_pid_tgid() >> 32;
-    struct proc *pp = procs.lookup(&parent);
+    struct proc *pp = find_proc(parent);
     if (!pp)
         return 0;
     u32 child = 0, child_tgid = 0;
@@ -651,16 +702,9 @@ RAW_TRACEPOINT_PROBE(sched_process_fork) {
     bpf_probe_read_kernel(&child_tgid, 4, (char *)ctx->args[1] + OFF_TGID);
     if (child == 0 || child != child_tgid)
         return 0;   // a new thread: its process is tracked already
-    int zero = 0;
-    struct proc *fresh = newproc.lookup(&zero);
-    if (!fresh)
+    u32 pgen = pp->gen;
+    if (!new_proc(child))
         return 0;
-    fresh->gen = 0;
-    fresh->flags = 0;
-    if (procs.insert(&child, fresh) != 0) {
-        count_lost(L_PROCS);
-        return 0;
-    }
     struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
     if (e) {
         __builtin_memset(e, 0, sizeof(*e));
@@ -668,7 +712,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork) {
         e->tgid = child;
         e->tid = child;
         e->parent = parent;
-        e->pgen = pp->gen;
+        e->pgen = pgen;
         fill_comm(e->comm);
         events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     } else {
@@ -679,7 +723,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork) {
 
 TRACEPOINT_PROBE(sched, sched_process_exec) {
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    struct proc *p = procs.lookup(&tgid);
+    struct proc *p = find_proc(tgid);
     if (!p)
         return 0;
     struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
@@ -721,13 +765,14 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
         return 0;
 #endif
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    struct proc *p = procs.lookup(&tgid);
+    struct proc *p = find_proc(tgid);
     if (!p)
         return 0;
+    drop_proc(tgid);
     struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
     if (!e) {
         count_lost(L_RINGBUF);
-        return 0;   // keep the entry: userspace reads its bitmap at the end
+        return 0;   // still live: userspace reads its bitmap at the end
     }
     e->type = EV_EXIT;
     e->tgid = tgid;
@@ -743,14 +788,14 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
     __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
     e->buf[0] = 0;
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-    procs.delete(&tgid);
+    p->live = 0;
     return 0;
 }
 
 static __always_inline void record_cap(void *ctx, s32 cap, s32 ret, u64 check_cred, u32 audit) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
-    struct proc *p = procs.lookup(&tgid);
+    struct proc *p = find_proc(tgid);
     if (!p || (p->flags & F_PENDING))
         return;
     void *task = (void *)bpf_get_current_task();
@@ -818,7 +863,7 @@ BPF_HASH(capcalls, u32, struct capcall, 4096);
 
 int lp_cap_entry(struct pt_regs *ctx) {
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    if (!procs.lookup(&tgid))
+    if (!find_proc(tgid))
         return 0;
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct capcall c = {};

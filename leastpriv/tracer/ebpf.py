@@ -57,7 +57,8 @@ NARCH = 3
 SLOTS = 640                 # syscall numbers per ABI counted in arrays (others in a hash)
 WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)
 PATH_MAX_ = 256
-MAX_PROCS = 32768
+USER_SLOTS = 4096           # process slots userspace fills (the command, attached processes)
+PROCS_PER_TRACE = 32768     # process slots the kernel fills (forks, cgroup newcomers), split over CPUs
 MAX_PATHS = 32768
 POLL_MS = 25                # userspace reads the ring buffer this often
 RB_PAGES = 2048             # 8 MiB ring buffer (about 24000 path events in flight)
@@ -352,10 +353,19 @@ class _Session:
                 builder.note("this kernel has neither the capability:cap_capable tracepoint nor kprobes: "
                              "capability checks were not recorded")
                 self.have_caps = False
+        from bcc.utils import get_possible_cpus
+        self.ncpu = max(get_possible_cpus()) + 1
+        self.per_cpu = max(1024, PROCS_PER_TRACE // self.ncpu)
+        try:
+            self.pidmap_size = max(int(Path("/proc/sys/kernel/pid_max").read_text()), 32768)
+        except (OSError, ValueError):
+            self.pidmap_size = 4194304
+        self.next_user_slot = 0
         defs = {
             "MODE_CGROUP": mode_cgroup, "CGROUP_ID": f"{cg_id}ULL", "CGROUP_LEVEL": cg_level,
             "COMPAT_X86": int(syscalls.host_arch() == "x86_64"), "HAVE_GROUP_DEAD": int(have_group_dead),
-            "CAP_KPROBE": cap_kprobe, "SLOTS": SLOTS, "NARCH": NARCH, "MAX_PROCS": MAX_PROCS, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
+            "CAP_KPROBE": cap_kprobe, "SLOTS": SLOTS, "NARCH": NARCH, "PIDMAP_SIZE": self.pidmap_size, "USER_SLOTS": USER_SLOTS, "PER_CPU": self.per_cpu,
+            "MAX_PROCS": USER_SLOTS + self.per_cpu * self.ncpu, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
             **kernel_offsets(),
         }
         text = resources.files("leastpriv.tracer").joinpath("ebpf.c").read_text()
@@ -391,6 +401,7 @@ class _Session:
         EbpfBackend.last_startup = self.compile_seconds
         self._fill_specs()
         self.procs = self.bpf[b"procs"]
+        self.pidmap = self.bpf[b"pidmap"]
         self.bpf[b"events"].open_ring_buffer(self._on_event)
 
     # -- setup ------------------------------------------------------------
@@ -416,11 +427,22 @@ class _Session:
                 specs[specs.Key(abi * SLOTS + nr)] = leaf
 
     def track(self, tgid: int, gen: int = 0, pending: bool = False, exe: str | None = None) -> bool:
+        if self.next_user_slot >= USER_SLOTS:
+            return False
+        slot = self.next_user_slot
+        self.next_user_slot += 1
         leaf = self.procs.Leaf()
         leaf.gen = gen
         leaf.flags = 1 if pending else 0
+        leaf.tgid = tgid
+        leaf.live = 1
         try:
-            self.procs[self.procs.Key(tgid)] = leaf
+            self.procs[self.procs.Key(slot)] = leaf
+            if tgid < self.pidmap_size:
+                self.pidmap[self.pidmap.Key(tgid)] = self.pidmap.Leaf(slot + 1)
+            else:
+                big = self.bpf[b"bigpids"]
+                big[big.Key(tgid)] = big.Leaf(slot + 1)
         except Exception:
             return False
         self.live.add(tgid)
@@ -613,9 +635,15 @@ class _Session:
             n = 1 if name == "clone3" else len(ta.indexes) if ta is not None else 0
             if n:
                 b.arg(arch, name, tuple(int(k.v[i]) for i in range(n)), v.value)
-        # images still alive: their bitmaps
-        for k, v in self.procs.items():
-            self._attribute_bitmap(k.value, v.gen, v.seen)
+        # images still alive (or whose exit event was lost): their bitmaps
+        used = list(range(self.next_user_slot))
+        per_cpu_next = self.bpf[b"nextslot"][0]
+        for cpu, n in enumerate(per_cpu_next):
+            used += range(USER_SLOTS + cpu * self.per_cpu, USER_SLOTS + cpu * self.per_cpu + min(n, self.per_cpu))
+        for slot in used:
+            v = self.procs[self.procs.Key(slot)]
+            if v.live:
+                self._attribute_bitmap(v.tgid, v.gen, v.seen)
         if self.have_caps:
             self._collect_caps()
         lost = self.bpf[b"lost"]
@@ -874,7 +902,7 @@ class EbpfBackend(Backend):
         old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         status = None
         try:
-            if not sess.track(pid, pending=True, exe=os.path.abspath(path)):
+            if not sess.track(pid, pending=True, exe=os.path.realpath(path)):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 raise UserError("--backend ebpf: cannot add the command to the BPF process table")

@@ -626,8 +626,7 @@ class _Session:
         vals = tuple([a[i] for i in e[ARGIDX]])
         d = e[ARGS]
         d[vals] = d.get(vals, 0) + 1
-        c = e[COUNT]
-        return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+        return self._sample(e)
 
     def _h_noresult(self, pid, e, info):
         return False
@@ -721,8 +720,7 @@ class _Session:
                 if ep.family == "AF_UNIX" and ep.address.startswith("/"):
                     # a path socket is a file: bind creates it, connect needs write access to it
                     self.b.file(ep.address, "create" if ep.op == "bind" else "write")
-        c = e[COUNT]
-        return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+        return self._sample(e)
 
     def _cwd(self, pid):
         try:
@@ -738,8 +736,7 @@ class _Session:
             p = self._resolve(pid, a[0], self.mem.string(pid, a[1]))
         if p:
             self.exec_arg[pid] = p
-        c = e[COUNT]
-        return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+        return self._sample(e)
 
     def _h_clone3(self, pid, e, info):
         """clone3 keeps its flags in struct clone_args: read them (u64 at offset 0) and record them as
@@ -751,8 +748,7 @@ class _Session:
             if flags is not None:
                 d = e[ARGS]
                 d[(flags,)] = d.get((flags,), 0) + 1
-        c = e[COUNT]
-        return c <= SAMPLE_FIRST or not e[OK] or not (c & (c - 1))
+        return self._sample(e)
 
     def _h_path(self, pid, e, info):
         a = info.args

@@ -299,9 +299,22 @@ def _cgroup_procs(path: str) -> list[int]:
     return out
 
 
+def _status_field(pid: int, field: str) -> str | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def _descendants(pid: int) -> list[int]:
-    """pid's process and all its descendant processes (tgids), from /proc/*/task/*/children."""
-    out, todo, seen = [], [pid], set()
+    """pid's process and all its descendant processes (tgids), from /proc/*/task/*/children.
+
+    leastpriv itself (when attached to one of its ancestors, e.g. the shell that runs it) is left out.
+    """
+    out, todo, seen = [], [pid], {os.getpid()}
     while todo:
         p = todo.pop()
         if p in seen:
@@ -780,8 +793,12 @@ class EbpfBackend(Backend):
         if isinstance(target, Command):
             return self._trace_command(target, options)
         if isinstance(target, Pid):
-            if target.pid <= 0 or not os.path.exists(f"/proc/{target.pid}"):
+            tgid = _status_field(target.pid, "Tgid") if target.pid > 0 else None
+            if tgid is None:
                 raise UserError(f"--pid {target.pid}: no such process")
+            if int(tgid) == os.getpid():
+                raise UserError(f"--pid {target.pid}: that is leastpriv itself")
+            target = Pid(int(tgid))   # a thread id means its process
             return self._trace_attached(target, options, f"pid:{target.pid}", self._cmdline(target.pid))
         if isinstance(target, Cgroup):
             _, _, canon = _fmt_cgroup(target.path)
@@ -798,7 +815,11 @@ class EbpfBackend(Backend):
 
     # -- attach modes -----------------------------------------------------
     def _trace_attached(self, target, options: TraceOptions, label: str, command: tuple[str, ...]) -> Recording:
-        builder = RecordingBuilder(command, "ebpf", target=label)
+        uid = None
+        if isinstance(target, Pid):
+            ids = (_status_field(target.pid, "Uid") or "").split()
+            uid = int(ids[1]) if len(ids) > 1 else None    # the effective uid the process runs as
+        builder = RecordingBuilder(command, "ebpf", target=label, uid=uid)
         sess = _Session(target, options, builder)
         stop = options.extra.get("stop_event")
         ready = options.extra.get("ready_event")

@@ -50,6 +50,8 @@ def workloads(tmp: str) -> list[tuple[str, list[str]]]:
         ("syscall storm: dd bs=1 count=100000",
          ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=100000", "status=none"]),
         (f"realistic: tar -cf of {tree}", ["tar", "-cf", os.path.join(tmp, "out.tar"), "-C", tree, "."]),
+        ("realistic: gcc -O2 of a test workload", ["gcc", "-O2", "-pthread", "-o", os.path.join(tmp, "a.out"),
+                                                   str(ROOT / "tests" / "workloads" / "lp_tasks.c")]),
     ]
 
 

@@ -61,7 +61,7 @@ USER_SLOTS = 4096           # process slots userspace fills (the command, attach
 PROCS_PER_TRACE = 32768     # process slots the kernel fills (forks, cgroup newcomers), split over CPUs
 MAX_PATHS = 32768
 POLL_MS = 25                # userspace reads the ring buffer this often
-RB_PAGES = 2048             # 8 MiB ring buffer (about 24000 path events in flight)
+RB_PAGES = int(os.environ.get("LEASTPRIV_EBPF_RB_PAGES", "2048"))   # 8 MiB ring buffer (~24000 path events)
 
 K_NONE, K_OPEN, K_CREAT, K_OPENAT2, K_BIND, K_CONNECT, K_SOCKET, K_CLOSE, K_EXECVE, K_FORK, K_PATHOP = range(11)
 ACC_BITS = {"read": 1, "write": 2, "create": 4}
@@ -824,6 +824,13 @@ class EbpfBackend(Backend):
         stop = options.extra.get("stop_event")
         ready = options.extra.get("ready_event")
         how = ""
+        # Ctrl-C / SIGTERM end an attach-mode trace normally. A flag, not KeyboardInterrupt: an exception
+        # raised inside bcc's ctypes callback would be printed and swallowed.
+        signalled: list[int] = []
+        old_handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                old_handlers[sig] = signal.signal(sig, lambda n, _f: signalled.append(n))
         try:
             if isinstance(target, Pid):
                 # insert before listing children: a fork after insertion is followed by the kernel
@@ -844,6 +851,9 @@ class EbpfBackend(Backend):
             while True:
                 sess.poll(POLL_MS)
                 now = time.monotonic()
+                if signalled:
+                    how = signal.Signals(signalled[0]).name
+                    break
                 if stop is not None and stop.is_set():
                     how = "stopped"
                     break
@@ -852,17 +862,22 @@ class EbpfBackend(Backend):
                     break
                 if isinstance(target, Pid) and now - last_check > 0.5:
                     last_check = now
-                    sess.live = {p for p in sess.live if os.path.exists(f"/proc/{p}")}
+                    sess.live = {p for p in sess.live if _alive(p)}
                     if not sess.live:
                         how = "exited"
                         break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:   # a signal the handlers did not get (another thread installed none)
             how = "SIGINT"
+        except BaseException:
+            sess.close()
+            raise
         try:
             sess.drain()
             sess.collect()
         finally:
             sess.close()
+            for sig, h in old_handlers.items():
+                signal.signal(sig, h)
         if how == "exited":
             builder.note("the traced processes all exited")
         return builder.build(exit_status=None, complete=True, interrupted="")

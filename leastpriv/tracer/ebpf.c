@@ -220,6 +220,7 @@ BPF_ARRAY(gseen, u64, WORDS);
 BPF_PERCPU_ARRAY(lost, u64, L_NLOST);
 BPF_PERCPU_ARRAY(scratch, struct inflight, 1);
 BPF_PERCPU_ARRAY(pscratch, struct pathkey, 1);
+BPF_ARRAY(enabled, u32, 1);         // cgroup mode: set by userspace once the program is configured
 BPF_ARRAY(calib, u64, 1);           // (pt_regs of a task) - task->stack, learnt at sys_enter
 BPF_RINGBUF_OUTPUT(events, RB_PAGES);
 
@@ -292,6 +293,10 @@ static __always_inline struct proc *current_proc(u32 tgid) {
     struct proc *p = find_proc(tgid);
     if (p)
         return p;
+    int zero = 0;
+    u32 *on = enabled.lookup(&zero);
+    if (!on || !*on)
+        return 0;   // userspace has not filled `specs` yet: newcomers wait (no half-recorded process)
     p = new_proc(tgid);
     if (!p)
         return 0;

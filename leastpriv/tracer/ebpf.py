@@ -377,7 +377,8 @@ class _Session:
         defs = {
             "MODE_CGROUP": mode_cgroup, "CGROUP_ID": f"{cg_id}ULL", "CGROUP_LEVEL": cg_level,
             "COMPAT_X86": int(syscalls.host_arch() == "x86_64"), "HAVE_GROUP_DEAD": int(have_group_dead),
-            "CAP_KPROBE": cap_kprobe, "SLOTS": SLOTS, "NARCH": NARCH, "PIDMAP_SIZE": self.pidmap_size, "USER_SLOTS": USER_SLOTS, "PER_CPU": self.per_cpu,
+            "CAP_KPROBE": cap_kprobe, "SLOTS": SLOTS, "NARCH": NARCH,
+            "PIDMAP_SIZE": self.pidmap_size, "USER_SLOTS": USER_SLOTS, "PER_CPU": self.per_cpu,
             "MAX_PROCS": USER_SLOTS + self.per_cpu * self.ncpu, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
             **kernel_offsets(),
         }
@@ -413,6 +414,8 @@ class _Session:
         self.compile_seconds = time.monotonic() - t0
         EbpfBackend.last_startup = self.compile_seconds
         self._fill_specs()
+        en = self.bpf[b"enabled"]
+        en[en.Key(0)] = en.Leaf(1)
         self.procs = self.bpf[b"procs"]
         self.pidmap = self.bpf[b"pidmap"]
         self.bpf[b"events"].open_ring_buffer(self._on_event)

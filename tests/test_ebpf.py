@@ -340,3 +340,9 @@ def test_kernel_drops_are_counted_and_reported_never_silent(tmp_path):
     assert any("ring buffer full" in n for n in rec.notes)
     assert "dropped" in proc.stderr and "lossy" in proc.stderr
     assert rec.syscalls["x86_64"]["openat"].count >= 400
+
+
+def test_auto_picks_ebpf_as_root_and_says_why(tmp_path):
+    proc = lp("learn", "-o", str(tmp_path / "a.json"), "--", "true")
+    assert proc.returncode == 0, proc.stderr
+    assert "backend ebpf (auto: root and bcc usable)" in proc.stderr

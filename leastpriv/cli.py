@@ -125,7 +125,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     target = Command(command) if command else Pid(pid) if pid is not None else Cgroup(cgroup)
     existing = Profile.load(output) if os.path.exists(output) else None   # fail before running anything
     if command:
-        from .tracer.command import resolve_command
+        from .command import resolve_command
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
     chosen, why = select.choose(backend, target)
     console.info(why)

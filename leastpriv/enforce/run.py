@@ -28,7 +28,6 @@ import ctypes
 import errno as _errno
 import os
 import select
-import shutil
 import signal
 import sys
 import time
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import constants, syscalls
+from ..command import resolve_command as _resolve
 from ..errors import UserError
 
 FORWARD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
@@ -84,17 +84,7 @@ def resolve_command(argv: tuple[str, ...]) -> str:
     """The executable for argv[0], or a UserError (127 not found, 126 not executable)."""
     if not argv:
         raise UserError("run: no command given (leastpriv run --profile P -- CMD ...)")
-    cmd = argv[0]
-    if "/" in cmd:
-        if not os.path.exists(cmd):
-            raise UserError(f"{cmd}: command not found", exit_code=127)
-        if os.path.isdir(cmd) or not os.access(cmd, os.X_OK):
-            raise UserError(f"{cmd}: permission denied (not an executable file)", exit_code=126)
-        return cmd
-    path = shutil.which(cmd)
-    if path is None:
-        raise UserError(f"{cmd}: command not found", exit_code=127)
-    return path
+    return _resolve(argv[0])
 
 
 def _status_of(wstatus: int) -> int:

@@ -83,7 +83,7 @@ from .. import syscalls
 from ..errors import UserError
 from . import ptrace_abi as abi
 from .base import Backend, Command, Target, TraceOptions
-from .command import resolve_command
+from ..command import resolve_command
 from .recording import Endpoint, Recording, RecordingBuilder
 
 NO_SECCOMP_ENV = "LEASTPRIV_PTRACE_NO_SECCOMP"

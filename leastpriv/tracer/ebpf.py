@@ -178,9 +178,10 @@ def _cache_dir() -> Path:
 
 def kernel_offsets() -> dict[str, int]:
     """task_struct offsets the BPF program needs, from the running kernel's BTF (cached)."""
-    st = os.stat("/sys/kernel/btf/vmlinux")
-    key = f"{platform.release()}-{st.st_size}"
-    cache = _cache_dir() / f"btf-offsets-{key}.json"
+    import hashlib
+    with open("/sys/kernel/btf/vmlinux", "rb") as f:   # keyed by the BTF itself: a rebuilt kernel misses
+        key = hashlib.blake2b(f.read(), digest_size=12).hexdigest()
+    cache = _cache_dir() / f"btf-offsets-{platform.release()}-{key}.json"
     try:
         return json.loads(cache.read_text())
     except (OSError, ValueError):

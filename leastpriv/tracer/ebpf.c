@@ -467,7 +467,7 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
     u32 w = (slot >> 6) & (WORDS - 1);
     u64 bit = 1ULL << (slot & 63);
     if (!(p->seen[w] & bit)) {
-        p->seen[w] |= bit;
+        __sync_fetch_and_or(&p->seen[w], bit);   // atomic: threads of one process share the bitmap
         int zero = 0;
         u64 *cal = calib.lookup(&zero);
         if (cal && *cal == 0) {   // once: where a task's saved user registers sit on its kernel stack

@@ -531,7 +531,6 @@ class _Session:
         e = ct.cast(data, ct.POINTER(EvPath if kind in (EV_PATH, EV_ADDR) else EvBig)).contents
         if kind == EV_EXEC:
             filename = e.text()
-            old = e.nr if e.nr else e.tgid
             self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
             exe = _deleted(_readlink(f"/proc/{e.tgid}/exe"))
             path = self._resolve(e.tgid, e.tid, -100, filename)
@@ -543,7 +542,6 @@ class _Session:
                 self.exe[(e.tgid, e.gen + 1)] = exe or path
             else:
                 self.unresolved += 1
-            del old
         elif kind == EV_EXIT:
             self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
             self.live.discard(e.tgid)

@@ -399,7 +399,10 @@ class _Session:
                 finally:
                     os.dup2(saved, 2)
         except Exception as exc:
-            raise UserError(f"--backend ebpf: the BPF program does not load here: {exc}") from None
+            build = os.path.realpath(f"/lib/modules/{platform.release()}/build")
+            raise UserError(f"--backend ebpf: the BPF program does not load here ({exc}); bcc compiled it "
+                            f"against the headers in {build}: if they do not suit this kernel, install "
+                            f"linux-headers-$(uname -r) or re-run `make install`; else use --backend ptrace") from None
         finally:
             os.close(saved)
         if cap_kprobe and os.environ.get("LEASTPRIV_EBPF_CAP_KPROBE") == "compile-only":

@@ -417,6 +417,8 @@ class _Session:
                 builder.note(f"capability checks not recorded: cannot attach kprobes to cap_capable ({exc})")
         self.compile_seconds = time.monotonic() - t0
         EbpfBackend.last_startup = self.compile_seconds
+        if options.progress:
+            options.progress({"bpf": f"compiled and attached in {self.compile_seconds:.2f} s"})
         self._fill_specs()
         en = self.bpf[b"enabled"]
         en[en.Key(0)] = en.Leaf(1)

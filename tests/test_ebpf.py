@@ -18,7 +18,7 @@ from leastpriv.learner.profile import Profile
 from leastpriv.tracer.recording import Recording
 
 from .conftest import lp, need_root, which
-from .lp_strace import without_syscall
+from .learning import without_syscall
 
 pytestmark = pytest.mark.timeout(120)
 TIMING = {"futex"}

@@ -14,7 +14,7 @@ import pytest
 from leastpriv.exporters import seccomp_model as sm
 
 from .conftest import ROOT, lp, need_root
-from .lp_strace import PYTHON, learn_httpd, learn_profile, serve, with_rules, without_syscall
+from .learning import PYTHON, learn_httpd, learn_profile, serve, with_rules, without_syscall
 
 
 def _save(profile, tmp_path, name="p.json"):

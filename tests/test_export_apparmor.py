@@ -9,7 +9,7 @@ import pytest
 from leastpriv.exporters.apparmor import glob_path
 
 from .conftest import lp, which
-from .lp_strace import PYTHON, learn_httpd, learn_profile, with_rules
+from .learning import PYTHON, learn_httpd, learn_profile, with_rules
 
 
 def _parse(text: str, tmp_path, name="profile") -> subprocess.CompletedProcess:

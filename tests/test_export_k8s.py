@@ -13,7 +13,7 @@ import yaml
 from jsonschema.validators import Draft7Validator
 
 from .conftest import SHARED, lp
-from .lp_strace import PYTHON, learn_httpd
+from .learning import PYTHON, learn_httpd
 
 SPO = SHARED / "security-profiles-operator"
 

@@ -9,7 +9,7 @@ import pytest
 from leastpriv.exporters.landlock import FS_RIGHTS, NET_RIGHTS, SCOPES, ruleset
 
 from .conftest import lp
-from .lp_strace import PYTHON, learn_httpd
+from .learning import PYTHON, learn_httpd
 
 KEYS = {"abi", "ruleset", "pathBeneath", "netPort"}
 

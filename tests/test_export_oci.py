@@ -12,7 +12,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from .conftest import SHARED, lp
-from .lp_strace import learn_profile
+from .learning import learn_profile
 
 SPEC = SHARED / "oci-runtime-spec"
 

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from .conftest import lp, which
-from .lp_strace import learn_httpd
+from .learning import learn_httpd
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from leastpriv.learner.profile import Profile
 from leastpriv.tracer.recording import Recording
 
 from .conftest import WORKLOADS, lp, need_root
-from .lp_strace import PYTHON, without_syscall
+from .learning import PYTHON, without_syscall
 
 EPERM = os.strerror(1)   # "Operation not permitted"
 

@@ -6,11 +6,9 @@ Exit codes (README has the table): a command's own status for learn/run
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
-from pathlib import Path
 
 import click
 

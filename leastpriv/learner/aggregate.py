@@ -9,7 +9,7 @@ from typing import Iterable
 
 from .. import constants, syscalls
 from ..tracer.recording import Recording
-from .profile import FACT_KINDS, Profile, empty_facts
+from .profile import Profile, empty_facts
 
 # --- one recording as facts -------------------------------------------------
 

@@ -34,10 +34,7 @@ import json
 import os
 import platform
 import select
-import shutil
 import signal
-import socket
-import struct
 import sys
 import threading
 import time
@@ -45,9 +42,11 @@ from importlib import resources
 from pathlib import Path
 
 from .. import constants, syscalls
+from ..command import resolve_command
 from ..errors import UserError
 from .base import Backend, Cgroup, Command, Pid, Target, TraceOptions
 from .recording import CapCheck, Endpoint, Recording, RecordingBuilder
+from .sockaddr import endpoint
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 CGROUP2_MAGIC = 0x63677270
@@ -721,49 +720,7 @@ class _Session:
 
 
 def _endpoint(op: str, raw: bytes, sock: SockInfo) -> Endpoint | None:
-    if len(raw) < 2:
-        return None
-    fam = struct.unpack_from("=H", raw, 0)[0]
-    fam_name = constants.name_of("socket_family", fam) or str(fam)
-    stype = sock.type & 0xF if sock.type != 0xFFFFFFFF else None
-    proto = "unknown"
-    if fam in (socket.AF_INET, socket.AF_INET6) and stype is not None:
-        proto = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp", socket.SOCK_RAW: "raw"}.get(stype, "unknown")
-        if stype == socket.SOCK_DGRAM and sock.protocol in (1, 58):
-            proto = "icmp"
-    elif fam == socket.AF_UNIX and stype is not None:
-        proto = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket"}.get(
-            stype, "unknown")
-    if fam == socket.AF_INET and len(raw) >= 8:
-        port = struct.unpack_from("!H", raw, 2)[0]
-        return Endpoint(op, fam_name, socket.inet_ntop(socket.AF_INET, raw[4:8]), port, proto)
-    if fam == socket.AF_INET6 and len(raw) >= 24:
-        port = struct.unpack_from("!H", raw, 2)[0]
-        return Endpoint(op, fam_name, socket.inet_ntop(socket.AF_INET6, raw[8:24]), port, proto)
-    if fam == socket.AF_UNIX:
-        p = raw[2:]
-        if not p:
-            return Endpoint(op, fam_name, "", None, proto)  # autobind
-        if p[0] == 0:
-            return Endpoint(op, fam_name, "@" + p[1:].rstrip(b"\0").decode(errors="replace"), None, proto)
-        return Endpoint(op, fam_name, p.split(b"\0", 1)[0].decode(errors="surrogateescape"), None, proto)
-    return Endpoint(op, fam_name, "", None, proto)
-
-
-def _resolve_command(argv: tuple[str, ...]) -> str:
-    if not argv:
-        raise UserError("learn: no command given")
-    prog = argv[0]
-    if "/" in prog:
-        if not os.path.exists(prog):
-            raise UserError(f"{prog}: command not found", exit_code=127)
-        if os.path.isdir(prog) or not os.access(prog, os.X_OK):
-            raise UserError(f"{prog}: not executable", exit_code=126)
-        return prog
-    found = shutil.which(prog)
-    if found is None:
-        raise UserError(f"{prog}: command not found", exit_code=127)
-    return found
+    return endpoint(op, raw, None if sock.type == 0xFFFFFFFF else sock.type, sock.protocol)
 
 
 def _alive(pid: int) -> bool:
@@ -891,7 +848,9 @@ class EbpfBackend(Backend):
 
     # -- a command --------------------------------------------------------
     def _trace_command(self, target: Command, options: TraceOptions) -> Recording:
-        path = _resolve_command(target.argv)
+        if not target.argv:
+            raise UserError("learn: no command given")
+        path = resolve_command(target.argv[0])
         keep = _open_fds()
         builder = RecordingBuilder(target.argv, "ebpf", target="cmd")
         sess = _Session(target, options, builder)

@@ -73,7 +73,6 @@ import errno
 import gc
 import os
 import signal
-import socket
 import sys
 import time
 import traceback
@@ -84,7 +83,8 @@ from ..errors import UserError
 from . import ptrace_abi as abi
 from .base import Backend, Command, Target, TraceOptions
 from ..command import resolve_command
-from .recording import Endpoint, Recording, RecordingBuilder
+from .sockaddr import endpoint
+from .recording import Recording, RecordingBuilder
 
 NO_SECCOMP_ENV = "LEASTPRIV_PTRACE_NO_SECCOMP"
 SAMPLE_FIRST = 8
@@ -110,8 +110,6 @@ _PATH_OPS = {
     "mknod": ((None, 0, "create"),), "mknodat": ((0, 1, "create"),),
     "truncate": ((None, 0, "write"),), "truncate64": ((None, 0, "write"),),
 }
-_SOCK_PROTO = {1: "tcp", 2: "udp", 3: "raw", 5: "sctp"}     # SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET
-_UNIX_PROTO = {1: "stream", 2: "dgram", 5: "seqpacket"}
 
 
 def _no_new_privs(pid) -> bool:
@@ -714,7 +712,8 @@ class _Session:
                 ino = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 ino = ""
-            ep = parse_sockaddr(e[NAME][1], raw, self.sock_types.get(ino), self._cwd(pid))
+            sock = self.sock_types.get(ino)
+            ep = endpoint(e[NAME][1], raw, sock[1] if sock else None, None, self._cwd(pid))
             if ep is not None:
                 self.b.endpoint(ep)
                 if ep.family == "AF_UNIX" and ep.address.startswith("/"):
@@ -793,27 +792,3 @@ class _Session:
             b.arg(arch, name, vals, n)
 
 
-def parse_sockaddr(op: str, raw: bytes, sock: tuple[int, int] | None, cwd: str = "") -> Endpoint | None:
-    """bind/connect's struct sockaddr -> Endpoint (AF_INET, AF_INET6, AF_UNIX incl. abstract); None for others."""
-    if len(raw) < 2:
-        return None
-    fam = int.from_bytes(raw[:2], sys.byteorder)
-    stype = sock[1] if sock else 0
-    if fam == socket.AF_INET and len(raw) >= 8:
-        return Endpoint(op, "AF_INET", socket.inet_ntop(socket.AF_INET, raw[4:8]), int.from_bytes(raw[2:4], "big"),
-                        _SOCK_PROTO.get(stype, "unknown"))
-    if fam == socket.AF_INET6 and len(raw) >= 24:
-        return Endpoint(op, "AF_INET6", socket.inet_ntop(socket.AF_INET6, raw[8:24]),
-                        int.from_bytes(raw[2:4], "big"), _SOCK_PROTO.get(stype, "unknown"))
-    if fam == socket.AF_UNIX:
-        path = raw[2:]
-        if not path:
-            return None     # autobind
-        if path[0] == 0:
-            name = "@" + path[1:].decode("utf-8", "backslashreplace").rstrip("\0")
-        else:
-            name = path.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            if not name.startswith("/") and cwd:
-                name = os.path.normpath(os.path.join(cwd, name))
-        return Endpoint(op, "AF_UNIX", name, None, _UNIX_PROTO.get(stype, "unknown"))
-    return None

@@ -1,0 +1,53 @@
+"""struct sockaddr (as a tracer copies it from the workload) -> Endpoint, for every backend."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from .. import constants
+from .recording import Endpoint
+
+_INET_PROTO = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp", socket.SOCK_RAW: "raw",
+               socket.SOCK_SEQPACKET: "sctp"}
+_UNIX_PROTO = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket"}
+_ICMP = (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6)
+
+
+def endpoint(op: str, raw: bytes, sock_type: int | None = None, protocol: int | None = None,
+             cwd: str = "") -> Endpoint | None:
+    """bind/connect's address as an Endpoint.
+
+    AF_INET/AF_INET6 give address and port, AF_UNIX a path (made absolute
+    against ``cwd``) or ``@name`` for the abstract namespace; other families
+    are kept by name without an address. ``sock_type``/``protocol`` are the
+    socket's (when the tracer knows them) and name the protocol: tcp, udp,
+    raw, icmp (ping sockets), or stream/dgram/seqpacket for unix sockets.
+    None for an autobind (empty unix address) or a buffer too short to hold a family.
+    """
+    if len(raw) < 2:
+        return None
+    fam = int.from_bytes(raw[:2], sys.byteorder)
+    stype = None if sock_type is None else sock_type & 0xF
+    if fam in (socket.AF_INET, socket.AF_INET6):
+        proto = _INET_PROTO.get(stype, "unknown")
+        if stype == socket.SOCK_DGRAM and protocol in _ICMP:
+            proto = "icmp"
+        port = int.from_bytes(raw[2:4], "big")
+        if fam == socket.AF_INET and len(raw) >= 8:
+            return Endpoint(op, "AF_INET", socket.inet_ntop(socket.AF_INET, raw[4:8]), port, proto)
+        if fam == socket.AF_INET6 and len(raw) >= 24:
+            return Endpoint(op, "AF_INET6", socket.inet_ntop(socket.AF_INET6, raw[8:24]), port, proto)
+        return None
+    if fam == socket.AF_UNIX:
+        path = raw[2:]
+        if not path:
+            return None     # autobind: no address to allow
+        if path[0] == 0:
+            name = "@" + path[1:].rstrip(b"\0").decode("utf-8", "backslashreplace")
+        else:
+            name = path.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            if not name.startswith("/") and cwd:
+                name = os.path.normpath(os.path.join(cwd, name))
+        return Endpoint(op, "AF_UNIX", name, None, _UNIX_PROTO.get(stype, "unknown"))
+    return Endpoint(op, constants.name_of("socket_family", fam) or str(fam), "", None, "unknown")

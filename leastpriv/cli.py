@@ -7,7 +7,6 @@ Exit codes (README has the table): a command's own status for learn/run
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
@@ -33,6 +32,12 @@ class Group(click.Group):
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(141)
+        except OSError as exc:
+            if not exc.filename:   # not about a file the user named: a bug, keep the traceback
+                raise
+            console.err.print(f"[red]leastpriv: error:[/] {exc.filename}: {exc.strerror or exc}", markup=True,
+                              highlight=False)
+            sys.exit(2)
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
@@ -66,7 +71,8 @@ def main() -> None:
                    "instead of up to ~90 µs, but the workload gets one CPU); 'any' leaves the scheduler alone.")
 @click.option("--pid", type=int, default=None, help="Attach to a running process and its descendants (ebpf).")
 @click.option("--cgroup", type=click.Path(), default=None, help="Record every process in this cgroup v2 (ebpf).")
-@click.option("--duration", type=float, default=None, help="With --pid/--cgroup: stop after SECONDS (default: Ctrl-C).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --pid/--cgroup: stop after SECONDS (default: Ctrl-C).")
 @click.option("--save-recording", type=click.Path(dir_okay=False), default=None,
               help="Also write this run's raw Recording (for merge).")
 @click.option("--json", "as_json", is_flag=True, help="Print what this run added as JSON on stdout.")
@@ -98,7 +104,10 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     from .learner.profile import Profile
     from .tracer import select
     from .tracer.base import Cgroup, Command, Pid, TraceOptions
+    from .ui.output import refuse_special
 
+    if save_recording:
+        refuse_special(save_recording, "recording")
     command = tuple(command)
     if command and command[0] == "--":
         command = command[1:]
@@ -106,9 +115,9 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         from .container.cli_impl import learn_container_cmd
         if pid is not None or cgroup:
             raise UserError("learn: --bundle/--image cannot be combined with --pid/--cgroup")
+        existing = Profile.load_existing(output)   # fail before running anything
         rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
                                   duration=duration)
-        existing = Profile.load(output) if os.path.exists(output) else None
         if save_recording:
             rec.save(save_recording)
         profile, added = aggregate.add_recording(existing, rec)
@@ -121,7 +130,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     if cpu not in ("same", "any") and not cpu.isdigit():
         raise UserError(f"--cpu: expected same, any or a CPU number, got {cpu!r}")
     target = Command(command) if command else Pid(pid) if pid is not None else Cgroup(cgroup)
-    existing = Profile.load(output) if os.path.exists(output) else None   # fail before running anything
+    existing = Profile.load_existing(output)   # fail before running anything
     if command:
         from .command import resolve_command
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
@@ -231,8 +240,9 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
     (128+N if signal N killed it); 127 if COMMAND is not found.
     """
     from .enforce.run import RunOptions, run
-    from .fileio import dumps, write_atomic
+    from .fileio import dumps
     from .learner.profile import Profile
+    from .ui.output import write_output
 
     command = tuple(command)
     if command and command[0] == "--":
@@ -253,7 +263,7 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
         else:
             console.info("complain mode: the profile denied nothing in this run")
     if report:
-        write_atomic(report, dumps({"profile": profile_path, "command": list(command), **result.to_json()}))
+        write_output(report, dumps({"profile": profile_path, "command": list(command), **result.to_json()}))
     sys.exit(result.status)
 
 
@@ -301,8 +311,8 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
       leastpriv export app.lp.json --format systemd -o /etc/systemd/system/app.service.d/leastpriv.conf
     """
     from .exporters import base
-    from .fileio import write_atomic
     from .learner.profile import Profile
+    from .ui.output import write_output
 
     profile = Profile.load(profile_path)
     exporter = base.get(fmt)
@@ -315,7 +325,7 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
     for note in result.notes:
         console.info(note)
     if output:
-        write_atomic(output, result.text)
+        write_output(output, result.text)
         console.info(f"wrote {output} ({fmt})")
     elif not result.written:
         click.echo(result.text, nl=False)
@@ -330,7 +340,7 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
 @click.option("--runtime", type=click.Choice(["runc", "crun", "none"]), default="runc", show_default=True,
               help="Runtime base added to the filter (none: only what the workload needs; runc then fails to start).")
 @click.option("--network", type=click.Choice(["loopback", "none"]), default="loopback", show_default=True)
-@click.option("--duration", type=float, default=120, show_default=True,
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=120, show_default=True,
               help="Stop each run after SECONDS (SIGTERM; for servers) and compare how both runs ended.")
 @click.option("--json", "as_json", is_flag=True, help="The verdict as JSON on stdout.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -374,12 +384,15 @@ def merge(inputs, output, as_json):
     \b
     Examples:
       leastpriv merge web-a.json web-b.json -o web.json
-      leastpriv learn --save-recording run1.rec.json -o /dev/null -- ./app
+      leastpriv learn --save-recording run1.rec.json -o scratch.json -- ./app
       leastpriv merge baseline.json run1.rec.json -o baseline.json
     """
     from .learner import aggregate
     from .learner.profile import load_profile_or_recording
 
+    from .ui.output import refuse_special
+
+    refuse_special(output, "profile")
     items = [load_profile_or_recording(p) for p in inputs]
     profile = aggregate.merge(items)
     profile.save(output)
@@ -447,10 +460,10 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
       leastpriv check --baseline app.lp.json --format sarif -- ./app > leastpriv.sarif
       leastpriv check --baseline app.lp.json --format github -- ./app   # GitHub annotations
     """
-    from .fileio import write_atomic
     from .learner.check import check as do_check
     from .learner.profile import load_profile_or_recording
     from .ui import formats
+    from .ui.output import write_output
 
     try:
         from .learner.diff import as_profile
@@ -461,6 +474,9 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
             args, dashdash = args[1:], True
         if not args:
             raise UserError("check: give NEW (a profile or recording) or -- CMD")
+        if save_recording:
+            from .ui.output import refuse_special
+            refuse_special(save_recording, "recording")
         if dashdash or len(args) > 1:
             rec, _agg = _check_learn(args, backend)
             if save_recording:
@@ -479,15 +495,18 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
     if fmt == "rich":
         from .ui.check import render_check
         if output:
+            import io
+
             from rich.console import Console
-            with open(output, "w") as fh:
-                render_check(result, baseline, Console(file=fh, highlight=False, soft_wrap=True))
+            buf = io.StringIO()
+            render_check(result, baseline, Console(file=buf, highlight=False, soft_wrap=True))
+            write_output(output, buf.getvalue())
         else:
             render_check(result, baseline)
     else:
         text = formats.RENDER[fmt](result, baseline)
         if output:
-            write_atomic(output, text)
+            write_output(output, text)
         else:
             click.echo(text, nl=not text.endswith("\n"))
     if result["dangerous"]:
@@ -546,7 +565,6 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
       leastpriv review app.lp.json --format json | jq '.docker'
       sudo leastpriv review --image app.tar --format json
     """
-    from .learner.profile import Profile
     from .learner.review import review as do_review
 
     if image:   # container image review: leastpriv/container/review.py

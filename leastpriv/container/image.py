@@ -121,7 +121,9 @@ class ImageSource:
                 for m in self._tar.getmembers():
                     self._members.setdefault(_clean_archive_name(m.name), m)
             except (tarfile.TarError, OSError, EOFError) as exc:
-                raise UserError(f"{self.path}: not an image archive (tar): {exc}") from None
+                why = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__
+                raise UserError(f"{self.path}: not an image archive (an OCI layout or docker save tar): {why}") \
+                    from None
         else:
             raise UserError(f"{self.path}: no such image (expected an OCI layout or a docker save archive)")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import mmap
 import os
 import select
 import signal
@@ -143,8 +144,14 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
     return prep
 
 
-def _child(path: str, argv: tuple[str, ...], env: dict, prep: _Prepared, status_w: int, go_r: int | None) -> None:
-    """In the forked child: never returns."""
+def _child(path: str, argv: tuple[str, ...], env: dict, prep: _Prepared, status_w: int, go_r: int | None,
+           shm: mmap.mmap) -> None:
+    """In the forked child: never returns.
+
+    A failure is reported on ``status_w`` and, first, as one byte in the shared
+    page ``shm`` (errno, or 255): once the filter is loaded the profile may deny
+    ``write`` itself, and a store to shared memory needs no syscall.
+    """
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         # Python ignores these two; exec keeps "ignored". Dispositions inherited from leastpriv's
@@ -162,11 +169,13 @@ def _child(path: str, argv: tuple[str, ...], env: dict, prep: _Prepared, status_
             os.read(go_r, 1)   # complain: the parent has taken the listener
         os.execve(bpath, bargv, benv)
     except OSError as exc:
+        shm[0] = exc.errno if exc.errno and 0 < exc.errno < 255 else 255
         try:
             os.write(status_w, f"exec {exc.errno} {exc.strerror}\n".encode())
         finally:
             os._exit(126 if exc.errno in (_errno.EACCES, _errno.ENOEXEC, _errno.EPERM) else 127)
     except BaseException as exc:  # noqa: BLE001 - report anything, never return into the parent's code
+        shm[0] = 255
         try:
             os.write(status_w, f"error {type(exc).__name__}: {exc}\n".encode())
         finally:
@@ -235,6 +244,7 @@ def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
     go_r = go_w = None
     if complain:
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    shm = mmap.mmap(-1, 1)   # MAP_SHARED|MAP_ANONYMOUS: the child's failure byte (see _child)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, (*FORWARD, signal.SIGCHLD))
     try:
         sys.stdout.flush()
@@ -244,18 +254,20 @@ def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
             os.close(status_r)
             if go_w is not None:
                 os.close(go_w)
-            _child(path, argv, env, prep, status_w, go_r)
+            _child(path, argv, env, prep, status_w, go_r, shm)
         os.close(status_w)
         if go_r is not None:
             os.close(go_r)
         for fd in prep.fds:
             os.close(fd)
-        return _supervise(pid, prep, status_r, go_w, complain)
+        return _supervise(pid, prep, status_r, go_w, complain, shm)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        shm.close()
 
 
-def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, complain: bool) -> RunResult:
+def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, complain: bool,
+               shm: mmap.mmap) -> RunResult:
     complaints = _Complaints()
     listener = None
     pidfd = None
@@ -349,6 +361,11 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
                             exit_code=exited if exited in (126, 127) else 126)
         if kind == "error":
             raise UserError(f"run: cannot confine the command: {rest}", exit_code=126)
+    if shm[0]:   # the child failed but its report was lost: the filter denied write()
+        en = shm[0]
+        what = (f"{os.strerror(en)} ({_errno.errorcode.get(en, en)})" if en != 255 else "an error in leastpriv's child")
+        raise UserError(f"run: cannot execute the command: {what}; the profile's filter also denied reporting "
+                        "the details (write)", exit_code=exited if exited in (126, 127) else 126)
     return RunResult(exited if exited is not None else 126, complaints.result(), tuple(notes), tuple(prep.applied))
 
 

@@ -19,6 +19,7 @@ Layout (format "leastpriv-profile", version 1)::
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -109,6 +110,26 @@ class Profile:
     @classmethod
     def load(cls, path: str) -> "Profile":
         return cls.from_json(read_json(path, "profile"), str(path))
+
+    @classmethod
+    def load_existing(cls, path: str) -> "Profile | None":
+        """The profile at ``path`` that a new run will be added to, None if there is none yet.
+
+        Checked before anything is traced: a directory that cannot hold the
+        profile is an error now, not after the run.
+        """
+        if os.path.lexists(path):
+            if not os.path.isfile(path):   # /dev/null, a fifo: the atomic rename would replace it
+                raise UserError(f"{path}: not a regular file: the profile is written by renaming a new file "
+                                "over it")
+            return cls.load(path)
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            why = "is not a directory" if os.path.lexists(parent) else "does not exist"
+            raise UserError(f"{path}: cannot write the profile: {parent} {why}")
+        if not os.access(parent, os.W_OK):
+            raise UserError(f"{path}: cannot write the profile: {parent} is not writable")
+        return None
 
 
 def load_profile_or_recording(path: str):

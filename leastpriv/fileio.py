@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,39 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int | None = 
         raise
 
 
+try:
+    import orjson as _orjson
+    _ORJSON_OPTS = (_orjson.OPT_INDENT_2 | _orjson.OPT_SORT_KEYS | _orjson.OPT_APPEND_NEWLINE
+                    | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_DATETIME
+                    | _orjson.OPT_PASSTHROUGH_SUBCLASS)
+except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib path gives the same bytes
+    _orjson = None
+
+# Where orjson's text could differ from json.dumps: a byte json would escape (non-ASCII, DEL) or a
+# float in exponent notation (json: 1e-06 / 1e+16, orjson: 1e-6 / 1e16). A number token is the only
+# place where an exponent's digits can be followed by "," or a newline (a string ends with a quote).
+_EXPONENT = re.compile(rb"e[-+]?[0-9]+,?\n")
+
+
 def dumps(obj: Any) -> str:
-    """The project's one JSON style: sorted keys, two-space indent, final newline."""
+    """The project's one JSON style: sorted keys, two-space indent, final newline.
+
+    The text is exactly ``json.dumps(obj, indent=2, sort_keys=True) + "\\n"`` (tests/test_fileio.py
+    proves it). Python's json encoder is pure Python when it indents (~0.13 s for a profile of 9,000
+    files), so orjson (Rust, ~5 ms) writes it whenever its output is provably the same: str keys only,
+    ints within 64 bits, no surrogates, no dataclass/subclass objects (orjson refuses those here), and
+    none of the bytes or float forms above; anything else takes json.dumps. One difference remains
+    by design: NaN/Infinity floats (invalid JSON that json.dumps writes) come out as null; leastpriv's
+    data has none.
+    """
+    if _orjson is not None:
+        try:
+            raw = _orjson.dumps(obj, option=_ORJSON_OPTS)
+        except TypeError:   # orjson.JSONEncodeError: a type or value only json.dumps writes
+            pass
+        else:
+            if raw.isascii() and b"\x7f" not in raw and _EXPONENT.search(raw) is None:
+                return raw.decode("ascii")
     return json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
 

@@ -1,0 +1,65 @@
+"""fileio.dumps writes exactly json.dumps(indent=2, sort_keys=True) + newline, fast or not."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from leastpriv import fileio
+from tests.conftest import lp
+
+
+def _ref(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+EDGE = [
+    {}, [], "", 0, None, True, 1.5, {"a": {}, "b": [], "c": [{}], "d": [[]]},
+    {"z": 1, "a": 2, "M": 3, "_": 4, "a b": 5, "10": 6, "9": 7},
+    # strings json escapes: non-ASCII, DEL, every control character, quotes, backslash, slash
+    {"path": "/tmp/caf\u00e9/\u65e5\u672c/\U0001f600", "del": "a\x7fb", "ctl": "".join(map(chr, range(32))),
+     "q": "say \"hi\" \\ back/slash", "sep": "x: 1e-6,", "hex": "3e5 1e16"},
+    {"bad": "surrogate \udcff from a non-UTF-8 file name"},
+    # floats: plain, shortest-repr, exponent forms that orjson writes differently
+    {"t": 1763838000.1234567, "f": [0.1, 2.5, -0.0, 1e15, 123456.789, 1e-4]},
+    {"e": [1e16, 1.5e300, 4e-06, 5e-324, -2.7e-07], "x": 1e-05},
+    # ints: 64-bit edges and beyond (orjson refuses > 64 bits)
+    {"i": [2**63 - 1, -2**63, 2**64 - 1, 2**64, -2**63 - 1, 10**30]},
+    # keys json converts: int, bool, None, float
+    {1: "a", 2: "b", 10: "c"}, {True: 1, False: 2}, {"v": (1, 2, (3,))},
+]
+
+
+@pytest.mark.parametrize("obj", EDGE, ids=range(len(EDGE)))
+def test_dumps_identical_to_json_dumps(obj):
+    assert fileio.dumps(obj) == _ref(obj)
+
+
+def test_dumps_refuses_what_json_refuses():
+    for bad in ({"s": {1, 2}}, {"o": object()}, {(1, 2): 3}):
+        with pytest.raises(TypeError):
+            fileio.dumps(bad)
+        with pytest.raises(TypeError):
+            _ref(bad)
+
+
+def test_real_profile_identical_and_fast(tmp_path):
+    """A profile of ~1,000 files learned from a real run: the same bytes, written fast."""
+    prof = tmp_path / "p.json"
+    r = lp("learn", "--backend", "ptrace", "-o", str(prof), "--", "tar", "-cf", str(tmp_path / "o.tar"),
+           "-C", "/usr/include/linux", ".")
+    assert r.returncode == 0, r.stderr
+    text = prof.read_text()
+    d = json.loads(text)
+    assert len(d["facts"]["files"]) > 500
+    assert text == _ref(d) == fileio.dumps(d)
+    big = {**d, "facts": {**d["facts"], "files": {f"/f/{i}/{p}": e for i in range(8) for p, e in d["facts"]["files"].items()}}}
+    t = time.perf_counter()
+    out = fileio.dumps(big)
+    fast = time.perf_counter() - t
+    t = time.perf_counter()
+    assert out == _ref(big)
+    slow = time.perf_counter() - t
+    if fileio._orjson is not None:
+        assert fast < slow / 3, (fast, slow)

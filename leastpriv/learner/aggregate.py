@@ -4,10 +4,10 @@ All functions are pure: they take Profiles/Recordings and return new ones.
 """
 from __future__ import annotations
 
-import copy
 from typing import Iterable
 
 from .. import constants, syscalls
+from ..fileio import copy_json
 from ..tracer.recording import Recording
 from .profile import Profile, empty_facts
 
@@ -84,12 +84,12 @@ def run_info(rec: Recording) -> dict:
 
 def merge_facts(a: dict, b: dict) -> dict:
     """Union of two fact sets: counts and runs add up, sets unite."""
-    out = copy.deepcopy(a)
+    out = copy_json(a)
     for arch, table in b.get("syscalls", {}).items():
         dst = out["syscalls"].setdefault(arch, {})
         for n, s in table.items():
             if n not in dst:
-                dst[n] = copy.deepcopy(s)
+                dst[n] = copy_json(s)
                 continue
             d = dst[n]
             for k in ("count", "results", "ok", "runs"):
@@ -107,12 +107,12 @@ def merge_facts(a: dict, b: dict) -> dict:
                 if v in by_val:
                     by_val[v] = {**by_val[v], "count": by_val[v]["count"] + e["count"], "runs": by_val[v]["runs"] + e["runs"]}
                 else:
-                    by_val[v] = copy.deepcopy(e)
+                    by_val[v] = copy_json(e)
             dst[n] = [by_val[v] for v in sorted(by_val)]
     for cap, e in b.get("capabilities", {}).items():
         d = out["capabilities"].get(cap)
         if d is None:
-            out["capabilities"][cap] = copy.deepcopy(e)
+            out["capabilities"][cap] = copy_json(e)
             continue
         for k in ("granted", "denied", "audited", "noaudit", "needed", "runs"):
             if k in d or k in e:
@@ -122,7 +122,7 @@ def merge_facts(a: dict, b: dict) -> dict:
         d["inferred"] = d.get("inferred", False) and e.get("inferred", False)
     for p, e in b.get("files", {}).items():
         d = out["files"].get(p)
-        out["files"][p] = copy.deepcopy(e) if d is None else {
+        out["files"][p] = copy_json(e) if d is None else {
             "access": sorted(set(d["access"]) | set(e["access"])), "runs": d["runs"] + e["runs"]}
     for p, e in b.get("execs", {}).items():
         d = out["execs"].get(p)
@@ -130,7 +130,7 @@ def merge_facts(a: dict, b: dict) -> dict:
     net = {_net_key(e): e for e in out["network"]}
     for e in b.get("network", []):
         k = _net_key(e)
-        net[k] = copy.deepcopy(e) if k not in net else {**net[k], "runs": net[k]["runs"] + e["runs"]}
+        net[k] = copy_json(e) if k not in net else {**net[k], "runs": net[k]["runs"] + e["runs"]}
     out["network"] = [net[k] for k in sorted(net)]
     for exe, t in b.get("executables", {}).items():
         dst = out["executables"].setdefault(exe, {})

@@ -18,14 +18,13 @@ Layout (format "leastpriv-profile", version 1)::
 """
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .. import __version__
 from ..errors import UserError
-from ..fileio import dumps, read_json, write_atomic
+from ..fileio import copy_json, dumps, read_json, write_atomic
 
 PROFILE_FORMAT = "leastpriv-profile"
 PROFILE_VERSION = 1
@@ -79,8 +78,8 @@ class Profile:
                         "make the profile safer to enforce",
             },
             "runs": [dict(r) for r in self.runs],
-            "facts": copy.deepcopy(dict(self.facts)),
-            "rules": copy.deepcopy(dict(self.rules)),
+            "facts": copy_json(dict(self.facts)),
+            "rules": copy_json(dict(self.rules)),
         }
 
     @classmethod

@@ -1,0 +1,148 @@
+"""Bad input on every command: one line naming the file or argument, a non-zero exit, no traceback.
+
+Each case runs the real CLI. A profile learned from ``true`` (ptrace, unprivileged) is the
+good input the bad ones are mixed with.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from tests.conftest import lp, need_root
+from tests.learning import learn_profile
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli-errors")
+    path = d / "true.json"
+    learn_profile(["true"], path=path)
+    return path
+
+
+def _one_line_error(proc, code: int, *needles: str) -> str:
+    err = proc.stderr.strip()
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in err.splitlines() if ln.startswith("leastpriv: error:")]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def _bad_files(d, good):
+    (d / "malformed.json").write_text("{bad")
+    newer = json.loads(good.read_text())
+    newer["version"] = 999
+    (d / "newer.json").write_text(json.dumps(newer))
+    (d / "notaprofile.json").write_text("[1, 2]")
+    return {"missing.json": "no such", "malformed.json": "malformed JSON", "newer.json": "newer",
+            "notaprofile.json": "not a leastpriv profile"}
+
+
+def _commands(bad: str, good: str, d) -> list[list[str]]:
+    return [["show", bad], ["export", bad, "--format", "oci"], ["review", bad], ["diff", bad, good],
+            ["merge", bad, "-o", str(d / "m.json")], ["check", "--baseline", bad, good],
+            ["check", "--baseline", good, bad], ["run", "--profile", bad, "--", "true"],
+            ["learn", "--backend", "ptrace", "-o", bad, "--", "true"]]
+
+
+def test_bad_profiles_on_every_command(good, tmp_path):
+    cases = _bad_files(tmp_path, good)
+    for name, why in cases.items():
+        bad = str(tmp_path / name)
+        for argv in _commands(bad, str(good), tmp_path):
+            if name == "missing.json" and argv[0] == "learn":
+                continue   # a missing -o profile is created: not an error
+            proc = lp(*argv)
+            line = _one_line_error(proc, 2, name, why)
+            assert bad in line or name in line
+
+
+def test_output_in_a_file_not_a_directory(good, tmp_path):
+    """ENOTDIR used to leak a NotADirectoryError traceback (export, check) or trace first (learn)."""
+    inside = str(good) + "/x.json"
+    _one_line_error(lp("export", str(good), "--format", "oci", "-o", inside), 2, inside)
+    _one_line_error(lp("check", "--baseline", str(good), str(good), "--format", "json", "--output", inside), 2,
+                    "x.json")
+    proc = lp("learn", "--backend", "ptrace", "-o", inside, "--", "sh", "-c", "echo RAN")
+    _one_line_error(proc, 2, inside, "not a directory")
+    assert "RAN" not in proc.stdout   # refused before anything ran
+    _one_line_error(lp("learn", "--backend", "ptrace", "-o", str(tmp_path / "nodir" / "p.json"), "--", "true"), 2,
+                    "does not exist")
+
+
+def test_check_rich_report_to_missing_directory(good, tmp_path):
+    """--format rich with --output used open() directly: a FileNotFoundError traceback and exit 1 ("grew")."""
+    out = str(tmp_path / "nodir" / "report.txt")
+    _one_line_error(lp("check", "--baseline", str(good), str(good), "--output", out), 2, out)
+    ok = tmp_path / "report.txt"
+    proc = lp("check", "--baseline", str(good), str(good), "--output", str(ok))
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing grew" in ok.read_text()
+
+
+def test_device_outputs_are_written_not_replaced(good, tmp_path):
+    """write_atomic renames over its target: -o /dev/null as root would turn /dev/null into a file."""
+    need_root()
+    dev = tmp_path / "null"
+    os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    proc = lp("export", str(good), "--format", "oci", "-o", str(dev))
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    proc = lp("check", "--baseline", str(good), str(good), "--format", "json", "--output", str(dev))
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    # profiles and recordings are only ever regular files: refused before anything runs
+    _one_line_error(lp("learn", "--backend", "ptrace", "-o", str(dev), "--", "true"), 2, "not a regular file")
+    _one_line_error(lp("learn", "--backend", "ptrace", "--save-recording", str(dev), "-o",
+                       str(tmp_path / "p.json"), "--", "true"), 2, "not a regular file")
+    _one_line_error(lp("merge", str(good), "-o", str(dev)), 2, "not a regular file")
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_bad_arguments(good, tmp_path):
+    g = str(good)
+    _one_line_error(lp("export", g, "--format", "nope"), 2, "--format", "nope")
+    _one_line_error(lp("export", g, "--format", "oci", "--arch", "nope"), 2, "--arch", "nope")
+    _one_line_error(lp("review", g, "--arch", "nope"), 2, "--arch")
+    _one_line_error(lp("export", g, "--format", "oci", "--runtime", "nope"), 2, "--runtime")
+    _one_line_error(lp("learn", "-o", str(tmp_path / "x.json"), "--cpu", "-1", "--", "true"), 2, "--cpu")
+    _one_line_error(lp("learn", "--backend", "ptrace", "-o", str(tmp_path / "x.json"), "--cpu", "4096", "--",
+                       "true"), 2, "--cpu", "4096")
+    _one_line_error(lp("learn", "-o", str(tmp_path / "x.json")), 2, "COMMAND")
+    _one_line_error(lp("run", "--profile", g), 2, "no command")
+    _one_line_error(lp("check", "--baseline", g), 2, "NEW")
+    _one_line_error(lp("learn", "-o", str(tmp_path / "x.json"), "--", ""), 127, "empty")
+    _one_line_error(lp("learn", "-o", str(tmp_path / "x.json"), "--", "/nonexistent-lp"), 127, "not found")
+    _one_line_error(lp("run", "--profile", g, "--", "/etc/passwd"), 126, "/etc/passwd")
+    proc = lp("learn", "-o", str(tmp_path / "x.json"), "--pid", "1", "--duration", "-1")
+    assert proc.returncode == 2 and "--duration" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_pid_of_a_dead_process(tmp_path):
+    need_root()
+    import subprocess
+    p = subprocess.Popen(["true"])
+    p.wait()
+    _one_line_error(lp("learn", "--backend", "ebpf", "-o", str(tmp_path / "x.json"), "--pid", str(p.pid),
+                       "--duration", "1"), 2, f"--pid {p.pid}", "no such process")
+
+
+def test_image_that_is_not_an_archive(good):
+    need_root()
+    line = _one_line_error(lp("review", "--image", str(good)), 2, "not an image archive")
+    assert "method gz" not in line
+
+
+def test_run_says_why_exec_failed_when_the_filter_denies_write(good):
+    """The profile of `true` has no write(2): the child's report of its failed execve (Landlock: ls
+    is not among the profile's executables) used to be denied, leaving a silent exit 126."""
+    proc = lp("run", "--profile", str(good), "--", "ls", "/")
+    _one_line_error(proc, 126, "cannot execute", "EACCES")

@@ -33,6 +33,7 @@ import errno as _errno
 import json
 import os
 import platform
+import re
 import select
 import signal
 import sys
@@ -244,6 +245,65 @@ class EvPath(ct.Structure):
     text = EvBig.text
 
 
+class KernelSymbols:
+    """Kernel address -> function name for capability-check stacks, cached for this boot.
+
+    bcc resolves a kernel address by reading all of /proc/kallsyms (~120,000 symbols, ~0.12 s at
+    every run). Core kernel text does not move until the next boot, so its names are kept in a
+    cache keyed by the boot id (mode 0600: kernel addresses are secrets under KASLR); addresses in
+    modules, which can be reloaded elsewhere, are always asked of bcc.
+    """
+
+    def __init__(self) -> None:
+        try:
+            boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError:
+            boot = ""
+        self.path = _cache_dir() / f"ksyms-{boot}.json" if boot else None
+        self.cached: dict[str, str] = {}
+        self.fresh: dict[str, str] = {}
+        self.names: dict[int, str] = {}
+        if self.path is not None:
+            try:
+                self.cached = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                pass
+
+    def name(self, ip: int) -> str:
+        got = self.names.get(ip)
+        if got is not None:
+            return got
+        got = self.cached.get(hex(ip))
+        if got is None:
+            from bcc import BPF
+            full = BPF.ksym(ip, show_module=True).decode(errors="replace")
+            got, _, module = full.partition(" [")
+            if module == "kernel]":
+                self.fresh[hex(ip)] = got
+        self.names[ip] = got
+        return got
+
+    def save(self) -> None:
+        if not self.fresh or self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for old in self.path.parent.glob("ksyms-*.json"):   # earlier boots' addresses mean nothing now
+                if old != self.path:
+                    old.unlink(missing_ok=True)
+            fd = os.open(self.path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({**self.cached, **self.fresh}, f)
+            os.replace(self.path.with_suffix(".tmp"), self.path)
+        except OSError:
+            pass
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    nums = re.match(r"(\d+)\.(\d+)", platform.release())
+    return bool(nums) and (int(nums[1]), int(nums[2])) >= (major, minor)
+
+
 def _abi_arch() -> dict[int, str]:
     host = syscalls.host_arch()
     if host == "x86_64":
@@ -380,6 +440,7 @@ class _Session:
             "CAP_KPROBE": cap_kprobe, "SLOTS": SLOTS, "NARCH": NARCH,
             "PIDMAP_SIZE": self.pidmap_size, "USER_SLOTS": USER_SLOTS, "PER_CPU": self.per_cpu,
             "MAX_PROCS": USER_SLOTS + self.per_cpu * self.ncpu, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
+            "HAVE_READ_USER": int(_kernel_at_least(5, 5)),
             **kernel_offsets(),
         }
         text = resources.files("leastpriv.tracer").joinpath("ebpf.c").read_text()
@@ -679,14 +740,8 @@ class _Session:
     def _collect_caps(self) -> None:
         b = self.builder
         other = 0
-        sym_cache: dict[int, str] = {}
-
-        def sym(ip: int) -> str:
-            s = sym_cache.get(ip)
-            if s is None:
-                s = sym_cache[ip] = self.bpf.ksym(ip).decode(errors="replace")
-            return s
-
+        sym_cache = KernelSymbols()
+        sym = sym_cache.name
         for k, v in self.bpf[b"caps"].items():
             if k.other_cred:
                 other += v.value
@@ -704,6 +759,7 @@ class _Session:
                 audited, reason = classify_check(frames, cap, sc)
             b.capability(CapCheck(cap=cap, granted=not k.denied, audited=audited, syscall=sc,
                                   exe=self._exe_of(k.tgid, k.gen), count=v.value, reason=reason))
+        sym_cache.save()
         if other:
             b.note(f"eBPF: {other} capability checks on another task's credentials were left out "
                    f"(e.g. the kernel checking a signal's target): they are not the workload's needs")
@@ -713,8 +769,23 @@ class _Session:
         return sum(lost[lost.Key(0)])
 
     def close(self) -> None:
+        # Each classic tracepoint's detach waits for an RCU grace period in the kernel (~75 ms here;
+        # raw tracepoints do not): detach them side by side so that the waits overlap.
+        bpf = self.bpf
+
+        def detach(tp: bytes) -> None:
+            try:
+                bpf.detach_tracepoint(tp)
+            except Exception:
+                pass
+
+        threads = [threading.Thread(target=detach, args=(tp,)) for tp in list(bpf.tracepoint_fds)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         try:
-            self.bpf.cleanup()
+            bpf.cleanup()
         except Exception:
             pass
 

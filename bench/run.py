@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """`make bench`: wall time of `leastpriv learn` against the untraced run and `strace -f -o /dev/null`.
 
-Not a test: it prints a table (median of REPS runs) and the ratios. Every
-runner gets the same CPU placement: `taskset -c CPU` for the untraced run and
-strace, `--cpu CPU` for leastpriv (which pins tracer and workload to it).
+Not a test: it prints one table (median and min of REPS runs) with the ratios to the untraced
+run and to strace, and a start-up row (`learn -- true`). Every runner gets the same CPU
+placement: `taskset -c CPU` for the untraced run and strace, `--cpu CPU` for leastpriv
+(which pins tracer and workload to it).
 
 To add a backend (e.g. eBPF), add its name to BACKENDS; `learn_argv` builds its
 command line. Options: --cpu N|any, --reps N, --only WORKLOAD_NAME.
@@ -41,12 +42,12 @@ def _ebpf_usable() -> bool:
 
 if _ebpf_usable():
     BACKENDS.append("ebpf")
-_EBPF_STARTUP: list[float] = []   # median wall time of `learn --backend ebpf -- true` (interpreter + BPF compile/attach)
 
 
 def workloads(tmp: str) -> list[tuple[str, list[str]]]:
     tree = "/usr/include" if os.path.isdir("/usr/include/linux") else sys.prefix
     return [
+        ("start-up: true", ["true"]),
         ("syscall storm: dd bs=1 count=100000",
          ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=100000", "status=none"]),
         (f"realistic: tar -cf of {tree}", ["tar", "-cf", os.path.join(tmp, "out.tar"), "-C", tree, "."]),
@@ -104,18 +105,29 @@ def _median2(samples: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 
+def _row(cells: list[str]) -> str:
+    widths = (40, 33, 9, 9, 11, 9)
+    return " ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu", default="0", help="CPU all runners are pinned to, or 'any' (default 0)")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", default=None, help="run only workloads whose name contains this")
     args = ap.parse_args()
     if shutil.which("strace") is None:
         print("bench: strace is not installed (make install installs it)", file=sys.stderr)
         return 2
+    # an installed package has its byte code; an editable checkout may not (PYTHONDONTWRITEBYTECODE):
+    # compile it once so that the start-up measured is an installed leastpriv's
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "leastpriv")], check=False,
+                   stdout=subprocess.DEVNULL)
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="lp-bench-") as tmp:
-        print(f"CPU placement: {args.cpu}; median of {args.reps} runs; {os.cpu_count()} CPUs; kernel {os.uname().release}")
-        header = f"{'workload':<44} {'runner':<34} {'median s':>9} {'x untraced':>11} {'x strace':>9}"
+        print(f"leastpriv bench: CPU placement {args.cpu}; median (and min) of {args.reps} runs; "
+              f"{os.cpu_count()} CPUs; kernel {os.uname().release}")
+        header = _row(["workload", "runner", "median s", "min s", "x untraced", "x strace"])
         print(header)
         print("-" * len(header))
         for wname, cmd in workloads(tmp):
@@ -124,23 +136,30 @@ def main() -> int:
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)   # warm the page cache
             base = strace = None
             for rname, prefix in runners(args.cpu, tmp):
-                med = statistics.median(timed([*prefix, *cmd], tmp) for _ in range(args.reps))
+                runs = [timed([*prefix, *cmd], tmp) for _ in range(args.reps)]
+                med = statistics.median(runs)
                 base = base if base is not None else med
                 if rname.startswith("strace"):
                     strace = med
-                vs_strace = f"{med / strace:9.2f}" if strace else f"{'':>9}"
-                print(f"{wname:<44} {rname:<34} {med:9.3f} {med / base:11.1f} {vs_strace}", flush=True)
-                if rname.endswith("ebpf"):
-                    if not _EBPF_STARTUP:
-                        _EBPF_STARTUP.append(statistics.median(timed([*prefix, "true"], tmp)
-                                                               for _ in range(args.reps)))
+                startup = wname.startswith("start-up")
+                print(_row([wname, rname, f"{med:.3f}", f"{min(runs):.3f}",
+                            "" if startup else f"{med / base:.2f}",
+                            "" if startup or not strace else f"{med / strace:.2f}"]), flush=True)
+                if rname.endswith("ebpf") and not startup:
                     # the workload's own time, measured inside the trace and untraced by the same wrapper
                     iw, ic = _median2([_self_timed([*prefix], cmd, tmp) for _ in range(args.reps)])
                     aw, ac = _median2([_self_timed(pin(args.cpu), cmd, tmp) for _ in range(args.reps)])
-                    print(f"{wname:<44} {'  ebpf: workload wall time':<34} {iw:9.3f} {iw / aw:11.2f}"
-                          f"   (untraced, same timer: {aw:.3f} s)", flush=True)
-                    print(f"{wname:<44} {'  ebpf: workload CPU time':<34} {ic:9.3f} {ic / ac:11.2f}"
-                          f"   (untraced: {ac:.3f} s; BPF start-up {_EBPF_STARTUP[0]:.2f} s)", flush=True)
+                    print(_row([wname, "  ebpf: workload's own wall", f"{iw:.3f}", "", f"{iw / aw:.2f}", ""]))
+                    print(_row([wname, "  ebpf: workload's own CPU", f"{ic:.3f}", "", f"{ic / ac:.2f}", ""]),
+                          flush=True)
+                    notes.append(f"{wname}: untraced, same timer: wall {aw:.3f} s, CPU {ac:.3f} s")
+        print()
+        print("x untraced / x strace: ratio of medians (< 1.00 under x strace: learn is faster than strace).")
+        print("start-up: `learn -- true`, i.e. interpreter, imports, trace set-up (BPF compile and load for")
+        print("ebpf), profile written. ebpf 'own' rows: the workload timed from inside the trace, which")
+        print("leaves out leastpriv's start-up (the BPF programs run in the workload's own context).")
+        for n in notes:
+            print(f"  {n}")
     return 0
 
 

@@ -174,8 +174,9 @@ def _report_learn(output, profile, rec, added, as_json):
             needed = [c for c in added["capabilities"] if c in profile.rules.get("capabilities", [])]
             checked = [c for c in added["capabilities"] if c not in needed]
             if needed:
-                how = " (inferred from syscalls)" if all(caps.get(c, {}).get("inferred") for c in needed) else ""
-                console.info(f"new capabilities needed{how}: {', '.join(needed)}")
+                from .ui.show import capability_label
+                labels = [capability_label({"cap": c, "inferred": caps.get(c, {}).get("inferred")}) for c in needed]
+                console.info(f"new capabilities needed: {', '.join(labels)}")
             if checked:
                 console.info(f"capabilities checked but not needed (no-audit or denied checks): {', '.join(checked)}")
         for kind in ("execs", "network"):
@@ -183,10 +184,10 @@ def _report_learn(output, profile, rec, added, as_json):
                 console.info(f"new {kind}: {', '.join(added[kind])}")
         if added.get("files"):
             console.info(f"new files: {len(added['files'])}")
-    if len(profile.runs) > 1:
-        n = profile.runs_without_growth
-        console.info("this run added nothing new" + (f" ({n} runs in a row)" if n > 1 else "") if n else
-                     "the profile grew with this run; learn again with other inputs until it stops growing")
+    from .ui.show import convergence
+    if len(profile.runs) > 1 and profile.runs_without_growth:
+        console.info("this run added nothing new")
+    console.info(f"{output}: {convergence(len(profile.runs), profile.runs_without_growth)[0]}")
 
 
 # ---------------------------------------------------------------------- show

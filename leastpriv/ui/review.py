@@ -5,6 +5,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .console import out
+from .show import capability_label, convergence
 
 
 def _dangers(r: dict) -> list[tuple[str, str, str]]:
@@ -18,7 +19,8 @@ def _dangers(r: dict) -> list[tuple[str, str, str]]:
 
 
 def render_rich(r: dict, path: str) -> None:
-    out.print(f"[bold]review[/] of [bold cyan]{escape(path)}[/]: {r['runs']} run(s), architecture {r['arch']}")
+    words, style = convergence(r["runs"], r["runs_without_growth"])
+    out.print(f"[bold]review[/] of [bold cyan]{escape(path)}[/] (architecture {r['arch']}): [{style}]{escape(words)}[/]")
     out.print(("[bold red]" if _dangers(r) else "[green]") + r["verdict"] + "[/]")
     if r.get("translated"):
         t = r["translated"]
@@ -34,7 +36,9 @@ def render_rich(r: dict, path: str) -> None:
             t.add_row(*(escape(x) for x in row))
         out.print(t)
     caps = r["capabilities"]
-    out.print(f"[bold]capabilities needed[/]: {', '.join(caps['needed']) or 'none'}")
+    out.print(f"[bold]capabilities needed[/]: {_needed(caps) or 'none'}")
+    if any(row.get("inferred") for row in caps.get("details", [])):
+        out.print("  (inferred): deduced from syscalls, arguments and results (ptrace), not seen as a kernel check")
     if caps["docker_default_never_used"]:
         out.print(f"  Docker's default capabilities never used (drop them): {', '.join(caps['docker_default_never_used'])}")
     if caps["beyond_docker_default"]:
@@ -74,8 +78,11 @@ def render_rich(r: dict, path: str) -> None:
                   "; ".join(f"{a}: {', '.join(map(str, v))}" for a, v in r["unknown_syscalls"].items()))
     if r["seen_in_one_run_only"]:
         out.print("[yellow]seen in only one run (look at these):[/] " + escape(", ".join(r["seen_in_one_run_only"])))
-    if r["runs"] < 2:
-        out.print("[yellow]one run is a sample: learn more runs with other inputs before trusting the profile[/]")
+
+
+def _needed(caps: dict) -> str:
+    inferred = {row["cap"]: row for row in caps.get("details", [])}
+    return ", ".join(capability_label(inferred.get(c, {"cap": c})) for c in caps["needed"])
 
 
 def _md_escape(s: str) -> str:
@@ -84,7 +91,8 @@ def _md_escape(s: str) -> str:
 
 def to_markdown(r: dict, path: str) -> str:
     lines = [f"# leastpriv review: `{path}`", "",
-             f"{r['runs']} run(s), architecture {r['arch']}. **{r['verdict']}**", ""]
+             f"Architecture {r['arch']}; {convergence(r['runs'], r['runs_without_growth'])[0]}.", "",
+             f"**{r['verdict']}**", ""]
     rows = _dangers(r)
     if rows:
         lines += ["## Dangerous things in use", "", "| what | why it matters | known CVE / exploit class |",
@@ -92,10 +100,13 @@ def to_markdown(r: dict, path: str) -> str:
         lines += [f"| {_md_escape(a)} | {_md_escape(b)} | {_md_escape(c)} |" for a, b, c in rows]
         lines.append("")
     caps = r["capabilities"]
-    lines += ["## Capabilities", "", f"- needed: {', '.join(caps['needed']) or 'none'}",
+    lines += ["## Capabilities", "", f"- needed: {_needed(caps) or 'none'}",
               f"- Docker's default capabilities never used: {', '.join(caps['docker_default_never_used']) or 'none'}"]
     if caps["beyond_docker_default"]:
         lines.append(f"- beyond Docker's default set: {', '.join(caps['beyond_docker_default'])}")
+    if any(row.get("inferred") for row in caps.get("details", [])):
+        lines.append("- (inferred): deduced from syscalls, arguments and results (ptrace), not seen as a kernel "
+                     "check (eBPF)")
     d = r["docker"]
     lines += ["", "## Compared with Docker's default seccomp profile", "",
               "| | count |", "|---|---|",

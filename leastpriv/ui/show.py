@@ -32,18 +32,27 @@ def _added_summary(added: dict) -> str:
     return ", ".join(parts) or "nothing new"
 
 
+def convergence(nruns: int, stable: int) -> tuple[str, str]:
+    """How many runs and whether the profile stopped growing, in words (show, review, learn), and a style."""
+    runs = f"{nruns} run{'s' * (nruns != 1)}"
+    if nruns < 2:
+        return f"{runs}: one run is a sample, not a proof: learn again with other inputs", "yellow"
+    if stable >= 2:
+        return f"{runs}, stopped growing ({stable} runs in a row added nothing)", "green"
+    if stable == 1:
+        return f"{runs}, the last run added nothing", "green"
+    return f"{runs}, still growing (the last run added facts): learn again with other inputs", "yellow"
+
+
+def capability_label(row: dict) -> str:
+    """A capability for a list: its name, marked when it was inferred from syscalls, not seen as a kernel check."""
+    return row["cap"] + (" (inferred)" if row.get("inferred") else "")
+
+
 def render(profile: Profile, path: str) -> None:
     runs = profile.runs
-    stable = profile.runs_without_growth
-    head = Text.assemble(("profile ", "bold"), (path, "bold cyan"), f": {len(runs)} run{'s' * (len(runs) != 1)}, ")
-    if len(runs) < 2:
-        head.append("one run is a sample, not a proof: learn again with other inputs", style="yellow")
-    elif stable >= 2:
-        head.append(f"stopped growing ({stable} runs in a row added nothing)", style="green")
-    elif stable == 1:
-        head.append("the last run added nothing", style="green")
-    else:
-        head.append("still growing (the last run added facts)", style="yellow")
+    words, style = convergence(len(runs), profile.runs_without_growth)
+    head = Text.assemble(("profile ", "bold"), (path, "bold cyan"), ": ", (words, style))
     out.print(head)
 
     t = Table(title="runs", title_justify="left", show_edge=False)

@@ -3,7 +3,6 @@ exact capabilities, attach to a PID and to a cgroup, nothing from other processe
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess

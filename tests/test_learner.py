@@ -6,7 +6,6 @@ the same with real programs.
 """
 from __future__ import annotations
 
-import pytest
 
 from leastpriv import constants as C
 from leastpriv import syscalls

@@ -105,6 +105,13 @@ def get(name: str) -> Exporter:
 
 # ------------------------------------------------------------------ helpers
 
+def dump_json(obj: Any) -> str:
+    """A JSON export: two-space indent, keys in the order the format documents them, final newline."""
+    import json
+
+    return json.dumps(obj, indent=2) + "\n"
+
+
 def native_arch(profile: Any, options: ExportOptions) -> str:
     """The ABI the export targets: --arch, else the profile's host, else this machine's."""
     if options.arch:

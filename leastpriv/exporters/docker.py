@@ -9,10 +9,9 @@ flags.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, register
+from .base import ExportOptions, ExportResult, Exporter, dump_json, model_notes, prepare, register
 from .oci import seccomp_object
 
 
@@ -34,4 +33,4 @@ class DockerExporter(Exporter):
         obj, model = seccomp_object(profile, options, comments=True)
         notes += model_notes(model)
         notes.append(f"run with: docker run --security-opt seccomp=FILE {docker_flags(profile)} ...")
-        return ExportResult(json.dumps(obj, indent=2) + "\n", tuple(notes))
+        return ExportResult(dump_json(obj), tuple(notes))

@@ -32,7 +32,6 @@ the same files exist.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import struct
@@ -40,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .. import constants
-from .base import ExportOptions, ExportResult, Exporter, prepare, register
+from .base import ExportOptions, ExportResult, Exporter, dump_json, prepare, register
 
 
 def _c(name: str, fallback: int) -> int:
@@ -286,4 +285,4 @@ class LandlockExporter(Exporter):
             notes.append("Landlock has no complain mode: the ruleset is written as it would be enforced")
         if not rs.paths:
             notes.append("the profile has no file facts: this ruleset denies every handled file access")
-        return ExportResult(json.dumps(to_landlockconfig(rs), indent=2) + "\n", tuple(notes))
+        return ExportResult(dump_json(to_landlockconfig(rs)), tuple(notes))

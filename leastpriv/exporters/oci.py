@@ -18,7 +18,8 @@ from .. import syscalls
 from ..errors import UserError
 from ..fileio import read_json, write_atomic
 from . import seccomp_model as sm
-from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, register, seccomp_rules_json
+from .base import (ExportOptions, ExportResult, Exporter, dump_json, model_notes, prepare, register,
+                   seccomp_rules_json)
 
 
 def seccomp_object(profile: Any, options: ExportOptions, *, comments: bool = False) -> tuple[dict, sm.Model]:
@@ -59,7 +60,7 @@ class OCIExporter(Exporter):
                    "noNewPrivileges": bool(profile.rules.get("no_new_privileges", True))}
         if not options.bundle:
             fragment = {"process": process, "linux": {"seccomp": seccomp}}
-            return ExportResult(json.dumps(fragment, indent=2) + "\n", tuple(notes))
+            return ExportResult(dump_json(fragment), tuple(notes))
         path = os.path.join(options.bundle, "config.json")
         config = read_json(path, "OCI bundle config")
         if not isinstance(config, dict):

@@ -89,11 +89,10 @@ def runtime_syscalls(runtime: str, arch: str) -> tuple[str, ...]:
 
 
 def _load_runtime_plugins() -> None:
-    # Issue 6's container module registers runc/crun here when it exists.
-    try:
-        from . import runtimes as _rt  # noqa: F401
-    except ImportError:
-        pass
+    """exporters/runtimes.py registers runc and crun (their measured base) on import."""
+    import importlib
+
+    importlib.import_module(f"{__package__}.runtimes")
 
 
 # ------------------------------------------------------------------- model

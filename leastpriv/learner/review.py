@@ -135,33 +135,11 @@ def docker_comparison(profile: Profile, arch: str) -> dict:
 # --- Kubernetes Pod Security Standards ---------------------------------------------------------
 
 def security_context(profile: Profile) -> dict:
-    """The container securityContext the Kubernetes export writes for this profile.
+    """The container securityContext the Kubernetes export writes for this profile: the level is
+    judged on what is really exported (the exporter's own function, not a second copy of its rules)."""
+    from ..exporters.k8s_pod import security_context as exported
 
-    Uses the Kubernetes exporter's own function when it has one, so the level
-    is judged on what is really exported.
-    """
-    import importlib
-
-    for mod in ("kubernetes", "k8s", "k8s_pod"):
-        try:
-            fn = getattr(importlib.import_module(f"..exporters.{mod}", __package__), "security_context", None)
-        except ImportError:
-            continue
-        if fn is not None:
-            try:
-                return fn(profile)
-            except Exception:  # noqa: BLE001 - exporter not ready: fall back to the same rules
-                break
-    rules = profile.rules
-    caps = [c.removeprefix("CAP_") for c in rules.get("capabilities", [])]
-    non_root = bool(profile.runs) and all(int(r.get("uid", 0)) != 0 for r in profile.runs)
-    sc = {"allowPrivilegeEscalation": not rules.get("no_new_privileges", True),
-          "capabilities": {"drop": ["ALL"], **({"add": caps} if caps else {})},
-          "privileged": False,
-          "seccompProfile": {"type": "Localhost", "localhostProfile": "leastpriv.json"}}
-    if non_root:
-        sc["runAsNonRoot"] = True
-    return sc
+    return exported(profile)
 
 
 def pss_level(sc: Mapping) -> dict:

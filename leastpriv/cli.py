@@ -102,8 +102,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     """
     from .learner import aggregate
     from .learner.profile import Profile
-    from .tracer import select
-    from .tracer.base import Cgroup, Command, Pid, TraceOptions
+    from .tracer.base import Cgroup, Command, Pid
     from .ui.output import refuse_special
 
     if save_recording:
@@ -134,10 +133,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     if command:
         from .command import resolve_command
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
-    chosen, why = select.choose(backend, target)
-    console.info(why)
-    with console.live_status("learning") as progress:
-        rec = chosen.trace(target, TraceOptions(cpu=cpu, duration=duration, progress=progress))
+    rec = _trace(backend, target, cpu=cpu, duration=duration)
     if save_recording:
         rec.save(save_recording)
     profile, added = aggregate.add_recording(existing, rec)
@@ -398,10 +394,7 @@ def merge(inputs, output, as_json):
     profile = aggregate.merge(items)
     profile.save(output)
     nruns = len(profile.runs)
-    rare = []
-    if nruns >= 3:
-        for arch, table in sorted(profile.facts.get("syscalls", {}).items()):
-            rare += [f"{arch}:{n}" for n, st in sorted(table.items()) if st.get("runs", 0) == 1]
+    rare = profile.seen_in_one_run()
     summary = {"output": output, "inputs": list(inputs), "runs": nruns,
                "runs_without_growth": profile.runs_without_growth,
                "syscalls": {a: len(t) for a, t in profile.facts.get("syscalls", {}).items()},
@@ -411,21 +404,19 @@ def merge(inputs, output, as_json):
     console.info(f"merged {len(inputs)} input(s) -> {output}: {nruns} run(s), "
                  f"{profile.runs_without_growth} trailing run(s) added nothing")
     if rare:
-        console.warn(f"seen in only one of {nruns} runs (look at these): {', '.join(rare)}")
+        from rich.markup import escape
+        console.warn(f"seen in only one of {nruns} runs (look at these): {escape(', '.join(rare))}")
 
 
-def _check_learn(command, backend):
-    from .learner import aggregate
+def _trace(backend, target, **options):
+    """Choose the backend (say which and why), trace with a live status line, return the Recording."""
     from .tracer import select
-    from .tracer.base import Command, TraceOptions
+    from .tracer.base import TraceOptions
 
-    chosen, why = select.choose(backend, Command(tuple(command)))
+    chosen, why = select.choose(backend, target)
     console.info(why)
     with console.live_status("learning") as progress:
-        rec = chosen.trace(Command(tuple(command)), TraceOptions(progress=progress))
-    if rec.exit_status not in (0, None):
-        console.warn(f"the workload exited with status {rec.exit_status}: it may have done less than usual")
-    return rec, aggregate
+        return chosen.trace(target, TraceOptions(progress=progress, **options))
 
 
 @main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
@@ -479,7 +470,10 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
             from .ui.output import refuse_special
             refuse_special(save_recording, "recording")
         if dashdash or len(args) > 1:
-            rec, _agg = _check_learn(args, backend)
+            from .tracer.base import Command
+            rec = _trace(backend, Command(tuple(args)))
+            if rec.exit_status not in (0, None):
+                console.warn(f"the workload exited with status {rec.exit_status}: it may have done less than usual")
             if save_recording:
                 rec.save(save_recording)
             newp = rec

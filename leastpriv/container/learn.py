@@ -39,12 +39,14 @@ RUNC_INIT = "runc:[2:INIT]"
 
 
 def _ebpf_backend():
+    from ..tracer import select
+
     try:
-        from ..tracer.ebpf import EbpfBackend
-    except ImportError:
-        return None, "leastpriv.tracer.ebpf is not available"
-    ok, why = EbpfBackend.usable()
-    return (EbpfBackend, "") if ok else (None, why)
+        cls = select.load("ebpf")
+    except (ImportError, UserError) as exc:
+        return None, str(exc)
+    ok, why = cls.usable()
+    return (cls, "") if ok else (None, why)
 
 
 def choose(backend: str) -> str:
@@ -116,10 +118,10 @@ def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
 
 def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float | None,
                 ephemeral: bool = False) -> tuple[Recording, RunResult]:
+    from ..tracer import select
     from ..tracer.base import Cgroup, TraceOptions
-    from ..tracer.ebpf import EbpfBackend
 
-    backend = EbpfBackend()
+    backend = select.load("ebpf")()
     ready, stop = threading.Event(), threading.Event()
     box: dict = {}
 

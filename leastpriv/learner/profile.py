@@ -65,6 +65,21 @@ class Profile:
     def syscall_names(self, arch: str) -> set[str]:
         return set(self.facts.get("syscalls", {}).get(arch, {}))
 
+    def seen_in_one_run(self) -> list[str]:
+        """Facts that appeared in exactly one run of three or more, for a human to look at (an
+        input-specific path, or something that should not be there). show, review and merge list them."""
+        if len(self.runs) < 3:
+            return []
+        f = self.facts
+        out = [f"{n} ({a})" for a, t in sorted(f.get("syscalls", {}).items()) for n, st in sorted(t.items())
+               if st.get("runs", 0) == 1]
+        out += [f"{sc}({e.get('describe', e['values'])})" for a, t in sorted(f.get("args", {}).items())
+                for sc, es in sorted(t.items()) for e in es if e.get("runs", 0) == 1]
+        out += [c for c, e in sorted(f.get("capabilities", {}).items()) if e.get("runs", 0) == 1]
+        out += [e["op"] + " " + e["address"] + ("" if e.get("port") is None else f":{e['port']}")
+                for e in f.get("network", []) if e.get("runs", 0) == 1]
+        return out
+
     # ---- JSON --------------------------------------------------------------
     def to_json(self) -> dict:
         return {

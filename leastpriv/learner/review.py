@@ -237,15 +237,9 @@ def review(profile: Profile, arch: str | None = None) -> dict:
     dangerous_caps = [{"cap": c, "why": risks.CAPABILITIES[c].why, "example": risks.CAPABILITIES[c].example,
                        "how": cap_rows.get(c, {}).get("how", "")} for c in caps if c in risks.CAPABILITIES]
     sc = security_context(profile)
-    nruns = len(profile.runs)
-    rare = []
-    if nruns >= 3:
-        for a, table in sorted(facts.get("syscalls", {}).items()):
-            rare += [f"{a}: syscall {n}" for n, st in sorted(table.items()) if st.get("runs", 0) == 1]
-        rare += [f"capability {c}" for c, e in sorted(facts.get("capabilities", {}).items()) if e.get("runs", 0) == 1]
     return {
         "arch": main,
-        "runs": nruns,
+        "runs": len(profile.runs),
         "runs_without_growth": profile.runs_without_growth,
         "dangerous_syscalls": dangerous_sys,
         "dangerous_args": dangerous_args,
@@ -261,7 +255,7 @@ def review(profile: Profile, arch: str | None = None) -> dict:
         "pod_security": {**pss_level(sc), "securityContext": sc},
         "styles": styles(profile, main),
         "loose": list(profile.rules.get("loose", [])),
-        "seen_in_one_run_only": rare,
+        "seen_in_one_run_only": profile.seen_in_one_run(),
         "unknown_syscalls": {a: v for a, v in facts.get("unknown_syscalls", {}).items() if v},
         "verdict": _verdict(dangerous_sys, dangerous_args, dangerous_caps),
         "translated": translation,

@@ -9,7 +9,8 @@ from .base import Backend, Command, Target
 BACKENDS = ("auto", "ptrace", "ebpf")
 
 
-def _load(name: str) -> type[Backend]:
+def load(name: str) -> type[Backend]:
+    """The backend class by name (imported on first use: bcc only when eBPF is asked for)."""
     if name == "ptrace":
         from .ptrace import PtraceBackend
         return PtraceBackend
@@ -22,13 +23,13 @@ def _load(name: str) -> type[Backend]:
 def choose(name: str, target: Target) -> tuple[Backend, str]:
     """(backend instance, one line saying which was chosen and why)."""
     if name != "auto":
-        cls = _load(name)
+        cls = load(name)
         ok, why = cls.usable()
         if not ok:
             raise UserError(f"--backend {name}: not usable here: {why}")
         return cls(), f"backend {name} (asked for)"
     try:
-        ebpf = _load("ebpf")
+        ebpf = load("ebpf")
         ok, why = ebpf.usable()
     except (ImportError, UserError) as exc:
         ok, why = False, str(exc)
@@ -37,4 +38,4 @@ def choose(name: str, target: Target) -> tuple[Backend, str]:
     if not isinstance(target, Command):
         raise UserError(f"attaching to a running process or cgroup needs the ebpf backend, which is not usable: {why}")
     reason = "not root" if os.geteuid() != 0 else why
-    return _load("ptrace")(), f"backend ptrace (auto: ebpf not usable: {reason})"
+    return load("ptrace")(), f"backend ptrace (auto: ebpf not usable: {reason})"

@@ -132,7 +132,7 @@ def render(profile: Profile, path: str) -> None:
         out.print("[yellow]argument rules left loose:[/]")
         for line in loose:
             out.print(f"  - {line}")
-    rare = _seen_once(profile)
+    rare = profile.seen_in_one_run()
     if rare:
         out.print(f"[yellow]seen in only one of {len(runs)} runs (look at these: an input-specific path, or "
                   "something that should not be there):[/] " + ", ".join(rare).replace("[", "\\["))
@@ -157,18 +157,3 @@ def _runtime_base(profile: Profile) -> None:
         out.print(f"[bold]runtime base[/] (runc {rb.version}, noNewPrivileges={str(nnp).lower()}, {arch}): "
                   f"{len(rb.syscalls)} syscalls runc makes after installing the filter, added at export "
                   f"(--runtime none to leave out); not already needed by the app: {' '.join(extra) or 'none'}")
-
-
-def _seen_once(profile: Profile) -> list[str]:
-    """Facts that appeared in exactly one run of three or more (issue 4: flagged for a human)."""
-    if len(profile.runs) < 3:
-        return []
-    f = profile.facts
-    out = [f"{n} ({a})" for a, t in sorted(f.get("syscalls", {}).items()) for n, st in sorted(t.items())
-           if st.get("runs", 0) == 1]
-    out += [f"{sc}({e.get('describe', e['values'])})" for a, t in sorted(f.get("args", {}).items())
-            for sc, es in sorted(t.items()) for e in es if e.get("runs", 0) == 1]
-    out += [c for c, e in sorted(f.get("capabilities", {}).items()) if e.get("runs", 0) == 1]
-    out += [e["op"] + " " + e["address"] + ("" if e.get("port") is None else f":{e['port']}")
-            for e in f.get("network", []) if e.get("runs", 0) == 1]
-    return out

@@ -10,6 +10,7 @@ import json
 import sys
 
 import click
+from rich.markup import escape
 
 from . import __version__
 from .errors import UserError
@@ -19,13 +20,35 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class Group(click.Group):
-    """Turns UserError (and Ctrl-C outside a trace) into one line and an exit code."""
+    """Turns UserError, click's usage errors (and Ctrl-C outside a trace) into one line and an exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:   # bare `leastpriv`: the help
+            click.echo(exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:   # one line, and where to look, instead of click's three
+            where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            console.err.print(f"[red]leastpriv: error:[/] {escape(exc.format_message() + where)}", markup=True,
+                              highlight=False)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            console.err.print(f"[red]leastpriv: error:[/] {escape(exc.format_message())}", markup=True,
+                              highlight=False)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            console.err.print("leastpriv: interrupted")
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            console.err.print(f"[red]leastpriv: error:[/] {exc}", markup=True, highlight=False)
+            console.err.print(f"[red]leastpriv: error:[/] {escape(str(exc))}", markup=True, highlight=False)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             console.err.print("leastpriv: interrupted")
@@ -35,8 +58,8 @@ class Group(click.Group):
         except OSError as exc:
             if not exc.filename:   # not about a file the user named: a bug, keep the traceback
                 raise
-            console.err.print(f"[red]leastpriv: error:[/] {exc.filename}: {exc.strerror or exc}", markup=True,
-                              highlight=False)
+            console.err.print(f"[red]leastpriv: error:[/] {escape(f'{exc.filename}: {exc.strerror or exc}')}",
+                              markup=True, highlight=False)
             sys.exit(2)
 
 
@@ -404,7 +427,6 @@ def merge(inputs, output, as_json):
     console.info(f"merged {len(inputs)} input(s) -> {output}: {nruns} run(s), "
                  f"{profile.runs_without_growth} trailing run(s) added nothing")
     if rare:
-        from rich.markup import escape
         console.warn(f"seen in only one of {nruns} runs (look at these): {escape(', '.join(rare))}")
 
 
@@ -482,7 +504,7 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
         result = do_check(base, newp, kinds=[k.strip() for k in only.split(",") if k.strip()],
                           ignore_paths=ignore_paths)
     except UserError as exc:
-        console.err.print(f"[red]leastpriv: error:[/] {exc}", markup=True, highlight=False)
+        console.err.print(f"[red]leastpriv: error:[/] {escape(str(exc))}", markup=True, highlight=False)
         sys.exit(2)   # check's contract: 0 nothing grew, 1 grew, 2 anything else (CI must not read it as growth)
     except Exception as exc:  # noqa: BLE001 - a CI gate must say "error" (2), never "grew" (1)
         console.err.print(f"leastpriv: error: check failed: {type(exc).__name__}: {exc}", highlight=False)

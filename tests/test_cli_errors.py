@@ -146,3 +146,28 @@ def test_run_says_why_exec_failed_when_the_filter_denies_write(good):
     is not among the profile's executables) used to be denied, leaving a silent exit 126."""
     proc = lp("run", "--profile", str(good), "--", "ls", "/")
     _one_line_error(proc, 126, "cannot execute", "EACCES")
+
+
+def test_usage_errors_are_one_line(good, tmp_path):
+    """click's own errors (a choice, a directory for a file, a missing argument, an unknown option)
+    used to take three lines (Usage / Try / Error)."""
+    g = str(good)
+    d = tmp_path / "adir.json"
+    d.mkdir()
+    for argv, needle in ((["check", "--baseline", g, g, "--format", "nope"], "--format"),
+                         (["export", str(d), "--format", "oci"], "adir.json"),
+                         (["run", "--profile", str(d), "--", "true"], "adir.json"),
+                         (["diff", g], "NEW"),
+                         (["show", "--bogus", g], "--bogus"),
+                         (["nosuchcommand"], "nosuchcommand")):
+        proc = lp(*argv)
+        line = _one_line_error(proc, 2, needle)
+        assert "--help" in line and "Usage:" not in proc.stderr
+    proc = lp()
+    assert proc.returncode == 2 and "Usage:" in proc.stderr and "learn" in proc.stderr   # bare: the help
+    assert lp("--help").returncode == 0 and lp("--version").returncode == 0
+
+
+def test_markup_in_a_path_is_printed_as_is(tmp_path):
+    name = str(tmp_path / "x[red]y.json")
+    _one_line_error(lp("show", name), 2, "x[red]y.json")

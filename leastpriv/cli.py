@@ -123,7 +123,6 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     Ctrl-C reaches the workload; what was seen until then is saved and marked
     incomplete.
     """
-    from .learner import aggregate
     from .learner.profile import Profile
     from .tracer.base import Cgroup, Command, Pid
     from .ui.output import refuse_special
@@ -140,11 +139,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         existing = Profile.load_existing(output)   # fail before running anything
         rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
                                   duration=duration)
-        if save_recording:
-            rec.save(save_recording)
-        profile, added = aggregate.add_recording(existing, rec)
-        profile.save(output)
-        _report_learn(output, profile, rec, added, as_json)
+        _add_run(output, existing, rec, save_recording, as_json)
         sys.exit(rec.exit_status if rec.exit_status is not None else 0)
     targets = [t for t in (command or None, pid, cgroup) if t is not None]
     if len(targets) != 1:
@@ -157,13 +152,20 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         from .command import resolve_command
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
     rec = _trace(backend, target, cpu=cpu, duration=duration)
+    _add_run(output, existing, rec, save_recording, as_json)
+    status = rec.exit_status if rec.exit_status is not None else (130 if not rec.complete else 0)
+    sys.exit(status)
+
+
+def _add_run(output, existing, rec, save_recording, as_json):
+    """Save the run (and its Recording if asked), add it to the profile, say what it added."""
+    from .learner import aggregate
+
     if save_recording:
         rec.save(save_recording)
     profile, added = aggregate.add_recording(existing, rec)
     profile.save(output)
     _report_learn(output, profile, rec, added, as_json)
-    status = rec.exit_status if rec.exit_status is not None else (130 if not rec.complete else 0)
-    sys.exit(status)
 
 
 def _report_learn(output, profile, rec, added, as_json):

@@ -171,3 +171,7 @@ def test_usage_errors_are_one_line(good, tmp_path):
 def test_markup_in_a_path_is_printed_as_is(tmp_path):
     name = str(tmp_path / "x[red]y.json")
     _one_line_error(lp("show", name), 2, "x[red]y.json")
+    out = tmp_path / "a[b].json"
+    learn_profile(["true"], path=out)
+    proc = lp("export", str(out), "--format", "oci", "-o", str(out) + ".oci")
+    assert proc.returncode == 0 and "a[b].json.oci" in proc.stderr, proc.stderr

@@ -7,17 +7,19 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def info(msg: str) -> None:
-    err.print(f"[dim]leastpriv:[/] {msg}")
+    """A status line on stderr; ``msg`` is plain text (paths with brackets are printed as they are)."""
+    err.print(f"[dim]leastpriv:[/] {escape(msg)}")
 
 
 def warn(msg: str) -> None:
-    err.print(f"[yellow]leastpriv: warning:[/] {msg}")
+    err.print(f"[yellow]leastpriv: warning:[/] {escape(msg)}")
 
 
 @contextmanager

@@ -439,6 +439,8 @@ def _trace(backend, target, **options):
 
     chosen, why = select.choose(backend, target)
     console.info(why)
+    if options.get("cpu", "same") != "same" and chosen.name != "ptrace":
+        console.warn(f"--cpu {options['cpu']}: only the ptrace backend places CPUs; {chosen.name} ignores it")
     with console.live_status("learning") as progress:
         return chosen.trace(target, TraceOptions(progress=progress, **options))
 

@@ -175,3 +175,17 @@ def test_markup_in_a_path_is_printed_as_is(tmp_path):
     learn_profile(["true"], path=out)
     proc = lp("export", str(out), "--format", "oci", "-o", str(out) + ".oci")
     assert proc.returncode == 0 and "a[b].json.oci" in proc.stderr, proc.stderr
+
+
+def test_unwritable_profile_directory_is_refused_before_the_run():
+    """/proc takes no new files (not even from root): learn used to run the workload, then lose it."""
+    proc = lp("learn", "--backend", "ptrace", "-o", "/proc/lp-test.json", "--", "sh", "-c", "echo RAN")
+    _one_line_error(proc, 2, "/proc/lp-test.json", "cannot write")
+    assert "RAN" not in proc.stdout
+
+
+def test_cpu_with_ebpf_is_said_to_be_ignored(tmp_path):
+    need_root()
+    proc = lp("learn", "--backend", "ebpf", "--cpu", "1", "-o", str(tmp_path / "x.json"), "--", "true")
+    assert proc.returncode == 0, proc.stderr
+    assert "--cpu 1: only the ptrace backend" in proc.stderr

@@ -19,6 +19,7 @@ Layout (format "leastpriv-profile", version 1)::
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -141,8 +142,12 @@ class Profile:
         if not os.path.isdir(parent):
             why = "is not a directory" if os.path.lexists(parent) else "does not exist"
             raise UserError(f"{path}: cannot write the profile: {parent} {why}")
-        if not os.access(parent, os.W_OK):
-            raise UserError(f"{path}: cannot write the profile: {parent} is not writable")
+        try:   # the profile is written by a rename from a temporary file there: try that now
+            fd, probe = tempfile.mkstemp(prefix=".leastpriv-probe.", dir=parent)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot write the profile in {parent}: {exc.strerror}") from None
+        os.close(fd)
+        os.unlink(probe)
         return None
 
 

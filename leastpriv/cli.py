@@ -147,11 +147,12 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     if cpu not in ("same", "any") and not cpu.isdigit():
         raise UserError(f"--cpu: expected same, any or a CPU number, got {cpu!r}")
     target = Command(command) if command else Pid(pid) if pid is not None else Cgroup(cgroup)
+    chosen = _choose(backend, target, cpu)
     existing = Profile.load_existing(output)   # fail before running anything
     if command:
         from .command import resolve_command
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
-    rec = _trace(backend, target, cpu=cpu, duration=duration)
+    rec = _trace(chosen, target, cpu=cpu, duration=duration)
     _add_run(output, existing, rec, save_recording, as_json)
     status = rec.exit_status if rec.exit_status is not None else (130 if not rec.complete else 0)
     sys.exit(status)
@@ -161,10 +162,10 @@ def _add_run(output, existing, rec, save_recording, as_json):
     """Save the run (and its Recording if asked), add it to the profile, say what it added."""
     from .learner import aggregate
 
+    profile, added = aggregate.add_recording(existing, rec)
+    profile.save(output)   # first: a bad --save-recording path must not lose the run
     if save_recording:
         rec.save(save_recording)
-    profile, added = aggregate.add_recording(existing, rec)
-    profile.save(output)
     _report_learn(output, profile, rec, added, as_json)
 
 
@@ -432,15 +433,21 @@ def merge(inputs, output, as_json):
         console.warn(f"seen in only one of {nruns} runs (look at these): {escape(', '.join(rare))}")
 
 
-def _trace(backend, target, **options):
-    """Choose the backend (say which and why), trace with a live status line, return the Recording."""
+def _choose(backend, target, cpu="same"):
+    """The backend for --backend, saying which and why."""
     from .tracer import select
-    from .tracer.base import TraceOptions
 
     chosen, why = select.choose(backend, target)
     console.info(why)
-    if options.get("cpu", "same") != "same" and chosen.name != "ptrace":
-        console.warn(f"--cpu {options['cpu']}: only the ptrace backend places CPUs; {chosen.name} ignores it")
+    if cpu != "same" and chosen.name != "ptrace":
+        console.warn(f"--cpu {cpu}: only the ptrace backend places CPUs; {chosen.name} ignores it")
+    return chosen
+
+
+def _trace(chosen, target, **options):
+    """Trace with a live status line; the Recording."""
+    from .tracer.base import TraceOptions
+
     with console.live_status("learning") as progress:
         return chosen.trace(target, TraceOptions(progress=progress, **options))
 
@@ -497,7 +504,8 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
             refuse_special(save_recording, "recording")
         if dashdash or len(args) > 1:
             from .tracer.base import Command
-            rec = _trace(backend, Command(tuple(args)))
+            target = Command(tuple(args))
+            rec = _trace(_choose(backend, target), target)
             if rec.exit_status not in (0, None):
                 console.warn(f"the workload exited with status {rec.exit_status}: it may have done less than usual")
             if save_recording:

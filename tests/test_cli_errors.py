@@ -73,7 +73,7 @@ def test_output_in_a_file_not_a_directory(good, tmp_path):
     _one_line_error(proc, 2, inside, "not a directory")
     assert "RAN" not in proc.stdout   # refused before anything ran
     _one_line_error(lp("learn", "--backend", "ptrace", "-o", str(tmp_path / "nodir" / "p.json"), "--", "true"), 2,
-                    "does not exist")
+                    "No such file or directory")
 
 
 def test_check_rich_report_to_missing_directory(good, tmp_path):

@@ -19,6 +19,7 @@ Layout (format "leastpriv-profile", version 1)::
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -139,9 +140,12 @@ class Profile:
                                 "over it")
             return cls.load(path)
         parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            why = "is not a directory" if os.path.lexists(parent) else "does not exist"
-            raise UserError(f"{path}: cannot write the profile: {parent} {why}")
+        try:
+            mode = os.stat(parent).st_mode
+        except OSError as exc:
+            raise UserError(f"{path}: cannot write the profile: {parent}: {exc.strerror}") from None
+        if not stat.S_ISDIR(mode):
+            raise UserError(f"{path}: cannot write the profile: {parent} is not a directory")
         try:   # the profile is written by a rename from a temporary file there: try that now
             fd, probe = tempfile.mkstemp(prefix=".leastpriv-probe.", dir=parent)
         except OSError as exc:

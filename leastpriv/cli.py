@@ -147,11 +147,11 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     if cpu not in ("same", "any") and not cpu.isdigit():
         raise UserError(f"--cpu: expected same, any or a CPU number, got {cpu!r}")
     target = Command(command) if command else Pid(pid) if pid is not None else Cgroup(cgroup)
-    chosen = _choose(backend, target, cpu)
-    existing = Profile.load_existing(output)   # fail before running anything
     if command:
         from .command import resolve_command
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
+    chosen = _choose(backend, target, cpu)
+    existing = Profile.load_existing(output)   # fail before running anything
     rec = _trace(chosen, target, cpu=cpu, duration=duration)
     _add_run(output, existing, rec, save_recording, as_json)
     status = rec.exit_status if rec.exit_status is not None else (130 if not rec.complete else 0)

@@ -183,6 +183,13 @@ def _child(path: str, argv: tuple[str, ...], env: dict, prep: _Prepared, status_
     os._exit(126)
 
 
+def _exec_hint(en: int, prep: _Prepared) -> str:
+    """Why an execve that works outside ``run`` fails inside it."""
+    if en == _errno.EACCES and any(a.startswith("landlock (ABI") for a in prep.applied):
+        return " — Landlock allows executing only what the learning runs executed (--no-landlock to try without)"
+    return ""
+
+
 def _pidfd_getfd(pidfd: int, fd: int) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     nr = syscalls.number(syscalls.host_arch(), "pidfd_getfd")
@@ -357,15 +364,16 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
         kind, _, rest = line.partition(" ")
         if kind == "exec":
             en, _, msg = rest.partition(" ")
-            raise UserError(f"run: cannot execute the command: {msg} ({_errno.errorcode.get(int(en), en)})",
+            raise UserError(f"run: cannot execute the command: {msg} ({_errno.errorcode.get(int(en), en)})"
+                            + _exec_hint(int(en) if en.isdigit() else 0, prep),
                             exit_code=exited if exited in (126, 127) else 126)
         if kind == "error":
             raise UserError(f"run: cannot confine the command: {rest}", exit_code=126)
     if shm[0]:   # the child failed but its report was lost: the filter denied write()
         en = shm[0]
         what = (f"{os.strerror(en)} ({_errno.errorcode.get(en, en)})" if en != 255 else "an error in leastpriv's child")
-        raise UserError(f"run: cannot execute the command: {what}; the profile's filter also denied reporting "
-                        "the details (write)", exit_code=exited if exited in (126, 127) else 126)
+        raise UserError(f"run: cannot execute the command: {what}{_exec_hint(en, prep)}; the profile's filter "
+                        "also denied reporting the details (write)", exit_code=exited if exited in (126, 127) else 126)
     return RunResult(exited if exited is not None else 126, complaints.result(), tuple(notes), tuple(prep.applied))
 
 

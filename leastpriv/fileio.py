@@ -5,6 +5,7 @@ import copy
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,19 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int | None = 
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
     directory = path.parent if str(path.parent) else Path(".")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:   # e.g. a path component that is a file (ENOTDIR)
+        raise UserError(f"{path}: cannot write: {exc.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # never rename over a device, pipe or directory (-o /dev/null as root would replace the device)
+        raise UserError(f"{path}: not a regular file: refusing to replace it")
     if mode is None:
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except FileNotFoundError:
+        if st is not None:
+            mode = st.st_mode & 0o7777
+        else:
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask

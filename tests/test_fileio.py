@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -63,3 +64,17 @@ def test_real_profile_identical_and_fast(tmp_path):
     slow = time.perf_counter() - t
     if fileio._orjson is not None:
         assert fast < slow / 3, (fast, slow)
+
+
+def test_write_atomic_never_replaces_a_device_or_directory(tmp_path):
+    from leastpriv.errors import UserError
+    from leastpriv.fileio import write_atomic
+
+    for target in ("/dev/null", str(tmp_path)):
+        with pytest.raises(UserError, match="not a regular file"):
+            write_atomic(target, "x")
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="cannot write"):
+        write_atomic(blocker / "x.json", "{}")

@@ -557,43 +557,26 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
 }
 
 static __always_inline void emit_path(u32 tgid, u32 tid, struct proc *p, struct inflight *f, s64 ret) {
+    struct pathkey *k = 0;
     if (f->buf[0] == '/') {
         // absolute paths are sent once per (path, flags); relative ones always (cwd/dirfd vary)
         int zero = 0;
-        struct pathkey *k = pscratch.lookup(&zero);
+        k = pscratch.lookup(&zero);
         if (!k)
             return;
         __builtin_memcpy(k->path, f->buf, PATH_MAX_);
         k->flags = f->flags & ((1ULL << 32) | 0xff | 03 | 0100);  // what the access kinds depend on
         if (paths.lookup(k))
             return;
-        struct ev_path *e = events.ringbuf_reserve(sizeof(struct ev_path));
-        if (!e) {
-            count_lost(L_RINGBUF);
-            return;
-        }
-        u8 one = 1;
-        paths.update(k, &one);   // a full map only means repeats reach userspace
-        e->type = EV_PATH;
-        e->tgid = tgid;
-        e->tid = tid;
-        e->abi = f->abi;
-        e->nr = f->nr;
-        e->gen = p->gen;
-        e->dirfd = f->dirfd;
-        e->len = 0;
-        e->flags = f->flags;
-        e->ret = ret;
-        e->sock = f->sock;
-        fill_comm(e->comm);
-        __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
-        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-        return;
     }
     struct ev_path *e = events.ringbuf_reserve(sizeof(struct ev_path));
     if (!e) {
-        count_lost(L_RINGBUF);
+        count_lost(L_RINGBUF);   // not marked as sent: a repeat of the path may still get through
         return;
+    }
+    if (k) {
+        u8 one = 1;
+        paths.update(k, &one);   // a full map only means repeats reach userspace
     }
     e->type = EV_PATH;
     e->tgid = tgid;

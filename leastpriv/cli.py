@@ -133,7 +133,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     if command and command[0] == "--":
         command = command[1:]
     if bundle or image:   # containers: leastpriv/container (learn.py picks ebpf by cgroup or seccomp-notify)
-        from .container.cli_impl import learn_container_cmd
+        from .app import learn_container_cmd
         if pid is not None or cgroup:
             raise UserError("learn: --bundle/--image cannot be combined with --pid/--cgroup")
         existing = Profile.load_existing(output)   # fail before running anything
@@ -148,7 +148,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         raise UserError(f"--cpu: expected same, any or a CPU number, got {cpu!r}")
     target = Command(command) if command else Pid(pid) if pid is not None else Cgroup(cgroup)
     if command:
-        from .command import resolve_command
+        from .launch import resolve_command
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
     chosen = _choose(backend, target, cpu)
     existing = Profile.load_existing(output)   # fail before running anything
@@ -339,7 +339,7 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
 
     profile = Profile.load(profile_path)
     exporter = base.get(fmt)
-    from .container.runtime_base import export_runtime
+    from .policy.runtime_base import export_runtime
     runtime = export_runtime(profile, runtime)   # runc default for containers; runc's base depends on noNewPrivileges
     options = base.ExportOptions(complain=complain, arch=arch, runtime=runtime, args=args_mode, style=style,
                                  name=name, container=container, manifest=manifest, bundle=bundle,
@@ -382,7 +382,7 @@ def verify(profile_path, bundle, image, runtime, network, duration, as_json, arg
       sudo leastpriv verify --bundle ./bundle --profile app.lp.json --json
       sudo leastpriv verify --image app.tar --profile app.lp.json --runtime none   # shows runc's own needs
     """
-    from .container.cli_impl import verify_cmd
+    from .app import verify_cmd
 
     args = tuple(args)
     if args and args[0] == "--":
@@ -597,7 +597,7 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
     from .learner.review import review as do_review
 
     if image:   # container image review: leastpriv/container/review.py
-        from .container.cli_impl import review_image_cmd
+        from .app import review_image_cmd
         review_image_cmd(image=image, profile_path=profile_path, args=(), fmt=fmt, backend=backend, runtime="runc")
         return
     if not profile_path:
@@ -606,7 +606,7 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
     from .learner.profile import load_profile_or_recording
     p = as_profile(load_profile_or_recording(profile_path))   # a recording reviews as a one-run profile
     if arch is not None:
-        from . import syscalls as _sc
+        from .kernel import syscalls as _sc
         if arch not in _sc.arches():
             raise UserError(f"--arch: unknown architecture {arch!r} (known: {', '.join(_sc.arches())})")
     r = do_review(p, arch)

@@ -125,7 +125,7 @@ APP_CONFIG = {"Entrypoint": ["/app"], "WorkingDir": "/tmp", "Env": ["PATH=/bin"]
 # ------------------------------------------------------------------ untrusted layers
 
 def _unpack(tmp_path, layers, sizes=None):
-    from leastpriv.container.image import load_and_unpack
+    from leastpriv.oci.image import load_and_unpack
     img = oci_archive(tmp_path / "img.tar", layers, {"Cmd": ["/bin/sh"]}, sizes)
     return load_and_unpack(img, tmp_path / "rootfs")
 
@@ -286,7 +286,7 @@ def test_review_image_root_unused_caps(tmp_path, app):
 def test_capability_learned_verified_and_named_when_missing(tmp_path):
     need_root()
     which("runc")
-    from leastpriv.container.learn import _ebpf_backend
+    from leastpriv.tracer.container import _ebpf_backend
     if _ebpf_backend()[0] is None:
         pytest.fail(f"eBPF is not usable: {_ebpf_backend()[1]} (make install)")
     cfg = {"Cmd": ["/bin/sh", "-c", "busybox touch /tmp/f && busybox chown 1000 /tmp/f && echo chowned"]}
@@ -313,8 +313,8 @@ def test_learn_bundle_args(tmp_path, app):
     need_root()
     which("runc")
     bundle = tmp_path / "bundle"
-    from leastpriv.container.image import load_and_unpack
-    from leastpriv.container.bundle import config_from_image, save_config
+    from leastpriv.oci.image import load_and_unpack
+    from leastpriv.oci.bundle import config_from_image, save_config
     img = oci_archive(tmp_path / "img.tar", [base_layer(app)], APP_CONFIG)
     cfg, _ = load_and_unpack(img, bundle / "rootfs")
     conf = config_from_image(cfg, str(bundle / "rootfs"))
@@ -344,8 +344,8 @@ def test_gzip_layers_and_seccomp_notify_backend_and_verify_bundle(tmp_path, app)
     assert not {"fstatfs", "getdents64", "epoll_ctl", "capset"} & names, "runc's init calls attributed to the app"
     assert d["runs"][0]["backend"] == "seccomp-notify"
     # the same profile verifies a bundle of that image
-    from leastpriv.container.bundle import config_from_image, save_config
-    from leastpriv.container.image import load_and_unpack
+    from leastpriv.oci.bundle import config_from_image, save_config
+    from leastpriv.oci.image import load_and_unpack
     bundle = tmp_path / "bundle"
     cfg, _ = load_and_unpack(img, bundle / "rootfs")
     save_config(bundle, config_from_image(cfg, str(bundle / "rootfs")))
@@ -355,7 +355,7 @@ def test_gzip_layers_and_seccomp_notify_backend_and_verify_bundle(tmp_path, app)
 
 
 def test_docker_save_layer_must_match_its_diff_id(tmp_path):
-    from leastpriv.container.image import load_and_unpack
+    from leastpriv.oci.image import load_and_unpack
     from leastpriv.errors import UserError
     good = layer([("f", "file", b"data")])
     img = docker_archive(tmp_path / "d.tar", [good], {"Cmd": ["/bin/sh"]})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from leastpriv.exporters import seccomp_model as sm
+from leastpriv.policy import seccomp_model as sm
 
 from .conftest import ROOT, lp, need_root
 from .learning import PYTHON, learn_httpd, learn_profile, serve, with_rules, without_syscall

@@ -92,7 +92,7 @@ def test_path_with_spaces_is_quoted_and_parses(tmp_path):
 
 
 def test_socket_families_and_types_parse(tmp_path):
-    from leastpriv import constants
+    from leastpriv.kernel import constants
     from leastpriv.exporters.apparmor import network_rules, render
     from leastpriv.learner.profile import Profile, empty_facts
 

@@ -46,7 +46,7 @@ def test_dropin_passes_systemd_analyze_verify(httpd, tmp_path):
 
 def test_groups_covered(tmp_path):
     from leastpriv.exporters.systemd import covered_groups
-    from leastpriv.syscall_groups import groups
+    from leastpriv.kernel.groups import groups
 
     clock = {n for n in groups()["@clock"]}
     full, partial = covered_groups(clock | {"read"}, "x86_64")

@@ -7,8 +7,8 @@ the same with real programs.
 from __future__ import annotations
 
 
-from leastpriv import constants as C
-from leastpriv import syscalls
+from leastpriv.kernel import constants as C
+from leastpriv.kernel import syscalls
 from leastpriv.learner import aggregate, arches, capabilities
 from leastpriv.learner.check import check
 from leastpriv.learner.diff import diff

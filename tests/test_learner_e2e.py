@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from leastpriv import syscalls
+from leastpriv.kernel import syscalls
 from leastpriv.learner import aggregate
 from leastpriv.learner.profile import Profile
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from leastpriv import constants
+from leastpriv.kernel import constants
 from leastpriv.learner.profile import Profile
 from leastpriv.tracer.recording import Recording
 

@@ -5,7 +5,7 @@ import csv
 import subprocess
 import sys
 
-from leastpriv import constants, syscalls
+from leastpriv.kernel import constants, syscalls
 
 from .conftest import ROOT, SHARED
 
@@ -30,7 +30,7 @@ def test_syscall_tables_match_libseccomp_csv():
 
 
 def test_tables_are_reproducible_from_sources(tmp_path):
-    data = ROOT / "leastpriv" / "data" / "syscalls.json"
+    data = ROOT / "leastpriv" / "kernel" / "syscalls.json"
     before = data.read_text()
     subprocess.run([sys.executable, str(ROOT / "tools" / "gen_syscalls.py")], check=True, capture_output=True)
     assert data.read_text() == before, "syscalls.json differs from what tools/gen_syscalls.py generates"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate leastpriv/data/constants.json from the kernel's UAPI headers.
+"""Generate leastpriv/kernel/constants.json from the kernel's UAPI headers.
 
     python tools/gen_constants.py
 
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "leastpriv" / "data" / "constants.json"
+OUT = ROOT / "leastpriv" / "kernel" / "constants.json"
 INC = Path("/usr/include")
 
 # group -> (headers to include, header to scan, name regex, names to skip)

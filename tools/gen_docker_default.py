@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate leastpriv/data/docker_default.json from Docker's default seccomp profile.
+"""Generate leastpriv/policy/docker_default.json from Docker's default seccomp profile.
 
     python tools/gen_docker_default.py [PATH/TO/seccomp-default.json]
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT.parent / "shared" / "reference" / "moby" / "seccomp-default.json"
-OUT = ROOT / "leastpriv" / "data" / "docker_default.json"
+OUT = ROOT / "leastpriv" / "policy" / "docker_default.json"
 
 
 def main() -> int:

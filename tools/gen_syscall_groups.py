@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate leastpriv/data/syscall_groups.json from systemd's syscall sets.
+"""Generate leastpriv/kernel/groups.json from systemd's syscall sets.
 
     python tools/gen_syscall_groups.py
 
@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "leastpriv" / "data" / "syscall_groups.json"
+OUT = ROOT / "leastpriv" / "kernel" / "groups.json"
 
 
 def main() -> int:

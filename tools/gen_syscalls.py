@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate leastpriv/data/syscalls.json from libseccomp's syscalls.csv.
+"""Generate leastpriv/kernel/syscalls.json from libseccomp's syscalls.csv.
 
     python tools/gen_syscalls.py [path/to/syscalls.csv]
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT.parent / "shared" / "reference" / "libseccomp" / "syscalls.csv"
-OUT = ROOT / "leastpriv" / "data" / "syscalls.json"
+OUT = ROOT / "leastpriv" / "kernel" / "syscalls.json"
 
 # alias -> column it shares numbers with (same ABI, other byte order)
 ALIASES = {

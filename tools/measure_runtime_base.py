@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure what runc does between installing the seccomp filter and the workload's execve.
 
-Writes leastpriv/data/runtime_base.json (per runtime, version and
+Writes leastpriv/policy/runtime_base.json (per runtime, version and
 noNewPrivileges mode). Run as root: `sudo .venv/bin/python tools/measure_runtime_base.py`.
 
 Method: run a busybox container (`true`) under `strace -f` with a seccomp
@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from leastpriv import syscalls  # noqa: E402
-from leastpriv.container.bundle import base_config, save_config  # noqa: E402
-from leastpriv.container.runc import Runc  # noqa: E402
+from leastpriv.oci.bundle import base_config, save_config  # noqa: E402
+from leastpriv.oci.runc import Runc  # noqa: E402
 from leastpriv.fileio import dumps, write_atomic  # noqa: E402
 
-OUT = ROOT / "leastpriv" / "data" / "runtime_base.json"
+OUT = ROOT / "leastpriv" / "policy" / "runtime_base.json"
 SPO = ROOT.parent / "shared" / "reference" / "security-profiles-operator"
 GO_RUNTIME = ["futex", "getpid", "nanosleep", "rt_sigreturn", "sched_yield", "tgkill"]
 LINE = re.compile(r"^(\d+)\s+(?:<\.\.\. (\w+) resumed>|(\w+)\()")

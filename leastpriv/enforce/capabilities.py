@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .. import constants
+from ..kernel import constants
 from ..errors import UserError
 
 PR_CAPBSET_READ, PR_CAPBSET_DROP = 23, 24

@@ -12,7 +12,7 @@ import ctypes
 import os
 from dataclasses import dataclass, field
 
-from .. import syscalls
+from ..kernel import syscalls
 from ..errors import UserError
 from ..exporters.landlock import FS_RIGHTS, NET_RIGHTS, SCOPES, Ruleset, ruleset
 

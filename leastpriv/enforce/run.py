@@ -35,8 +35,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .. import constants, syscalls
-from ..command import resolve_command as _resolve
+from ..kernel import constants, syscalls
+from ..launch import resolve_command as _resolve
 from ..errors import UserError
 
 FORWARD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
@@ -105,7 +105,7 @@ class _Prepared:
 
 
 def prepare(profile: Any, options: RunOptions) -> _Prepared:
-    from ..exporters import seccomp_model as sm
+    from ..policy import seccomp_model as sm
     from . import seccomp as sec
 
     prep = _Prepared()

@@ -18,9 +18,9 @@ import errno as _errno
 import os
 from typing import Iterable
 
-from .. import syscalls
+from ..kernel import syscalls
 from ..errors import UserError
-from ..exporters import seccomp_model as sm
+from ..policy import seccomp_model as sm
 
 try:
     import pyseccomp

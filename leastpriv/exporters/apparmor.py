@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .. import constants
+from ..kernel import constants
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from .landlock import _interpreter, globbable_dir
 

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from .. import syscalls
+from ..kernel import syscalls
 from ..errors import UserError
 
 # one module per target; imported on first use of the registry
@@ -173,7 +173,7 @@ def _report_lines(report: Any) -> list[str]:
 
 def seccomp_rules_json(rules: list, *, comments: bool, arch: str) -> list[dict]:
     """Model rules -> the ``syscalls`` list of OCI/Docker/SPO (names, action, errnoRet, args)."""
-    from .seccomp_model import ERRNO, errno_value
+    from ..policy.seccomp_model import ERRNO, errno_value
 
     out = []
     for r in rules:

@@ -38,7 +38,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .. import constants
+from ..kernel import constants
 from .base import ExportOptions, ExportResult, Exporter, dump_json, prepare, register
 
 

@@ -14,10 +14,10 @@ import json
 import os
 from typing import Any
 
-from .. import syscalls
+from ..kernel import syscalls
 from ..errors import UserError
 from ..fileio import read_json, write_atomic
-from . import seccomp_model as sm
+from ..policy import seccomp_model as sm
 from .base import (ExportOptions, ExportResult, Exporter, dump_json, model_notes, prepare, register,
                    seccomp_rules_json)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import syscalls
+from ..kernel import syscalls
 from ..errors import UserError
-from . import seccomp_model as sm
+from ..policy import seccomp_model as sm
 from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, register
 
 

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .. import syscall_groups, syscalls
+from ..kernel import groups, syscalls
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from .landlock import _PROC_PID
 
@@ -76,7 +76,7 @@ _NS_TYPES = {"CLONE_NEWCGROUP": "cgroup", "CLONE_NEWIPC": "ipc", "CLONE_NEWNET":
 
 def namespaces_used(facts: dict) -> list[str]:
     """systemd namespace type names the workload created or joined (clone/unshare/setns flags)."""
-    from .. import constants
+    from ..kernel import constants
 
     bits = constants.group("clone")
     used = 0
@@ -90,7 +90,7 @@ def namespaces_used(facts: dict) -> list[str]:
 def covered_groups(names: set[str], arch: str) -> tuple[list[str], dict[str, tuple[int, int]]]:
     """Groups whose every syscall (that exists on ``arch``) is allowed; and coverage of the others."""
     full, partial = [], {}
-    for g, members in sorted(syscall_groups.groups().items()):
+    for g, members in sorted(groups.groups().items()):
         here = {m for m in members if not m.startswith("@") and syscalls.exists(arch, m)}
         if not here:
             continue

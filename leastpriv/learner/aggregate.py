@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .. import constants, syscalls
+from ..kernel import constants, syscalls
 from ..fileio import copy_json
 from ..tracer.recording import Recording
 from .profile import Profile, empty_facts

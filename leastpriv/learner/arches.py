@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from typing import Mapping
 
-from .. import syscalls
+from ..kernel import syscalls
 from .profile import Profile
 
 # name missing on the target -> (candidates, first existing wins; why)

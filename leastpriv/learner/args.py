@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .. import constants, syscalls
+from ..kernel import constants, syscalls
 
 SAFE_MAX = {"ioctl": 8, "prctl": 16, "setsockopt": 16, "kill": 8, "tkill": 8, "tgkill": 8}
 STRICT_MAX = {"ioctl": 32, "prctl": 32, "setsockopt": 32, "kill": 16, "tkill": 16, "tgkill": 16}

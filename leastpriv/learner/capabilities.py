@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .. import constants
+from ..kernel import constants
 from .risks import DOCKER_DEFAULT_CAPS
 
 # syscall -> (capability, reason). Calls that need a capability only in some

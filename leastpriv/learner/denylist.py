@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .. import constants, syscalls
+from ..kernel import constants, syscalls
 from .risks import FAMILIES, IOCTLS, PERSONALITY_FLAGS, SYSCALLS, namespace_flags
 
 PERSONA_QUERY_BIT = 0x80000000   # set only in personality(0xffffffff), the read-only query

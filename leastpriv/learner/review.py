@@ -21,7 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable, Mapping
 
-from .. import constants, syscalls
+from ..kernel import constants, syscalls
 from . import risks
 from .capabilities import capability_set, docker_defaults_unused, explain, wanted_not_granted
 from .profile import Profile
@@ -39,7 +39,7 @@ PSS_RESTRICTED_ADD = frozenset({"NET_BIND_SERVICE"})
 
 @lru_cache(maxsize=None)
 def docker_default() -> dict:
-    return json.loads(resources.files("leastpriv.data").joinpath("docker_default.json").read_text())
+    return json.loads(resources.files("leastpriv.policy").joinpath("docker_default.json").read_text())
 
 
 def _applies(rule: Mapping, arch: str, caps: frozenset[str]) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import constants
+from ..kernel import constants
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .. import constants, syscalls
+from ..kernel import constants, syscalls
 
 ARGS_MODES = ("strict", "safe", "off")
 STYLES = ("allowlist", "denylist")

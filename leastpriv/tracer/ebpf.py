@@ -43,8 +43,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from .. import constants, syscalls
-from ..command import resolve_command
+from ..kernel import constants, syscalls
+from ..launch import resolve_command
 from ..errors import UserError
 from .base import Backend, Cgroup, Command, Pid, Target, TraceOptions
 from .recording import CapCheck, Endpoint, Recording, RecordingBuilder

@@ -78,11 +78,11 @@ import time
 import traceback
 from ctypes import addressof, byref, sizeof
 
-from .. import syscalls
+from ..kernel import syscalls
 from ..errors import UserError
 from . import ptrace_abi as abi
 from .base import Backend, Command, Target, TraceOptions
-from ..command import resolve_command
+from ..launch import resolve_command
 from .sockaddr import endpoint
 from .recording import Recording, RecordingBuilder
 

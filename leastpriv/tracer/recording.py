@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .. import constants, syscalls
+from ..kernel import constants, syscalls
 from ..errors import UserError
 from ..fileio import dumps, read_json, write_atomic
 

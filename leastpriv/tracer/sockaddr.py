@@ -5,7 +5,7 @@ import os
 import socket
 import sys
 
-from .. import constants
+from ..kernel import constants
 from .recording import Endpoint
 
 _INET_PROTO = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp", socket.SOCK_RAW: "raw",

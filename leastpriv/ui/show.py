@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..learner.profile import Profile
-from ..syscall_groups import group_of
+from ..kernel.groups import group_of
 from .console import out
 
 
@@ -144,7 +144,7 @@ def _runtime_base(profile: Profile) -> None:
     """For a profile learned from a container: the runtime base an export adds, listed apart from the app's needs."""
     if not any(str(r.get("target", "")).startswith(("image:", "bundle:")) for r in profile.runs):
         return
-    from ..container.runtime_base import runtime_base
+    from ..policy.runtime_base import runtime_base
     from ..errors import UserError
     nnp = bool(profile.rules.get("no_new_privileges", True))
     for arch in profile.host_arches or ["x86_64"]:

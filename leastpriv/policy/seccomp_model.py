@@ -31,7 +31,7 @@ import errno as _errno
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from .. import syscalls
+from ..kernel import syscalls
 from ..errors import UserError
 
 ALLOW = "SCMP_ACT_ALLOW"
@@ -89,7 +89,7 @@ def runtime_syscalls(runtime: str, arch: str) -> tuple[str, ...]:
 
 
 def _load_runtime_plugins() -> None:
-    """exporters/runtimes.py registers runc and crun (their measured base) on import."""
+    """policy/runtimes.py registers runc and crun (their measured base) on import."""
     import importlib
 
     importlib.import_module(f"{__package__}.runtimes")

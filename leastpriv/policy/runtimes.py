@@ -1,4 +1,4 @@
-"""Registers the OCI runtimes' base syscalls (leastpriv/container/runtime_base.py) with the seccomp model.
+"""Registers the OCI runtimes' base syscalls (policy/runtime_base.py) with the seccomp model.
 
 ``runc`` / ``crun``: the runtime base with noNewPrivileges (what exported
 profiles use); ``runc:new-privileges`` / ``crun:new-privileges``: without it
@@ -7,7 +7,7 @@ changing user, so it needs more).
 """
 from __future__ import annotations
 
-from ..container.runtime_base import runtime_base
+from .runtime_base import runtime_base
 from . import seccomp_model
 
 

@@ -1,4 +1,4 @@
-"""Kernel constants by name, from ``data/constants.json``.
+"""Kernel constants by name, from ``kernel/constants.json``.
 
 Generated from the UAPI headers by ``tools/gen_constants.py`` (``make
 tables``). Signals and errnos come from Python's own ``signal``/``errno``.
@@ -14,7 +14,7 @@ from importlib import resources
 
 @lru_cache(maxsize=None)
 def _data() -> dict:
-    return json.loads(resources.files("leastpriv.data").joinpath("constants.json").read_text())
+    return json.loads(resources.files(__package__).joinpath("constants.json").read_text())
 
 
 @lru_cache(maxsize=None)

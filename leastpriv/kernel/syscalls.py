@@ -1,6 +1,6 @@
 """Syscall name <-> number per architecture, and which arguments matter.
 
-The numbers come from ``data/syscalls.json``, generated from libseccomp's
+The numbers come from ``kernel/syscalls.json``, generated from libseccomp's
 syscalls.csv by ``tools/gen_syscalls.py`` (``make tables``); nothing here is
 typed by hand but the naming conventions between the kernel's audit
 architectures, libseccomp and the OCI spec.
@@ -24,7 +24,7 @@ X32_SYSCALL_BIT = 0x40000000
 
 @lru_cache(maxsize=None)
 def _data() -> dict:
-    return json.loads(resources.files("leastpriv.data").joinpath("syscalls.json").read_text())
+    return json.loads(resources.files(__package__).joinpath("syscalls.json").read_text())
 
 
 def arches() -> list[str]:

@@ -2,7 +2,7 @@
 container's seccomp filter and before (and including) the workload's execve.
 
 An exported container profile must allow them or the container does not start.
-The data (``leastpriv/data/runtime_base.json``) is measured by
+The data (``leastpriv/policy/runtime_base.json``) is measured by
 ``tools/measure_runtime_base.py`` per runtime, version and noNewPrivileges
 mode (runc installs the filter late with noNewPrivileges, before dropping
 capabilities and changing user without it, so the lists differ a lot).
@@ -39,7 +39,7 @@ class RuntimeBase:
 @lru_cache(maxsize=None)
 def _data() -> dict:
     try:
-        return json.loads(resources.files("leastpriv.data").joinpath("runtime_base.json").read_text())
+        return json.loads(resources.files(__package__).joinpath("runtime_base.json").read_text())
     except FileNotFoundError:  # pragma: no cover
         return {"runtimes": {}}
 

@@ -18,16 +18,16 @@ from __future__ import annotations
 import json
 import stat
 
-from .. import syscalls
-from .bundle import DOCKER_DEFAULT_CAPS
-from .image import UnpackReport, iter_rootfs
+from ..kernel import syscalls
+from ..oci.bundle import DOCKER_DEFAULT_CAPS
+from ..oci.image import UnpackReport, iter_rootfs
 
 
 def docker_default_allowed(arch: str) -> set[str]:
     """Names Docker's default profile allows unconditionally or by argument, for a default container."""
     from importlib import resources
 
-    d = json.loads(resources.files("leastpriv.data").joinpath("docker_default.json").read_text())
+    d = json.loads(resources.files("leastpriv.policy").joinpath("docker_default.json").read_text())
     out: set[str] = set()
     for r in d["syscalls"]:
         if r.get("action") != "SCMP_ACT_ALLOW":
@@ -159,7 +159,7 @@ def markdown(r: dict) -> str:
 def render(r: dict) -> None:
     from rich.table import Table
 
-    from ..ui.console import out
+    from .console import out
     out.print(f"[bold]review[/] [cyan]{r['name'] or r['image']}[/]: {' '.join(r['command'])}")
     out.print(("[red]runs as root[/]" if r["runs_as_root"] else "[green]runs as a non-root user[/]")
               + f" (uid {r['user']['uid']})")

@@ -29,17 +29,17 @@ import tempfile
 import threading
 import time
 
-from .. import syscalls
+from ..kernel import syscalls
 from ..errors import UserError
-from ..tracer.recording import Recording, RecordingBuilder
-from .notify import Call, Observer, notify_seccomp
-from .runc import RunResult, Runc
+from .recording import Recording, RecordingBuilder
+from .seccomp_notify import Call, Observer, notify_seccomp
+from ..oci.runc import RunResult, Runc
 
 RUNC_INIT = "runc:[2:INIT]"
 
 
 def _ebpf_backend():
-    from ..tracer import select
+    from . import select
 
     try:
         cls = select.load("ebpf")
@@ -118,8 +118,8 @@ def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
 
 def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float | None,
                 ephemeral: bool = False) -> tuple[Recording, RunResult]:
-    from ..tracer import select
-    from ..tracer.base import Cgroup, TraceOptions
+    from . import select
+    from .base import Cgroup, TraceOptions
 
     backend = select.load("ebpf")()
     ready, stop = threading.Event(), threading.Event()

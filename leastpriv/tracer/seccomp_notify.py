@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import syscalls
+from ..kernel import syscalls
 
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100
 SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101

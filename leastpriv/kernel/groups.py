@@ -22,7 +22,7 @@ _PRIMARY_ORDER = (
 
 @lru_cache(maxsize=None)
 def groups() -> dict[str, frozenset[str]]:
-    data = json.loads(resources.files("leastpriv.data").joinpath("syscall_groups.json").read_text())
+    data = json.loads(resources.files(__package__).joinpath("groups.json").read_text())
     return {g: frozenset(v) for g, v in data["groups"].items()}
 
 

@@ -287,7 +287,7 @@ class _Checked(io.RawIOBase):
 def _pick_manifest(manifests: list, where: str) -> dict:
     if len(manifests) == 1:
         return manifests[0]
-    from .. import syscalls
+    from ..kernel import syscalls
     goarch = {"x86_64": "amd64", "aarch64": "arm64"}.get(syscalls.host_arch(), syscalls.host_arch())
     for m in manifests:
         p = m.get("platform", {})

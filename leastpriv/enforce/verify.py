@@ -21,11 +21,11 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from .. import syscalls
-from ..exporters import seccomp_model as sm
-from .bundle import caps_block
-from .notify import Call, Observer, notify_seccomp
-from .runc import RunResult, Runc
+from ..kernel import syscalls
+from ..policy import seccomp_model as sm
+from ..oci.bundle import caps_block
+from ..tracer.seccomp_notify import Call, Observer, notify_seccomp
+from ..oci.runc import RunResult, Runc
 
 
 # With a listenerPath, runc's init waits for its parent to hand the notify fd over (a read on
@@ -131,7 +131,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
     cap_denials: list[str] = []
     complain = None
     if trace_caps is None:
-        from .learn import _ebpf_backend
+        from ..tracer.container import _ebpf_backend
         trace_caps = _ebpf_backend()[0] is not None
     if complain_first:
         allow_uncond = {n for r in model.rules.get(model.native, ()) if r.action == sm.ALLOW and not r.args
@@ -204,7 +204,7 @@ def _complain_with_caps(runc: Runc, bundle: str, conf: dict, timeout: float) -> 
     from ..errors import UserError
     from ..learner.aggregate import facts_of
     from ..learner.capabilities import capability_set
-    from .learn import _learn_ebpf
+    from ..tracer.container import _learn_ebpf
 
     try:
         rec, res = _learn_ebpf(runc, bundle, conf, "verify", timeout, ephemeral=True)

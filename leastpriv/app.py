@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from ..errors import UserError
-from ..ui import console
+from .errors import UserError
+from .ui import console
 
 
 def _runc():
-    from .runc import Runc
+    from .oci.runc import Runc
 
     ok, why = Runc.usable()
     if not ok:
@@ -19,8 +19,8 @@ def _runc():
 
 def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
                         network: str = "loopback", duration: float | None = None):
-    from .learn import learn_container
-    from .workspace import open_workspace
+    from .tracer.container import learn_container
+    from .oci.workspace import open_workspace
 
     if backend == "ptrace":
         raise UserError("--backend ptrace: cannot attach to a runc container (use ebpf or seccomp-notify; see README "
@@ -44,9 +44,9 @@ def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence
 
 def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runtime: str, args: Sequence[str],
                as_json: bool, network: str = "loopback", duration: float = 120) -> int:
-    from ..learner.profile import Profile
-    from .verify import verify
-    from .workspace import open_workspace
+    from .learner.profile import Profile
+    from .enforce.verify import verify
+    from .oci.workspace import open_workspace
 
     profile = Profile.load(profile_path)
     runc = _runc()
@@ -74,16 +74,16 @@ def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runt
 
 def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str], fmt: str, backend: str,
                      runtime: str, network: str = "loopback") -> None:
-    from ..learner import aggregate
-    from ..learner.profile import Profile
-    from .learn import learn_container
-    from .review import build_report, markdown, render
-    from .verify import verify
-    from .workspace import open_workspace
+    from .learner import aggregate
+    from .learner.profile import Profile
+    from .tracer.container import learn_container
+    from .ui.image_review import build_report, markdown, render
+    from .enforce.verify import verify
+    from .oci.workspace import open_workspace
 
     runc = _runc()
     with open_workspace(image=image, args=args, network=network) as ws:
-        from .review import scan_rootfs
+        from .ui.image_review import scan_rootfs
         scan = scan_rootfs(ws.rootfs)   # before anything runs in it
         learn_exit = None
         if profile_path:
@@ -101,7 +101,7 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
                               scan=scan)
         report["verify"] = v.to_json()
         try:
-            from ..learner.review import review as profile_review
+            from .learner.review import review as profile_review
             report["profile_review"] = profile_review(profile)
         except Exception as exc:  # noqa: BLE001 - the learner's review is an extra
             report["profile_review"] = {"error": str(exc)}

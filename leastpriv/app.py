@@ -1,4 +1,8 @@
-"""What the container commands of cli.py call (kept here so cli.py stays thin)."""
+"""The use cases: what a command does, between parsing (cli.py) and rendering (ui/).
+
+learn (add a run to a profile), and the container use cases: learn a container,
+verify a profile under runc, review an image.
+"""
 from __future__ import annotations
 
 import json
@@ -6,6 +10,21 @@ from typing import Sequence
 
 from .errors import UserError
 from .ui import console
+
+
+def add_run(output: str, existing, rec, save_recording: str | None):
+    """Add a Recording to the profile at ``output`` (``existing``: its loaded content, or None), save it
+    (first: a bad --save-recording path must not lose the run), then the Recording if asked.
+
+    Returns (profile, what this run added).
+    """
+    from .learner import aggregate
+
+    profile, added = aggregate.add_recording(existing, rec)
+    profile.save(output)
+    if save_recording:
+        rec.save(save_recording)
+    return profile, added
 
 
 def _runc():

@@ -32,12 +32,10 @@ class Group(click.Group):
             sys.exit(exc.exit_code)
         except click.UsageError as exc:   # one line, and where to look, instead of click's three
             where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
-            console.err.print(f"[red]leastpriv: error:[/] {escape(exc.format_message() + where)}", markup=True,
-                              highlight=False)
+            console.error(exc.format_message() + where)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            console.err.print(f"[red]leastpriv: error:[/] {escape(exc.format_message())}", markup=True,
-                              highlight=False)
+            console.error(exc.format_message())
             sys.exit(exc.exit_code)
         except click.Abort:
             console.err.print("leastpriv: interrupted")
@@ -48,7 +46,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            console.err.print(f"[red]leastpriv: error:[/] {escape(str(exc))}", markup=True, highlight=False)
+            console.error(str(exc))
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             console.err.print("leastpriv: interrupted")
@@ -58,9 +56,17 @@ class Group(click.Group):
         except OSError as exc:
             if not exc.filename:   # not about a file the user named: a bug, keep the traceback
                 raise
-            console.err.print(f"[red]leastpriv: error:[/] {escape(f'{exc.filename}: {exc.strerror or exc}')}",
-                              markup=True, highlight=False)
+            console.error(f"{exc.filename}: {exc.strerror or exc}")
             sys.exit(2)
+
+
+class DashDashCommand(click.Command):
+    """Remembers whether the arguments had a ``--`` (click drops it): ``check -- CMD`` traces CMD even when it
+    is one word, ``check NEW`` reads a file."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["leastpriv.dashdash"] = "--" in args
+        return super().parse_args(ctx, args)
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
@@ -132,7 +138,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     command = tuple(command)
     if command and command[0] == "--":
         command = command[1:]
-    if bundle or image:   # containers: leastpriv/container (learn.py picks ebpf by cgroup or seccomp-notify)
+    if bundle or image:   # containers: app -> tracer/container.py (ebpf by cgroup, or seccomp-notify)
         from .app import learn_container_cmd
         if pid is not None or cgroup:
             raise UserError("learn: --bundle/--image cannot be combined with --pid/--cgroup")
@@ -159,57 +165,11 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
 
 
 def _add_run(output, existing, rec, save_recording, as_json):
-    """Save the run (and its Recording if asked), add it to the profile, say what it added."""
-    from .learner import aggregate
+    from .app import add_run
+    from .ui.learn import report_learn
 
-    profile, added = aggregate.add_recording(existing, rec)
-    profile.save(output)   # first: a bad --save-recording path must not lose the run
-    if save_recording:
-        rec.save(save_recording)
-    _report_learn(output, profile, rec, added, as_json)
-
-
-def _report_learn(output, profile, rec, added, as_json):
-    n_sys = sum(len(t) for t in rec.syscalls.values())
-    if as_json:
-        console.out.print_json(json.dumps({"profile": output, "run": rec.id, "complete": rec.complete,
-                                           "added": added, "runs": len(profile.runs),
-                                           "runs_without_growth": profile.runs_without_growth}))
-    state = "complete" if rec.complete else f"INCOMPLETE ({rec.interrupted or 'interrupted'}): saved what it saw"
-    console.info(f"run {rec.id} ({rec.backend}, {state}): {n_sys} distinct syscalls -> {output} "
-                 f"({len(profile.runs)} run{'s' * (len(profile.runs) != 1)})")
-    for note in rec.notes:
-        console.warn(note)
-    if rec.lost_events:
-        console.warn(f"the kernel dropped {rec.lost_events} events: this run is marked lossy")
-    for arch, nrs in rec.unknown_syscalls.items():
-        if nrs:
-            console.warn(f"unknown syscall numbers on {arch}: {', '.join(map(str, nrs))} (recorded as #N)")
-    if added:
-        for arch, names in added.get("syscalls", {}).items():
-            console.info(f"new syscalls ({arch}): {' '.join(names)}")
-        for arch, t in added.get("args", {}).items():
-            for sc, vals in t.items():
-                console.info(f"new {sc} arguments ({arch}): {'; '.join(vals)}")
-        if added.get("capabilities"):
-            caps = profile.facts.get("capabilities", {})
-            needed = [c for c in added["capabilities"] if c in profile.rules.get("capabilities", [])]
-            checked = [c for c in added["capabilities"] if c not in needed]
-            if needed:
-                from .ui.show import capability_label
-                labels = [capability_label({"cap": c, "inferred": caps.get(c, {}).get("inferred")}) for c in needed]
-                console.info(f"new capabilities needed: {', '.join(labels)}")
-            if checked:
-                console.info(f"capabilities checked but not needed (no-audit or denied checks): {', '.join(checked)}")
-        for kind in ("execs", "network"):
-            if added.get(kind):
-                console.info(f"new {kind}: {', '.join(added[kind])}")
-        if added.get("files"):
-            console.info(f"new files: {len(added['files'])}")
-    from .ui.show import convergence
-    if len(profile.runs) > 1 and profile.runs_without_growth:
-        console.info("this run added nothing new")
-    console.info(f"{output}: {convergence(len(profile.runs), profile.runs_without_growth)[0]}")
+    profile, added = add_run(output, existing, rec, save_recording)
+    report_learn(output, profile, rec, added, as_json)
 
 
 # ---------------------------------------------------------------------- show
@@ -354,7 +314,7 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
         click.echo(result.text, nl=False)
 
 
-# ------------------------------------------------------------- containers (leastpriv/container)
+# ------------------------------------------------------------- containers (app.py, oci/)
 
 @main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
 @click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False), help="The learned profile.")
@@ -452,7 +412,7 @@ def _trace(chosen, target, **options):
         return chosen.trace(target, TraceOptions(progress=progress, **options))
 
 
-@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@main.command(cls=DashDashCommand, context_settings={**CONTEXT, "ignore_unknown_options": True})
 @click.option("--baseline", required=True, type=click.Path(dir_okay=False), help="The committed profile.")
 @click.option("--format", "fmt", type=click.Choice(["rich", "json", "junit", "sarif", "github"]), default="rich",
               show_default=True, help="Report format on stdout.")
@@ -494,7 +454,7 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
         from .learner.diff import as_profile
         base = as_profile(load_profile_or_recording(baseline))
         args = tuple(new)
-        dashdash = "--" in sys.argv[1:]
+        dashdash = click.get_current_context().meta.get("leastpriv.dashdash", False)
         if args and args[0] == "--":
             args, dashdash = args[1:], True
         if not args:
@@ -516,10 +476,10 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
         result = do_check(base, newp, kinds=[k.strip() for k in only.split(",") if k.strip()],
                           ignore_paths=ignore_paths)
     except UserError as exc:
-        console.err.print(f"[red]leastpriv: error:[/] {escape(str(exc))}", markup=True, highlight=False)
+        console.error(str(exc))
         sys.exit(2)   # check's contract: 0 nothing grew, 1 grew, 2 anything else (CI must not read it as growth)
     except Exception as exc:  # noqa: BLE001 - a CI gate must say "error" (2), never "grew" (1)
-        console.err.print(f"leastpriv: error: check failed: {type(exc).__name__}: {exc}", highlight=False)
+        console.error(f"check failed: {type(exc).__name__}: {exc}")
         sys.exit(2)
     if fmt == "rich":
         from .ui.check import render_check
@@ -596,7 +556,7 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
     """
     from .learner.review import review as do_review
 
-    if image:   # container image review: leastpriv/container/review.py
+    if image:   # container image review: app.review_image_cmd
         from .app import review_image_cmd
         review_image_cmd(image=image, profile_path=profile_path, args=(), fmt=fmt, backend=backend, runtime="runc")
         return

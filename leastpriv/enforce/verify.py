@@ -2,7 +2,7 @@
 
 1. **Complain run.** The container runs with the profile's unconditional
    allows as ALLOW and every other syscall sent to leastpriv
-   (``SCMP_ACT_NOTIFY``, see notify.py). Each call is judged as the enforced
+   (``SCMP_ACT_NOTIFY``, see tracer/seccomp_notify.py). Each call is judged as the enforced
    filter would judge it (argument conditions evaluated in leastpriv, errno
    rules answered with their errno) and, when it would be denied, recorded and
    let run. A denied call made by ``runc:[2:INIT]`` is one the *runtime* needs

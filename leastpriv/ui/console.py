@@ -22,6 +22,11 @@ def warn(msg: str) -> None:
     err.print(f"[yellow]leastpriv: warning:[/] {escape(msg)}")
 
 
+def error(msg: str) -> None:
+    """The one error line: ``leastpriv: error: <msg>`` on stderr (the caller picks the exit code)."""
+    err.print(f"[red]leastpriv: error:[/] {escape(msg)}", markup=True, highlight=False)
+
+
 @contextmanager
 def live_status(label: str) -> Iterator:
     """A one-line live status on stderr while something long runs; silent when stderr is not a tty.

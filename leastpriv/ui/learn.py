@@ -1,0 +1,49 @@
+"""The learn report: what one run added to the profile (status on stderr, ``--json`` on stdout)."""
+from __future__ import annotations
+
+import json
+
+from . import console
+from .show import capability_label, convergence
+
+
+def report_learn(output, profile, rec, added, as_json) -> None:
+    """What one learn run added to the profile: status lines on stderr, ``--json`` on stdout."""
+    n_sys = sum(len(t) for t in rec.syscalls.values())
+    if as_json:
+        console.out.print_json(json.dumps({"profile": output, "run": rec.id, "complete": rec.complete,
+                                           "added": added, "runs": len(profile.runs),
+                                           "runs_without_growth": profile.runs_without_growth}))
+    state = "complete" if rec.complete else f"INCOMPLETE ({rec.interrupted or 'interrupted'}): saved what it saw"
+    console.info(f"run {rec.id} ({rec.backend}, {state}): {n_sys} distinct syscalls -> {output} "
+                 f"({len(profile.runs)} run{'s' * (len(profile.runs) != 1)})")
+    for note in rec.notes:
+        console.warn(note)
+    if rec.lost_events:
+        console.warn(f"the kernel dropped {rec.lost_events} events: this run is marked lossy")
+    for arch, nrs in rec.unknown_syscalls.items():
+        if nrs:
+            console.warn(f"unknown syscall numbers on {arch}: {', '.join(map(str, nrs))} (recorded as #N)")
+    if added:
+        for arch, names in added.get("syscalls", {}).items():
+            console.info(f"new syscalls ({arch}): {' '.join(names)}")
+        for arch, t in added.get("args", {}).items():
+            for sc, vals in t.items():
+                console.info(f"new {sc} arguments ({arch}): {'; '.join(vals)}")
+        if added.get("capabilities"):
+            caps = profile.facts.get("capabilities", {})
+            needed = [c for c in added["capabilities"] if c in profile.rules.get("capabilities", [])]
+            checked = [c for c in added["capabilities"] if c not in needed]
+            if needed:
+                labels = [capability_label({"cap": c, "inferred": caps.get(c, {}).get("inferred")}) for c in needed]
+                console.info(f"new capabilities needed: {', '.join(labels)}")
+            if checked:
+                console.info(f"capabilities checked but not needed (no-audit or denied checks): {', '.join(checked)}")
+        for kind in ("execs", "network"):
+            if added.get(kind):
+                console.info(f"new {kind}: {', '.join(added[kind])}")
+        if added.get("files"):
+            console.info(f"new files: {len(added['files'])}")
+    if len(profile.runs) > 1 and profile.runs_without_growth:
+        console.info("this run added nothing new")
+    console.info(f"{output}: {convergence(len(profile.runs), profile.runs_without_growth)[0]}")

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from leastpriv import syscalls  # noqa: E402
+from leastpriv.kernel import syscalls  # noqa: E402
 from leastpriv.oci.bundle import base_config, save_config  # noqa: E402
 from leastpriv.oci.runc import Runc  # noqa: E402
 from leastpriv.fileio import dumps, write_atomic  # noqa: E402

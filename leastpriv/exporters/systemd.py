@@ -524,7 +524,7 @@ def _personality(s: _Seen) -> Directive:
         return _blocked("LockPersonality", ["calls personality(2); its argument was not recorded"])
     other = sorted(v for v in vals if v not in (0, 0xFFFFFFFF))
     if other:
-        from .. import constants
+        from ..kernel import constants
         return _blocked("LockPersonality", ["sets personality " + ", ".join(constants.describe("personality", v)
                                                                           for v in other)])
     return Directive("LockPersonality", "yes", "personality(2) only queried or kept at PER_LINUX")

@@ -253,7 +253,7 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
 # -------------------------------------------------------------------- export
 
 EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod, apparmor, systemd, landlock, "
-                  "seccomp-pfc")
+                  "seccomp-pfc, selinux")
 
 
 @main.command(context_settings=CONTEXT)
@@ -278,8 +278,11 @@ EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
               help="k8s-pod: patch that container in this YAML (Deployment, Pod, ...; multi-document ok).")
 @click.option("--namespace", default="", help="k8s-*: metadata.namespace of the exported objects.")
+@click.option("--selinux-policy", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="selinux: the policy whose file labels and port types to use (default: this host's, "
+                   "/etc/selinux/<SELINUXTYPE>).")
 def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime, bundle, name, container,
-           manifest, namespace):
+           manifest, namespace, selinux_policy):
     """Write a profile in a format that enforces it.
 
     \b
@@ -292,6 +295,7 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
       leastpriv export app.lp.json --format k8s-pod --manifest deploy.yaml --container web
       leastpriv export app.lp.json --format apparmor --name myapp -o /etc/apparmor.d/myapp
       leastpriv export app.lp.json --format systemd -o /etc/systemd/system/app.service.d/leastpriv.conf
+      leastpriv export app.lp.json --format selinux --name web -o web.cil   # podman --security-opt label=type:web.process
     """
     from .exporters import base
     from .learner.profile import Profile
@@ -303,7 +307,7 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
     runtime = export_runtime(profile, runtime)   # runc default for containers; runc's base depends on noNewPrivileges
     options = base.ExportOptions(complain=complain, arch=arch, runtime=runtime, args=args_mode, style=style,
                                  name=name, container=container, manifest=manifest, bundle=bundle,
-                                 namespace=namespace, extra={"profile_path": profile_path})
+                                 namespace=namespace, extra={"profile_path": profile_path, "selinux_policy": selinux_policy})
     result = exporter.export(profile, options)
     for note in result.notes:
         console.info(note)

@@ -5,6 +5,7 @@ set -euo pipefail
 
 PKGS=(strace runc apparmor busybox-static gcc gcc-multilib libc6-dev-i386 libseccomp2
       bpfcc-tools python3-bpfcc linux-headers-amd64 libcap2-bin iproute2 systemd util-linux)
+PKGS+=(secilc selinux-policy-default policycoreutils semodule-utils libselinux1 libsepol2)   # export --format selinux reads labels/ports with libselinux/libsepol; its tests compile modules with secilc against the reference policy (converted by policycoreutils' hll/pp)
 
 if [ "$(id -u)" != 0 ]; then
     echo "setup-system: not root: skipping Debian packages, headers and tracefs (ptrace backend only)" >&2

@@ -18,7 +18,7 @@ from ..errors import UserError
 
 # one module per target; imported on first use of the registry
 _MODULES = ("oci", "docker", "k8s_seccompprofile", "k8s_apparmorprofile", "k8s_pod", "apparmor", "systemd",
-            "landlock", "seccomp_pfc")
+            "landlock", "seccomp_pfc", "selinux")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,16 @@ def add_run(output: str, existing, rec, save_recording: str | None):
     return profile, added
 
 
+def learn_from_log(source: str, *, since: str | None = None, exes: Sequence[str] = (), comms: Sequence[str] = ()):
+    """learn --from-log: the seccomp log records in SOURCE that the filters keep, as a Recording of kind log,
+    and the report of what was read and left out."""
+    from .tracer import kernlog
+
+    filt = kernlog.LogFilter(since=kernlog.parse_since(since) if since else None, exe=tuple(exes),
+                             comm=tuple(comms))
+    return kernlog.load(source, filt)
+
+
 def _runc():
     from .oci.runc import Runc
 

@@ -111,9 +111,17 @@ def main() -> None:
               help="Unpack this OCI layout / docker-save archive, run it with runc, learn it (ARGS replace Cmd).")
 @click.option("--network", type=click.Choice(["loopback", "none"]), default="loopback", show_default=True,
               help="With --image: the container's network namespace (never the host's).")
+@click.option("--from-log", "from_log", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              metavar="SOURCE",
+              help="Add the seccomp log records (audit type 1326) in SOURCE as a run: audit.log, dmesg, "
+                   "journalctl -k, /dev/kmsg, or '-'. Filters: --since, --exe, --comm.")
+@click.option("--since", default=None, metavar="TIME", help="--from-log: records from TIME on (ISO time, @EPOCH, "
+                                                            "or 30m/2h/1d ago).")
+@click.option("--exe", "exes", multiple=True, metavar="GLOB", help="--from-log: keep this executable's records.")
+@click.option("--comm", "comms", multiple=True, metavar="GLOB", help="--from-log: keep records of this comm.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, command, bundle=None, image=None,
-          network="loopback"):
+          network="loopback", from_log=None, since=None, exes=(), comms=()):
     """Run COMMAND (or attach) and add what it did to a profile.
 
     \b
@@ -124,6 +132,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
       sudo leastpriv learn --cgroup /sys/fs/cgroup/system.slice/nginx.service -o nginx.json
       sudo leastpriv learn --image app.tar -o app.json              # OCI layout or docker save, run by runc
       sudo leastpriv learn --bundle ./bundle -o app.json -- /app --selftest
+      sudo leastpriv learn --from-log /var/log/audit/audit.log --exe /usr/sbin/nginx --since 1d -o nginx.json
 
     Exits with the workload's exit status (128+N if a signal N killed it).
     Ctrl-C reaches the workload; what was seen until then is saved and marked
@@ -138,6 +147,17 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     command = tuple(command)
     if command and command[0] == "--":
         command = command[1:]
+    if from_log or since or exes or comms:   # seccomp log records: app -> tracer/kernlog.py
+        from .app import learn_from_log
+        if not from_log or command or pid is not None or cgroup or bundle or image:
+            raise UserError("learn: --from-log SOURCE takes no command, --pid, --cgroup, --bundle or --image; "
+                            "--since, --exe and --comm need --from-log")
+        existing = Profile.load_existing(output)
+        rec, report = learn_from_log(from_log, since=since, exes=exes, comms=comms)
+        for line in report.summary():
+            console.info(line)
+        _add_run(output, existing, rec, save_recording, as_json)
+        sys.exit(0)
     if bundle or image:   # containers: app -> tracer/container.py (ebpf by cgroup, or seccomp-notify)
         from .app import learn_container_cmd
         if pid is not None or cgroup:
@@ -203,13 +223,16 @@ def show(profile, as_json):
 @click.option("--complain", is_flag=True,
               help="Enforce nothing: run everything, then report which syscalls would have been denied (and by "
                    "which executable).")
+@click.option("--complain-log", "complain_log", is_flag=True,
+              help="Like --complain, but the kernel logs what the profile would deny (SCMP_ACT_LOG, audit type "
+                   "1326, as a staged profile in production does); read it back with learn --from-log.")
 @click.option("--no-seccomp", is_flag=True, help="Do not install the seccomp filter.")
 @click.option("--no-landlock", is_flag=True, help="Do not apply the Landlock file/network rules.")
 @click.option("--no-caps", is_flag=True, help="Do not drop capabilities to the learned set.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
               help="Write what was applied and (with --complain) the denials as JSON to this file.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, command):
+def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, command, complain_log=False):
     """Run COMMAND confined by PROFILE, here, to prove the profile before shipping it.
 
     \b
@@ -233,7 +256,9 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
     if not command:
         raise UserError("run: no command given (leastpriv run --profile P -- CMD ...)")
     profile = Profile.load(profile_path)
-    result = run(profile, command, RunOptions(complain=complain, seccomp=not no_seccomp,
+    if complain and complain_log:
+        raise UserError("run: --complain and --complain-log exclude each other")
+    result = run(profile, command, RunOptions(complain=complain, log=complain_log, seccomp=not no_seccomp,
                                               landlock=not no_landlock, capabilities=not no_caps))
     for note in result.notes:
         console.warn(note)

@@ -49,6 +49,7 @@ SI_USER, SI_QUEUE, SI_TKILL = 0, -1, -6
 @dataclass(frozen=True)
 class RunOptions:
     complain: bool = False
+    log: bool = False        # complain through the kernel log: SCMP_ACT_LOG (audit type 1326), nothing recorded here
     seccomp: bool = True
     landlock: bool = True
     capabilities: bool = True
@@ -112,9 +113,10 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
     rules = getattr(profile, "rules", {}) or {}
     # the filter is loaded without no_new_privs only for root when the workload gains privileges
     nnp = os.geteuid() != 0 or bool(rules.get("no_new_privileges", True))
-    if options.complain and (options.landlock or options.capabilities):
+    if (options.complain or options.log) and (options.landlock or options.capabilities):
         prep.notes.append("complain mode covers seccomp only: Landlock and capability dropping are not applied")
-        options = RunOptions(complain=True, seccomp=options.seccomp, landlock=False, capabilities=False)
+        options = RunOptions(complain=options.complain, log=options.log, seccomp=options.seccomp, landlock=False,
+                             capabilities=False)
     if options.landlock:
         from . import landlock as ll
         lplan = ll.plan(profile)
@@ -132,7 +134,7 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
     if options.seccomp:
         if not rules.get("syscalls") and rules.get("style", "allowlist") == "allowlist":
             raise UserError("profile: has no learned syscalls (rules.syscalls is empty): nothing to enforce")
-        model = sm.build(profile, complain=options.complain, runtime="leastpriv")
+        model = sm.build(profile, complain=options.complain or options.log, runtime="leastpriv")
         if model.style == "allowlist" and not any(r.action == sm.ALLOW and r.names != ("execve",)
                                                   for rs in model.rules.values() for r in rs):
             learned = ", ".join(sorted(rules.get("syscalls", {})))
@@ -140,7 +142,9 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
                             f"{learned}): learn it on this machine to run it here")
         prep.filter = sec.build_filter(model, complain_mode=options.complain, no_new_privs=nnp)
         prep.notes += list(model.notes) + sec.describe_skipped(prep.filter.skipped)
-        prep.applied.append("seccomp (complain: denials recorded, not enforced)" if options.complain else "seccomp")
+        prep.applied.append("seccomp (complain: denials recorded, not enforced)" if options.complain else
+                            "seccomp (log: denials logged by the kernel, audit type 1326, not enforced)" if options.log
+                            else "seccomp")
     return prep
 
 

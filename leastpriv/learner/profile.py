@@ -156,8 +156,13 @@ class Profile:
 
 
 def load_profile_or_recording(path: str):
-    """Read a file that holds either a Profile or a Recording (merge, check, diff)."""
+    """Read a file that holds either a Profile or a Recording (merge, check, diff), or a seccomp log
+    (audit type 1326 records: a Recording of kind log, tracer/kernlog.py)."""
+    from ..tracer import kernlog
     from ..tracer.recording import Recording, is_recording_json
+
+    if kernlog.looks_like_log(path):
+        return kernlog.load(path)[0]
 
     d = read_json(path, "profile or recording")
     if is_recording_json(d):

@@ -113,7 +113,7 @@ class Recording:
     cwd: str
     started: float
     ended: float
-    backend: str
+    backend: str                      # "ptrace" | "ebpf" | "seccomp-notify" | "log" (seccomp log records, kernlog.py)
     kernel: str
     host_arch: str
     uid: int

@@ -43,7 +43,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from .. import constants
+from ..kernel import constants
 from ..errors import UserError
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Iterable, Iterator
 
-from .. import constants, syscalls
+from ..kernel import constants, syscalls
 from ..errors import UserError
 from .recording import Recording, SyscallStat
 

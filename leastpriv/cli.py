@@ -119,9 +119,12 @@ def main() -> None:
                                                             "or 30m/2h/1d ago).")
 @click.option("--exe", "exes", multiple=True, metavar="GLOB", help="--from-log: keep this executable's records.")
 @click.option("--comm", "comms", multiple=True, metavar="GLOB", help="--from-log: keep records of this comm.")
+@click.option("--fast", is_flag=True,
+              help="Into an existing profile: let the kernel allow, without a stop, the calls the profile "
+                   "already explains (the fast gate of check); their counts are not collected.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, command, bundle=None, image=None,
-          network="loopback", from_log=None, since=None, exes=(), comms=()):
+          network="loopback", from_log=None, since=None, exes=(), comms=(), fast=False):
     """Run COMMAND (or attach) and add what it did to a profile.
 
     \b
@@ -133,6 +136,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
       sudo leastpriv learn --image app.tar -o app.json              # OCI layout or docker save, run by runc
       sudo leastpriv learn --bundle ./bundle -o app.json -- /app --selftest
       sudo leastpriv learn --from-log /var/log/audit/audit.log --exe /usr/sbin/nginx --since 1d -o nginx.json
+      leastpriv learn --fast -o app.json -- ./app --other-input   # re-learn at near-native speed
 
     Exits with the workload's exit status (128+N if a signal N killed it).
     Ctrl-C reaches the workload; what was seen until then is saved and marked
@@ -178,7 +182,16 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
     chosen = _choose(backend, target, cpu)
     existing = Profile.load_existing(output)   # fail before running anything
-    rec = _trace(chosen, target, cpu=cpu, duration=duration)
+    known = None
+    if fast:
+        if existing is None:
+            raise UserError(f"learn --fast: {output} does not exist yet: the fast gate lets the kernel allow what "
+                            f"an existing profile explains (learn without --fast first)")
+        from .learner.check import known_calls
+        known = known_calls(existing)
+        console.info("fast gate: calls the profile already explains run without a stop; their counts are "
+                     "not collected")
+    rec = _trace(chosen, target, cpu=cpu, duration=duration, known=known)
     _add_run(output, existing, rec, save_recording, as_json)
     status = rec.exit_status if rec.exit_status is not None else (130 if not rec.complete else 0)
     sys.exit(status)
@@ -456,8 +469,11 @@ def _trace(chosen, target, **options):
               help="With -- CMD: how to observe it.")
 @click.option("--save-recording", type=click.Path(dir_okay=False), default=None,
               help="With -- CMD: also write the new run's Recording (to merge it into the baseline later).")
+@click.option("--full-trace", is_flag=True,
+              help="With -- CMD: stop at every call (counts everything) instead of the fast gate, which lets "
+                   "the kernel allow the calls the baseline already explains.")
 @click.argument("new", nargs=-1, type=click.UNPROCESSED, metavar="NEW | -- CMD...")
-def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, new):
+def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, new, full_trace=False):
     """Fail (exit 1) when the workload uses more than its baseline profile.
 
     NEW is a profile or a recording; with -- CMD the command is traced first
@@ -466,6 +482,13 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
     socket family); 2: error. Growth in a dangerous syscall or capability is
     called out. With -- CMD the workload's own output goes to stdout as well:
     write machine formats with --output.
+
+    Fast gate (with -- CMD, unless --full-trace): a seccomp filter (ptrace)
+    or an in-kernel bitmap (eBPF) lets the calls the baseline already
+    explains run without being looked at; only unseen syscalls, new
+    argument values, paths, addresses and execs are traced. Growth is found
+    the same way; counts of the allowed calls are not collected, and that
+    the run stopped using them is not reported.
 
     \b
     Examples:
@@ -494,7 +517,12 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
         if dashdash or len(args) > 1:
             from .tracer.base import Command
             target = Command(tuple(args))
-            rec = _trace(_choose(backend, target), target)
+            from .learner.check import known_calls
+            known = None if full_trace else known_calls(base)
+            if known is not None:
+                console.info("fast gate: calls the baseline explains run without a stop; their counts are not "
+                             "collected (--full-trace counts everything)")
+            rec = _trace(_choose(backend, target), target, known=known)
             if rec.exit_status not in (0, None):
                 console.warn(f"the workload exited with status {rec.exit_status}: it may have done less than usual")
             if save_recording:
@@ -502,8 +530,9 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
             newp = rec
         else:
             newp = load_profile_or_recording(args[0])
+            known = None
         result = do_check(base, newp, kinds=[k.strip() for k in only.split(",") if k.strip()],
-                          ignore_paths=ignore_paths)
+                          ignore_paths=ignore_paths, unobserved=known)
     except UserError as exc:
         console.error(str(exc))
         sys.exit(2)   # check's contract: 0 nothing grew, 1 grew, 2 anything else (CI must not read it as growth)

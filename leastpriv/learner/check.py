@@ -9,13 +9,27 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..tracer.base import Known
 from ..tracer.recording import Recording
 from .diff import KINDS, as_profile, changes
 from .profile import Profile
 
 
+def known_calls(baseline: Profile) -> Known:
+    """The calls ``baseline`` explains (syscalls, and tracked-argument value tuples), for the fast gate."""
+    f = baseline.facts
+    sc = frozenset((arch, name) for arch, table in f.get("syscalls", {}).items() for name in table)
+    args = frozenset((arch, name, tuple(int(v) for v in e["values"]))
+                     for arch, table in f.get("args", {}).items() for name, entries in table.items()
+                     for e in entries)
+    return Known(sc, args)
+
+
 def check(baseline: Profile, new: Profile | Recording, kinds: Iterable[str] = KINDS,
-          ignore_paths: Iterable[str] = ()) -> dict:
+          ignore_paths: Iterable[str] = (), unobserved: Known | None = None) -> dict:
+    """Growth of ``new`` over ``baseline``. ``unobserved``: calls the trace let the kernel allow without
+    looking (the fast gate): that the new run no longer used them cannot be told, so their removals
+    are left out of ``removed`` (and counted in ``unobserved_removals``)."""
     kinds = tuple(kinds)
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
@@ -25,13 +39,25 @@ def check(baseline: Profile, new: Profile | Recording, kinds: Iterable[str] = KI
     ch = changes(baseline, newp, ignore_paths)
     grown = [c for c in ch if c["change"] == "added" and c["kind"] in kinds]
     ignored = [c for c in ch if c["change"] == "added" and c["kind"] not in kinds]
+    removed = [c for c in ch if c["change"] == "removed"]
+    hidden = 0
+    if unobserved is not None:
+        keep = []
+        for c in removed:
+            if (c["kind"] == "syscall" and (c["arch"], c["item"]) in unobserved.syscalls) or \
+                    (c["kind"] == "arg" and (c["arch"], c["item"], tuple(c["values"])) in unobserved.args):
+                hidden += 1
+            else:
+                keep.append(c)
+        removed = keep
     incomplete = [r.get("id", "") for r in newp.runs if not r.get("complete", True)]
     return {
         "grew": bool(grown),
         "kinds": list(kinds),
         "added": grown,
         "dangerous": [c for c in grown if c["danger"]],
-        "removed": [c for c in ch if c["change"] == "removed"],
+        "removed": removed,
+        "unobserved_removals": hidden,
         "ignored": ignored,
         "baseline_runs": len(baseline.runs),
         "new_runs": len(newp.runs),

@@ -30,6 +30,17 @@ Target = Command | Pid | Cgroup
 
 
 @dataclass(frozen=True)
+class Known:
+    """What a baseline already explains (``check --baseline``, ``learn --fast``): a backend may let
+    these calls run without looking at them (tracer/fastpath.py), since they cannot add a fact.
+
+    syscalls: (arch, name) pairs; args: (arch, name, values) for tracked-argument syscalls.
+    """
+    syscalls: frozenset[tuple[str, str]] = frozenset()
+    args: frozenset[tuple[str, str, tuple[int, ...]]] = frozenset()
+
+
+@dataclass(frozen=True)
 class TraceOptions:
     """Knobs common to backends.
 
@@ -38,10 +49,13 @@ class TraceOptions:
          CPU number.
     duration: stop attach modes after this many seconds (None: until Ctrl-C).
     progress: called now and then with a short status dict for the live display.
+    known: calls a baseline explains, which the backend may leave to the kernel (fast gate);
+           None: observe everything.
     """
     cpu: str = "same"
     duration: float | None = None
     progress: Callable[[dict], None] | None = None
+    known: Known | None = None
     extra: dict = field(default_factory=dict)
 
 

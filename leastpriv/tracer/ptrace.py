@@ -194,8 +194,8 @@ class _Session:
             if not ok:
                 self.fallback = True
                 b.note(f"seccomp filters unavailable ({why}): fell back to PTRACE_SYSCALL, two stops per syscall")
+        prog, keep = self._filter()
         old_affinity = self._place_cpu()
-        prog, keep = abi.make_filter()
         argv_b = [os.fsencode(a) for a in self.argv]
         env = os.environ.copy()
         r, w = os.pipe()
@@ -249,6 +249,19 @@ class _Session:
                 os.sched_setaffinity(0, old_affinity)
             del keep
         return self._build()
+
+    def _filter(self):
+        """(prog, keepalive): SECCOMP_RET_TRACE for every call, or with a baseline (options.known) the fast
+        gate's filter, which lets the kernel allow the calls the baseline explains (tracer/fastpath.py)."""
+        known = self.options.known
+        if known is None or self.fallback:
+            if known is not None:
+                self.b.note("fast gate unavailable without seccomp filters: every call was stopped at")
+            return abi.make_filter()
+        from . import fastpath
+        ff = fastpath.build(known, frozenset(self._handlers), abi.SECCOMP_RET_TRACE)
+        self.b.note(ff.describe())
+        return abi.filter_from_bytes(ff.bpf)
 
     def _child(self, r, w, prog, argv_b, env):   # pragma: no cover - runs in the forked child
         try:

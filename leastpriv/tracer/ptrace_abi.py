@@ -162,6 +162,15 @@ def make_filter(action: int = SECCOMP_RET_TRACE):
     return prog, insns
 
 
+def filter_from_bytes(bpf: bytes):
+    """(prog, keepalive) for a classic-BPF program given as the bytes of its struct sock_filter array
+    (what libseccomp's seccomp_export_bpf writes)."""
+    n = len(bpf) // sizeof(SockFilter)
+    insns = (SockFilter * n).from_buffer_copy(bpf[:n * sizeof(SockFilter)])
+    prog = SockFprog(n, ctypes.cast(insns, POINTER(SockFilter)))
+    return prog, insns
+
+
 def install_filter(prog) -> int:
     """Install the filter in this process; set no_new_privs first only when the kernel asks for it.
 

@@ -37,6 +37,9 @@ def render_check(result: dict, baseline: str, con=None) -> None:
                   "(leastpriv learn -o BASELINE -- CMD, or leastpriv merge BASELINE NEW -o BASELINE) and commit it.[/]")
     if result["removed"]:
         out.print(f"[dim]{len(result['removed'])} fact(s) of the baseline were not used this time (not a failure).[/]")
+    if result.get("unobserved_removals"):
+        out.print(f"[dim]fast gate: whether the {result['unobserved_removals']} other fact(s) of the baseline were "
+                  f"used is not known (the kernel allowed them without a stop).[/]")
     if result["ignored"]:
         out.print(f"[dim]{len(result['ignored'])} new fact(s) of kinds not checked (--only) were ignored.[/]")
     if result["new_incomplete_runs"]:

@@ -1,0 +1,73 @@
+"""The fast gate (check --baseline B -- CMD without --full-trace): the kernel allows what B explains,
+and the check still finds exactly the growth a full trace finds: new syscall, new argument value,
+new path, new executable — each exits 1. Speed is measured in `make bench`, not here."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import lp, need_root
+
+GROWTH = {   # mode of tests/workloads/gate_probe.c -> a label its growth must include
+    "newsys": ("syscall", "getcpu"),
+    "newarg": ("arg", "PROT_EXEC"),
+    "newpath": ("file", "/etc/hostname (read)"),
+    "newexec": ("exec", "/usr/bin/true"),
+}
+
+
+def _backend(name: str) -> None:
+    if name == "ebpf":
+        need_root()
+        from leastpriv.tracer.ebpf import usable_reason
+        why = usable_reason()
+        if why:
+            pytest.fail(f"eBPF is not usable here ({why}); `make install` sets it up")
+
+
+@pytest.fixture(scope="module")
+def gate(build_c, tmp_path_factory):
+    d = tmp_path_factory.mktemp("gate")
+    exe = str(build_c("gate_probe"))
+    return exe, d
+
+
+def _baseline(gate, backend) -> str:
+    exe, d = gate
+    base = d / f"base-{backend}.json"
+    if not base.exists():
+        res = lp("learn", "--backend", backend, "-o", str(base), "--", exe, "base")
+        assert res.returncode == 0, res.stderr
+    return str(base)
+
+
+def _check(gate, backend, mode, *extra):
+    exe, d = gate
+    out = d / f"{backend}-{mode}-{len(extra)}.json"
+    rec = d / f"{backend}-{mode}-{len(extra)}.rec.json"
+    res = lp("check", "--baseline", _baseline(gate, backend), "--backend", backend, "--format", "json",
+             "--output", str(out), "--save-recording", str(rec), *extra, "--", exe, mode)
+    assert f"{mode} ok" in res.stdout, res.stdout + res.stderr     # the workload itself ran as usual
+    return res, json.loads(out.read_text()), json.loads(rec.read_text())
+
+
+@pytest.mark.parametrize("backend", ["ptrace", "ebpf"])
+def test_fast_gate_finds_the_same_growth_as_a_full_trace(gate, backend):
+    _backend(backend)
+    res, result, rec = _check(gate, backend, "base")
+    assert res.returncode == 0 and not result["added"], res.stderr
+    assert "fast gate" in res.stderr and "not collected" in res.stderr
+    full_res, _full, full_rec = _check(gate, backend, "base", "--full-trace")
+    assert full_res.returncode == 0, full_res.stderr
+    # the gate did let the kernel allow the storm: a full trace counts 2000 getppid, the gate does not
+    arch = next(iter(full_rec["syscalls"]))
+    assert full_rec["syscalls"][arch]["getppid"]["count"] >= 2000
+    assert rec["syscalls"].get(arch, {}).get("getppid", {}).get("count", 0) < 2000
+    assert any("fast gate" in n for n in rec["notes"]), rec["notes"]
+    for mode, (kind, label) in GROWTH.items():
+        fast_res, fast, _ = _check(gate, backend, mode)
+        full_res, full, _ = _check(gate, backend, mode, "--full-trace")
+        assert fast_res.returncode == 1 and full_res.returncode == 1, (mode, fast_res.stderr, full_res.stderr)
+        assert fast["added"] == full["added"], mode
+        assert any(c["kind"] == kind and label in c["label"] for c in fast["added"]), (mode, fast["added"])

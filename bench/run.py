@@ -1,19 +1,31 @@
 #!/usr/bin/env python3
-"""`make bench`: wall time of `leastpriv learn` against the untraced run and `strace -f -o /dev/null`.
+"""`make bench`: what leastpriv costs where users feel it. Not a test: one table, printed as it goes.
 
-Not a test: it prints one table (median and min of REPS runs) with the ratios to the untraced
-run and to strace, and a start-up row (`learn -- true`). Every runner gets the same CPU
-placement: `taskset -c CPU` for the untraced run and strace, `--cpu CPU` for leastpriv
-(which pins tracer and workload to it).
+Three parts, every runner of a part interleaved with the others (rep 1 of each, then rep 2, ...),
+medians of --reps runs, ratios taken within the same run of the bench (the machine is shared):
 
-To add a backend (e.g. eBPF), add its name to BACKENDS; `learn_argv` builds its
-command line. Options: --cpu N|any, --reps N, --only WORKLOAD_NAME.
+1. nginx + wrk (requests/s, p99 latency): nginx (1 worker) pinned to CPU 0 serves a 4 KiB file
+   to `wrk` pinned to CPU 1 over 127.0.0.1. Untraced; under an EMPTY BPF program on raw_syscalls
+   sys_enter + sys_exit (the floor of this attach method: every task takes the syscall slow path);
+   under `learn --backend ebpf -- nginx`; attached to a running nginx with `learn --pid`.
+2. The CI gate: `check --baseline B -- dd bs=1 count=N` where B was learned from the same dd
+   (a storm B explains). The marginal cost per call: (t(N) - t(small)) / the same untraced, so
+   start-up is differenced out. Fast gate (default) and --full-trace for ptrace; eBPF with the
+   empty-program floor beside it.
+3. Whole commands (wall time, start-up included): untraced, `strace -f -o /dev/null`,
+   `learn --backend ptrace`, all on CPU 0; find, tar, git status, a Python test run, and the
+   start-up (`learn -- true`).
+
+Options: --reps N (default 5), --only nginx|gate|commands, --cpu N (part 2 and 3).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,143 +35,383 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASTPRIV = [sys.executable, "-m", "leastpriv"]
+WIDTHS = (34, 40, 10, 10, 10, 12)
 
-# leastpriv backends to measure: one row each ("ebpf" needs root and bcc).
-BACKENDS = ["ptrace"]
-
-
-def _ebpf_usable() -> bool:
-    try:
-        sys.path.insert(0, str(ROOT))
-        from leastpriv.tracer.ebpf import usable_reason
-        why = usable_reason()
-    except Exception as exc:  # pragma: no cover
-        why = str(exc)
-    if why:
-        print(f"bench: no ebpf row: {why}", file=sys.stderr)
-    return not why
+FLOOR_PROGRAM = r"""
+RAW_TRACEPOINT_PROBE(sys_enter) { return 0; }
+RAW_TRACEPOINT_PROBE(sys_exit) { return 0; }
+"""
 
 
-if _ebpf_usable():
-    BACKENDS.append("ebpf")
-
-
-def workloads(tmp: str) -> list[tuple[str, list[str]]]:
-    tree = "/usr/include" if os.path.isdir("/usr/include/linux") else sys.prefix
-    return [
-        ("start-up: true", ["true"]),
-        ("syscall storm: dd bs=1 count=100000",
-         ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=100000", "status=none"]),
-        (f"realistic: tar -cf of {tree}", ["tar", "-cf", os.path.join(tmp, "out.tar"), "-C", tree, "."]),
-        ("realistic: gcc -O2 of a test workload", ["gcc", "-O2", "-pthread", "-o", os.path.join(tmp, "a.out"),
-                                                   str(ROOT / "tests" / "workloads" / "lp_tasks.c")]),
-    ]
-
-
+# ------------------------------------------------------------------ helpers
 def pin(cpu: str) -> list[str]:
-    return [] if cpu == "any" else ["taskset", "-c", cpu]
+    return ["taskset", "-c", cpu]
 
 
-def learn_argv(backend: str, cpu: str, tmp: str) -> list[str]:
-    if backend == "ebpf":   # no tracer process to place: pin leastpriv and the workload like the untraced run
-        return [*pin(cpu), *LEASTPRIV, "learn", "--backend", "ebpf", "-o", os.path.join(tmp, "ebpf.json"), "--"]
-    return [*LEASTPRIV, "learn", "--backend", backend, "--cpu", cpu, "-o", os.path.join(tmp, f"{backend}.json"), "--"]
+def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    kw.setdefault("stdout", subprocess.DEVNULL)
+    kw.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.run(argv, **kw)
+    return proc
 
 
-def runners(cpu: str, tmp: str) -> list[tuple[str, list[str]]]:
-    rows = [("untraced", pin(cpu)), ("strace -f -o /dev/null", [*pin(cpu), "strace", "-f", "-o", "/dev/null"])]
-    rows += [(f"leastpriv learn --backend {b}", learn_argv(b, cpu, tmp)) for b in BACKENDS]
-    return rows
-
-
-def timed(argv: list[str], tmp: str) -> float:
-    for f in Path(tmp).glob("*.json"):
-        f.unlink()      # each learn starts a fresh profile
+def timed(argv: list[str], ok=(0,)) -> float:
     t = time.perf_counter()
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = run(argv)
     dt = time.perf_counter() - t
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise SystemExit(f"bench: {' '.join(argv)} exited {proc.returncode}:\n{proc.stderr.decode()[-2000:]}")
     return dt
 
 
-_TIMER = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-          "r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-          "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-          "open(sys.argv[1], 'w').write(f'{time.perf_counter() - t} {u.ru_utime + u.ru_stime}'); sys.exit(r.returncode)")
+def row(cells) -> str:
+    return " ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, WIDTHS)))
 
 
-def _self_timed(prefix: list[str], cmd: list[str], tmp: str) -> tuple[float, float]:
-    """(wall, CPU) seconds of the workload itself, timed by a wrapper process (under `prefix`, e.g. learn).
-
-    BPF programs run in the workload's own context, so their cost is in its CPU time; wall time on a
-    shared VM is mostly noise for I/O-bound work.
-    """
-    out = os.path.join(tmp, "elapsed.txt")
-    timed([*prefix, sys.executable, "-c", _TIMER, out, *cmd], tmp)
-    wall, cpu = Path(out).read_text().split()
-    return float(wall), float(cpu)
+def header(title: str, cols) -> None:
+    print()
+    print(title)
+    h = row(cols)
+    print(h)
+    print("-" * len(h), flush=True)
 
 
-def _median2(samples: list[tuple[float, float]]) -> tuple[float, float]:
-    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+class Floor:
+    """An empty BPF program on raw_syscalls sys_enter/sys_exit, attached only while `on`.
+
+    Compiled once (bcc) in a helper process that attaches on "on\\n" and detaches on "off\\n"."""
+
+    HELPER = ("import sys\nfrom bcc import BPF\nb = BPF(text=sys.argv[1])\n"
+              "b.detach_raw_tracepoint(tp='sys_enter'); b.detach_raw_tracepoint(tp='sys_exit')  # bcc attached\n"
+              "print('ready', flush=True)\n"
+              "for line in sys.stdin:\n"
+              "    if line.strip() == 'on':\n"
+              "        b.attach_raw_tracepoint(tp='sys_enter', fn_name='raw_tracepoint__sys_enter')\n"
+              "        b.attach_raw_tracepoint(tp='sys_exit', fn_name='raw_tracepoint__sys_exit')\n"
+              "    else:\n"
+              "        b.detach_raw_tracepoint(tp='sys_enter'); b.detach_raw_tracepoint(tp='sys_exit')\n"
+              "    print('ok', flush=True)\n")
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", self.HELPER, FLOOR_PROGRAM], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise SystemExit(f"bench: the empty BPF program did not load: {self.proc.stderr.read()[-2000:]}")
+
+    def _say(self, what: str) -> None:
+        self.proc.stdin.write(what + "\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ok":
+            raise SystemExit(f"bench: floor helper: {self.proc.stderr.read()[-2000:]}")
+
+    def __enter__(self):
+        self._say("on")
+        return self
+
+    def __exit__(self, *exc):
+        self._say("off")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
 
 
-def _row(cells: list[str]) -> str:
-    widths = (40, 33, 9, 9, 11, 9)
-    return " ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+def ebpf_usable() -> str:
+    if os.geteuid() != 0:
+        return "not root"
+    try:
+        sys.path.insert(0, str(ROOT))
+        from leastpriv.tracer.ebpf import usable_reason
+        return usable_reason() or ""
+    except Exception as exc:  # pragma: no cover
+        return str(exc)
+
+
+# ------------------------------------------------------------------ 1. nginx + wrk
+NGINX_CONF = """worker_processes 1;
+daemon off;
+master_process on;
+user root;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    keepalive_requests 100000000;
+    server {{ listen 127.0.0.1:{port}; root {d}/www; location / {{ }} }}
+}}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"bench: {proc.args} exited {proc.returncode} before listening: "
+                             f"{proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"bench: nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def _bpf_links(pid: int) -> int:
+    n = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if "bpf_link" in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                    n += 1
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _wrk(port: int, seconds: float, cpu: str) -> tuple[float, float]:
+    """(requests/s, p99 latency in ms)."""
+    out = subprocess.run([*pin(cpu), "wrk", "-t1", "-c32", f"-d{int(seconds)}s", "--latency",
+                          f"http://127.0.0.1:{port}/4k.bin"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+    m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    return rps, float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            print(f"bench: no nginx part: {tool} is not installed (make install)", file=sys.stderr)
+            return
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    with tempfile.TemporaryDirectory(prefix="lp-bench-nginx-") as d:
+        os.makedirs(f"{d}/www")
+        with open(f"{d}/www/4k.bin", "wb") as f:
+            f.write(os.urandom(4096))
+        port = _free_port()
+        conf = f"{d}/nginx.conf"
+        Path(conf).write_text(NGINX_CONF.format(d=d, port=port))
+        cmd = [nginx, "-c", conf, "-p", d]
+
+        def stop_nginx(proc):
+            try:
+                os.kill(int(Path(f"{d}/nginx.pid").read_text()), signal.SIGTERM)
+            except (OSError, ValueError):
+                proc.terminate()
+
+        def untraced(with_floor=False):
+            proc = subprocess.Popen([*pin("0"), *cmd], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                _wait_port(port, proc)
+                _wrk(port, 1, "1")
+                if with_floor:
+                    with floor:
+                        return _wrk(port, seconds, "1")
+                return _wrk(port, seconds, "1")
+            finally:
+                stop_nginx(proc)
+                proc.wait(timeout=30)
+
+        def learned():
+            out = f"{d}/learn.json"
+            proc = subprocess.Popen([*pin("0"), *LEASTPRIV, "learn", "--backend", "ebpf", "-o", out, "--", *cmd],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                _wait_port(port, proc)
+                _wrk(port, 1, "1")
+                return _wrk(port, seconds, "1")
+            finally:
+                stop_nginx(proc)
+                if proc.wait(timeout=60) != 0:
+                    raise SystemExit(f"bench: learn -- nginx exited {proc.returncode}: "
+                                     f"{proc.stderr.read().decode()[-2000:]}")
+                os.unlink(out)
+
+        def attached():
+            ng = subprocess.Popen([*pin("0"), *cmd], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            out = f"{d}/pid.json"
+            try:
+                _wait_port(port, ng)
+                master = int(Path(f"{d}/nginx.pid").read_text())
+                lp = subprocess.Popen([*pin("0"), *LEASTPRIV, "learn", "--backend", "ebpf", "--pid", str(master),
+                                       "-o", out], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE)
+                deadline = time.monotonic() + 60
+                while _bpf_links(lp.pid) < 2:
+                    if lp.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"bench: learn --pid did not attach: {lp.stderr.read().decode()[-2000:]}")
+                    time.sleep(0.05)
+                time.sleep(0.3)
+                try:
+                    _wrk(port, 1, "1")
+                    return _wrk(port, seconds, "1")
+                finally:
+                    lp.send_signal(signal.SIGINT)
+                    lp.wait(timeout=60)
+                    if os.path.exists(out):
+                        os.unlink(out)
+            finally:
+                stop_nginx(ng)
+                ng.wait(timeout=30)
+
+        runners = [("untraced", untraced)]
+        if floor is not None:
+            runners += [("empty BPF program (floor)", lambda: untraced(True)),
+                        ("learn --backend ebpf -- nginx", learned),
+                        ("learn --backend ebpf --pid", attached)]
+        samples: dict[str, list[tuple[float, float]]] = {n: [] for n, _ in runners}
+        for _ in range(reps):
+            for name, fn in runners:
+                samples[name].append(fn())
+        header(f"1. nginx (CPU 0) serving 4 KiB to wrk -t1 -c32 (CPU 1), {seconds:g} s runs, median of {reps}",
+               ["workload", "runner", "req/s", "p99 ms", "x untraced", "x floor"])
+        med = {n: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v))
+               for n, v in samples.items()}
+        base = med["untraced"][0]
+        fl = med.get("empty BPF program (floor)", (None,))[0]
+        for name, _ in runners:
+            rps, p99 = med[name]
+            print(row(["nginx + wrk, 4 KiB", name, f"{rps:.0f}", f"{p99:.2f}", f"{rps / base:.3f}",
+                       f"{rps / fl:.3f}" if fl and name != "untraced" else ""]), flush=True)
+        print("  (throughput ratios: 1.000 = as fast; the floor is the cost of attaching anything to raw_syscalls)")
+
+
+# ------------------------------------------------------------------ 2. the CI gate
+def gate_part(reps: int, cpu: str, n: int, ebpf: bool, floor: Floor | None) -> None:
+    def dd(count):
+        return ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={count}", "status=none"]
+
+    small = 1000
+    with tempfile.TemporaryDirectory(prefix="lp-bench-gate-") as d:
+        backends = ["ptrace"] + (["ebpf"] if ebpf else [])
+        for b in backends:
+            learn = [*pin(cpu), *LEASTPRIV, "learn", "--backend", b, "-o", f"{d}/{b}.json", "--", *dd(small)]
+            timed(learn)
+
+        def check(b, *extra):
+            return [*pin(cpu), *LEASTPRIV, "check", "--backend", b, "--baseline", f"{d}/{b}.json",
+                    "--output", f"{d}/report.txt", *extra, "--"]
+
+        runners: list[tuple[str, list[str], object]] = [("untraced", pin(cpu), None)]
+        runners.append(("check --backend ptrace (fast gate)", check("ptrace"), None))
+        runners.append(("check --backend ptrace --full-trace", check("ptrace", "--full-trace"), None))
+        runners.append(("strace -f -o /dev/null", [*pin(cpu), "strace", "-f", "-o", "/dev/null"], None))
+        if ebpf:
+            runners.append(("check --backend ebpf (fast gate)", check("ebpf"), None))
+            runners.append(("check --backend ebpf --full-trace", check("ebpf", "--full-trace"), None))
+            if floor is not None:
+                runners.append(("empty BPF program (floor)", pin(cpu), floor))
+        samples: dict[str, dict[int, list[float]]] = {r[0]: {small: [], n: []} for r in runners}
+        for _ in range(reps):
+            for name, prefix, ctx in runners:
+                for count in (small, n):
+                    if ctx is not None:
+                        with ctx:
+                            samples[name][count].append(timed([*prefix, *dd(count)]))
+                    else:
+                        samples[name][count].append(timed([*prefix, *dd(count)]))
+        header(f"2. CI gate: dd bs=1 count={n} on CPU {cpu}, baseline learned from the same dd; median of {reps}; "
+               f"marginal = t(count={n}) - t(count={small})",
+               ["workload", "runner", "total s", "marginal s", "x untraced", "x floor"])
+        med = {name: {c: statistics.median(v) for c, v in s.items()} for name, s in samples.items()}
+        marg = {name: m[n] - m[small] for name, m in med.items()}
+        base = marg["untraced"]
+        fl = marg.get("empty BPF program (floor)")
+        for name, _, _ in runners:
+            print(row([f"dd bs=1 count={n}", name, f"{med[name][n]:.3f}", f"{marg[name]:.3f}",
+                       f"{marg[name] / base:.2f}",
+                       f"{marg[name] / fl:.2f}" if fl and "ebpf" in name else ""]), flush=True)
+        print("  (fast gate: the calls the baseline explains are allowed in the kernel (ptrace: seccomp filter;")
+        print("   eBPF: a bitmap of known calls); their counts are not collected. x untraced of the marginal cost.)")
+
+
+# ------------------------------------------------------------------ 3. whole commands vs strace
+def commands(tmp: str) -> list[tuple[str, list[str]]]:
+    tree = "/usr/include" if os.path.isdir("/usr/include/linux") else sys.prefix
+    return [
+        ("start-up: true", ["true"]),
+        ("find /usr/share -name x", ["find", "/usr/share", "-name", "x"]),
+        (f"tar -cf of {tree}", ["tar", "-cf", os.path.join(tmp, "out.tar"), "-C", tree, "."]),
+        ("git status (this repo)", ["git", "-C", str(ROOT), "status", "--porcelain"]),
+        ("python test run: pytest test_fileio", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                                 str(ROOT / "tests" / "test_fileio.py")]),
+    ]
+
+
+def commands_part(reps: int, cpu: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="lp-bench-cmd-") as tmp:
+        out = os.path.join(tmp, "p.json")
+        runners = [("untraced", pin(cpu)),
+                   ("strace -f -o /dev/null", [*pin(cpu), "strace", "-f", "-o", "/dev/null"]),
+                   ("learn --backend ptrace", [*LEASTPRIV, "learn", "--backend", "ptrace", "--cpu", cpu,
+                                               "-o", out, "--"])]
+        header(f"3. whole commands on CPU {cpu} (wall time incl. start-up and writing the profile); median (min) "
+               f"of {reps}", ["workload", "runner", "median s", "min s", "x untraced", "x strace"])
+        for wname, cmd in commands(tmp):
+            run(cmd)   # warm the page cache
+            samples: dict[str, list[float]] = {r[0]: [] for r in runners}
+            for _ in range(reps):
+                for rname, prefix in runners:
+                    if os.path.exists(out):
+                        os.unlink(out)    # each learn starts a fresh profile
+                    samples[rname].append(timed([*prefix, *cmd]))
+            med = {k: statistics.median(v) for k, v in samples.items()}
+            startup = wname.startswith("start-up")
+            for rname, _ in runners:
+                m = med[rname]
+                print(row([wname, rname, f"{m:.3f}", f"{min(samples[rname]):.3f}",
+                           "" if startup else f"{m / med['untraced']:.2f}",
+                           f"{m / med['strace -f -o /dev/null']:.2f}" if rname.startswith("learn") else ""]),
+                      flush=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cpu", default="0", help="CPU all runners are pinned to, or 'any' (default 0)")
+    ap.add_argument("--cpu", default="0", help="CPU of parts 2 and 3 (default 0)")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--only", default=None, help="run only workloads whose name contains this")
+    ap.add_argument("--seconds", type=int, default=3, help="length of each wrk run (part 1)")
+    ap.add_argument("--count", type=int, default=300000, help="dd bs=1 count of part 2")
+    ap.add_argument("--only", choices=["nginx", "gate", "commands"], default=None)
     args = ap.parse_args()
-    if shutil.which("strace") is None:
-        print("bench: strace is not installed (make install installs it)", file=sys.stderr)
-        return 2
+    for tool in ("strace", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is not installed (make install installs it)", file=sys.stderr)
+            return 2
     # an installed package has its byte code; an editable checkout may not (PYTHONDONTWRITEBYTECODE):
     # compile it once so that the start-up measured is an installed leastpriv's
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "leastpriv")], check=False,
                    stdout=subprocess.DEVNULL)
-    notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="lp-bench-") as tmp:
-        print(f"leastpriv bench: CPU placement {args.cpu}; median (and min) of {args.reps} runs; "
-              f"{os.cpu_count()} CPUs; kernel {os.uname().release}")
-        header = _row(["workload", "runner", "median s", "min s", "x untraced", "x strace"])
-        print(header)
-        print("-" * len(header))
-        for wname, cmd in workloads(tmp):
-            if args.only and args.only not in wname:
-                continue
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)   # warm the page cache
-            base = strace = None
-            for rname, prefix in runners(args.cpu, tmp):
-                runs = [timed([*prefix, *cmd], tmp) for _ in range(args.reps)]
-                med = statistics.median(runs)
-                base = base if base is not None else med
-                if rname.startswith("strace"):
-                    strace = med
-                startup = wname.startswith("start-up")
-                print(_row([wname, rname, f"{med:.3f}", f"{min(runs):.3f}",
-                            "" if startup else f"{med / base:.2f}",
-                            "" if startup or not strace else f"{med / strace:.2f}"]), flush=True)
-                if rname.endswith("ebpf") and not startup:
-                    # the workload's own time, measured inside the trace and untraced by the same wrapper
-                    iw, ic = _median2([_self_timed([*prefix], cmd, tmp) for _ in range(args.reps)])
-                    aw, ac = _median2([_self_timed(pin(args.cpu), cmd, tmp) for _ in range(args.reps)])
-                    print(_row([wname, "  ebpf: workload's own wall", f"{iw:.3f}", "", f"{iw / aw:.2f}", ""]))
-                    print(_row([wname, "  ebpf: workload's own CPU", f"{ic:.3f}", "", f"{ic / ac:.2f}", ""]),
-                          flush=True)
-                    notes.append(f"{wname}: untraced, same timer: wall {aw:.3f} s, CPU {ac:.3f} s")
-        print()
-        print("x untraced / x strace: ratio of medians (< 1.00 under x strace: learn is faster than strace).")
-        print("start-up: `learn -- true`, i.e. interpreter, imports, trace set-up (BPF compile and load for")
-        print("ebpf), profile written. ebpf 'own' rows: the workload timed from inside the trace, which")
-        print("leaves out leastpriv's start-up (the BPF programs run in the workload's own context).")
-        for n in notes:
-            print(f"  {n}")
+    why = ebpf_usable()
+    if why:
+        print(f"bench: no eBPF rows: {why}", file=sys.stderr)
+    t0 = time.monotonic()
+    print(f"leastpriv bench: {os.cpu_count()} CPUs, kernel {os.uname().release}, load {os.getloadavg()[0]:.2f}; "
+          f"runners interleaved, medians of {args.reps}")
+    floor = Floor() if not why and args.only in (None, "nginx", "gate") else None
+    try:
+        if args.only in (None, "nginx"):
+            nginx_part(args.reps, args.seconds, floor)
+        if args.only in (None, "gate"):
+            gate_part(args.reps, args.cpu, args.count, not why, floor)
+        if args.only in (None, "commands"):
+            commands_part(args.reps, args.cpu)
+    finally:
+        if floor is not None:
+            floor.close()
+    print(f"\n(bench took {time.monotonic() - t0:.0f} s; load now {os.getloadavg()[0]:.2f})")
     return 0
 
 

@@ -189,12 +189,21 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
                             f"an existing profile explains (learn without --fast first)")
         from .learner.check import known_calls
         known = known_calls(existing)
-        console.info("fast gate: calls the profile already explains run without a stop; their counts are "
-                     "not collected")
     rec = _trace(chosen, target, cpu=cpu, duration=duration, known=known)
+    if known is not None:
+        _say_fast_gate(rec, "without --fast every call is looked at")
     _add_run(output, existing, rec, save_recording, as_json)
     status = rec.exit_status if rec.exit_status is not None else (130 if not rec.complete else 0)
     sys.exit(status)
+
+
+def _say_fast_gate(rec, alternative):
+    """What the fast gate left out of this run (the backend's own note), or that it was not used."""
+    notes = [n for n in rec.notes if n.startswith("fast gate")]
+    for n in notes:
+        console.info(f"{n} ({alternative})")
+    if not notes:
+        console.info(f"fast gate: not available with the {rec.backend} backend: every call was looked at")
 
 
 def _add_run(output, existing, rec, save_recording, as_json):
@@ -519,10 +528,8 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
             target = Command(tuple(args))
             from .learner.check import known_calls
             known = None if full_trace else known_calls(base)
-            if known is not None:
-                console.info("fast gate: calls the baseline explains run without a stop; their counts are not "
-                             "collected (--full-trace counts everything)")
             rec = _trace(_choose(backend, target), target, known=known)
+            _say_fast_gate(rec, "--full-trace looks at every call")
             if rec.exit_status not in (0, None):
                 console.warn(f"the workload exited with status {rec.exit_status}: it may have done less than usual")
             if save_recording:

@@ -229,6 +229,7 @@ BPF_HASH(caps, struct capkey, u64, 16384);
 BPF_HASH(sockets, struct sockkey, struct sockinfo, 16384);
 BPF_HASH(paths, struct pathkey, u8, MAX_PATHS);
 BPF_ARRAY(gseen, u64, WORDS);
+BPF_ARRAY(known, u64, WORDS);       // fast gate: calls a baseline explains (no args, no path): counted only
 BPF_PERCPU_ARRAY(lost, u64, L_NLOST);
 BPF_PERCPU_ARRAY(scratch, struct inflight, 1);
 BPF_PERCPU_ARRAY(pscratch, struct pathkey, 1);
@@ -478,6 +479,9 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
         (*c)++;
     u32 w = (slot >> 6) & (WORDS - 1);
     u64 bit = 1ULL << (slot & 63);
+    u64 *kn = known.lookup(&w);
+    if (kn && (*kn & bit))
+        return 0;   // fast gate: the baseline explains it; nothing but the count
     if (!(p->seen[w] & bit)) {
         __sync_fetch_and_or(&p->seen[w], bit);   // atomic: threads of one process share the bitmap
         int zero = 0;
@@ -618,6 +622,10 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
         sp = specs.lookup(&slot);
         if (ret == 0 && sp && sp->kind == K_FORK)
             return 0;   // the new task returning from clone/fork: the parent's return is the result
+        u32 w = (slot >> 6) & (WORDS - 1);
+        u64 *kn = known.lookup(&w);
+        if (kn && (*kn & (1ULL << (slot & 63))))
+            return 0;   // fast gate: results of calls the baseline explains are not sampled
     }
     if (nr < 0 || nr >= SLOTS) {
         struct nrkey k = {.abi = abi, .nr = (s32)nr};

@@ -499,6 +499,8 @@ class _Session:
         if options.progress:
             options.progress({"bpf": f"compiled and attached in {self.compile_seconds:.2f} s"})
         self._fill_specs()
+        if options.known is not None:
+            self._fill_known(options.known)
         en = self.bpf[b"enabled"]
         en[en.Key(0)] = en.Leaf(1)
         self.procs = self.bpf[b"procs"]
@@ -526,6 +528,28 @@ class _Session:
                 if name == "clone3":     # flags behind a pointer, recorded like the ptrace backend does
                     leaf.nargs, leaf.ptrarg = 1, 1
                 specs[specs.Key(abi * SLOTS + nr)] = leaf
+
+    def _fill_known(self, known) -> None:
+        """The fast gate: a bit per (abi, nr) the baseline has and whose facts cannot grow (no tracked
+        argument, no path or address, not an exec): the program counts such a call and stops there."""
+        words = [0] * WORDS
+        n = 0
+        for abi, arch in self.archs.items():
+            for a, name in known.syscalls:
+                if a != arch or name == "clone3" or name in PATH_SYSCALLS or syscalls.tracked_args(arch, name):
+                    continue
+                nr = syscalls.number(arch, name)
+                if nr is None or not 0 <= nr < SLOTS:
+                    continue
+                slot = abi * SLOTS + nr
+                words[slot >> 6] |= 1 << (slot & 63)
+                n += 1
+        kt = self.bpf[b"known"]
+        for w, v in enumerate(words):
+            if v:
+                kt[kt.Key(w)] = kt.Leaf(v)
+        self.builder.note(f"fast gate: {n} syscalls the baseline explains were only counted in the kernel "
+                          f"(no attribution to executables, results not sampled)")
 
     def track(self, tgid: int, gen: int = 0, pending: bool = False, exe: str | None = None) -> bool:
         if self.next_user_slot >= USER_SLOTS:

@@ -40,7 +40,7 @@ class FastFilter:
         n = len(self.allowed) + len({s for s, _ in self.allowed_args})
         return (f"fast gate: the kernel allowed {n} {self.arch} syscalls the baseline explains without a stop "
                 f"({len(self.allowed_args)} of them only with the argument values the baseline has); "
-                f"calls it allowed were not counted and their results not sampled")
+                f"the calls it allowed were not counted")
 
 
 def build(known: Known, stop_always: frozenset[str], trap_action: int) -> FastFilter:

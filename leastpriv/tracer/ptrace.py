@@ -256,7 +256,7 @@ class _Session:
         known = self.options.known
         if known is None or self.fallback:
             if known is not None:
-                self.b.note("fast gate unavailable without seccomp filters: every call was stopped at")
+                self.b.note("fast gate: unavailable without seccomp filters: every call was stopped at")
             return abi.make_filter()
         from . import fastpath
         ff = fastpath.build(known, frozenset(self._handlers), abi.SECCOMP_RET_TRACE)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 
-from .. import syscalls
+from ..kernel import syscalls
 from .base import Known
 
 

@@ -153,8 +153,8 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         command = command[1:]
     if from_log or since or exes or comms:   # seccomp log records: app -> tracer/kernlog.py
         from .app import learn_from_log
-        if not from_log or command or pid is not None or cgroup or bundle or image:
-            raise UserError("learn: --from-log SOURCE takes no command, --pid, --cgroup, --bundle or --image; "
+        if not from_log or command or pid is not None or cgroup or bundle or image or fast:
+            raise UserError("learn: --from-log SOURCE takes no command, --pid, --cgroup, --bundle, --image or --fast; "
                             "--since, --exe and --comm need --from-log")
         existing = Profile.load_existing(output)
         rec, report = learn_from_log(from_log, since=since, exes=exes, comms=comms)
@@ -164,8 +164,8 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         sys.exit(0)
     if bundle or image:   # containers: app -> tracer/container.py (ebpf by cgroup, or seccomp-notify)
         from .app import learn_container_cmd
-        if pid is not None or cgroup:
-            raise UserError("learn: --bundle/--image cannot be combined with --pid/--cgroup")
+        if pid is not None or cgroup or fast:
+            raise UserError("learn: --bundle/--image cannot be combined with --pid/--cgroup/--fast")
         existing = Profile.load_existing(output)   # fail before running anything
         rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
                                   duration=duration)

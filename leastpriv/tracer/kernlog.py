@@ -244,8 +244,7 @@ def parse(lines: Iterable[str], filt: LogFilter = LogFilter(), source: str = "lo
     actions: Counter = Counter()
     for lineno, line in enumerate(lines, 1):
         n_lines += 1
-        if len(line) > MAX_LINE:
-            line = line[:MAX_LINE]
+        line = line[:MAX_LINE]
         m = _SUPPRESSED.search(line)
         if m:
             suppressed += int(m.group(1))
@@ -345,7 +344,17 @@ def _kmsg_lines(fd: int) -> Iterator[str]:
 
 
 def _text_lines(fh: IO[bytes]) -> Iterator[str]:
-    for raw in fh:
+    """Lines of at most MAX_LINE bytes (the rest of a longer one is skipped: no log line is that long, and a
+    file without newlines must not be read into memory whole)."""
+    while True:
+        raw = fh.readline(MAX_LINE)
+        if not raw:
+            return
+        if len(raw) == MAX_LINE and not raw.endswith(b"\n"):
+            while True:   # skip to the end of this line
+                rest = fh.readline(MAX_LINE)
+                if not rest or rest.endswith(b"\n"):
+                    break
         yield raw.decode("utf-8", "replace").rstrip("\r\n")
 
 

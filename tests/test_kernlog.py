@@ -202,6 +202,21 @@ def test_audit_log_format_and_abis():
     assert _one(killed).action == "SECCOMP_RET_KILL_PROCESS"
 
 
+def test_ausearch_interpreted():
+    """ausearch -m SECCOMP -i: local time, machine and syscall names, code names."""
+    from datetime import datetime
+    line = ("type=SECCOMP msg=audit(11/30/2026 04:31:10.018:6) : auid=unset uid=root gid=root ses=unset pid=18506 "
+            "comm=log_app exe=/tmp/log_app sig=SIG0 arch=x86_64 syscall=uname compat=0 ip=0x7fd2668b9b07 code=log")
+    r = _one(line)
+    assert (r.arch, r.syscall, r.nr, r.exe, r.pid, r.action) == ("x86_64", "uname", 63, "/tmp/log_app", 18506,
+                                                                 "SECCOMP_RET_LOG")
+    assert r.time == pytest.approx(datetime(2026, 11, 30, 4, 31, 10, 18000).timestamp())
+    r = _one(line.replace("arch=x86_64 syscall=uname", "arch=i686 syscall=getcwd").replace("code=log", "code=kill"))
+    assert (r.arch, r.syscall, r.nr, r.action) == ("x86", "getcwd", 183, "SECCOMP_RET_KILL_THREAD")
+    _, report = parse([line.replace("syscall=uname", "syscall=no_such_call"), "audit: type=1326 cut off"])
+    assert report.malformed == 2 and report.records == 0
+
+
 def test_duplicates_rate_limits_malformed_and_filters():
     other = REC.replace('exe="/tmp/log_app"', 'exe="/usr/bin/other"').replace('comm="log_app"', 'comm="other"') \
         .replace(":6)", ":8)")

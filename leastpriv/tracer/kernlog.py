@@ -7,7 +7,9 @@ profile would deny::
     type=SECCOMP msg=audit(1764478800.123:457): auid=... uid=0 gid=0 ses=... pid=4242 comm="app"
         exe="/usr/bin/app" sig=0 arch=c000003e syscall=63 compat=0 ip=0x7f... code=0x7ffc0000
 
-That is auditd's ``audit.log``; without auditd the same record reaches the
+That is auditd's ``audit.log`` (``ausearch -m SECCOMP -i`` prints it
+interpreted: local time, ``arch=x86_64 syscall=uname code=log``, also read);
+without auditd the same record reaches the
 kernel log as ``audit: type=1326 audit(...): ...``, which ``dmesg``
 (``[  553.117550] ...``), ``dmesg -T``, ``journalctl -k`` (``Nov 30 04:21:00
 HOST kernel: ...``) and ``/dev/kmsg`` (``6,1234,553117550,-;...``) print with
@@ -50,7 +52,16 @@ from .recording import Recording, SyscallStat
 
 BACKEND = "log"
 MAX_LINE = 64 * 1024        # a longer "line" is not a log line
-_RECORD = re.compile(r"(?:type=1326|type=SECCOMP)\s+(?:msg=)?audit\((\d+)(?:\.(\d+))?:(\d+)\):\s?(.*)$")
+_RECORD = re.compile(r"(?:type=1326|type=SECCOMP)\s+(?:msg=)?audit\((\d+|\d\d/\d\d/\d{2,4} \d\d:\d\d:\d\d)"
+                     r"(?:\.(\d+))?:(\d+)\)\s?:\s?(.*)$")
+_CLAIM = re.compile(r"type=1326|type=SECCOMP")
+# ausearch -i prints the machine (audit's machine table) and the syscall's name
+_MACHINES = {"i386": "x86", "i486": "x86", "i586": "x86", "i686": "x86", "armeb": "arm", "armv5tejl": "arm",
+             "armv7l": "arm"}
+_CODES = {"kill": "SECCOMP_RET_KILL_THREAD", "kill_thread": "SECCOMP_RET_KILL_THREAD",
+          "kill_process": "SECCOMP_RET_KILL_PROCESS", "trap": "SECCOMP_RET_TRAP", "errno": "SECCOMP_RET_ERRNO",
+          "user_notif": "SECCOMP_RET_USER_NOTIF", "trace": "SECCOMP_RET_TRACE", "log": "SECCOMP_RET_LOG",
+          "allow": "SECCOMP_RET_ALLOW"}
 _FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
 _SUPPRESSED = re.compile(r"kauditd_printk_skb: (\d+) callbacks suppressed")
 _LOST = re.compile(r"audit: audit_lost=(\d+)")
@@ -208,29 +219,53 @@ def parse_line(line: str, lineno: int) -> LogRecord | None:
     one (type=1326 / type=SECCOMP) and cannot be read."""
     m = _RECORD.search(line)
     if m is None:
+        if _CLAIM.search(line):
+            raise ValueError("no audit(TIME:SERIAL)")
         return None
-    sec, frac, serial, rest = m.groups()
+    when, frac, serial, rest = m.groups()
     rest = rest.split("\x1d", 1)[0]   # audit.log's enriched part (AUID="..." ARCH=x86_64 SYSCALL=...)
     fields = {k: v for k, v in _FIELD.findall(rest)}
     for need in ("arch", "syscall", "pid"):
         if need not in fields:
             raise ValueError(f"no {need}=")
     try:
-        audit_arch = int(fields["arch"], 16)
-        nr = int(fields["syscall"])
         pid = int(fields["pid"])
         uid = int(fields["uid"]) if "uid" in fields and fields["uid"].isdigit() else None
-        code = int(fields.get("code", "0x7ffc0000"), 16)
+        if re.fullmatch(r"[0-9a-fA-F]{1,8}", fields["arch"]) and fields["syscall"].isdigit():   # raw record
+            nr = int(fields["syscall"])
+            arch, tnr = syscalls.from_audit(int(fields["arch"], 16), nr)
+            name = syscalls.name(arch, tnr) if not arch.startswith("audit:") else f"#{tnr}"
+        else:   # ausearch -i: arch=x86_64 syscall=uname
+            arch, name, tnr = _interpreted(fields["arch"], fields["syscall"])
+        raw_code = fields.get("code", "0x7ffc0000")
+        action = _CODES.get(raw_code.split("=")[0]) if not raw_code.startswith("0x") else _action(int(raw_code, 16))
     except ValueError as exc:
         raise ValueError(f"bad number ({exc})") from None
-    if nr < 0 or pid < 0:
+    if tnr < 0 or pid < 0:
         raise ValueError("negative syscall or pid")
-    arch, tnr = syscalls.from_audit(audit_arch, nr)
-    name = syscalls.name(arch, tnr) if not arch.startswith("audit:") else f"#{tnr}"
-    t = float(f"{sec}.{frac or 0}")
+    if when.isdigit():
+        t = float(f"{when}.{frac or 0}")
+    else:   # ausearch -i: local time
+        fmt = "%m/%d/%Y %H:%M:%S" if len(when.split(" ")[0]) == 10 else "%m/%d/%y %H:%M:%S"
+        t = datetime.strptime(when, fmt).timestamp() + float(f"0.{frac or 0}")
     return LogRecord(node=_node(line[:m.start()]), time=t, serial=int(serial), pid=pid, uid=uid,
                      comm=_value(fields.get("comm", ""), True), exe=_value(fields.get("exe", ""), True),
-                     arch=arch, syscall=name, nr=tnr, action=_action(code), line=lineno)
+                     arch=arch, syscall=name, nr=tnr, action=action or raw_code, line=lineno)
+
+
+def _interpreted(machine: str, syscall: str) -> tuple[str, str, int]:
+    """ausearch -i's arch (a machine name) and syscall (a name, or unknown-syscall(N)) -> (arch, name, nr)."""
+    arch = _MACHINES.get(machine, machine)
+    if arch not in syscalls.arches():
+        raise ValueError(f"unknown machine {machine!r}")
+    m = re.fullmatch(r"unknown-syscall\((\d+)\)", syscall)
+    if m:
+        nr = int(m.group(1))
+        return arch, syscalls.name(arch, nr), nr
+    nr = syscalls.number(arch, syscall)
+    if nr is None:
+        raise ValueError(f"{syscall!r} is not a {arch} syscall")
+    return arch, syscall, nr
 
 
 def parse(lines: Iterable[str], filt: LogFilter = LogFilter(), source: str = "log"

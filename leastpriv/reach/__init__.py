@@ -1,0 +1,128 @@
+"""Static reachability: which syscalls the code a trace ran *could* make (an upper bound).
+
+``analyse_executable(path, extra_libs)`` loads the executable, its interpreter, the DT_NEEDED closure,
+the extra shared objects a run opened (dlopen), the vDSO and, when the reachable code looks up users,
+hosts or services, the NSS modules /etc/nsswitch.conf names; summarises each object once per build-id
+(summary.py, cache.py) and joins them into one call graph (graph.py).
+
+x86-64 only: i386 objects are refused with a one-line reason; ``int 0x80`` sites inside x86-64 code
+are resolved against the i386 table and reported under ABI ``x86``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import cache, libs
+from .elf import NotAnalysable
+from .graph import Obj, analyse
+
+__all__ = ["ExeReach", "NotAnalysable", "analyse_executable", "VDSO_SYSCALLS"]
+
+# syscalls the vDSO answers in user space: a trace rarely sees them although the code calls them
+VDSO_SYSCALLS = frozenset(("clock_gettime", "gettimeofday", "time", "getcpu", "clock_getres"))
+
+
+@dataclass(frozen=True)
+class ExeReach:
+    path: str
+    build_id: str
+    abi: str
+    reachable: dict                 # abi -> frozenset of syscall names (upper bound)
+    error_only: dict                # abi -> names reachable only through abort/assert/fortify/... paths
+    vdso_backed: frozenset          # reachable names the vDSO usually answers without a syscall
+    unknown_sites: int              # syscall sites (or wrapper calls) whose number was not resolved
+    objects: tuple = ()             # (path, build_id, role, cached)
+    unanalysed: tuple = ()          # (path or name, reason)
+    unresolved_imports: tuple = ()
+    wrappers: tuple = ()
+    is_go: bool = False
+    seconds: float = 0.0
+    notes: tuple = field(default_factory=tuple)
+
+
+def _closure(objs: list[Obj], have: set[str], unanalysed: list, role: str) -> None:
+    i = 0
+    while i < len(objs):
+        o = objs[i]
+        i += 1
+        for name in o.summary.get("needed", []):
+            p = libs.find_needed(name, o.path, o.summary.get("runpath", []))
+            if p is None:
+                if name not in have:
+                    have.add(name)
+                    unanalysed.append((name, f"needed by {o.path}, not found"))
+                continue
+            _add(objs, p, role, have, unanalysed)
+
+
+def _add(objs: list[Obj], path: str, role: str, have: set[str], unanalysed: list) -> None:
+    import os
+    real = os.path.realpath(path)
+    if real in have:
+        return
+    have.add(real)
+    try:
+        s, cached = cache.summary_of(real)
+    except NotAnalysable as exc:
+        unanalysed.append((path, str(exc).split(": ", 1)[-1]))
+        return
+    s = dict(s, path=path)
+    objs.append(Obj(s, role, cached))
+
+
+def analyse_executable(path: str, extra_libs: tuple[str, ...] = (), nss: bool | None = None) -> ExeReach:
+    """Raises NotAnalysable (one line) when ``path`` itself cannot be analysed."""
+    t0 = time.monotonic()
+    exe, cached = cache.summary_of(path)
+    objs = [Obj(dict(exe, path=path), "exe", cached)]
+    import os
+    have = {os.path.realpath(path)}
+    unanalysed: list = []
+    notes: list[str] = []
+    if exe.get("interp"):
+        _add(objs, exe["interp"], "interp", have, unanalysed)
+    _closure(objs, have, unanalysed, "needed")
+    n0 = len(objs)
+    for p in extra_libs:
+        _add(objs, p, "dlopen", have, unanalysed)
+    dl = objs[n0:]
+    _closure(dl, have, unanalysed, "dlopen")
+    objs += dl[len(objs[n0:]):] if False else []
+    objs = objs[:n0] + dl
+    raw = libs.read_vdso()
+    if raw:
+        try:
+            objs.append(Obj(cache.summary_of_bytes("[vdso]", raw), "vdso", True))
+        except NotAnalysable as exc:
+            unanalysed.append(("[vdso]", str(exc)))
+    res = analyse(objs)
+    want_nss = nss if nss is not None else any(libs.NSS_FUNCS.match(n) for n in res.reached_exports)
+    if want_nss:
+        mods = [m for m in libs.nss_modules() if os.path.realpath(m) not in have]
+        if mods:
+            n1 = len(objs)
+            extra: list[Obj] = []
+            for m in mods:
+                _add(extra, m, "nss", have, unanalysed)
+            _closure(extra, have, unanalysed, "nss")
+            objs = objs[:n1] + extra
+            res = analyse(objs)
+            notes.append("NSS modules included (the reachable code looks up users, groups, hosts or services): "
+                         + ", ".join(os.path.basename(o.path) for o in extra if o.role == "nss"))
+    if res.unresolved_imports:
+        notes.append(f"{len(res.unresolved_imports)} imported name(s) defined by no analysed object: "
+                     + ", ".join(res.unresolved_imports[:8]) + (" ..." if len(res.unresolved_imports) > 8 else ""))
+    if exe.get("is_go"):
+        notes.append("Go binary: functions from .gopclntab; syscall wrappers by name and by register (number in "
+                     "rax); every method counts as reachable through interfaces")
+    reach = {abi: frozenset(v) for abi, v in res.reachable.items() if v or abi == "x86_64"}
+    return ExeReach(
+        path=path, build_id=exe["build_id"], abi=exe["abi"], reachable=reach,
+        error_only={abi: frozenset(v) for abi, v in res.error_only.items() if v},
+        vdso_backed=frozenset(reach.get("x86_64", frozenset()) & VDSO_SYSCALLS),
+        unknown_sites=res.unknown_sites,
+        objects=tuple((o.path, o.summary["build_id"], o.role, o.cached) for o in objs),
+        unanalysed=tuple(unanalysed), unresolved_imports=tuple(res.unresolved_imports),
+        wrappers=tuple(res.wrappers), is_go=bool(exe.get("is_go")), seconds=time.monotonic() - t0,
+        notes=tuple(notes))

@@ -1,0 +1,97 @@
+"""Object summaries cached by build-id: ``$XDG_CACHE_HOME/leastpriv/reach/`` (default ``~/.cache``).
+
+The directory is created mode 0700, each file is written atomically with mode 0600. A cached file
+that does not parse, has another summary version or another build-id is ignored and rewritten.
+``LEASTPRIV_REACH_CACHE`` names another directory (tests share one per session); ``off`` disables it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+
+from ..fileio import write_atomic
+from . import elf as elfmod
+from .summary import SUMMARY_VERSION, summarize
+
+_SAFE = re.compile(r"^[0-9a-zA-Z-]{8,80}$")
+_memo: dict[str, dict] = {}
+
+
+def cache_dir() -> str | None:
+    env = os.environ.get("LEASTPRIV_REACH_CACHE")
+    if env == "off":
+        return None
+    if env:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "leastpriv", "reach")
+
+
+def _path(key: str) -> str | None:
+    d = cache_dir()
+    if d is None or not _SAFE.match(key):
+        return None
+    return os.path.join(d, f"{key}.v{SUMMARY_VERSION}.json")
+
+
+def _read(path: str, key: str) -> dict | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            d = json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    if not isinstance(d, dict) or d.get("version") != SUMMARY_VERSION or d.get("build_id") != key \
+            or not isinstance(d.get("funcs"), list):
+        return None
+    return d
+
+
+def _write(path: str, d: dict) -> None:
+    directory = os.path.dirname(path)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        st = os.lstat(directory)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return
+        write_atomic(path, json.dumps(d, separators=(",", ":")), mode=0o600)
+    except Exception:   # noqa: BLE001 - a cache that cannot be written is only slower
+        pass
+
+
+def summary_of(path: str) -> tuple[dict, bool]:
+    """The summary of the ELF file at ``path`` and whether it came from the cache.
+    Raises elf.NotAnalysable with a one-line reason."""
+    key, raw = elfmod.file_key(path)
+    if key in _memo:
+        return _memo[key], True
+    cpath = _path(key)
+    d = _read(cpath, key) if cpath else None
+    cached = d is not None
+    if d is None:
+        d = summarize(elfmod.load(path, raw))
+        if cpath:
+            _write(cpath, d)
+    d = dict(d, path=path)
+    _memo[key] = d
+    return d, cached
+
+
+def summary_of_bytes(name: str, raw: bytes) -> dict:
+    """The summary of an in-memory object (the vDSO)."""
+    key = elfmod._build_id(raw) or name
+    if key in _memo:
+        return _memo[key]
+    d = summarize(elfmod.load(name, raw))
+    _memo[key] = d
+    return d

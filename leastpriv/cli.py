@@ -645,5 +645,70 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
         render_rich(r, profile_path)
 
 
+@main.command(context_settings=CONTEXT)
+@click.argument("profile_path", metavar="[PROFILE]", type=click.Path(dir_okay=False), required=False)
+@click.option("--exe", "exes", multiple=True, type=click.Path(dir_okay=False), metavar="PATH",
+              help="Analyse this executable instead of a profile's (repeatable).")
+@click.option("--dlopen", "dlopens", multiple=True, type=click.Path(dir_okay=False), metavar="PATH",
+              help="With --exe: a shared object it loads at run time (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here (default: stdout).")
+def reach(profile_path, exes, dlopens, fmt, output):
+    """How much did the trace see? The syscalls the code that ran could reach (static analysis).
+
+    For each executable of PROFILE (or each --exe): the executable, its interpreter, its DT_NEEDED
+    libraries, the shared objects the runs opened (dlopen), the NSS modules and the vDSO are
+    disassembled (x86-64) and joined into one call graph; the syscalls reachable from the entry
+    point are an upper bound. "missed" lists syscalls a run made that the analysis calls
+    unreachable (a soundness bug, or an object it could not analyse). Results per object are
+    cached by build-id in ~/.cache/leastpriv/reach/.
+
+    \b
+    Examples:
+      leastpriv reach app.lp.json
+      leastpriv reach app.lp.json --format json | jq '.executables[].dangerous_reachable'
+      leastpriv reach --exe /usr/sbin/nginx --format json -o nginx.reach.json
+    """
+    from .reach.coverage import coverage, to_json
+
+    if bool(profile_path) == bool(exes):
+        raise UserError("reach: give a PROFILE or --exe PATH (not both)")
+    if dlopens and not exes:
+        raise UserError("reach: --dlopen goes with --exe")
+    if exes:
+        import os
+        for e in exes + dlopens:
+            if not os.path.isfile(e):
+                raise UserError(f"{e}: no such file")
+        facts = {"executables": {os.path.abspath(e): {} for e in exes},
+                 "files": {os.path.abspath(d): ["read"] for d in dlopens}}
+    else:
+        from .learner.profile import load_profile_or_recording
+        from .learner.diff import as_profile
+        facts = as_profile(load_profile_or_recording(profile_path)).facts
+    cov = coverage(facts)
+    if exes and all(e.reach is None for e in cov.executables):
+        raise UserError("; ".join(e.error for e in cov.executables))
+    if fmt == "json":
+        text = json.dumps(to_json(cov), indent=2, sort_keys=True) + "\n"
+        if output:
+            from .fileio import write_atomic
+            write_atomic(output, text)
+        else:
+            click.echo(text, nl=False)
+        return
+    from .reach.coverage import section_of
+    from .ui.reach import render_section
+    if output:
+        import io
+        from rich.console import Console
+        from .ui.output import write_output
+        buf = io.StringIO()
+        render_section(section_of(cov), "reach", Console(file=buf, no_color=True, width=100, soft_wrap=True))
+        write_output(output, buf.getvalue())
+    else:
+        render_section(section_of(cov), "reach")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

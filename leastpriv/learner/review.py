@@ -208,7 +208,8 @@ def styles(profile: Profile, arch: str) -> dict:
 
 # --- the report ---------------------------------------------------------------------------------
 
-def review(profile: Profile, arch: str | None = None) -> dict:
+def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dict:
+    """The review report. ``reach``: add static coverage (the executables are read from this machine)."""
     translation = None
     if arch is not None and arch not in profile.facts.get("syscalls", {}):
         from .arches import translate
@@ -259,7 +260,13 @@ def review(profile: Profile, arch: str | None = None) -> dict:
         "unknown_syscalls": {a: v for a, v in facts.get("unknown_syscalls", {}).items() if v},
         "verdict": _verdict(dangerous_sys, dangerous_args, dangerous_caps),
         "translated": translation,
+        "reach": _reach(facts) if reach else None,
     }
+
+
+def _reach(facts) -> dict:
+    from ..reach.coverage import review_section
+    return review_section(facts)
 
 
 def _verdict(ds: list, da: list, dc: list) -> str:

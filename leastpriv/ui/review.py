@@ -78,6 +78,9 @@ def render_rich(r: dict, path: str) -> None:
                   "; ".join(f"{a}: {', '.join(map(str, v))}" for a, v in r["unknown_syscalls"].items()))
     if r["seen_in_one_run_only"]:
         out.print("[yellow]seen in only one run (look at these):[/] " + escape(", ".join(r["seen_in_one_run_only"])))
+    if r.get("reach"):
+        from .reach import render_section
+        render_section(r["reach"])
 
 
 def _needed(caps: dict) -> str:
@@ -136,4 +139,7 @@ def to_markdown(r: dict, path: str) -> str:
                                                            for a, v in r["unknown_syscalls"].items()]
     if r["seen_in_one_run_only"]:
         lines += ["", "## Seen in only one run", ""] + [f"- {x}" for x in r["seen_in_one_run_only"]]
+    if r.get("reach"):
+        from .reach import markdown_lines
+        lines += markdown_lines(r["reach"])
     return "\n".join(lines) + "\n"

@@ -136,6 +136,10 @@ def render(profile: Profile, path: str) -> None:
     if rare:
         out.print(f"[yellow]seen in only one of {len(runs)} runs (look at these: an input-specific path, or "
                   "something that should not be there):[/] " + ", ".join(rare).replace("[", "\\["))
+    if profile.facts.get("executables"):
+        from ..reach.coverage import review_section
+        from .reach import render_section
+        render_section(review_section(profile.facts))
     out.print("[dim]A trace proves what ran, not what never will. Facts marked * appeared in only some runs; "
               "capabilities marked inferred were deduced from syscalls, not seen as kernel checks.[/]")
 

@@ -12,13 +12,16 @@ as long as no code computes a code address arithmetically.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .. import syscalls
 from .summary import ERROR_SINKS
 
-_GO_METHOD = re.compile(r"^[\w./-]+\.\(?\*?[\w\[\], .]+\)?\.[\w]+")
+# Objects known to compute a syscall number at run time, and what it is. libseccomp looks up
+# __NR_seccomp in its own syscall tables (arch_syscall_resolve_name) and calls syscall(2) with it.
+KNOWN_DYNAMIC = {
+    "libseccomp.so.2": ("seccomp",),
+}
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Graph:
         indirect = False
         cond_added = False
         unresolved: set[str] = set()
+        unknown_objs: set[int] = set()
         while True:
             while stack:
                 node = stack.pop()
@@ -137,7 +141,9 @@ class Graph:
                     sys64.update(f[2])
                 if f[3]:
                     sys32.update(f[3])
-                unknown += f[4]
+                if f[4]:
+                    unknown += f[4]
+                    unknown_objs.add(oi)
                 if f[5]:
                     indirect = True
                 if f[7]:
@@ -151,6 +157,7 @@ class Graph:
                                 sys64.add(v)
                             elif v is None or (v[3:] != own):
                                 unknown += 1
+                                unknown_objs.add(oi)
             if indirect and not cond_added:
                 cond_added = True
                 stack += [n for n in cond if n not in sinks]
@@ -159,6 +166,11 @@ class Graph:
                 continue
             break
         reachable: dict[str, set[str]] = {"x86_64": set()}
+        for oi in unknown_objs:
+            for name in KNOWN_DYNAMIC.get(objs[oi].summary.get("soname", ""), ()):
+                nr = syscalls.number("x86_64", name)
+                if nr is not None:
+                    sys64.add(nr)
         for abi, nums in (("x86_64", sys64), ("x86", sys32)):
             names = reachable.setdefault(abi, set()) if nums else None
             for nr in nums:

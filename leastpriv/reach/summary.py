@@ -27,7 +27,7 @@ import capstone
 
 from .elf import Elf
 
-SUMMARY_VERSION = 3
+SUMMARY_VERSION = 4
 
 _REG_ALIASES = {
     "rax": "rax eax ax al ah", "rbx": "rbx ebx bx bl bh", "rcx": "rcx ecx cx cl ch", "rdx": "rdx edx dx dl dh",
@@ -80,6 +80,18 @@ class Func:
 def _write(ins: tuple, reg: str, go: bool):
     """How instruction ``ins`` changes ``reg``: ("const", n), ("copy", reg2), ("clobber",) or None (untouched)."""
     _a, _sz, m, op = ins
+    if reg == "stk":   # Go ABI0: the first argument is the word at [rsp]
+        if m in ("call", "push", "pop") or op.startswith("rsp"):
+            return ("clobber",)
+        if op.startswith("qword ptr [rsp], "):
+            if m != "mov":
+                return ("clobber",)
+            v = op[17:]
+            try:
+                return ("const", int(v, 0) & 0xFFFFFFFF)
+            except ValueError:
+                return ("clobber",)
+        return None
     if m == "call":
         return ("clobber",) if go or reg in _CALLER_SAVED else None
     imp = _IMPLICIT.get(reg)
@@ -337,6 +349,11 @@ def summarize(elf: Elf) -> dict:
                 if tt is None or tt == -1:
                     continue
                 vals, complete = ctx.resolve(k, site_reg, 48)
+                if go:
+                    # an ABI0 (assembly) callee takes the number on the stack: a constant there wins
+                    svals, scomplete = ctx.resolve(k, "stk", 48)
+                    if scomplete and svals and all(isinstance(v, int) for v in svals):
+                        vals, complete = svals, True
                 f.sites.add((tt, site_reg, tuple(sorted(vals, key=repr)) + (() if complete else (None,))))
     # Go's syscall wrappers keep the number on the stack across entersyscall: known by name
     for fi, a in enumerate(starts):

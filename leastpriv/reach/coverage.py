@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..learner import risks
-from ..syscall_groups import group_of
+from ..kernel.groups import group_of
 from . import ExeReach, NotAnalysable, analyse_executable, cache, elf, libs
 
 # made by the kernel or by the image before this one, never by this image's code

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import syscalls
+from ..kernel import syscalls
 from .summary import ERROR_SINKS
 
 # Objects known to compute a syscall number at run time, and what it is. libseccomp looks up

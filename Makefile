@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: install system venv test bench tables clean
+.PHONY: install system venv test bench bench-reach tables clean
 
 install: system venv
 
@@ -24,6 +24,11 @@ test:
 
 bench:
 	$(VPY) bench/run.py
+	$(VPY) bench/reach.py
+
+# static reachability: cold/cached analysis time and peak memory per program (bench/reach.py)
+bench-reach:
+	$(VPY) bench/reach.py
 
 # regenerate committed data tables from their sources
 tables:

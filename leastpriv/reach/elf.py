@@ -228,6 +228,23 @@ def _go_pclntab(data: bytes) -> tuple[list[int], dict[int, str]]:
     return starts, names
 
 
+def _symbols(ef: ELFFile, sec, cache: dict) -> list[tuple[str, int, int, int, int]]:
+    """(name, value, shndx, type, bind) of every Elf64_Sym of ``sec``, read with struct (pyelftools'
+    per-symbol parsing costs seconds on the tables of a large program)."""
+    key = sec["sh_offset"]
+    if key in cache:
+        return cache[key]
+    data = sec.data()
+    strtab = ef.get_section(sec["sh_link"]).data() if sec["sh_link"] else b""
+    out = []
+    for st_name, info, _other, shndx, value, _size in struct.iter_unpack("<IBBHQQ", data[: len(data) // 24 * 24]):
+        end = strtab.find(b"\0", st_name)
+        name = strtab[st_name:end].decode("utf-8", "replace") if st_name and end > st_name else ""
+        out.append((name, value, shndx, info & 0xF, info >> 4))
+    cache[key] = out
+    return out
+
+
 def load(path: str, raw: bytes | None = None) -> Elf:
     if raw is None:
         raw = _read_file(path)
@@ -265,6 +282,7 @@ def _load(path: str, raw: bytes, ef: ELFFile) -> Elf:
     data_secs: list[tuple[int, bytes]] = []
     starts: set[int] = set()
     names: dict[int, str] = {}
+    symcache: dict = {}
     is_go = False
     sections = list(ef.iter_sections())
     for sec in sections:
@@ -305,19 +323,16 @@ def _load(path: str, raw: bytes, ef: ELFFile) -> Elf:
     for sec in sections:
         if sec["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
             continue
-        for sym in sec.iter_symbols():
-            st_type, value = sym["st_info"]["type"], sym["st_value"]
-            if sym["st_shndx"] == "SHN_UNDEF" or value == 0:
+        dynamic = sec["sh_type"] == "SHT_DYNSYM"
+        for name, value, shndx, st_type, bind in _symbols(ef, sec, symcache):
+            if shndx == 0 or value == 0 or not in_exec(value):
                 continue
-            if st_type in ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS") or (st_type == "STT_NOTYPE" and in_exec(value)):
-                if not in_exec(value):
-                    continue
+            if st_type in (2, 10) or st_type == 0:          # STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE in code
                 starts.add(value)
-                names.setdefault(value, sym.name)
-                if sec["sh_type"] == "SHT_DYNSYM" and sym["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK",
-                                                                                "STB_GNU_UNIQUE"):
-                    exports[sym.name] = value
-                    names[value] = sym.name
+                names.setdefault(value, name)
+                if dynamic and bind in (1, 2, 10) and name:  # GLOBAL, WEAK, GNU_UNIQUE
+                    exports[name] = value
+                    names[value] = name
 
     # dynamic section
     needed: list[str] = []
@@ -362,10 +377,14 @@ def _load(path: str, raw: bytes, ef: ELFFile) -> Elf:
     for sec in sections:
         if sec["sh_type"] not in ("SHT_RELA", "SHT_REL") or not sec["sh_flags"] & 0x2:
             continue
-        symtab = ef.get_section(sec["sh_link"]) if sec["sh_link"] else None
-        for rel in sec.iter_relocations():
-            rtype, off = rel["r_info_type"], rel["r_offset"]
-            addend = rel["r_addend"] if rel.is_RELA() else (mem.u64(off) or 0)
+        syms = _symbols(ef, ef.get_section(sec["sh_link"]), symcache) if sec["sh_link"] else []
+        rela = sec["sh_type"] == "SHT_RELA"
+        data = sec.data()
+        fmt, size = ("<QQq", 24) if rela else ("<QQ", 16)
+        for ent in struct.iter_unpack(fmt, data[: len(data) // size * size]):
+            off, info = ent[0], ent[1]
+            rtype, symi = info & 0xFFFFFFFF, info >> 32
+            addend = ent[2] if rela else (mem.u64(off) or 0)
             if rtype == R_X86_64_RELATIVE:
                 got_local[off] = addend
                 if in_exec(addend):
@@ -373,15 +392,14 @@ def _load(path: str, raw: bytes, ef: ELFFile) -> Elf:
             elif rtype == R_X86_64_IRELATIVE:
                 got_local[off] = addend
                 init_funcs.append(addend)      # the resolver runs at load time; what it returns is taken
-            elif rtype in (R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT) and symtab is not None:
-                sym = symtab.get_symbol(rel["r_info_sym"])
-                if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"] and in_exec(sym["st_value"] + addend) \
-                        and rtype == R_X86_64_64:
-                    pointers.add(sym["st_value"] + addend)
-                if sym.name:
-                    got_symbol[off] = sym.name
+            elif rtype in (R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT) and 0 < symi < len(syms):
+                name, value, shndx, _t, _b = syms[symi]
+                if shndx != 0 and value and rtype == R_X86_64_64 and in_exec(value + addend):
+                    pointers.add(value + addend)
+                if name:
+                    got_symbol[off] = name
                     if rtype != R_X86_64_JUMP_SLOT:
-                        taken_names.add(sym.name)   # a function pointer stored in data (or loaded from the GOT)
+                        taken_names.add(name)   # a function pointer stored in data (or loaded from the GOT)
     # DT_RELR: the relocated word holds the link-time address
     relr_words: list[int] = []
     if relr_addr and relr_size:

@@ -27,7 +27,7 @@ import capstone
 
 from .elf import Elf
 
-SUMMARY_VERSION = 4
+SUMMARY_VERSION = 5
 
 _REG_ALIASES = {
     "rax": "rax eax ax al ah", "rbx": "rbx ebx bx bl bh", "rcx": "rcx ecx cx cl ch", "rdx": "rdx edx dx dl dh",
@@ -180,185 +180,254 @@ GO_WRAPPER = re.compile(r"^(syscall|golang\.org/x/sys/unix|runtime/internal/sysc
                         r"(Raw)?Syscall(6|9|NoError)?$|^syscall\.(rawSyscallNoError|rawVforkSyscall|runtimeSyscall6?)$")
 
 
+def _rip_target(a: int, sz: int, op: str) -> int:
+    mm = _RIP.search(op)
+    if not mm:
+        return -1
+    d = int(mm.group(2), 0)
+    return a + sz + (d if mm.group(1) == "+" else -d)
+
+
 def summarize(elf: Elf) -> dict:
     cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     cs.detail = False
-    cs.skipdata = False
     starts = elf.func_starts
     nfunc = len(starts)
     index = {a: i for i, a in enumerate(starts)}
+    bisect_right = bisect.bisect_right
 
     def func_of(addr: int) -> int:
-        return bisect.bisect_right(starts, addr) - 1
+        return bisect_right(starts, addr) - 1
 
+    got_symbol, got_local = elf.got_symbol, elf.got_local
     # PLT entries -> imported names (or local targets for IRELATIVE slots)
     plt_name: dict[int, str] = {}
     plt_local: dict[int, int] = {}
     for sa, sb in elf.plt_ranges:
         for base, buf in elf.code:
             if base <= sa < base + len(buf):
-                chunk = buf[sa - base: sb - base]
-                for a, sz, m, op in cs.disasm_lite(chunk, sa):
+                for a, sz, m, op in cs.disasm_lite(buf[sa - base: sb - base], sa):
                     if m.endswith("jmp") and "rip" in op:
-                        mm = _RIP.search(op)
-                        if mm:
-                            slot = a + sz + (int(mm.group(2), 0) * (1 if mm.group(1) == "+" else -1))
-                            entry = a & ~0xF
-                            if slot in elf.got_symbol:
-                                plt_name[entry] = elf.got_symbol[slot]
-                            elif slot in elf.got_local:
-                                plt_local[entry] = elf.got_local[slot]
+                        slot = _rip_target(a, sz, op)
+                        if slot in got_symbol:
+                            plt_name[a & ~0xF] = got_symbol[slot]
+                        elif slot in got_local:
+                            plt_local[a & ~0xF] = got_local[slot]
+    plt_lo = min((a for a, _ in elf.plt_ranges), default=0)
+    plt_hi = max((b for _, b in elf.plt_ranges), default=0)
+    in_plt = elf.in_plt
     funcs = [Func() for _ in range(nfunc)]
     is_exec = elf.kind == "exec"
     lo = elf.exec_ranges[0][0] if elf.exec_ranges else 0
     hi = elf.exec_ranges[-1][1] if elf.exec_ranges else 0
     in_exec = elf.in_exec
-    in_plt = elf.in_plt
-    got_symbol, got_local = elf.got_symbol, elf.got_local
 
-    def target_edge(f: Func, t: int) -> None:
-        if in_plt(t):
-            name = plt_name.get(t & ~0xF)
-            if name is not None:
-                f.imports.add(name)
-                return
-            loc = plt_local.get(t & ~0xF)
-            if loc is not None and in_exec(loc):
-                f.calls.add(func_of(loc))
-                return
-            f.indirect = True    # a PLT slot we cannot name: over-approximate
-            return
+    def plt_edge(f: Func, t: int) -> object:
+        """An edge to a PLT entry: the imported name (str), a local index (int) or None (unknown slot)."""
+        name = plt_name.get(t & ~0xF)
+        if name is not None:
+            f.imports.add(name)
+            return name
+        loc = plt_local.get(t & ~0xF)
+        if loc is not None and in_exec(loc):
+            k = func_of(loc)
+            f.calls.add(k)
+            return k
+        f.indirect = True    # a PLT slot we cannot name: over-approximate
+        return None
+
+    def target_edge(f: Func, t: int) -> object:
+        if plt_lo <= t < plt_hi and in_plt(t):
+            return plt_edge(f, t)
         k = func_of(t)
         if k >= 0:
             f.calls.add(k)
+        return k
 
-    go = elf.is_go
-    site_reg = "rax" if go else "rdi"
+    # where each function's instructions are: (section base, buffer, first address, end)
+    spans: list = [None] * nfunc
     for base, buf in elf.code:
         sec_end = base + len(buf)
-        first = bisect.bisect_left(starts, base)
         carry = base
-        for fi in range(first, nfunc):
+        for fi in range(bisect.bisect_left(starts, base), nfunc):
             fstart = starts[fi]
             if fstart >= sec_end:
                 break
-            fend = starts[fi + 1] if fi + 1 < nfunc else sec_end
-            if fend > sec_end:
-                fend = sec_end
-            if in_plt(fstart):
+            fend = min(starts[fi + 1] if fi + 1 < nfunc else sec_end, sec_end)
+            if plt_lo <= fstart < plt_hi and in_plt(fstart):
                 carry = fend
                 continue
-            f = funcs[fi]
-            insns: list = []
-            pos = max(fstart, carry)
-            while pos < fend:
-                got_any = False
-                for ins in cs.disasm_lite(buf[pos - base: min(fend + 15, sec_end) - base], pos):
-                    if ins[0] >= fend:
-                        break
-                    insns.append(ins)
-                    got_any = True
-                if not got_any:
-                    pos += 1      # undecodable byte: skip it and resynchronise
-                    continue
-                last = insns[-1]
-                pos = last[0] + last[1]
-            carry = pos
-            if not insns:
+            spans[fi] = (base, buf, max(fstart, carry), fend, sec_end)
+            carry = fend   # corrected below by the decoder when the last instruction runs past fend
+
+    def decode(fi: int) -> list:
+        base, buf, pos, fend, sec_end = spans[fi]
+        insns: list = []
+        while pos < fend:
+            got_any = False
+            for ins in cs.disasm_lite(buf[pos - base: min(fend + 15, sec_end) - base], pos):
+                if ins[0] >= fend:
+                    break
+                insns.append(ins)
+                got_any = True
+            if not got_any:
+                pos += 1      # undecodable byte: skip it and resynchronise
                 continue
-            entry = insns[0][0]
-            leaders = {entry}
-            jsrc: dict[int, list[int]] = {}
-            syscalls_at: list[int] = []
-            calls_at: list[tuple[int, object]] = []
-            after_uncond = False
-            for k, (a, sz, m, op) in enumerate(insns):
-                if after_uncond:
-                    leaders.add(a)
-                    after_uncond = False
-                if " " in m:
-                    m = m.rsplit(" ", 1)[1]        # bnd jmp, notrack call, rep stosq, lock cmpxchg
-                    insns[k] = (a, sz, m, op)
-                c0 = m[0]
-                if c0 == "j" or m == "call":
-                    if op[:2] == "0x":
-                        t = int(op, 16)
-                        if fstart <= t < fend and m != "call":
-                            leaders.add(t)
-                            jsrc.setdefault(t, []).append(k)
-                        else:
-                            target_edge(f, t)
-                            if m == "call":
-                                calls_at.append((k, t))
-                    elif "[rip" in op:
-                        mm = _RIP.search(op)
-                        slot = a + sz + (int(mm.group(2), 0) * (1 if mm.group(1) == "+" else -1)) if mm else -1
-                        if slot in got_symbol:
-                            f.imports.add(got_symbol[slot])
-                            if m == "call":
-                                calls_at.append((k, got_symbol[slot]))
-                        elif slot in got_local and in_exec(got_local[slot]):
-                            f.calls.add(func_of(got_local[slot]))
-                        else:
-                            f.indirect = True
+            last = insns[-1]
+            pos = last[0] + last[1]
+        if fi + 1 < nfunc and spans[fi + 1] is not None and pos > spans[fi + 1][2]:
+            b, bb, _p, e, se = spans[fi + 1]
+            spans[fi + 1] = (b, bb, pos, e, se)     # the next function starts after our last instruction
+        return insns
+
+    def context(fi: int, insns: list) -> tuple:
+        """Normalise mnemonics; the leaders and in-function jump sources of ``insns``."""
+        fstart, fend = starts[fi], spans[fi][3]
+        leaders = {insns[0][0]}
+        jsrc: dict[int, list[int]] = {}
+        after = False
+        for k, (a, sz, m, op) in enumerate(insns):
+            if after:
+                leaders.add(a)
+                after = False
+            if " " in m:
+                m = m.rsplit(" ", 1)[1]        # bnd jmp, notrack call, rep stosq, lock cmpxchg
+                insns[k] = (a, sz, m, op)
+            if m[0] == "j":
+                if op[:2] == "0x":
+                    t = int(op, 16)
+                    if fstart <= t < fend:
+                        leaders.add(t)
+                        jsrc.setdefault(t, []).append(k)
+                if m == "jmp":
+                    after = True
+            elif m in _UNCOND:
+                after = True
+        return leaders, jsrc
+
+    go = elf.is_go
+    site_reg = "rax" if go else "rdi"
+
+    def site_values(ctx: _Ctx, k: int) -> tuple:
+        vals, complete = ctx.resolve(k, site_reg, 48)
+        if go:
+            # an ABI0 (assembly) callee takes the number on the stack: a constant there wins
+            svals, scomplete = ctx.resolve(k, "stk", 48)
+            if scomplete and svals and all(isinstance(v, int) for v in svals):
+                vals, complete = svals, True
+        return tuple(sorted(vals, key=repr)) + (() if complete else (None,))
+
+    for fi in range(nfunc):
+        if spans[fi] is None:
+            continue
+        insns = decode(fi)
+        if not insns:
+            continue
+        f = funcs[fi]
+        leaders, jsrc = context(fi, insns)
+        fstart, fend = starts[fi], spans[fi][3]
+        syscalls_at: list[int] = []
+        import_calls: list[tuple[int, str]] = []
+        for k, (a, sz, m, op) in enumerate(insns):
+            c0 = m[0]
+            if c0 == "j" or m == "call":
+                if op[:2] == "0x":
+                    t = int(op, 16)
+                    if not (fstart <= t < fend) or m == "call":
+                        tt = target_edge(f, t)
+                        if m == "call" and isinstance(tt, str):
+                            import_calls.append((k, tt))
+                elif "[rip" in op:
+                    slot = _rip_target(a, sz, op)
+                    if slot in got_symbol:
+                        f.imports.add(got_symbol[slot])
+                        if m == "call":
+                            import_calls.append((k, got_symbol[slot]))
+                    elif slot in got_local and in_exec(got_local[slot]):
+                        f.calls.add(func_of(got_local[slot]))
                     else:
                         f.indirect = True
-                    if m == "jmp":
-                        after_uncond = True
-                elif c0 == "r" and m in ("ret", "retq"):
-                    after_uncond = True
-                elif m == "syscall":
-                    syscalls_at.append(k)
-                elif m == "int" and op == "0x80":
-                    syscalls_at.append(-k - 1)
-                elif m == "sysenter":
-                    f.unknown += 1
-                elif m == "lea":
-                    if "[rip" in op:
-                        mm = _RIP.search(op)
-                        if mm:
-                            t = a + sz + (int(mm.group(2), 0) * (1 if mm.group(1) == "+" else -1))
-                            if lo <= t < hi and in_exec(t):
-                                target_edge(f, t)
-                elif is_exec and "0x" in op:
-                    mm = _IMM_TAIL.search(op)
-                    if mm:
-                        t = int(mm.group(1), 16)
-                        if lo <= t < hi and in_exec(t):
-                            target_edge(f, t)
-                elif m in ("hlt", "ud2"):
-                    after_uncond = True
-            if not syscalls_at and not calls_at:
-                continue
-            ctx = _Ctx(insns, entry, leaders, jsrc, go)
-            for k in syscalls_at:
-                i32 = k < 0
-                kk = -k - 1 if i32 else k
-                vals, complete = ctx.resolve(kk, "rax")
-                for v in vals:
-                    if isinstance(v, int):
-                        (f.sys32 if i32 else f.sys).add(v)
-                    elif not i32 and v[3:] in ("rdi", "rax"):
-                        f.wrapper = v[3:]
-                    else:
-                        complete = False
-                if not complete or not vals:
-                    f.unknown += 1
-            for k, t in calls_at:
-                tt = t if isinstance(t, str) else (plt_name.get(t & ~0xF) if in_plt(t) else func_of(t))
-                if tt is None or tt == -1:
-                    continue
-                vals, complete = ctx.resolve(k, site_reg, 48)
-                if go:
-                    # an ABI0 (assembly) callee takes the number on the stack: a constant there wins
-                    svals, scomplete = ctx.resolve(k, "stk", 48)
-                    if scomplete and svals and all(isinstance(v, int) for v in svals):
-                        vals, complete = svals, True
-                f.sites.add((tt, site_reg, tuple(sorted(vals, key=repr)) + (() if complete else (None,))))
+                else:
+                    f.indirect = True
+            elif m == "syscall":
+                syscalls_at.append(k)
+            elif m == "lea":
+                if "[rip" in op:
+                    t = _rip_target(a, sz, op)
+                    if lo <= t < hi and in_exec(t):
+                        target_edge(f, t)
+            elif c0 == "i" and m == "int" and op == "0x80":
+                syscalls_at.append(-k - 1)
+            elif m == "sysenter":
+                f.unknown += 1
+            elif is_exec and (m == "mov" or m == "push" or m == "movabs") and "0x" in op:
+                mm = _IMM_TAIL.search(op)
+                if mm:
+                    t = int(mm.group(1), 16)
+                    if lo <= t < hi and in_exec(t):
+                        target_edge(f, t)
+        if not syscalls_at and not import_calls:
+            continue
+        ctx = _Ctx(insns, insns[0][0], leaders, jsrc, go)
+        for k in syscalls_at:
+            i32 = k < 0
+            kk = -k - 1 if i32 else k
+            vals, complete = ctx.resolve(kk, "rax")
+            for v in vals:
+                if isinstance(v, int):
+                    (f.sys32 if i32 else f.sys).add(v)
+                elif not i32 and v[3:] in ("rdi", "rax"):
+                    f.wrapper = v[3:]
+                else:
+                    complete = False
+            if not complete or not vals:
+                f.unknown += 1
+        for k, name in import_calls:
+            f.sites.add((name, site_reg, site_values(ctx, k)))
+
     # Go's syscall wrappers keep the number on the stack across entersyscall: known by name
     for fi, a in enumerate(starts):
         if elf.is_go and GO_WRAPPER.match(elf.names.get(a, "")):
             funcs[fi].wrapper = "rax"
+    # calls to local functions that are (or may become, through an import) wrappers: resolve those sites,
+    # re-decoding only their callers; a caller passing its own incoming register on becomes one too
+    def maybe_wrapper(f: Func) -> bool:
+        return bool(f.wrapper) or any(isinstance(v, str) for _t, _r, vals in f.sites for v in vals)
+
+    callers: dict[int, list[int]] = {}
+    for fi, f in enumerate(funcs):
+        for c in f.calls:
+            if c != fi:
+                callers.setdefault(c, []).append(fi)
+    wanted = {fi for fi, f in enumerate(funcs) if maybe_wrapper(f)}
+    done: set[int] = set()
+    todo = sorted({c for w in wanted for c in callers.get(w, ())})
+    while todo:
+        fi = todo.pop()
+        if fi in done or spans[fi] is None:
+            continue
+        done.add(fi)
+        insns = decode(fi)
+        if not insns:
+            continue
+        leaders, jsrc = context(fi, insns)
+        ctx = _Ctx(insns, insns[0][0], leaders, jsrc, go)
+        f = funcs[fi]
+        became = False
+        for k, (a, sz, m, op) in enumerate(insns):
+            if m == "call" and op[:2] == "0x":
+                t = int(op, 16)
+                if plt_lo <= t < plt_hi and in_plt(t):
+                    continue
+                tk = func_of(t)
+                if tk in wanted:
+                    vals = site_values(ctx, k)
+                    f.sites.add((tk, site_reg, vals))
+                    if any(isinstance(v, str) for v in vals):
+                        became = True
+        if became and fi not in wanted:
+            wanted.add(fi)
+            todo += [c for c in callers.get(fi, ()) if c not in done]
     # keep call sites only where they can matter: to a local wrapper (after a local fixpoint) or to an import
     changed = True
     while changed:
@@ -375,7 +444,7 @@ def summarize(elf: Elf) -> dict:
                     if f.wrapper:
                         break
     for f in funcs:
-        f.sites = {(t, reg, vals) for t, reg, vals in f.sites if isinstance(t, str) or funcs[t].wrapper == reg}
+        f.sites = {(t, reg, vals) for t, reg, vals in f.sites if isinstance(t, str) or t in wanted}
         f.calls.discard(-1)
     taken = sorted({func_of(p) for p in elf.data_pointers} - {-1})
     roots = sorted({func_of(a) for a in ([elf.entry] if elf.entry else []) + elf.init_funcs} - {-1})

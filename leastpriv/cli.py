@@ -682,11 +682,13 @@ def reach(profile_path, exes, dlopens, fmt, output):
                 raise UserError(f"{e}: no such file")
         facts = {"executables": {os.path.abspath(e): {} for e in exes},
                  "files": {os.path.abspath(d): ["read"] for d in dlopens}}
+        runs = ()
     else:
         from .learner.profile import load_profile_or_recording
         from .learner.diff import as_profile
-        facts = as_profile(load_profile_or_recording(profile_path)).facts
-    cov = coverage(facts)
+        prof = as_profile(load_profile_or_recording(profile_path))
+        facts, runs = prof.facts, prof.runs
+    cov = coverage(facts, runs)
     if exes and all(e.reach is None for e in cov.executables):
         raise UserError("; ".join(e.error for e in cov.executables))
     if fmt == "json":

@@ -351,3 +351,22 @@ def test_i386_objects_are_refused_plainly(reach_cache, build_c):
     exe = build_c("reach_rare", m32=True)
     r = lp("reach", "--exe", str(exe))
     assert r.returncode == 2 and "only x86-64" in r.stderr
+
+
+def test_container_executables_are_not_read_from_the_host(reach_cache):
+    from leastpriv.reach.coverage import coverage, review_section
+    facts = {"executables": {"/bin/sh": {"x86_64": ["read", "write"]}}, "files": {}}
+    cov = coverage(facts, runs=[{"target": "image:app.tar"}])
+    assert cov.executables[0].reach is None and "container" in cov.executables[0].error
+    assert "inside the container image" in review_section(facts, [{"target": "bundle:/b"}])["verdict"]
+    assert coverage(facts).executables[0].reach is not None    # the same path from a host run is analysed
+
+
+def test_program_cache_notices_a_changed_executable(reach_cache, build_c, tmp_path):
+    exe = tmp_path / "prog"
+    shutil.copy(build_c("reach_rare"), exe)
+    assert "bpf" in reach_json("--exe", str(exe))["executables"][0]["reachable"]
+    assert "bpf" in reach_json("--exe", str(exe))["executables"][0]["reachable"]       # from the cache
+    shutil.copy(build_c("reach_fnptr"), exe)                                            # same path, new build-id
+    again = reach_json("--exe", str(exe))["executables"][0]
+    assert "bpf" not in again["reachable"] and "flock" in again["reachable"]

@@ -260,13 +260,13 @@ def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dic
         "unknown_syscalls": {a: v for a, v in facts.get("unknown_syscalls", {}).items() if v},
         "verdict": _verdict(dangerous_sys, dangerous_args, dangerous_caps),
         "translated": translation,
-        "reach": _reach(facts) if reach else None,
+        "reach": _reach(facts, profile.runs) if reach else None,
     }
 
 
-def _reach(facts) -> dict:
+def _reach(facts, runs) -> dict:
     from ..reach.coverage import review_section
-    return review_section(facts)
+    return review_section(facts, runs)
 
 
 def _verdict(ds: list, da: list, dc: list) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from . import cache, libs
 from .elf import NotAnalysable
-from .graph import Obj, analyse
+from .graph import Obj, analyse, with_error_paths
 
 __all__ = ["ExeReach", "NotAnalysable", "analyse_executable", "VDSO_SYSCALLS"]
 
@@ -71,9 +71,68 @@ def _add(objs: list[Obj], path: str, role: str, have: set[str], unanalysed: list
     objs.append(Obj(s, role, cached))
 
 
+def _program_inputs(path: str, extra_libs: tuple[str, ...], nss: bool | None, vdso: bytes | None) -> dict:
+    import os
+    from .elf import _build_id
+    return {"exe": os.path.realpath(path), "extra": sorted(os.path.realpath(p) for p in extra_libs), "nss": nss,
+            "nss_modules": libs.nss_modules(), "vdso": _build_id(vdso) if vdso else ""}
+
+
+def _still_valid(d: dict) -> bool:
+    for o in d.get("objects", []):
+        if o["role"] == "vdso":
+            continue
+        if cache.quick_build_id(o["real"]) != o["build_id"]:
+            return False
+        for name, where in o["resolved"].items():
+            if libs.find_needed(name, o["real"], o["runpath"]) != where:
+                return False
+    return True
+
+
+def _to_json(r: ExeReach, objs: list[Obj]) -> dict:
+    import os
+    return {
+        "build_id": r.build_id, "abi": r.abi, "reachable": {a: sorted(v) for a, v in r.reachable.items()},
+        "error_only": {a: sorted(v) for a, v in r.error_only.items()}, "vdso_backed": sorted(r.vdso_backed),
+        "unknown_sites": r.unknown_sites, "unanalysed": [list(x) for x in r.unanalysed],
+        "unresolved_imports": list(r.unresolved_imports), "wrappers": list(r.wrappers), "is_go": r.is_go,
+        "notes": list(r.notes),
+        "objects": [{"path": o.path, "real": os.path.realpath(o.path) if o.role != "vdso" else "",
+                     "build_id": o.summary["build_id"], "role": o.role, "runpath": o.summary.get("runpath", []),
+                     "resolved": {n: libs.find_needed(n, o.path, o.summary.get("runpath", []))
+                                  for n in o.summary.get("needed", [])} if o.role != "vdso" else {}}
+                    for o in objs],
+    }
+
+
+def _from_json(d: dict, path: str, t0: float) -> ExeReach:
+    objs = d["objects"]
+    return ExeReach(
+        path=path, build_id=d["build_id"], abi=d["abi"],
+        reachable={a: frozenset(v) for a, v in d["reachable"].items()},
+        error_only={a: frozenset(v) for a, v in d["error_only"].items()}, vdso_backed=frozenset(d["vdso_backed"]),
+        unknown_sites=d["unknown_sites"],
+        objects=tuple([(path, objs[0]["build_id"], "exe", True)] + [(o["path"], o["build_id"], o["role"], True)
+                                                                      for o in objs[1:]]),
+        unanalysed=tuple(tuple(x) for x in d["unanalysed"]), unresolved_imports=tuple(d["unresolved_imports"]),
+        wrappers=tuple(d["wrappers"]), is_go=d["is_go"], seconds=time.monotonic() - t0, notes=tuple(d["notes"]))
+
+
 def analyse_executable(path: str, extra_libs: tuple[str, ...] = (), nss: bool | None = None) -> ExeReach:
     """Raises NotAnalysable (one line) when ``path`` itself cannot be analysed."""
     t0 = time.monotonic()
+    vdso = libs.read_vdso()
+    inputs = _program_inputs(path, extra_libs, nss, vdso)
+    prev = cache.program_get(inputs)
+    if prev is not None and _still_valid(prev):
+        return _from_json(prev, path, t0)
+    r, objs = _analyse(path, extra_libs, nss, vdso, t0)
+    cache.program_put(inputs, _to_json(r, objs))
+    return r
+
+
+def _analyse(path: str, extra_libs: tuple[str, ...], nss: bool | None, raw: bytes | None, t0: float):
     exe, cached = cache.summary_of(path)
     objs = [Obj(dict(exe, path=path), "exe", cached)]
     import os
@@ -90,13 +149,12 @@ def analyse_executable(path: str, extra_libs: tuple[str, ...] = (), nss: bool | 
     _closure(dl, have, unanalysed, "dlopen")
     objs += dl[len(objs[n0:]):] if False else []
     objs = objs[:n0] + dl
-    raw = libs.read_vdso()
     if raw:
         try:
             objs.append(Obj(cache.summary_of_bytes("[vdso]", raw), "vdso", True))
         except NotAnalysable as exc:
             unanalysed.append(("[vdso]", str(exc)))
-    res = analyse(objs)
+    g, res = analyse(objs)
     want_nss = nss if nss is not None else any(libs.NSS_FUNCS.match(n) for n in res.reached_exports)
     if want_nss:
         mods = [m for m in libs.nss_modules() if os.path.realpath(m) not in have]
@@ -107,9 +165,10 @@ def analyse_executable(path: str, extra_libs: tuple[str, ...] = (), nss: bool | 
                 _add(extra, m, "nss", have, unanalysed)
             _closure(extra, have, unanalysed, "nss")
             objs = objs[:n1] + extra
-            res = analyse(objs)
+            g, res = analyse(objs)
             notes.append("NSS modules included (the reachable code looks up users, groups, hosts or services): "
                          + ", ".join(os.path.basename(o.path) for o in extra if o.role == "nss"))
+    res = with_error_paths(g, res)
     if res.unresolved_imports:
         notes.append(f"{len(res.unresolved_imports)} imported name(s) defined by no analysed object: "
                      + ", ".join(res.unresolved_imports[:8]) + (" ..." if len(res.unresolved_imports) > 8 else ""))
@@ -125,4 +184,4 @@ def analyse_executable(path: str, extra_libs: tuple[str, ...] = (), nss: bool | 
         objects=tuple((o.path, o.summary["build_id"], o.role, o.cached) for o in objs),
         unanalysed=tuple(unanalysed), unresolved_imports=tuple(res.unresolved_imports),
         wrappers=tuple(res.wrappers), is_go=bool(exe.get("is_go")), seconds=time.monotonic() - t0,
-        notes=tuple(notes))
+        notes=tuple(notes)), objs

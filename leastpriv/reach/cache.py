@@ -6,10 +6,11 @@ that does not parse, has another summary version or another build-id is ignored 
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
+
+import orjson
 
 from ..fileio import write_atomic
 from . import elf as elfmod
@@ -46,8 +47,8 @@ def _read(path: str, key: str) -> dict | None:
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
             return None
         with os.fdopen(fd, "rb", closefd=False) as fh:
-            d = json.loads(fh.read())
-    except (OSError, ValueError):
+            d = orjson.loads(fh.read())
+    except (OSError, ValueError, orjson.JSONDecodeError):
         return None
     finally:
         os.close(fd)
@@ -64,7 +65,7 @@ def _write(path: str, d: dict) -> None:
         st = os.lstat(directory)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
             return
-        write_atomic(path, json.dumps(d, separators=(",", ":")), mode=0o600)
+        write_atomic(path, orjson.dumps(d), mode=0o600)
     except Exception:   # noqa: BLE001 - a cache that cannot be written is only slower
         pass
 
@@ -95,3 +96,65 @@ def summary_of_bytes(name: str, raw: bytes) -> dict:
     d = summarize(elfmod.load(name, raw))
     _memo[key] = d
     return d
+
+
+# ---- whole-program results: valid while every object keeps its build-id and every DT_NEEDED name still
+# ---- resolves to the same file (a new library earlier in the search path is noticed)
+
+def quick_build_id(path: str) -> str:
+    """The build-id from the first 64 KiB of the file (where PT_NOTE lives), else the full key."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        head = os.pread(fd, 65536, 0)
+    finally:
+        os.close(fd)
+    bid = elfmod._build_id(head)
+    if bid:
+        return bid
+    try:
+        return elfmod.file_key(path)[0]
+    except elfmod.NotAnalysable:
+        return ""
+
+
+def _program_path(inputs: dict) -> str | None:
+    import hashlib
+    d = cache_dir()
+    if d is None:
+        return None
+    h = hashlib.sha256(orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS)).hexdigest()[:40]
+    return os.path.join(d, f"prog-{h}.v{SUMMARY_VERSION}.json")
+
+
+def program_get(inputs: dict) -> dict | None:
+    p = _program_path(inputs)
+    if p is None:
+        return None
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            d = orjson.loads(fh.read())
+    except (OSError, ValueError, orjson.JSONDecodeError):
+        return None
+    finally:
+        os.close(fd)
+    if not isinstance(d, dict) or d.get("inputs") != orjson.loads(orjson.dumps(inputs)):
+        return None
+    return d
+
+
+def program_put(inputs: dict, result: dict) -> None:
+    p = _program_path(inputs)
+    if p is not None:
+        _write(p, {"inputs": inputs, **result})

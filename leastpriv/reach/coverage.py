@@ -12,7 +12,7 @@ from typing import Mapping
 
 from ..learner import risks
 from ..kernel.groups import group_of
-from . import ExeReach, NotAnalysable, analyse_executable, cache, elf, libs
+from . import ExeReach, NotAnalysable, analyse_executable, elf, libs
 
 # made by the kernel or by the image before this one, never by this image's code
 NOT_FROM_CODE = {
@@ -116,13 +116,10 @@ def _needed_closure(path: str) -> set[str]:
     todo = [path]
     while todo:
         p = todo.pop()
-        try:
-            s, _ = cache.summary_of(p)
-        except NotAnalysable:
-            continue
-        deps = ([s["interp"]] if s.get("interp") else [])
-        for name in s.get("needed", []):
-            q = libs.find_needed(name, p, s.get("runpath", []))
+        interp, needed, runpath = elf.dynamic_info(p)
+        deps = ([interp] if interp else [])
+        for name in needed:
+            q = libs.find_needed(name, p, runpath)
             if q:
                 deps.append(q)
         for q in deps:
@@ -161,9 +158,18 @@ def exe_coverage(path: str, seen: Mapping[str, frozenset], extra_libs: tuple[str
     return ExeCoverage(path, r, "", seen, tuple(missed), tuple(by_exec))
 
 
-def coverage(facts: Mapping) -> Coverage:
-    """Coverage of every executable in a profile's (or recording's) facts."""
+CONTAINER_TARGETS = ("image:", "bundle:")
+
+
+def coverage(facts: Mapping, runs=()) -> Coverage:
+    """Coverage of every executable in a profile's (or recording's) facts. ``runs``: the profile's runs; the
+    executables of a container run live in its root filesystem, not on this host, and are not analysed."""
     exes = facts.get("executables", {}) or {}
+    if any(str(r.get("target", "")).startswith(CONTAINER_TARGETS) for r in runs):
+        why = ("a path inside the container's root filesystem, not this host's (analyse the image's files with "
+               "reach --exe on the unpacked rootfs)")
+        return Coverage(tuple(ExeCoverage(e, None, why, {a: frozenset(v) for a, v in exes[e].items()})
+                              for e in sorted(exes)))
     files = facts.get("files", {}) or {}
     exe_set = set(exes) | set(facts.get("execs", {}) or {})
     opened = _opened_shared_objects(files, exe_set)
@@ -222,10 +228,10 @@ def summary_line(e: ExeCoverage) -> str:
             f"{r.unknown_sites} unknown sites), seen {seen}")
 
 
-def review_section(facts: Mapping) -> dict:
+def review_section(facts: Mapping, runs=()) -> dict:
     """What ``review`` (and ``show``) say about coverage: per executable the summary line, the dangerous
     syscalls reachable but never seen, the ranked candidates, what a run saw that the analysis missed."""
-    return section_of(coverage(facts))
+    return section_of(coverage(facts, runs))
 
 
 def section_of(cov: Coverage) -> dict:
@@ -241,6 +247,8 @@ def section_of(cov: Coverage) -> dict:
     unseen = sorted({n for e in analysed for n in e.dangerous_unseen})
     if not analysed:
         verdict = "not analysed: none of the profile's executables could be read on this machine"
+        if cov.executables and cov.executables[0].error.startswith("a path inside the container"):
+            verdict = "not analysed: the executables are inside the container image, not on this host"
     elif unseen:
         verdict = (f"reachable but never seen: {', '.join(unseen)} — the code could make "
                    f"{'this call' if len(unseen) == 1 else 'these calls'} on a path the runs did not take")

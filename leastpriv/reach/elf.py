@@ -245,6 +245,28 @@ def _symbols(ef: ELFFile, sec, cache: dict) -> list[tuple[str, int, int, int, in
     return out
 
 
+def dynamic_info(path: str) -> tuple[str, list[str], list[str]]:
+    """(PT_INTERP, DT_NEEDED, DT_RUNPATH/DT_RPATH) read from the headers alone (no disassembly, no summary)."""
+    try:
+        with open(path, "rb") as fh:
+            ef = ELFFile(fh)
+            interp, needed, runpath = "", [], []
+            for seg in ef.iter_segments():
+                if seg["p_type"] == "PT_INTERP":
+                    interp = seg.get_interp_name()
+                elif seg["p_type"] == "PT_DYNAMIC":
+                    for t in seg.iter_tags():
+                        if t.entry.d_tag == "DT_NEEDED":
+                            needed.append(t.needed)
+                        elif t.entry.d_tag == "DT_RUNPATH":
+                            runpath += [p for p in t.runpath.split(":") if p]
+                        elif t.entry.d_tag == "DT_RPATH":
+                            runpath += [p for p in t.rpath.split(":") if p]
+            return interp, needed, runpath
+    except (OSError, ELFError, struct.error, ValueError, KeyError):
+        return "", [], []
+
+
 def load(path: str, raw: bytes | None = None) -> Elf:
     if raw is None:
         raw = _read_file(path)

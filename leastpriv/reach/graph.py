@@ -65,26 +65,38 @@ class Graph:
 
     def _wrapper_fixpoint(self) -> None:
         index, wrapper = self.index, self.wrapper
+        with_sites = [((oi << 32) | fi, f[7]) for oi, fl in enumerate(self.funcs) for fi, f in enumerate(fl) if f[7]]
         changed = True
         while changed:
             changed = False
-            for oi, fl in enumerate(self.funcs):
-                for fi, f in enumerate(fl):
-                    node = (oi << 32) | fi
-                    if not f[7] or node in wrapper:
-                        continue
-                    for t, reg, vals in f[7]:
-                        targets = index.get(t, ()) if isinstance(t, str) else ((oi << 32) | t,)
-                        if any(wrapper.get(n) == reg for n in targets):
-                            for v in vals:
-                                if isinstance(v, str) and v[3:] in ("rdi", "rax"):
-                                    wrapper[node] = v[3:]
-                                    changed = True
-                        if node in wrapper:
-                            break
+            for node, sites in with_sites:
+                if node in wrapper:
+                    continue
+                base = node & ~0xFFFFFFFF
+                for t, reg, vals in sites:
+                    targets = index.get(t, ()) if isinstance(t, str) else (base | t,)
+                    if any(wrapper.get(n) == reg for n in targets):
+                        for v in vals:
+                            if isinstance(v, str) and v[3:] in ("rdi", "rax"):
+                                wrapper[node] = v[3:]
+                                changed = True
+                    if node in wrapper:
+                        break
+        # per function, the values passed to wrappers at its call sites (all other sites are irrelevant)
+        self.wsites: dict[int, list] = {}
+        for node, sites in with_sites:
+            base = node & ~0xFFFFFFFF
+            keep = []
+            for t, reg, vals in sites:
+                targets = index.get(t, ()) if isinstance(t, str) else (base | t,)
+                ws = [n for n in targets if wrapper.get(n) == reg]
+                if ws:
+                    keep.append((ws, vals))
+            if keep:
+                self.wsites[node] = keep
 
     def run(self, stop_at_sinks: bool = False) -> Result:
-        objs, funcs, index, wrapper = self.objs, self.funcs, self.index, self.wrapper
+        objs, funcs, index, wrapper, wsites = self.objs, self.funcs, self.index, self.wrapper, self.wsites
         sinks: set[int] = set()
         if stop_at_sinks:
             for oi, o in enumerate(objs):
@@ -146,11 +158,11 @@ class Graph:
                     unknown_objs.add(oi)
                 if f[5]:
                     indirect = True
-                if f[7]:
+                ws = wsites.get(node)
+                if ws is not None:
                     own = wrapper.get(node)
-                    for t, reg, vals in f[7]:
-                        targets = index.get(t, ()) if isinstance(t, str) else (base | t,)
-                        if not any(wrapper.get(n) == reg and n not in sinks for n in targets):
+                    for targets, vals in ws:
+                        if sinks and all(n in sinks for n in targets):
                             continue
                         for v in vals:
                             if isinstance(v, int):
@@ -199,9 +211,13 @@ class Graph:
                       reached_exports=reached_exports)
 
 
-def analyse(objs: list[Obj]) -> Result:
+def analyse(objs: list[Obj]) -> tuple[Graph, Result]:
     g = Graph(objs)
-    full = g.run()
+    return g, g.run()
+
+
+def with_error_paths(g: Graph, full: Result) -> Result:
+    """Mark what is reachable only through an error sink (abort, assert, fortify, Go's throw)."""
     main = g.run(stop_at_sinks=True)
     full.error_only = {abi: names - main.reachable.get(abi, set()) for abi, names in full.reachable.items()}
     return full

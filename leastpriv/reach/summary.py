@@ -324,11 +324,13 @@ def summarize(elf: Elf) -> dict:
         if not insns:
             continue
         f = funcs[fi]
-        leaders, jsrc = context(fi, insns)
         fstart, fend = starts[fi], spans[fi][3]
         syscalls_at: list[int] = []
         import_calls: list[tuple[int, str]] = []
         for k, (a, sz, m, op) in enumerate(insns):
+            if " " in m:
+                m = m.rsplit(" ", 1)[1]        # bnd jmp, notrack call, rep stosq, lock cmpxchg
+                insns[k] = (a, sz, m, op)
             c0 = m[0]
             if c0 == "j" or m == "call":
                 if op[:2] == "0x":
@@ -368,6 +370,7 @@ def summarize(elf: Elf) -> dict:
                         target_edge(f, t)
         if not syscalls_at and not import_calls:
             continue
+        leaders, jsrc = context(fi, insns)      # only where a value must be resolved
         ctx = _Ctx(insns, insns[0][0], leaders, jsrc, go)
         for k in syscalls_at:
             i32 = k < 0

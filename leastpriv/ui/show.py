@@ -139,7 +139,7 @@ def render(profile: Profile, path: str) -> None:
     if profile.facts.get("executables"):
         from ..reach.coverage import review_section
         from .reach import render_section
-        render_section(review_section(profile.facts))
+        render_section(review_section(profile.facts, profile.runs))
     out.print("[dim]A trace proves what ran, not what never will. Facts marked * appeared in only some runs; "
               "capabilities marked inferred were deduced from syscalls, not seen as kernel checks.[/]")
 

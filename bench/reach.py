@@ -181,7 +181,9 @@ def main() -> int:
                   f"{warm['seconds']:.2f} | {max(cold['maxrss_mb'], warm['maxrss_mb']):.0f} | "
                   f"{len(cold['report']['missed'])} |", flush=True)
     print("\ncold: every object of the process analysed from scratch (glibc, ld.so, libraries, vDSO);"
-          " cached: summaries read from ~/.cache/leastpriv/reach (per build-id); times exclude Python start-up.")
+          " cached: the whole-program result and the per-build-id summaries read from the cache (after checking"
+          " every object's build-id); times exclude Python start-up. Load average during the run: "
+          + " ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs.")
     return 0
 
 

@@ -106,7 +106,7 @@ def modules(tmp_path_factory):
     sh = export(d / "script.json", "-o", str(d / "script.cil"))
     # a profile with hostile paths (see test_hostile_paths_cannot_reach_the_module)
     files = {"read": [EVIL, "relative/path", "/etc/../etc/shadow", "/proc/self/status",
-                      "/sys/kernel/mm/transparent_hugepage/enabled", "/srv/\x1b[31mred[1]"],
+                      "/sys/kernel/mm/transparent_hugepage/enabled", "/srv/\x1b[31mred[1]", "/lp-unlabelled/data"],
              "write": [], "create": [], "exec": ["/usr/bin/true"]}
     with_rules(prof, files=files, patterns={"read": ["/usr/share/zoneinfo/*"]}).save(str(d / "evil.json"))
     evil = export(d / "evil.json", "--name", "evil", "-o", str(d / "evil.cil"))
@@ -177,6 +177,9 @@ def test_hostile_paths_cannot_reach_the_module(modules):
     assert "\x1b" not in text and "; read: /srv/\\x1b[31mred[1]\n" in text   # a literal path, not a glob
     assert "2 path(s) are not absolute, normalized paths; refused: /etc/../etc/shadow, relative/path" in res.stderr
     assert "under /proc/<pid>, /proc/self" in res.stderr and "genfscon" in res.stderr
+    # a path the policy has no label for: default_t, granted, and said
+    assert "; read: /lp-unlabelled/data\n    (allow process default_t ( file (" in text
+    assert "granted default_t: the policy has no label for some of the paths" in res.stderr
     assert "; read (pattern /usr/share/zoneinfo/*): /usr/share/zoneinfo/*\n    (allow process locale_t ( file (" in text
 
 

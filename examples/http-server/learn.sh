@@ -31,6 +31,7 @@ mkdir -p "$here/export"
 "$lp" export "$out" --format apparmor --name http-server -o "$here/export/apparmor.profile"
 "$lp" export "$out" --format systemd -o "$here/export/systemd-dropin.conf"
 "$lp" export "$out" --format landlock -o "$here/export/landlock.json"
+"$lp" export "$out" --format selinux --name http_server -o "$here/export/selinux.cil"
 "$lp" export "$out" --format docker --style denylist -o "$here/export/seccomp-denylist.json"
 "$lp" review "$out" --format markdown > "$here/export/review.md" || true
 echo "profile: $out; exports: $here/export/"

@@ -67,6 +67,7 @@ PARENT_CREATE = "add_name getattr search write"
 TRAVERSE = "search"
 LINK = "getattr read"
 
+GENERIC_TYPES = frozenset({"default_t", "file_t", "unlabeled_t"})   # what unlabelled files carry
 _CLASS = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFLNK: "lnk_file", stat.S_IFCHR: "chr_file",
           stat.S_IFBLK: "blk_file", stat.S_IFIFO: "fifo_file", stat.S_IFSOCK: "sock_file"}
 
@@ -306,6 +307,11 @@ def build(profile: Any, name: str, policy: Any, *, complain: bool = False,
             more = f" (+{len(paths) - MAX_PATHS_IN_COMMENT} more)" if len(paths) > MAX_PATHS_IN_COMMENT else ""
             whys.append(f"{what}: {shown}{more}")
         files.append((t, cls, tuple(sorted(g.perms)), "; ".join(whys)))
+    generic = sorted({t for t, _cls in grants} & GENERIC_TYPES)
+    if generic:
+        notes.append(f"granted {', '.join(generic)}: the policy has no label for some of the paths (see the "
+                     "module's comments), and every file it knows nothing about carries that type; label them "
+                     "instead (semanage fcontext -a -t TYPE 'DIR(/.*)?'; restorecon -R DIR) and export again")
     return Module(name=name, net=net, capabilities=capability_rules(rules.get("capabilities", [])),
                   ports=tuple(ports), files=tuple(files), notes=tuple(notes + port_notes), complain=complain)
 

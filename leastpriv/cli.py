@@ -261,6 +261,7 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
     Examples:
       leastpriv run --profile app.lp.json -- ./app --serve
       leastpriv run --profile app.lp.json --complain -- ./app --new-feature
+      sudo leastpriv run --profile app.lp.json --complain-log -- ./app   # then: learn --from-log /dev/kmsg
       leastpriv run --profile app.lp.json --no-landlock -- ./app
 
     Seccomp denials return EPERM. The filter also allows execve: leastpriv
@@ -280,6 +281,8 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
     profile = Profile.load(profile_path)
     if complain and complain_log:
         raise UserError("run: --complain and --complain-log exclude each other")
+    import time
+    started = int(time.time())
     result = run(profile, command, RunOptions(complain=complain, log=complain_log, seccomp=not no_seccomp,
                                               landlock=not no_landlock, capabilities=not no_caps))
     for note in result.notes:
@@ -292,6 +295,10 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
                 console.err.print(f"  {d.arch} {d.syscall}{args} x{d.count} by {d.exe}", markup=False)
         else:
             console.info("complain mode: the profile denied nothing in this run")
+    if complain_log:
+        console.info(f"complain-log: the calls the profile would deny went to the kernel log (with auditd: "
+                     f"/var/log/audit/audit.log); add them with: sudo leastpriv learn --from-log /dev/kmsg "
+                     f"--since @{started} --exe EXE -o {profile_path}")
     if report:
         write_output(report, dumps({"profile": profile_path, "command": list(command), **result.to_json()}))
     sys.exit(result.status)

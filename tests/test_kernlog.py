@@ -77,6 +77,7 @@ def _run_logged(profile: Path, exes: list[Path], workdir: Path, expect: int) -> 
         for exe in exes:
             res = lp("run", "--profile", str(profile), "--complain-log", "--", str(exe), str(workdir))
             assert res.returncode == 0, res.stderr
+            assert "add them with: sudo leastpriv learn --from-log /dev/kmsg --since @" in res.stderr
         deadline = time.time() + 5
         while time.time() < deadline:
             lines = _kmsg_seccomp_lines()

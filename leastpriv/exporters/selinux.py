@@ -18,7 +18,8 @@ This exporter writes the same block from what the trace saw::
   the rule grants that *type* the permissions of what was done (read: open
   read getattr ioctl lock map; write: + write append; create: create on the
   file and add_name/write on its directory; exec: the refpolicy
-  exec_file_perms), and ``search`` on the types of the directories above it
+  exec_file_perms, and ``entrypoint`` on the workload's own program, which
+  the runtime executes to enter the domain), and ``search`` on the types of the directories above it
   (path lookup needs it). A path marked ``<<none>>`` in file_contexts
   (``/tmp/...``) gets its directory's type: a new file takes it when no type
   transition applies. The class (file, dir, chr_file, lnk_file, ...) is read
@@ -63,6 +64,7 @@ CREATE = {"dir": "add_name create getattr open read search write", "file": "appe
           "other": "create getattr open setattr"}
 EXEC = "execute execute_no_trans getattr ioctl map open read"
 SO_EXEC = "execute"            # a shared object is mmapped PROT_EXEC
+ENTRYPOINT = "entrypoint"      # the first program: the runtime's exec into NAME.process needs it
 PARENT_CREATE = "add_name getattr search write"
 TRAVERSE = "search"
 LINK = "getattr read"
@@ -135,7 +137,7 @@ def _literal_prefix(pattern: str) -> str:
 
 def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], str | None],
                 mode_of: Callable[[str], int] = host_mode, patterns: Mapping[str, Iterable[str]] | None = None,
-                ) -> tuple[dict[tuple[str, str], _Grant], list[str]]:
+                entry: str | None = None) -> tuple[dict[tuple[str, str], _Grant], list[str]]:
     """{(type, class): grant} for the profile's files (literal paths) and path patterns (globs, when the
     profile has them: the type of the directory they live in); notes on what was left out and why."""
     grants: dict[tuple[str, str], _Grant] = {}
@@ -220,6 +222,9 @@ def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], 
                 grant(pt, "dir", PARENT_CREATE, "create in this directory", os.path.dirname(target))
         else:
             grant(t, "file", EXEC, what, path)
+            if entry and os.path.realpath(target) == entry:
+                grant(t, "file", ENTRYPOINT, "the workload's program: the runtime enters the domain by executing it",
+                      path)
         traverse(target)
     if self_proc:
         notes.append(f"{len(self_proc)} path(s) under /proc/<pid>, /proc/self: a process's own /proc entries carry "
@@ -296,8 +301,10 @@ def build(profile: Any, name: str, policy: Any, *, complain: bool = False,
         raise UserError(f"--name: {name!r} is not a CIL name (a letter, then letters, digits or _; at most 64)")
     rules = profile.rules
     patterns = rules.get("patterns")
+    from .apparmor import attachment   # the workload's executable, as the AppArmor profile attaches to it
+
     grants, notes = file_grants(rules.get("files", {}), policy.lookup, mode_of,
-                                patterns if isinstance(patterns, Mapping) else None)
+                                patterns if isinstance(patterns, Mapping) else None, attachment(profile))
     ports, port_notes, net = port_rules(profile, policy.port_type)
     files = []
     for (t, cls), g in sorted(grants.items()):

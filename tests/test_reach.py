@@ -370,3 +370,14 @@ def test_program_cache_notices_a_changed_executable(reach_cache, build_c, tmp_pa
     shutil.copy(build_c("reach_fnptr"), exe)                                            # same path, new build-id
     again = reach_json("--exe", str(exe))["executables"][0]
     assert "bpf" not in again["reachable"] and "flock" in again["reachable"]
+
+
+def test_int_0x80_in_64_bit_code_is_resolved_under_the_i386_abi(reach_cache, build_c, tmp_path):
+    exe = build_c("reach_int80")
+    prof = tmp_path / "int80.json"
+    learn(prof, str(exe))
+    d = assert_sound(prof)
+    e = d["executables"][0]
+    assert e["seen_by_abi"]["x86"] == ["getpid"]
+    assert e["reachable_by_abi"]["x86"] == ["getpid"]
+    assert "+1 x86" in lp("show", str(prof), check=True).stdout

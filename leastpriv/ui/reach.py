@@ -19,11 +19,9 @@ def render_section(sec: dict, title: str = "coverage (static reachability of the
         if e["dangerous_reachable_unseen"]:
             out.print("    [bold red]dangerous, reachable, never seen[/]: "
                       + escape(", ".join(d["name"] for d in e["dangerous_reachable_unseen"])))
-        cands = e["possibly_needed"]
-        if cands:
-            shown = ", ".join(f"{c['syscall']} ({c['why']})" for c in cands[:TOP])
-            more = f" ... +{len(cands) - TOP} more (--format json)" if len(cands) > TOP else ""
-            out.print(f"    possibly needed (static; candidates, never added): {escape(shown)}{more}")
+        line = candidates_line(e["possibly_needed"])
+        if line:
+            out.print(f"    possibly needed (static; candidates, never added): {escape(line)}")
     style = "red" if any(e["dangerous_reachable_unseen"] for e in sec["executables"]) else "green"
     out.print(f"  [{style}]{escape(sec['verdict'])}[/]")
     for m in sec["missed"]:
@@ -32,6 +30,22 @@ def render_section(sec: dict, title: str = "coverage (static reachability of the
     if sec["dlopened"]:
         out.print(f"  [dim]shared objects the runs opened, analysed as dlopen'ed: {escape(', '.join(sec['dlopened']))}[/]")
     out.print(f"  [dim]limits: {escape(sec['limits'])}[/]")
+
+
+def candidates_line(cands: list[dict]) -> str:
+    """Ranked candidates in one line: siblings of what ran, then same group, then the rest (counted)."""
+    sib = [c["syscall"] for c in cands if c["why"].startswith("sibling")]
+    grp = [c["syscall"] for c in cands if c["why"].startswith("same group")]
+    rest = len(cands) - len(sib) - len(grp)
+    parts = []
+    if sib:
+        parts.append("siblings of calls seen: " + ", ".join(sib[:TOP]) + (" ..." if len(sib) > TOP else ""))
+    if grp:
+        parts.append("same group as calls seen: " + ", ".join(grp[:TOP])
+                     + (f" ... (+{len(grp) - TOP})" if len(grp) > TOP else ""))
+    if rest:
+        parts.append(f"{rest} more reachable (reach --format json)")
+    return "; ".join(parts)
 
 
 def markdown_lines(sec: dict) -> list[str]:
@@ -45,8 +59,7 @@ def markdown_lines(sec: dict) -> list[str]:
                          + ", ".join(d["name"] for d in e["dangerous_reachable_unseen"]))
         if e["possibly_needed"]:
             lines.append("  - possibly needed (static; candidates, never added): "
-                         + ", ".join(c["syscall"] for c in e["possibly_needed"][:TOP])
-                         + (" ..." if len(e["possibly_needed"]) > TOP else ""))
+                         + candidates_line(e["possibly_needed"]))
     lines += ["", f"**{sec['verdict']}**"]
     for m in sec["missed"]:
         lines.append(f"- missed: `{m['path']}` made {m['syscall']} ({m['abi']}): {m['why']}")

@@ -381,3 +381,13 @@ def test_int_0x80_in_64_bit_code_is_resolved_under_the_i386_abi(reach_cache, bui
     assert e["seen_by_abi"]["x86"] == ["getpid"]
     assert e["reachable_by_abi"]["x86"] == ["getpid"]
     assert "+1 x86" in lp("show", str(prof), check=True).stdout
+
+
+def test_a_script_is_analysed_through_its_interpreter(reach_cache, tmp_path):
+    from leastpriv.reach.coverage import coverage
+    script = tmp_path / "s.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    e = coverage({"executables": {str(script): {"x86_64": ["write", "execve"]}}, "files": {}}).executables[0]
+    assert e.reach is not None and "write" in e.reachable and not e.missed
+    assert any("interpreter /bin/sh" in n for n in e.reach.notes)

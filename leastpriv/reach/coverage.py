@@ -130,11 +130,36 @@ def _needed_closure(path: str) -> set[str]:
     return out
 
 
-def exe_coverage(path: str, seen: Mapping[str, frozenset], extra_libs: tuple[str, ...] = ()) -> ExeCoverage:
+def script_interpreter(path: str) -> str | None:
+    """The interpreter a ``#!`` script runs under (``/usr/bin/env NAME`` looked up in PATH), else None."""
+    import shutil
     try:
-        r = analyse_executable(path, extra_libs)
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    if not words:
+        return None
+    if os.path.basename(words[0]) == "env" and len(words) > 1:
+        return shutil.which(words[1])
+    return words[0] if os.path.isabs(words[0]) else None
+
+
+def exe_coverage(path: str, seen: Mapping[str, frozenset], extra_libs: tuple[str, ...] = ()) -> ExeCoverage:
+    target, note = path, ""
+    interp = script_interpreter(path)
+    if interp:
+        target, note = interp, f"a script: its interpreter {interp} was analysed"
+    try:
+        r = analyse_executable(target, extra_libs)
     except NotAnalysable as exc:
-        return ExeCoverage(path, None, str(exc), seen)
+        return ExeCoverage(path, None, str(exc) + (f" ({note})" if note else ""), seen)
+    if note:
+        import dataclasses
+        r = dataclasses.replace(r, notes=(note,) + tuple(r.notes))
     missed, by_exec = [], []
     unanalysed = [f"{p} ({why})" for p, why in r.unanalysed]
     for abi, names in sorted(seen.items()):

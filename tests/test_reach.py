@@ -391,3 +391,31 @@ def test_a_script_is_analysed_through_its_interpreter(reach_cache, tmp_path):
     e = coverage({"executables": {str(script): {"x86_64": ["write", "execve"]}}, "files": {}}).executables[0]
     assert e.reach is not None and "write" in e.reachable and not e.missed
     assert any("interpreter /bin/sh" in n for n in e.reach.notes)
+
+
+def test_corrupted_elf_files_are_refused_in_one_line(reach_cache, tmp_path):
+    import random
+    src = Path("/bin/true").read_bytes()
+    for seed in (38, 53, 7):   # seeds found by fuzzing: pyelftools' OverflowError and AssertionError among them
+        rnd = random.Random(seed)
+        d = bytearray(src)
+        for _ in range(rnd.choice([5, 50, 500])):
+            pos = rnd.randrange(0, 4096) if rnd.random() < 0.5 else rnd.randrange(64, len(d))
+            if pos >= 64 or rnd.random() < 0.3:
+                d[pos] = rnd.randrange(256)
+        bad = tmp_path / f"bad{seed}"
+        bad.write_bytes(bytes(d))
+        r = lp("reach", "--exe", str(bad), "--format", "json")
+        assert "Traceback" not in r.stderr
+        assert r.returncode == 0 or (r.returncode == 2 and r.stderr.count("\n") == 1), r.stderr
+    (tmp_path / "short").write_bytes(src[:100])
+    r = lp("reach", "--exe", str(tmp_path / "short"))
+    assert r.returncode == 2 and "malformed ELF" in r.stderr
+
+
+def test_a_fifo_or_device_named_by_a_profile_is_not_opened_for_reading(reach_cache, tmp_path):
+    from leastpriv.reach.coverage import coverage
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    cov = coverage({"executables": {str(fifo): {"x86_64": ["read"]}, "/dev/zero": {}}, "files": {str(fifo): ["read"]}})
+    assert all(e.reach is None and "not a regular file" in e.error for e in cov.executables)

@@ -70,6 +70,14 @@ def _write(path: str, d: dict) -> None:
         pass
 
 
+def _summarize(path: str, raw: bytes) -> dict:
+    import capstone
+    try:
+        return summarize(elfmod.load(path, raw))
+    except (capstone.CsError,) + elfmod.MALFORMED as exc:
+        raise elfmod.NotAnalysable(f"{path}: malformed code: {type(exc).__name__}: {exc}"[:300]) from None
+
+
 def summary_of(path: str) -> tuple[dict, bool]:
     """The summary of the ELF file at ``path`` and whether it came from the cache.
     Raises elf.NotAnalysable with a one-line reason."""
@@ -80,7 +88,7 @@ def summary_of(path: str) -> tuple[dict, bool]:
     d = _read(cpath, key) if cpath else None
     cached = d is not None
     if d is None:
-        d = summarize(elfmod.load(path, raw))
+        d = _summarize(path, raw)
         if cpath:
             _write(cpath, d)
     d = dict(d, path=path)
@@ -93,7 +101,7 @@ def summary_of_bytes(name: str, raw: bytes) -> dict:
     key = elfmod._build_id(raw) or name
     if key in _memo:
         return _memo[key]
-    d = summarize(elfmod.load(name, raw))
+    d = _summarize(name, raw)
     _memo[key] = d
     return d
 

@@ -133,11 +133,14 @@ def _needed_closure(path: str) -> set[str]:
 def script_interpreter(path: str) -> str | None:
     """The interpreter a ``#!`` script runs under (``/usr/bin/env NAME`` looked up in PATH), else None."""
     import shutil
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(256)
-    except OSError:
+    fh = elf.open_regular(path)
+    if fh is None:
         return None
+    with fh:
+        try:
+            head = fh.read(256)
+        except OSError:
+            return None
     if not head.startswith(b"#!"):
         return None
     words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()

@@ -35,6 +35,9 @@ SHT_RELR = 19
 DT_RELR, DT_RELRSZ = 36, 35
 
 MAX_FILE = 1 << 30   # refuse larger files (hostile input)
+# what pyelftools and struct raise on a malformed file (hostile input is refused in one line, never a traceback)
+MALFORMED = (ELFError, struct.error, KeyError, ValueError, IndexError, TypeError, AttributeError, OverflowError,
+             AssertionError, UnicodeDecodeError)
 
 
 class NotAnalysable(Exception):
@@ -74,16 +77,32 @@ class Elf:
         return any(a <= addr < b for a, b in self.plt_ranges)
 
 
-def header(path: str) -> tuple[int, int, int] | None:
-    """(ELF class, e_type, e_machine) of a regular file that starts with an ELF header, else None."""
+def open_regular(path: str):
+    """A binary file object for ``path`` if it is a regular file (never blocks on a fifo or device), else None."""
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        with open(path, "rb") as fh:
-            head = fh.read(20)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+    except OSError:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def header(path: str) -> tuple[int, int, int] | None:
+    """(ELF class, e_type, e_machine) of a regular file that starts with an ELF header, else None."""
+    fh = open_regular(path)
+    if fh is None:
+        return None
+    with fh:
+        try:
+            head = fh.read(20)
+        except OSError:
+            return None
     if len(head) < 20 or head[:4] != b"\x7fELF":
         return None
     etype, machine = struct.unpack_from("<HH", head, 16)
@@ -247,8 +266,11 @@ def _symbols(ef: ELFFile, sec, cache: dict) -> list[tuple[str, int, int, int, in
 
 def dynamic_info(path: str) -> tuple[str, list[str], list[str]]:
     """(PT_INTERP, DT_NEEDED, DT_RUNPATH/DT_RPATH) read from the headers alone (no disassembly, no summary)."""
+    fh = open_regular(path)
+    if fh is None:
+        return "", [], []
     try:
-        with open(path, "rb") as fh:
+        with fh:
             ef = ELFFile(fh)
             interp, needed, runpath = "", [], []
             for seg in ef.iter_segments():
@@ -263,7 +285,7 @@ def dynamic_info(path: str) -> tuple[str, list[str], list[str]]:
                         elif t.entry.d_tag == "DT_RPATH":
                             runpath += [p for p in t.rpath.split(":") if p]
             return interp, needed, runpath
-    except (OSError, ELFError, struct.error, ValueError, KeyError):
+    except (OSError,) + MALFORMED:
         return "", [], []
 
 
@@ -275,12 +297,12 @@ def load(path: str, raw: bytes | None = None) -> Elf:
     import io
     try:
         ef = ELFFile(io.BytesIO(raw))
-    except ELFError as exc:
+    except MALFORMED as exc:
         raise NotAnalysable(f"{path}: malformed ELF: {exc}") from None
     try:
         return _load(path, raw, ef)
-    except (ELFError, struct.error, KeyError, ValueError, IndexError) as exc:
-        raise NotAnalysable(f"{path}: malformed ELF: {exc}") from None
+    except MALFORMED as exc:
+        raise NotAnalysable(f"{path}: malformed ELF: {type(exc).__name__}: {exc}"[:300]) from None
 
 
 def _load(path: str, raw: bytes, ef: ELFFile) -> Elf:

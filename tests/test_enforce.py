@@ -155,7 +155,7 @@ def test_model_is_per_abi_and_flat_for_exporters():
 
 
 def test_filter_is_per_abi(tmp_path):
-    from leastpriv.enforce.seccomp import build_filter
+    from leastpriv.policy.libseccomp import build_filter
 
     rules = {"syscalls": {"x86_64": ["read", "write"], "x86": ["mmap2"]}}
     pfc = build_filter(sm.build(rules, runtime="leastpriv")).pfc()

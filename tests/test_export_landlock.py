@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from leastpriv.exporters.landlock import FS_RIGHTS, NET_RIGHTS, SCOPES, ruleset
+from leastpriv.policy.landlock import FS_RIGHTS, NET_RIGHTS, SCOPES, ruleset
 
 from .conftest import lp
 from .learning import PYTHON, learn_httpd

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..kernel import syscalls
 from ..errors import UserError
-from ..exporters.landlock import FS_RIGHTS, NET_RIGHTS, SCOPES, Ruleset, ruleset
+from ..policy.landlock import FS_RIGHTS, NET_RIGHTS, SCOPES, Ruleset, ruleset
 
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1

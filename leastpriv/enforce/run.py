@@ -107,7 +107,7 @@ class _Prepared:
 
 def prepare(profile: Any, options: RunOptions) -> _Prepared:
     from ..policy import seccomp_model as sm
-    from . import seccomp as sec
+    from ..policy import libseccomp as sec
 
     prep = _Prepared()
     rules = getattr(profile, "rules", {}) or {}
@@ -382,7 +382,7 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
 
 
 def _answer(listener: int, child: int, complaints: _Complaints, drain_status, status_open, host: str) -> None:
-    from . import seccomp as sec
+    from ..policy import libseccomp as sec
 
     try:
         n = sec.notify_receive(listener)

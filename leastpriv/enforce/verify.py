@@ -21,7 +21,6 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from ..kernel import syscalls
 from ..policy import seccomp_model as sm
 from ..oci.bundle import caps_block
 from ..tracer.seccomp_notify import Call, Observer, notify_seccomp
@@ -68,44 +67,6 @@ class VerifyResult:
                 "enforce": rr(self.enforce), "messages": list(self.messages)}
 
 
-def _match(cond: sm.Cond, args: tuple[int, ...]) -> bool:
-    a = args[cond.index] & 0xFFFFFFFFFFFFFFFF
-    v = cond.value & 0xFFFFFFFFFFFFFFFF
-    return {"SCMP_CMP_NE": a != v, "SCMP_CMP_LT": a < v, "SCMP_CMP_LE": a <= v, "SCMP_CMP_EQ": a == v,
-            "SCMP_CMP_GE": a >= v, "SCMP_CMP_GT": a > v,
-            "SCMP_CMP_MASKED_EQ": (a & v) == (cond.value_two & 0xFFFFFFFFFFFFFFFF)}[cond.op]
-
-
-def judge(model: sm.Model, call: Call) -> tuple[str, int | None, str]:
-    """("allow" | "errno" | "deny", errno to answer, why) as the enforced filter would decide."""
-    rules = model.rules.get(call.arch, ())
-    for r in rules:
-        if call.name in r.names and all(_match(c, call.args) for c in r.args):
-            if r.action == sm.ALLOW:
-                return "allow", None, ""
-            if r.action == sm.ERRNO:
-                return "errno", sm.errno_value(r.errno or "EPERM", call.arch), ""
-    if any(call.name in r.names and r.args for r in rules):
-        return "deny", None, "arguments not allowed by the profile"
-    return "deny", None, "not in the profile"
-
-
-def oci_seccomp(model: sm.Model) -> dict:
-    """The model as an OCI ``linux.seccomp`` object (flat list for all ABIs)."""
-    out = {"defaultAction": model.default_action, "architectures": [syscalls.oci_arch(a) for a in model.arches],
-           "syscalls": []}
-    if model.default_errno:
-        out["defaultErrnoRet"] = sm.errno_value(model.default_errno, model.native)
-    for r in model.flat():
-        e = {"names": list(r.names), "action": r.action}
-        if r.args:
-            e["args"] = [c.to_json() for c in r.args]
-        if r.action == sm.ERRNO:
-            e["errnoRet"] = sm.errno_value(r.errno or "EPERM", model.native)
-        out["syscalls"].append(e)
-    return out
-
-
 def _with(conf: dict, seccomp: dict | None, caps, nnp: bool) -> dict:
     c = copy.deepcopy(conf)
     if seccomp is None:
@@ -143,7 +104,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
         def decide(call: Call) -> int | None:
             if call.by_runtime and call.name in LISTENER_ONLY:
                 return None   # runc's handshake with the listener: not made in the enforced run
-            what, err, why = judge(model, call)
+            what, err, why = sm.decide(model, call.arch, call.name, call.args)
             if what == "errno":
                 return err
             if what == "deny":
@@ -175,9 +136,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
             messages.append("write is not in the profile: runc cannot send write to a listener, so the complain run "
                             "let it run unobserved; the enforce run will show whether it is needed")
     # enforce with exactly what `leastpriv export --format oci --runtime RUNTIME` writes
-    from ..exporters.base import ExportOptions
-    from ..exporters.oci import seccomp_object
-    exported, _ = seccomp_object(profile, ExportOptions(runtime=rt))
+    exported = sm.to_oci(model)
     enforce = runc.run(bundle, _with(conf, exported, caps, nnp), timeout=timeout, ephemeral=True)
     for cap in cap_denials:
         denials.append(Denial(cap, "", "workload", (), 1, "capability not in the learned set"))

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from ..kernel import constants
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
-from .landlock import _interpreter, globbable_dir
+from ..policy.landlock import _interpreter, globbable_dir
 
 GLOB_MIN_FILES = 3
 TREE_MIN_RULES = 20      # read-only rules under one listed directory -> dir/{,**}

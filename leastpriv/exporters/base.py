@@ -171,23 +171,6 @@ def _report_lines(report: Any) -> list[str]:
     return out
 
 
-def seccomp_rules_json(rules: list, *, comments: bool, arch: str) -> list[dict]:
-    """Model rules -> the ``syscalls`` list of OCI/Docker/SPO (names, action, errnoRet, args)."""
-    from ..policy.seccomp_model import ERRNO, errno_value
-
-    out = []
-    for r in rules:
-        d: dict[str, Any] = {"names": list(r.names), "action": r.action}
-        if r.action == ERRNO:
-            d["errnoRet"] = errno_value(r.errno or "EPERM", arch)
-        if r.args:
-            d["args"] = [c.to_json() for c in r.args]
-        if comments and r.comment:
-            d["comment"] = r.comment
-        out.append(d)
-    return out
-
-
 def model_notes(model: Any) -> list[str]:
     notes = list(model.notes)
     for arch, names_ in sorted(model.skipped.items()):

@@ -14,23 +14,16 @@ import json
 import os
 from typing import Any
 
-from ..kernel import syscalls
 from ..errors import UserError
 from ..fileio import read_json, write_atomic
 from ..policy import seccomp_model as sm
-from .base import (ExportOptions, ExportResult, Exporter, dump_json, model_notes, prepare, register,
-                   seccomp_rules_json)
+from .base import ExportOptions, ExportResult, Exporter, dump_json, model_notes, prepare, register
 
 
 def seccomp_object(profile: Any, options: ExportOptions, *, comments: bool = False) -> tuple[dict, sm.Model]:
-    """The seccomp object shared by OCI, Docker and the SPO SeccompProfile spec."""
+    """The seccomp object shared by OCI, Docker and the SPO SeccompProfile spec (written by policy/)."""
     model = sm.build(profile, complain=options.complain, arch=options.arch, runtime=options.runtime)
-    obj: dict[str, Any] = {"defaultAction": model.default_action}
-    if model.default_action == sm.ERRNO:
-        obj["defaultErrnoRet"] = sm.errno_value(model.default_errno or "EPERM", model.native)
-    obj["architectures"] = [syscalls.oci_arch(a) for a in model.arches]
-    obj["syscalls"] = seccomp_rules_json(model.flat(), comments=comments, arch=model.native)
-    return obj, model
+    return sm.to_oci(model, comments=comments), model
 
 
 def capabilities_object(profile: Any) -> dict:

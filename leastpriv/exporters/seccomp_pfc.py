@@ -1,6 +1,6 @@
 """libseccomp's pseudo filter code of the filter ``leastpriv run`` loads: for review.
 
-The same per-ABI filter enforce/seccomp.py builds (seccomp_export_pfc), so a
+The same per-ABI filter policy/libseccomp.py builds (seccomp_export_pfc), so a
 reviewer can read exactly what the kernel will be given, rule by rule and
 ABI by ABI. Built for this host's architecture.
 """
@@ -21,7 +21,7 @@ class SeccompPFCExporter(Exporter):
     suffix = ".pfc"
 
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
-        from ..enforce.seccomp import build_filter, describe_skipped
+        from ..policy.libseccomp import build_filter, describe_skipped
 
         profile, options, notes = prepare(profile, options)
         if options.arch != syscalls.host_arch():

@@ -40,7 +40,7 @@ from typing import Any, Mapping
 
 from ..kernel import groups, syscalls
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
-from .landlock import _PROC_PID
+from ..policy.landlock import _PROC_PID
 
 _API_FS = ("/dev/", "/proc/", "/sys/")
 
@@ -62,7 +62,7 @@ def _wrap(key: str, values: list[str], width: int = 100) -> list[str]:
 def _unknown_to_libseccomp(names: set[str]) -> list[str]:
     """Names the host's libseccomp cannot resolve (systemd, built on it, would ignore them)."""
     try:
-        from ..enforce.seccomp import _lib
+        from ..policy.libseccomp import _lib
         lib = _lib()
     except Exception:  # noqa: BLE001 - no libseccomp here: nothing to say
         return []

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..kernel import constants
-from .risks import DOCKER_DEFAULT_CAPS
+from ..policy.risks import DOCKER_DEFAULT_CAPS
 
 # syscall -> (capability, reason). Calls that need a capability only in some
 # cases say so in the reason; the set errs towards listing them (a reviewer

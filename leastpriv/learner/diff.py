@@ -7,7 +7,7 @@ record; ``diff`` groups them with counts (``leastpriv diff``); ``check``
 Kinds: syscall, arg (a recorded argument value of a tracked syscall),
 capability (the minimal set, learner/capabilities.py), file (a path with an
 access kind), exec, network (bind/connect endpoint), family (socket family),
-unknown_syscall. Each change says whether it is dangerous (learner/risks.py),
+unknown_syscall. Each change says whether it is dangerous (policy/risks.py),
 why, and a known CVE or exploit class.
 
 Paths under /proc/<pid>/ are compared as /proc/PID/ so that two runs of the
@@ -20,7 +20,7 @@ import re
 from typing import Iterable, Mapping
 
 from ..tracer.recording import Recording
-from . import risks
+from ..policy import risks
 from .capabilities import capability_set
 from .profile import Profile
 

@@ -1,7 +1,7 @@
 """The risk review a security reviewer reads. Pure: a profile in, a report dict out.
 
 * dangerous syscalls, argument values and capabilities present, each with
-  why it matters and a known CVE or exploit class (learner/risks.py);
+  why it matters and a known CVE or exploit class (policy/risks.py);
 * the comparison with Docker's default seccomp profile (data generated from
   moby's default.json by tools/gen_docker_default.py), evaluated like Docker
   does for one architecture and a capability set: a rule applies when the
@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Iterable, Mapping
 
 from ..kernel import constants, syscalls
-from . import risks
+from ..policy import risks
 from .capabilities import capability_set, docker_defaults_unused, explain, wanted_not_granted
 from .profile import Profile
 
@@ -172,7 +172,7 @@ def pss_level(sc: Mapping) -> dict:
 # --- what each style leaves open ------------------------------------------------------------------
 
 def styles(profile: Profile, arch: str) -> dict:
-    from .denylist import denylist_rules
+    from ..policy.denylist import denylist_rules
 
     facts = profile.facts
     used = {n for n in facts.get("syscalls", {}).get(arch, {}) if not n.startswith("#")}

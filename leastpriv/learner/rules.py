@@ -22,7 +22,7 @@ The rules are the one model every exporter and the local enforcer read:
                  are still filled, so an exporter can show both.
 
 Argument-level minimisation (args modes strict/safe/off) lives in
-learner/args.py, the denylist in learner/denylist.py, capabilities in
+learner/args.py, the denylist in policy/denylist.py, capabilities in
 learner/capabilities.py; this module assembles the pieces.
 """
 from __future__ import annotations
@@ -108,7 +108,7 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
         net[k] = sorted(set(net[k]))
     out_style: dict[str, Any] = {"style": style}
     if style == "denylist":
-        from .denylist import denylist_rules
+        from ..policy.denylist import denylist_rules
         out_style["denylist"] = {arch: denylist_rules(arch, facts) for arch in sorted(facts.get("syscalls", {}))}
     return {
         **out_style,

@@ -1,6 +1,6 @@
 """Profile rules -> seccomp rules: the one translation every seccomp consumer uses.
 
-The local enforcer (``enforce/seccomp.py``, per architecture, through
+The local enforcer (``policy/libseccomp.py``, loaded by enforce/run.py, per architecture, through
 libseccomp) and the JSON exporters (OCI, Docker, Kubernetes SPO: one flat
 list for every ABI) both read :func:`build`'s :class:`Model`, so what
 ``leastpriv run`` enforces and what a runtime enforces come from the same
@@ -31,12 +31,15 @@ import errno as _errno
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from ..kernel import syscalls
 from ..errors import UserError
+from ..kernel import syscalls
+from .denylist import denylist_rules
+from .runtime_base import runtime_base
 
 ALLOW = "SCMP_ACT_ALLOW"
 ERRNO = "SCMP_ACT_ERRNO"
 LOG = "SCMP_ACT_LOG"
+NOTIFY = "SCMP_ACT_NOTIFY"   # only in listener models (tracer/seccomp_notify.py, enforce/verify.py)
 OPS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
        "SCMP_CMP_MASKED_EQ")
 
@@ -63,36 +66,37 @@ def errno_value(name: str | int, arch: str | None = None) -> int:
 # ---------------------------------------------------------------- runtimes
 
 RuntimeSyscalls = Callable[[str], Iterable[str]]
+
+
+def _measured(runtime: str, nnp: bool) -> RuntimeSyscalls:
+    return lambda arch: runtime_base(runtime, None, nnp, arch).syscalls
+
+
 _RUNTIMES: dict[str, RuntimeSyscalls] = {
     "none": lambda arch: (),
     # leastpriv run: the filter is loaded by leastpriv, then it calls execve.
     "leastpriv": lambda arch: ("execve",),
+    # the measured runtime bases (policy/runtime_base.py): with noNewPrivileges (what exported profiles use),
+    # and without it (":new-privileges": the runtime installs the filter earlier, so it needs more)
+    **{rt: _measured(rt, True) for rt in ("runc", "crun")},
+    **{f"{rt}:new-privileges": _measured(rt, False) for rt in ("runc", "crun")},
 }
 
 
 def register_runtime(name: str, fn: RuntimeSyscalls) -> None:
     """Extension point: ``fn(arch)`` returns the syscall names the runtime makes
-    between installing the filter and exec'ing the workload (e.g. runc, crun)."""
+    between installing the filter and exec'ing the workload."""
     _RUNTIMES[name] = fn
 
 
 def runtimes() -> list[str]:
-    _load_runtime_plugins()
     return sorted(_RUNTIMES)
 
 
 def runtime_syscalls(runtime: str, arch: str) -> tuple[str, ...]:
-    _load_runtime_plugins()
     if runtime not in _RUNTIMES:
         raise UserError(f"--runtime: unknown runtime {runtime!r} (known: {', '.join(sorted(_RUNTIMES))})")
     return tuple(sorted(set(_RUNTIMES[runtime](arch))))
-
-
-def _load_runtime_plugins() -> None:
-    """policy/runtimes.py registers runc and crun (their measured base) on import."""
-    import importlib
-
-    importlib.import_module(f"{__package__}.runtimes")
 
 
 # ------------------------------------------------------------------- model
@@ -244,9 +248,7 @@ def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = N
         for a in arches:
             if a not in deny:
                 # an ABI the workload never used gets the whole denylist (no facts: nothing was used)
-                from ..learner.denylist import denylist_rules
-                from ..learner.profile import empty_facts
-                deny[a] = denylist_rules(a, empty_facts())
+                deny[a] = denylist_rules(a, {})
             d = deny.get(a, {})
             names = known(a, d.get("names", []))
             if names:
@@ -275,3 +277,69 @@ def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = N
     return Model(style=style, default_action=default_action, default_errno=default_errno, native=native,
                  arches=tuple(arches), rules={a: tuple(r) for a, r in per_arch.items()}, complain=complain,
                  runtime=runtime, notes=tuple(notes), skipped={a: tuple(sorted(set(v))) for a, v in skipped.items()})
+
+
+# --------------------------------------------------------- deciding, writing
+
+def _holds(cond: Cond, args: tuple[int, ...]) -> bool:
+    a = args[cond.index] & 0xFFFFFFFFFFFFFFFF
+    v = cond.value & 0xFFFFFFFFFFFFFFFF
+    return {"SCMP_CMP_NE": a != v, "SCMP_CMP_LT": a < v, "SCMP_CMP_LE": a <= v, "SCMP_CMP_EQ": a == v,
+            "SCMP_CMP_GE": a >= v, "SCMP_CMP_GT": a > v,
+            "SCMP_CMP_MASKED_EQ": (a & v) == (cond.value_two & 0xFFFFFFFFFFFFFFFF)}[cond.op]
+
+
+def decide(model: Model, arch: str, name: str, args: tuple[int, ...]) -> tuple[str, int | None, str]:
+    """What the filter of ``model`` does with one call: ("allow" | "errno" | "deny", errno to answer, why).
+
+    An allowlist's rules are ALLOW (conditional or not) and ERRNO answers; everything else is denied.
+    """
+    rules = model.rules.get(arch, ())
+    for r in rules:
+        if name in r.names and all(_holds(c, args) for c in r.args):
+            if r.action == ALLOW:
+                return "allow", None, ""
+            if r.action == ERRNO:
+                return "errno", errno_value(r.errno or "EPERM", arch), ""
+    if any(name in r.names and r.args for r in rules):
+        return "deny", None, "arguments not allowed by the profile"
+    return "deny", None, "not in the profile"
+
+
+def listener_model(arch: str, allow: Iterable[str], notify: Iterable[str]) -> Model:
+    """A filter that allows ``allow``, sends ``notify`` to a seccomp user-notification listener and answers
+    EPERM to the rest (the runtime's listenerPath; tracer/seccomp_notify.py)."""
+    arches = (arch,) + tuple(a for a in syscalls.COMPAT.get(arch, ()) if a in syscalls.arches())
+    rules = []
+    if allow:
+        rules.append(Rule(ALLOW, tuple(sorted(set(allow)))))
+    if notify:
+        rules.append(Rule(NOTIFY, tuple(sorted(set(notify)))))
+    return Model(style="allowlist", default_action=ERRNO, default_errno="EPERM", native=arch, arches=arches,
+                 rules={arch: tuple(rules)})
+
+
+def to_oci(model: Model, *, comments: bool = False) -> dict:
+    """The model as an OCI runtime-spec ``linux.seccomp`` object: the one writer of seccomp JSON (OCI bundles,
+    Docker's --security-opt seccomp=, the SPO SeccompProfile spec, verify's and the listener's filters).
+
+    One rule list for every ABI in ``architectures`` (:meth:`Model.flat`); ``comments`` keeps each rule's
+    reason (Docker's format has a ``comment`` field; runc ignores unknown fields).
+    """
+    obj: dict[str, Any] = {"defaultAction": model.default_action}
+    if model.default_action == ERRNO:
+        obj["defaultErrnoRet"] = errno_value(model.default_errno or "EPERM", model.native)
+    obj["architectures"] = [syscalls.oci_arch(a) for a in model.arches]
+    out = []
+    for r in model.flat():
+        d: dict[str, Any] = {"names": list(r.names), "action": r.action}
+        if r.action == ERRNO:
+            d["errnoRet"] = errno_value(r.errno or "EPERM", model.native)
+        if r.args:
+            d["args"] = [c.to_json() for c in r.args]
+        if comments and r.comment:
+            d["comment"] = r.comment
+        out.append(d)
+    obj["syscalls"] = out
+    return obj
+

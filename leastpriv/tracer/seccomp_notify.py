@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..kernel import syscalls
+from ..policy import seccomp_model as sm
 
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100
 SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101
@@ -141,17 +142,10 @@ class Observer:
             pass
 
 
-def notify_seccomp(arch: str, allow: set[str], notify_all_others: bool = True, default_errno: int = 1) -> dict:
-    """An OCI ``linux.seccomp`` that allows ``allow`` and sends every other known syscall to the listener."""
+def notify_seccomp(arch: str, allow: set[str], notify_all_others: bool = True) -> dict:
+    """An OCI ``linux.seccomp`` that allows ``allow`` and sends every other known syscall to the listener
+    (EPERM for the rest); written by policy/seccomp_model.py like every seccomp JSON of leastpriv."""
     known = set(syscalls.table(arch))
     notify = sorted(known - allow - NO_NOTIFY) if notify_all_others else []
-    rules = []
     allowed = sorted((allow | (NO_NOTIFY & known)) & known)
-    if allowed:
-        rules.append({"names": allowed, "action": "SCMP_ACT_ALLOW"})
-    if notify:
-        rules.append({"names": notify, "action": "SCMP_ACT_NOTIFY"})
-    arches = [syscalls.oci_arch(arch)] + [syscalls.oci_arch(a) for a in syscalls.COMPAT.get(arch, ())
-                                          if a in syscalls.arches()]
-    return {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": default_errno, "architectures": arches,
-            "syscalls": rules}
+    return sm.to_oci(sm.listener_model(arch, allowed, notify))

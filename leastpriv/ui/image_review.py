@@ -21,6 +21,7 @@ import stat
 from ..kernel import syscalls
 from ..oci.bundle import DOCKER_DEFAULT_CAPS
 from ..oci.image import UnpackReport, iter_rootfs
+from ..policy import seccomp_model as sm
 
 
 def docker_default_allowed(arch: str) -> set[str]:
@@ -60,7 +61,7 @@ def scan_rootfs(root: str, limit: int = 200) -> dict:
 
 def build_report(*, image: str, name: str, conf: dict, profile, unpack: UnpackReport | None, rootfs: str,
                  runtime: str, caps_proved: bool | None, learn_exit: int | None, scan: dict | None = None) -> dict:
-    from ..learner import risks
+    from ..policy import risks
 
     arch = syscalls.host_arch()
     uid = int(conf["process"]["user"].get("uid", 0))
@@ -185,6 +186,4 @@ def render(r: dict) -> None:
 
 
 def _exported(profile, runtime: str) -> dict:
-    from ..exporters.base import ExportOptions
-    from ..exporters.oci import seccomp_object
-    return seccomp_object(profile, ExportOptions(runtime=runtime))[0]
+    return sm.to_oci(sm.build(profile, runtime=runtime))

@@ -4,7 +4,7 @@
 
 Under a default-allow policy, this denies:
 
-* by name, the dangerous syscalls of the risk catalogue (learner/risks.py)
+* by name, the dangerous syscalls of the risk catalogue (policy/risks.py)
   that exist on ``arch`` and that the workload never made;
 * by argument value (one rule per alternative; a rule denies when all its
   conditions match): clone/unshare with each namespace flag never used,

@@ -20,7 +20,7 @@ from typing import Iterable
 
 from ..kernel import syscalls
 from ..errors import UserError
-from ..policy import seccomp_model as sm
+from . import seccomp_model as sm
 
 try:
     import pyseccomp

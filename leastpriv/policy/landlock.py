@@ -1,0 +1,248 @@
+"""Landlock: the profile's files and TCP ports as a Landlock ruleset (the policy model).
+
+:func:`ruleset` is the one translation of a profile's file and network rules
+into Landlock rules; exporters/landlock.py writes it in the landlockconfig
+JSON format and ``leastpriv run`` enforces the same object (enforce/landlock.py).
+
+How observed paths become rules (Landlock rules attach to existing inodes, so
+a file the workload creates must be allowed through its directory):
+
+* read:   READ_FILE on the file; a directory gets READ_FILE+READ_DIR beneath
+          it; three or more files read in one directory of packaged code/data
+          (/usr, /lib*, /opt, ...; never /etc, /home, /var, /tmp) become one
+          rule on the directory (as aa-logprof globs); anything under /proc/<pid>,
+          /proc/self or /proc/thread-self becomes read access beneath /proc,
+          and /dev/pts/N (the terminal of that run) access beneath /dev/pts;
+* write:  WRITE_FILE+TRUNCATE on the file (+IOCTL_DEV under /dev);
+* create: MAKE_REG (MAKE_DIR for a directory) on the parent directory, with
+          WRITE_FILE+TRUNCATE+READ_FILE and REMOVE_FILE beneath it (the trace
+          does not record unlink/rename, and a workload that creates files in
+          a directory usually rotates or removes them there);
+* exec:   EXECUTE+READ_FILE on the file and on its interpreter (the ELF
+          PT_INTERP or the #! line: the kernel opens it for execute).
+* TCP:    BIND_TCP / CONNECT_TCP on the ports seen (ABI 4+).
+* scope (ABI 6+): abstract unix sockets unless the workload used one;
+          signals unless the workload sends signals with kill(2)/pidfd.
+
+Paths are checked on this machine when the ruleset is built (is it a
+directory? its interpreter?): export where the profile was learned, or where
+the same files exist.
+"""
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from ..kernel import constants
+
+
+def _c(name: str, fallback: int) -> int:
+    return constants.group("landlock").get(name, fallback)
+
+
+# name -> (bit, first ABI). Values from include/uapi/linux/landlock.h; the
+# generated constants table is used where the build headers have them.
+FS_RIGHTS: dict[str, tuple[int, int]] = {
+    "execute": (_c("LANDLOCK_ACCESS_FS_EXECUTE", 1 << 0), 1),
+    "write_file": (_c("LANDLOCK_ACCESS_FS_WRITE_FILE", 1 << 1), 1),
+    "read_file": (_c("LANDLOCK_ACCESS_FS_READ_FILE", 1 << 2), 1),
+    "read_dir": (_c("LANDLOCK_ACCESS_FS_READ_DIR", 1 << 3), 1),
+    "remove_dir": (_c("LANDLOCK_ACCESS_FS_REMOVE_DIR", 1 << 4), 1),
+    "remove_file": (_c("LANDLOCK_ACCESS_FS_REMOVE_FILE", 1 << 5), 1),
+    "make_char": (_c("LANDLOCK_ACCESS_FS_MAKE_CHAR", 1 << 6), 1),
+    "make_dir": (_c("LANDLOCK_ACCESS_FS_MAKE_DIR", 1 << 7), 1),
+    "make_reg": (_c("LANDLOCK_ACCESS_FS_MAKE_REG", 1 << 8), 1),
+    "make_sock": (_c("LANDLOCK_ACCESS_FS_MAKE_SOCK", 1 << 9), 1),
+    "make_fifo": (_c("LANDLOCK_ACCESS_FS_MAKE_FIFO", 1 << 10), 1),
+    "make_block": (_c("LANDLOCK_ACCESS_FS_MAKE_BLOCK", 1 << 11), 1),
+    "make_sym": (_c("LANDLOCK_ACCESS_FS_MAKE_SYM", 1 << 12), 1),
+    "refer": (_c("LANDLOCK_ACCESS_FS_REFER", 1 << 13), 2),
+    "truncate": (_c("LANDLOCK_ACCESS_FS_TRUNCATE", 1 << 14), 3),
+    "ioctl_dev": (_c("LANDLOCK_ACCESS_FS_IOCTL_DEV", 1 << 15), 5),
+}
+NET_RIGHTS: dict[str, tuple[int, int]] = {"bind_tcp": (1 << 0, 4), "connect_tcp": (1 << 1, 4)}
+SCOPES: dict[str, tuple[int, int]] = {"abstract_unix_socket": (1 << 0, 6), "signal": (1 << 1, 6)}
+# rights that make sense on a file (not a directory): the kernel refuses others on a file
+FILE_RIGHTS = frozenset({"execute", "write_file", "read_file", "truncate", "ioctl_dev"})
+MAX_ABI = 7   # ABI 7 adds audit logging flags, no new access rights
+GLOB_MIN_FILES = 3
+_PROC_PID = re.compile(r"^/proc/(\d+|self|thread-self)(/|$)")
+_PTY = re.compile(r"^/dev/pts/\d+$")
+
+
+@dataclass(frozen=True)
+class PathRule:
+    path: str
+    access: tuple[str, ...]
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """What to handle (deny unless allowed) and what to allow."""
+
+    abi: int
+    handled_fs: tuple[str, ...]
+    handled_net: tuple[str, ...]
+    scoped: tuple[str, ...]
+    paths: tuple[PathRule, ...]
+    ports: Mapping[str, tuple[int, ...]] = field(default_factory=dict)   # bind_tcp/connect_tcp -> ports
+    notes: tuple[str, ...] = ()
+
+    def for_abi(self, abi: int) -> tuple["Ruleset", list[str]]:
+        """The same ruleset limited to what kernel ABI ``abi`` knows, and what is lost."""
+        lost: list[str] = []
+        fs = tuple(r for r in self.handled_fs if FS_RIGHTS[r][1] <= abi)
+        net = tuple(r for r in self.handled_net if NET_RIGHTS[r][1] <= abi)
+        sc = tuple(s for s in self.scoped if SCOPES[s][1] <= abi)
+        for kind, full, kept in (("file access", self.handled_fs, fs), ("TCP", self.handled_net, net),
+                                 ("scope", self.scoped, sc)):
+            gone = [r for r in full if r not in kept]
+            if gone:
+                lost.append(f"Landlock ABI {abi} cannot restrict {kind}: {', '.join(gone)}")
+        paths = tuple(PathRule(p.path, tuple(a for a in p.access if a in fs), p.why) for p in self.paths)
+        paths = tuple(p for p in paths if p.access)
+        ports = {k: v for k, v in self.ports.items() if k in net}
+        return Ruleset(abi, fs, net, sc, paths, ports, self.notes), lost
+
+
+def _interpreter(path: str) -> str | None:
+    """The ELF PT_INTERP or the #! interpreter of an executable, if any."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            if head.startswith(b"#!"):
+                fh.seek(0)
+                line = fh.readline(256)[2:].strip().split()
+                return line[0].decode() if line else None
+            if head[:4] != b"\x7fELF":
+                return None
+            is64, little = head[4] == 2, head[5] == 1
+            e = "<" if little else ">"
+            if is64:
+                phoff, = struct.unpack(e + "Q", head[32:40])
+                phentsize, phnum = struct.unpack(e + "HH", head[54:58])
+            else:
+                phoff, = struct.unpack(e + "I", head[28:32])
+                phentsize, phnum = struct.unpack(e + "HH", head[42:46])
+            for i in range(phnum):
+                fh.seek(phoff + i * phentsize)
+                ph = fh.read(phentsize)
+                p_type, = struct.unpack(e + "I", ph[:4])
+                if p_type == 3:   # PT_INTERP
+                    off, size = (struct.unpack(e + "QQQQ", ph[8:40])[0], struct.unpack(e + "Q", ph[32:40])[0]) \
+                        if is64 else (struct.unpack(e + "I", ph[4:8])[0], struct.unpack(e + "I", ph[16:20])[0])
+                    fh.seek(off)
+                    return fh.read(size).rstrip(b"\0").decode()
+    except (OSError, struct.error, UnicodeDecodeError):
+        return None
+    return None
+
+
+# Directories whose files may be granted as a whole once several were read: code and data
+# shipped by packages. Never /etc, /root, /home, /var, /tmp, /run, /dev, /sys (secrets, other users).
+GLOBBABLE = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/opt/", "/snap/", "/nix/store/")
+
+
+def globbable_dir(d: str) -> bool:
+    return (d.rstrip("/") + "/").startswith(GLOBBABLE)
+
+
+def _uses_abstract_unix(network: Iterable[Mapping]) -> bool:
+    return any(e.get("family") == "AF_UNIX" and str(e.get("address", "")).startswith("@") for e in network)
+
+
+def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
+    """The Landlock ruleset of a profile's file and network rules (for ``abi``)."""
+    rules = profile.rules
+    files: Mapping[str, list[str]] = rules.get("files", {})
+    acc: dict[str, set[str]] = {}
+    why: dict[str, str] = {}
+    notes: list[str] = []
+
+    def grant(path: str, rights: Iterable[str], reason: str) -> None:
+        acc.setdefault(path, set()).update(rights)
+        why.setdefault(path, reason)
+
+    def is_dir(p: str) -> bool:
+        return os.path.isdir(p)
+
+    read = sorted(set(files.get("read", [])))
+    write = set(files.get("write", []))
+    create = set(files.get("create", []))
+    execs = sorted(set(files.get("exec", [])))
+    proc = False
+    plain_reads: list[str] = []
+    ptys = {p for p in set(read) | write if _PTY.match(p)}
+    if ptys:   # the terminal differs from run to run
+        grant("/dev/pts", ("read_file", "write_file", "ioctl_dev"), "terminals (/dev/pts/N -> /dev/pts)")
+        read = [p for p in read if p not in ptys]
+        write = write - ptys
+    for p in read:
+        if _PROC_PID.match(p) or p == "/proc":
+            proc = True
+        elif is_dir(p):
+            grant(p, ("read_file", "read_dir"), "directory read")
+        else:
+            plain_reads.append(p)
+    if proc:
+        grant("/proc", ("read_file", "read_dir"), "per-process /proc files (/proc/<pid> -> /proc)")
+    by_dir: dict[str, list[str]] = {}
+    for p in plain_reads:
+        by_dir.setdefault(os.path.dirname(p) or "/", []).append(p)
+    for d, ps in sorted(by_dir.items()):
+        if len(ps) >= GLOB_MIN_FILES and globbable_dir(d) and is_dir(d):
+            grant(d, ("read_file", "read_dir"), f"{len(ps)} files read in this directory")
+        else:
+            for p in ps:
+                grant(p, ("read_file",), "read")
+    bound_sockets = {str(e.get("address")) for e in getattr(profile, "facts", {}).get("network", [])
+                     if e.get("family") == "AF_UNIX" and e.get("op") == "bind"}
+    for p in sorted(create):
+        parent = os.path.dirname(p) or "/"
+        made = "make_dir" if is_dir(p) else "make_sock" if p in bound_sockets else "make_reg"
+        rights = [made, "write_file", "truncate", "read_file", "remove_file"] + \
+            (["read_dir", "remove_dir"] if made == "make_dir" else [])
+        grant(parent, rights, "files created here")
+    for p in sorted(write - create):
+        if os.path.dirname(p) in acc and "make_reg" in acc[os.path.dirname(p)]:
+            continue
+        rights = ["write_file", "truncate"] + (["ioctl_dev"] if p.startswith("/dev/") else [])
+        if is_dir(p):
+            rights = ["read_dir", "make_reg", "write_file", "truncate"]
+        grant(p, rights, "written")
+    for p in [p for p in read if p.startswith("/dev/") and p in acc]:
+        acc[p].add("ioctl_dev")
+    for p in execs:
+        grant(p, ("execute", "read_file"), "executed")
+        interp = _interpreter(p)
+        if interp:
+            grant(interp, ("execute", "read_file"), f"interpreter of {p}")
+    paths = []
+    for p in sorted(acc):
+        rights = acc[p]
+        if not is_dir(p) and os.path.exists(p):
+            dropped = rights - FILE_RIGHTS
+            rights = rights & FILE_RIGHTS
+            if dropped:
+                notes.append(f"{p}: is a file; directory rights left out: {', '.join(sorted(dropped))}")
+        order = [r for r in FS_RIGHTS if r in rights]
+        if order:
+            paths.append(PathRule(p, tuple(order), why.get(p, "")))
+    net = rules.get("network", {})
+    ports = {"bind_tcp": tuple(sorted(set(net.get("tcp_bind", [])))),
+             "connect_tcp": tuple(sorted(set(net.get("tcp_connect", []))))}
+    scoped = []
+    if not _uses_abstract_unix(getattr(profile, "facts", {}).get("network", [])):
+        scoped.append("abstract_unix_socket")
+    learned = {n for names in rules.get("syscalls", {}).values() for n in names}
+    if not learned & {"kill", "pidfd_send_signal", "rt_sigqueueinfo"}:
+        scoped.append("signal")
+    full = Ruleset(MAX_ABI, tuple(FS_RIGHTS), tuple(NET_RIGHTS), tuple(scoped), tuple(paths),
+                   {k: v for k, v in ports.items()}, tuple(notes))
+    limited, lost = full.for_abi(abi)
+    return Ruleset(limited.abi, limited.handled_fs, limited.handled_net, limited.scoped, limited.paths,
+                   limited.ports, tuple(notes) + tuple(lost))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from leastpriv.learner.review import pss_level
+from leastpriv.policy.pod_security import pss_level
 
 from .conftest import lp
 

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..kernel import constants
-from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from ..policy.landlock import _interpreter, globbable_dir
+from ..policy.pod_security import default_name
+from .base import ExportOptions, ExportResult, Exporter, prepare, register
 
 GLOB_MIN_FILES = 3
 TREE_MIN_RULES = 20      # read-only rules under one listed directory -> dir/{,**}
@@ -180,13 +181,6 @@ def attachment(profile: Any) -> str | None:
     return None
 
 
-def default_name(profile: Any) -> str:
-    for run in getattr(profile, "runs", ()):
-        cmd = run.get("command") or []
-        if cmd:
-            base = re.sub(r"[^A-Za-z0-9_.-]", "-", os.path.basename(cmd[0]))
-            return f"leastpriv-{base}"
-    return "leastpriv-profile"
 
 
 def render(profile: Any, name: str, *, complain: bool = False, attach: str | None = None,

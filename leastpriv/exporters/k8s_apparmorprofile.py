@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..policy.pod_security import k8s_name
 from .apparmor import attachment, glob_path, network_rules, path_rules
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
-from .k8s_seccompprofile import API_VERSION, dump_yaml, k8s_name
+from .k8s_seccompprofile import API_VERSION, dump_yaml
 
 
 def abstract(profile: Any) -> dict:
@@ -59,7 +60,7 @@ class AppArmorProfileExporter(Exporter):
 
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
         profile, options, notes = prepare(profile, options)
-        name = k8s_name(profile, options)
+        name = k8s_name(profile, options.name)
         meta: dict[str, Any] = {"name": name}
         if options.namespace:
             meta["namespace"] = options.namespace

@@ -22,7 +22,7 @@ ruamel.yaml's round-trip mode. Keys of the container's securityContext that
 leastpriv does not set are kept.
 
 The notes say which Pod Security Standard level the result meets
-(learner.review.pss_level, the same check ``leastpriv review`` makes).
+(policy/pod_security.py, the same check ``leastpriv review`` makes).
 """
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ import re
 from typing import Any
 
 from ..errors import UserError
+from ..policy import pod_security
+from ..policy.pod_security import k8s_name, pss_level
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
-from .k8s_seccompprofile import dump_yaml, k8s_name
+from .k8s_seccompprofile import dump_yaml
 
 POD_SPEC_PATHS = {
     "Pod": ("spec",),
@@ -46,32 +48,11 @@ POD_SPEC_PATHS = {
 }
 
 
-def seccomp_localhost(name: str, namespace: str = "") -> str:
-    return f"operator/{namespace}/{name}.json" if namespace else f"leastpriv/{name}.json"
-
-
 def security_context(profile: Any, options: ExportOptions | None = None) -> dict:
-    """The container securityContext for ``profile`` (also used by ``leastpriv review``)."""
+    """The container securityContext for ``profile`` (policy/pod_security.py) with the names of ``options``."""
     options = options or ExportOptions()
-    rules = profile.rules
-    name = k8s_name(profile, options)
-    caps = sorted(c.removeprefix("CAP_") for c in rules.get("capabilities", []))
-    sc: dict[str, Any] = {}
-    if rules.get("no_new_privileges", True):
-        sc["allowPrivilegeEscalation"] = False
-    sc["capabilities"] = {"drop": ["ALL"], **({"add": caps} if caps else {})}
-    sc["privileged"] = False
-    if profile.runs and all(int(r.get("uid", 0)) != 0 for r in profile.runs):
-        sc["runAsNonRoot"] = True
-    sc["seccompProfile"] = {"type": "Localhost", "localhostProfile": seccomp_localhost(name, options.namespace)}
-    sc["appArmorProfile"] = {"type": "Localhost", "localhostProfile": options.extra.get("apparmor_name")
-                             or _apparmor_name(profile, options)}
-    return sc
-
-
-def _apparmor_name(profile: Any, options: ExportOptions) -> str:
-    from .apparmor import default_name
-    return options.name or default_name(profile)
+    return pod_security.security_context(profile, name=options.name, namespace=options.namespace,
+                                         apparmor_name=options.extra.get("apparmor_name", ""))
 
 
 def _pod_checks(pod_spec: Any) -> list[str]:
@@ -87,8 +68,6 @@ def _pod_checks(pod_spec: Any) -> list[str]:
 
 
 def _level_notes(sc: dict, profile: Any, pod_spec: Any = None) -> list[str]:
-    from ..learner.review import pss_level
-
     verdict = pss_level(sc)
     level = verdict["level"]
     pod_issues = _pod_checks(pod_spec) if pod_spec is not None else []
@@ -193,7 +172,7 @@ class PodExporter(Exporter):
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
         profile, options, notes = prepare(profile, options)
         sc = security_context(profile, options)
-        name = k8s_name(profile, options)
+        name = k8s_name(profile, options.name)
         if options.manifest:
             try:
                 with open(options.manifest) as fh:

@@ -9,24 +9,15 @@ writes that).
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import yaml
 
+from ..policy.pod_security import k8s_name
 from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, register
 from .oci import seccomp_object
 
 API_VERSION = "security-profiles-operator.x-k8s.io/v1"
-
-
-def k8s_name(profile: Any, options: ExportOptions) -> str:
-    """A DNS-1123 name: --name, else from the workload's command."""
-    from .apparmor import default_name
-
-    raw = options.name or default_name(profile)
-    name = re.sub(r"[^a-z0-9.-]+", "-", raw.lower()).strip("-.")[:253]
-    return name or "leastpriv"
 
 
 def dump_yaml(obj: Any) -> str:
@@ -43,7 +34,7 @@ class SeccompProfileExporter(Exporter):
         profile, options, notes = prepare(profile, options)
         seccomp, model = seccomp_object(profile, options)
         notes += model_notes(model)
-        name = k8s_name(profile, options)
+        name = k8s_name(profile, options.name)
         meta: dict[str, Any] = {"name": name}
         if options.namespace:
             meta["namespace"] = options.namespace

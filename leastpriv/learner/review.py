@@ -23,6 +23,7 @@ from typing import Iterable, Mapping
 
 from ..kernel import constants, syscalls
 from ..policy import risks
+from ..policy.pod_security import pss_level, security_context
 from .capabilities import capability_set, docker_defaults_unused, explain, wanted_not_granted
 from .profile import Profile
 
@@ -32,9 +33,6 @@ GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "x86": "386", "x32": "x32", "ar
           "loongarch64": "loong64"}
 
 # Pod Security Standards (kubernetes.io/docs/concepts/security/pod-security-standards)
-PSS_BASELINE_CAPS = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-                               "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
-PSS_RESTRICTED_ADD = frozenset({"NET_BIND_SERVICE"})
 
 
 @lru_cache(maxsize=None)
@@ -134,41 +132,6 @@ def docker_comparison(profile: Profile, arch: str) -> dict:
 
 # --- Kubernetes Pod Security Standards ---------------------------------------------------------
 
-def security_context(profile: Profile) -> dict:
-    """The container securityContext the Kubernetes export writes for this profile: the level is
-    judged on what is really exported (the exporter's own function, not a second copy of its rules)."""
-    from ..exporters.k8s_pod import security_context as exported
-
-    return exported(profile)
-
-
-def pss_level(sc: Mapping) -> dict:
-    """The highest Pod Security Standard level (restricted, baseline, privileged) a securityContext meets."""
-    baseline_fail, restricted_fail = [], []
-    if sc.get("privileged"):
-        baseline_fail.append("privileged: true")
-    add = {c.removeprefix("CAP_") for c in sc.get("capabilities", {}).get("add", [])}
-    extra = sorted(add - PSS_BASELINE_CAPS)
-    if extra:
-        baseline_fail.append(f"adds capabilities outside the baseline set: {', '.join(extra)}")
-    seccomp = (sc.get("seccompProfile") or {}).get("type")
-    if seccomp == "Unconfined":
-        baseline_fail.append("seccompProfile Unconfined")
-    if sc.get("allowPrivilegeEscalation") is not False:
-        restricted_fail.append("allowPrivilegeEscalation is not false (the workload changes ids or capabilities)")
-    if "ALL" not in [c.upper() for c in sc.get("capabilities", {}).get("drop", [])]:
-        restricted_fail.append("capabilities.drop does not include ALL")
-    beyond = sorted(add - PSS_RESTRICTED_ADD)
-    if beyond:
-        restricted_fail.append(f"adds capabilities other than NET_BIND_SERVICE: {', '.join(beyond)}")
-    if sc.get("runAsNonRoot") is not True and not (isinstance(sc.get("runAsUser"), int) and sc["runAsUser"] != 0):
-        restricted_fail.append("runAsNonRoot is not true (the learning runs ran as root)")
-    if seccomp not in ("RuntimeDefault", "Localhost"):
-        restricted_fail.append("seccompProfile is not RuntimeDefault or Localhost")
-    level = "privileged" if baseline_fail else "baseline" if restricted_fail else "restricted"
-    return {"level": level, "baseline_violations": baseline_fail, "restricted_violations": restricted_fail}
-
-
 # --- what each style leaves open ------------------------------------------------------------------
 
 def styles(profile: Profile, arch: str) -> dict:
@@ -237,7 +200,7 @@ def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dic
     cap_rows = {r["cap"]: r for r in explain(facts)}
     dangerous_caps = [{"cap": c, "why": risks.CAPABILITIES[c].why, "example": risks.CAPABILITIES[c].example,
                        "how": cap_rows.get(c, {}).get("how", "")} for c in caps if c in risks.CAPABILITIES]
-    sc = security_context(profile)
+    sc = security_context(profile)   # what the k8s-pod export writes
     return {
         "arch": main,
         "runs": len(profile.runs),

@@ -1,25 +1,69 @@
 """The use cases: what a command does, between parsing (cli.py) and rendering (ui/).
 
-learn (add a run to a profile), and the container use cases: learn a container,
-verify a profile under runc, review an image.
+Each function takes what the user asked for, does it with the packages below (tracer, learner, exporters,
+enforce, oci) and returns a result for ui/ to render; progress lines go to a ``status`` object (ui/console
+in the CLI; anything with ``info`` and ``warn``). Nothing here prints or reads ``sys.argv``.
 """
 from __future__ import annotations
 
-import json
-from typing import Sequence
+from typing import Any, Callable, Protocol, Sequence
 
+from .enforce.verify import VerifyResult, verify
 from .errors import UserError
-from .ui import console
+from .learner import aggregate
+from .learner.image_review import build_report
+from .learner.profile import Profile
+from .learner.review import review as profile_review
+from .oci.image import scan_rootfs
+from .oci.runc import Runc
+from .oci.workspace import open_workspace
+from .tracer import kernlog, select
+from .tracer.base import Backend, Target, TraceOptions
+from .tracer.container import learn_container as _learn_container
+from .tracer.recording import Recording
 
 
-def add_run(output: str, existing, rec, save_recording: str | None):
+class Status(Protocol):
+    def info(self, msg: str) -> None: ...
+
+    def warn(self, msg: str) -> None: ...
+
+
+class Quiet:
+    """A Status that says nothing."""
+
+    @staticmethod
+    def info(msg: str) -> None:
+        pass
+
+    @staticmethod
+    def warn(msg: str) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- learn
+
+def choose_backend(backend: str, target: Target, cpu: str = "same", status: Status = Quiet) -> Backend:
+    """The backend for --backend, saying which and why."""
+    chosen, why = select.choose(backend, target)
+    status.info(why)
+    if cpu != "same" and chosen.name != "ptrace":
+        status.warn(f"--cpu {cpu}: only the ptrace backend places CPUs; {chosen.name} ignores it")
+    return chosen
+
+
+def trace(chosen: Backend, target: Target, progress: Callable[[dict], None] | None = None,
+          **options: Any) -> Recording:
+    """Run or attach to ``target`` under ``chosen``; the Recording."""
+    return chosen.trace(target, TraceOptions(progress=progress, **options))
+
+
+def add_run(output: str, existing: Profile | None, rec: Recording, save_recording: str | None):
     """Add a Recording to the profile at ``output`` (``existing``: its loaded content, or None), save it
     (first: a bad --save-recording path must not lose the run), then the Recording if asked.
 
     Returns (profile, what this run added).
     """
-    from .learner import aggregate
-
     profile, added = aggregate.add_recording(existing, rec)
     profile.save(output)
     if save_recording:
@@ -30,113 +74,75 @@ def add_run(output: str, existing, rec, save_recording: str | None):
 def learn_from_log(source: str, *, since: str | None = None, exes: Sequence[str] = (), comms: Sequence[str] = ()):
     """learn --from-log: the seccomp log records in SOURCE that the filters keep, as a Recording of kind log,
     and the report of what was read and left out."""
-    from .tracer import kernlog
-
     filt = kernlog.LogFilter(since=kernlog.parse_since(since) if since else None, exe=tuple(exes),
                              comm=tuple(comms))
     return kernlog.load(source, filt)
 
 
-def _runc():
-    from .oci.runc import Runc
+# ----------------------------------------------------------- containers
 
+def _runc() -> Runc:
     ok, why = Runc.usable()
     if not ok:
         raise UserError(f"containers: {why}")
     return Runc()
 
 
-def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
-                        network: str = "loopback", duration: float | None = None):
-    from .tracer.container import learn_container
-    from .oci.workspace import open_workspace
-
+def learn_container(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
+                    network: str = "loopback", duration: float | None = None, status: Status = Quiet) -> Recording:
+    """Run an OCI bundle or image under runc and record it (eBPF by cgroup, or seccomp-notify)."""
     if backend == "ptrace":
         raise UserError("--backend ptrace: cannot attach to a runc container (use ebpf or seccomp-notify; see README "
                         "## Containers)")
     runc = _runc()
     with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
         for c in ws.changes:
-            console.info(f"bundle: {c}")
+            status.info(f"bundle: {c}")
         if ws.unpack:
-            console.info(f"unpacked {ws.unpack.layers} layers, {ws.unpack.files} files")
+            status.info(f"unpacked {ws.unpack.layers} layers, {ws.unpack.files} files")
             for n in ws.unpack.neutralized:
-                console.warn(n)
-        rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration)
-        console.info(why)
+                status.warn(n)
+        rec, res, why = _learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration)
+        status.info(why)
         if res.stdout:
-            console.info("container stdout: " + res.stdout.strip()[-500:])
+            status.info("container stdout: " + res.stdout.strip()[-500:])
         if res.stderr:
-            console.info("container stderr: " + res.stderr.strip()[-500:])
+            status.info("container stderr: " + res.stderr.strip()[-500:])
         return rec
 
 
-def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runtime: str, args: Sequence[str],
-               as_json: bool, network: str = "loopback", duration: float = 120) -> int:
-    from .learner.profile import Profile
-    from .enforce.verify import verify
-    from .oci.workspace import open_workspace
-
+def verify_container(*, bundle: str | None, image: str | None, profile_path: str, runtime: str,
+                     args: Sequence[str], network: str = "loopback", duration: float = 120) -> VerifyResult:
+    """Run the container under runc with the profile's filter and capabilities: complain run, then enforce run."""
     profile = Profile.load(profile_path)
     runc = _runc()
     with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
-        res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration)
-    if as_json:
-        console.out.print_json(json.dumps(res.to_json()))
-    for d in res.denials:
-        if d.name.startswith("CAP_"):
-            console.err.print(f"[red]denied[/] {d.name} to the {d.by}: {d.why}", highlight=False)
-        else:
-            console.err.print(f"[red]denied[/] {d.name} ({d.arch}) by the {d.by}: {d.why}, {d.count} call"
-                              f"{'s' * (d.count != 1)}", highlight=False)
-    for m in res.messages:
-        console.warn(m)
-    if res.ok:
-        e = res.enforce
-        console.info(f"verified under runc with runtime base {res.runtime!r}: the container ran with the profile's "
-                     f"seccomp filter and capabilities [{', '.join(res.capabilities) or 'none'}] and exited "
-                     f"{e.exit_status if e else '?'}")
-        return 0
-    console.err.print("[red]leastpriv: verify: FAILED[/]")
-    return 1
+        return verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration)
 
 
-def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str], fmt: str, backend: str,
-                     runtime: str, network: str = "loopback") -> None:
-    from .learner import aggregate
-    from .learner.profile import Profile
-    from .tracer.container import learn_container
-    from .ui.image_review import build_report, markdown, render
-    from .enforce.verify import verify
-    from .oci.workspace import open_workspace
-
+def review_image(*, image: str, profile_path: str | None, args: Sequence[str], backend: str, runtime: str,
+                 network: str = "loopback", status: Status = Quiet) -> dict:
+    """The security review of a container image: learn it (or use PROFILE), prove the capability set by a run
+    with exactly those capabilities, scan the rootfs. The report (learner/image_review.py)."""
     runc = _runc()
     with open_workspace(image=image, args=args, network=network) as ws:
-        from .ui.image_review import scan_rootfs
         scan = scan_rootfs(ws.rootfs)   # before anything runs in it
         learn_exit = None
         if profile_path:
             profile = Profile.load(profile_path)
         else:
-            rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=120)
-            console.info(why)
+            rec, res, why = _learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=120)
+            status.info(why)
             learn_exit = res.exit_status
             profile, _ = aggregate.add_recording(None, rec)
         # prove the capability set: run under the profile with exactly the learned capabilities
         v = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime)
-        caps_proved = bool(v.ok)
         report = build_report(image=image, name=ws.name, conf=ws.conf, profile=profile, unpack=ws.unpack,
-                              rootfs=ws.rootfs, runtime=runtime, caps_proved=caps_proved, learn_exit=learn_exit,
+                              rootfs=ws.rootfs, runtime=runtime, caps_proved=bool(v.ok), learn_exit=learn_exit,
                               scan=scan)
         report["verify"] = v.to_json()
         try:
-            from .learner.review import review as profile_review
             report["profile_review"] = profile_review(profile)
         except Exception as exc:  # noqa: BLE001 - the learner's review is an extra
             report["profile_review"] = {"error": str(exc)}
-    if fmt == "json":
-        print(json.dumps(report, indent=2, sort_keys=True))
-    elif fmt == "markdown":
-        print(markdown(report))
-    else:
-        render(report)
+    return report

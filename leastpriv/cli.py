@@ -6,15 +6,37 @@ Exit codes (README has the table): a command's own status for learn/run
 """
 from __future__ import annotations
 
+import io
 import json
 import sys
 
 import click
+from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
+from . import __version__, app
+from .enforce.run import RunOptions, run
 from .errors import UserError
-from .ui import console
+from .exporters import base
+from .fileio import dumps
+from .kernel import syscalls
+from .launch import resolve_command
+from .learner import aggregate
+from .learner.check import check as do_check
+from .learner.diff import as_profile
+from .learner.diff import diff as do_diff
+from .learner.profile import Profile, load_profile_or_recording
+from .learner.review import review as do_review
+from .policy.runtime_base import export_runtime
+from .tracer.base import Cgroup, Command, Pid
+from .ui import console, formats
+from .ui import image_review as ui_image_review
+from .ui.check import render_check, render_diff
+from .ui.learn import report_learn
+from .ui.output import refuse_special, write_output
+from .ui.review import render_rich, to_markdown
+from .ui.show import render
+from .ui.verify import render_verify
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -142,33 +164,27 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     Ctrl-C reaches the workload; what was seen until then is saved and marked
     incomplete.
     """
-    from .learner.profile import Profile
-    from .tracer.base import Cgroup, Command, Pid
-    from .ui.output import refuse_special
-
     if save_recording:
         refuse_special(save_recording, "recording")
     command = tuple(command)
     if command and command[0] == "--":
         command = command[1:]
     if from_log or since or exes or comms:   # seccomp log records: app -> tracer/kernlog.py
-        from .app import learn_from_log
         if not from_log or command or pid is not None or cgroup or bundle or image or fast:
             raise UserError("learn: --from-log SOURCE takes no command, --pid, --cgroup, --bundle, --image or --fast; "
                             "--since, --exe and --comm need --from-log")
         existing = Profile.load_existing(output)
-        rec, report = learn_from_log(from_log, since=since, exes=exes, comms=comms)
+        rec, report = app.learn_from_log(from_log, since=since, exes=exes, comms=comms)
         for line in report.summary():
             console.info(line)
         _add_run(output, existing, rec, save_recording, as_json)
         sys.exit(0)
     if bundle or image:   # containers: app -> tracer/container.py (ebpf by cgroup, or seccomp-notify)
-        from .app import learn_container_cmd
         if pid is not None or cgroup or fast:
             raise UserError("learn: --bundle/--image cannot be combined with --pid/--cgroup/--fast")
         existing = Profile.load_existing(output)   # fail before running anything
-        rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
-                                  duration=duration)
+        rec = app.learn_container(bundle=bundle, image=image, args=command, backend=backend, network=network,
+                                  duration=duration, status=console)
         _add_run(output, existing, rec, save_recording, as_json)
         sys.exit(rec.exit_status if rec.exit_status is not None else 0)
     targets = [t for t in (command or None, pid, cgroup) if t is not None]
@@ -178,7 +194,6 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         raise UserError(f"--cpu: expected same, any or a CPU number, got {cpu!r}")
     target = Command(command) if command else Pid(pid) if pid is not None else Cgroup(cgroup)
     if command:
-        from .launch import resolve_command
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
     chosen = _choose(backend, target, cpu)
     existing = Profile.load_existing(output)   # fail before running anything
@@ -207,10 +222,7 @@ def _say_fast_gate(rec, alternative):
 
 
 def _add_run(output, existing, rec, save_recording, as_json):
-    from .app import add_run
-    from .ui.learn import report_learn
-
-    profile, added = add_run(output, existing, rec, save_recording)
+    profile, added = app.add_run(output, existing, rec, save_recording)
     report_learn(output, profile, rec, added, as_json)
 
 
@@ -227,13 +239,10 @@ def show(profile, as_json):
       leastpriv show app.lp.json
       leastpriv show --json app.lp.json | jq '.rules.syscalls'
     """
-    from .learner.profile import Profile
-
     p = Profile.load(profile)
     if as_json:
         click.echo(json.dumps(p.to_json(), indent=2, sort_keys=True))
         return
-    from .ui.show import render
     render(p, profile)
 
 
@@ -268,11 +277,6 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
     installs it just before exec'ing COMMAND. Exits with COMMAND's status
     (128+N if signal N killed it); 127 if COMMAND is not found.
     """
-    from .enforce.run import RunOptions, run
-    from .fileio import dumps
-    from .learner.profile import Profile
-    from .ui.output import write_output
-
     command = tuple(command)
     if command and command[0] == "--":
         command = command[1:]
@@ -351,13 +355,8 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
       leastpriv export app.lp.json --format systemd -o /etc/systemd/system/app.service.d/leastpriv.conf
       leastpriv export app.lp.json --format selinux --name web -o web.cil   # podman --security-opt label=type:web.process
     """
-    from .exporters import base
-    from .learner.profile import Profile
-    from .ui.output import write_output
-
     profile = Profile.load(profile_path)
     exporter = base.get(fmt)
-    from .policy.runtime_base import export_runtime
     runtime = export_runtime(profile, runtime)   # runc default for containers; runc's base depends on noNewPrivileges
     options = base.ExportOptions(complain=complain, arch=arch, runtime=runtime, args=args_mode, style=style,
                                  name=name, container=container, manifest=manifest, bundle=bundle,
@@ -400,13 +399,12 @@ def verify(profile_path, bundle, image, runtime, network, duration, as_json, arg
       sudo leastpriv verify --bundle ./bundle --profile app.lp.json --json
       sudo leastpriv verify --image app.tar --profile app.lp.json --runtime none   # shows runc's own needs
     """
-    from .app import verify_cmd
-
     args = tuple(args)
     if args and args[0] == "--":
         args = args[1:]
-    sys.exit(verify_cmd(bundle=bundle, image=image, profile_path=profile_path, runtime=runtime, args=args,
-                        as_json=as_json, network=network, duration=duration))
+    res = app.verify_container(bundle=bundle, image=image, profile_path=profile_path, runtime=runtime, args=args,
+                               network=network, duration=duration)
+    sys.exit(render_verify(res, as_json))
 
 
 # ------------------------------------------------------------- merge / check / diff / review
@@ -428,10 +426,7 @@ def merge(inputs, output, as_json):
       leastpriv learn --save-recording run1.rec.json -o scratch.json -- ./app
       leastpriv merge baseline.json run1.rec.json -o baseline.json
     """
-    from .learner import aggregate
-    from .learner.profile import load_profile_or_recording
 
-    from .ui.output import refuse_special
 
     refuse_special(output, "profile")
     items = [load_profile_or_recording(p) for p in inputs]
@@ -452,22 +447,13 @@ def merge(inputs, output, as_json):
 
 
 def _choose(backend, target, cpu="same"):
-    """The backend for --backend, saying which and why."""
-    from .tracer import select
-
-    chosen, why = select.choose(backend, target)
-    console.info(why)
-    if cpu != "same" and chosen.name != "ptrace":
-        console.warn(f"--cpu {cpu}: only the ptrace backend places CPUs; {chosen.name} ignores it")
-    return chosen
+    return app.choose_backend(backend, target, cpu, status=console)
 
 
 def _trace(chosen, target, **options):
     """Trace with a live status line; the Recording."""
-    from .tracer.base import TraceOptions
-
     with console.live_status("learning") as progress:
-        return chosen.trace(target, TraceOptions(progress=progress, **options))
+        return app.trace(chosen, target, progress, **options)
 
 
 @main.command(cls=DashDashCommand, context_settings={**CONTEXT, "ignore_unknown_options": True})
@@ -513,13 +499,7 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
       leastpriv check --baseline app.lp.json --format sarif -- ./app > leastpriv.sarif
       leastpriv check --baseline app.lp.json --format github -- ./app   # GitHub annotations
     """
-    from .learner.check import check as do_check
-    from .learner.profile import load_profile_or_recording
-    from .ui import formats
-    from .ui.output import write_output
-
     try:
-        from .learner.diff import as_profile
         base = as_profile(load_profile_or_recording(baseline))
         args = tuple(new)
         dashdash = click.get_current_context().meta.get("leastpriv.dashdash", False)
@@ -528,10 +508,8 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
         if not args:
             raise UserError("check: give NEW (a profile or recording) or -- CMD")
         if save_recording:
-            from .ui.output import refuse_special
             refuse_special(save_recording, "recording")
         if dashdash or len(args) > 1:
-            from .tracer.base import Command
             target = Command(tuple(args))
             from .learner.check import known_calls
             known = None if full_trace else known_calls(base)
@@ -554,11 +532,8 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
         console.error(f"check failed: {type(exc).__name__}: {exc}")
         sys.exit(2)
     if fmt == "rich":
-        from .ui.check import render_check
         if output:
-            import io
 
-            from rich.console import Console
             buf = io.StringIO()
             render_check(result, baseline, Console(file=buf, highlight=False, soft_wrap=True))
             write_output(output, buf.getvalue())
@@ -590,14 +565,10 @@ def diff(old, new, as_json, ignore_paths):
       leastpriv diff app.lp.json app.new.json
       leastpriv diff --json v1.json v2.json | jq '.summary'
     """
-    from .learner.diff import diff as do_diff
-    from .learner.profile import load_profile_or_recording
-
     d = do_diff(load_profile_or_recording(old), load_profile_or_recording(new), ignore_paths)
     if as_json:
         click.echo(json.dumps({"old": old, "new": new, **d}, indent=2, sort_keys=True))
         return
-    from .ui.check import render_diff
     render_diff(d, old, new)
 
 
@@ -626,29 +597,28 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
       leastpriv review app.lp.json --format json | jq '.docker'
       sudo leastpriv review --image app.tar --format json
     """
-    from .learner.review import review as do_review
-
-    if image:   # container image review: app.review_image_cmd
-        from .app import review_image_cmd
-        review_image_cmd(image=image, profile_path=profile_path, args=(), fmt=fmt, backend=backend, runtime="runc")
+    if image:   # container image review: app.review_image -> learner/image_review.py, ui/image_review.py
+        report = app.review_image(image=image, profile_path=profile_path, args=(), backend=backend, runtime="runc",
+                                  status=console)
+        if fmt == "json":
+            click.echo(json.dumps(report, indent=2, sort_keys=True))
+        elif fmt == "markdown":
+            click.echo(ui_image_review.markdown(report))
+        else:
+            ui_image_review.render(report)
         return
     if not profile_path:
         raise UserError("review: give a PROFILE or --image IMAGE")
-    from .learner.diff import as_profile
-    from .learner.profile import load_profile_or_recording
     p = as_profile(load_profile_or_recording(profile_path))   # a recording reviews as a one-run profile
     if arch is not None:
-        from .kernel import syscalls as _sc
-        if arch not in _sc.arches():
-            raise UserError(f"--arch: unknown architecture {arch!r} (known: {', '.join(_sc.arches())})")
+        if arch not in syscalls.arches():
+            raise UserError(f"--arch: unknown architecture {arch!r} (known: {', '.join(syscalls.arches())})")
     r = do_review(p, arch)
     if fmt == "json":
         click.echo(json.dumps({"profile": profile_path, **r}, indent=2, sort_keys=True))
     elif fmt == "markdown":
-        from .ui.review import to_markdown
         click.echo(to_markdown(r, profile_path), nl=False)
     else:
-        from .ui.review import render_rich
         render_rich(r, profile_path)
 
 

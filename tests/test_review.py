@@ -115,3 +115,23 @@ def test_review_for_another_architecture_translates_and_counts_docker_there(lear
     assert "arch_prctl" in [u["syscall"] for u in r["translated"]["untranslatable"]]
     assert r["docker"]["docker_allowed"] == len(allowed)
     assert lp("review", learned["base"], "--arch", "vax").returncode == 2
+
+
+def test_one_docker_default_evaluator_for_both_reviews(learned, shared_reference):
+    """policy/docker_default.py is the one evaluator: Docker selects rules by the machine's native
+    architecture (amd64 on x86_64, also for x86 and x32 calls), and both reviews use it."""
+    from leastpriv.learner.image_review import build_report
+    from leastpriv.learner.profile import Profile
+    from leastpriv.policy import docker_default
+
+    for abi, native in (("x86_64", "amd64"), ("x86", "amd64"), ("aarch64", "arm64")):
+        assert set(docker_default.allowed(abi).names) == _independent_docker_count(shared_reference, abi, native), abi
+    x86 = docker_default.allowed("x86").names
+    assert "modify_ldt" in x86 and "socketcall" in x86   # amd64's rules, names that exist on i386
+    assert "arch_prctl" not in docker_default.allowed("aarch64").names
+    p = Profile.load(learned["base"])
+    conf = {"process": {"user": {"uid": 0}, "args": ["x"], "capabilities": {}}}
+    img = build_report(image="x", name="x", conf=conf, profile=p, unpack=None, rootfs="/nonexistent", runtime="none",
+                       caps_proved=None, learn_exit=0, scan={"world_writable": [], "world_writable_sticky_dirs": []})
+    r = review_json(learned["base"])
+    assert img["syscalls"]["docker_default_allows_unused"] == r["docker"]["docker_allows_never_used_names"]

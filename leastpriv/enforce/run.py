@@ -38,6 +38,8 @@ from typing import Any, Callable
 from ..kernel import constants, syscalls
 from ..launch import resolve_command as _resolve
 from ..errors import UserError
+from . import capabilities as caps, landlock as ll
+from ..policy import libseccomp as sec, seccomp_model as sm
 
 FORWARD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
            signal.SIGALRM, signal.SIGWINCH)
@@ -106,8 +108,6 @@ class _Prepared:
 
 
 def prepare(profile: Any, options: RunOptions) -> _Prepared:
-    from ..policy import seccomp_model as sm
-    from ..policy import libseccomp as sec
 
     prep = _Prepared()
     rules = getattr(profile, "rules", {}) or {}
@@ -118,7 +118,6 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
         options = RunOptions(complain=options.complain, log=options.log, seccomp=options.seccomp, landlock=False,
                              capabilities=False)
     if options.landlock:
-        from . import landlock as ll
         lplan = ll.plan(profile)
         if lplan.fd is not None:
             prep.fds.append(lplan.fd)
@@ -126,7 +125,6 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
             prep.applied.append(lplan.label)
         prep.notes += lplan.notes
     if options.capabilities:
-        from . import capabilities as caps
         cplan = caps.plan(rules.get("capabilities", []), keep_sys_admin_until_exec=options.seccomp and not nnp)
         prep.steps.append(cplan.apply)
         prep.notes += cplan.notes
@@ -382,7 +380,6 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
 
 
 def _answer(listener: int, child: int, complaints: _Complaints, drain_status, status_open, host: str) -> None:
-    from ..policy import libseccomp as sec
 
     try:
         n = sec.notify_receive(listener)

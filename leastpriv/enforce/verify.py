@@ -25,6 +25,10 @@ from ..policy import seccomp_model as sm
 from ..oci.bundle import caps_block
 from ..tracer.seccomp_notify import Call, Observer, notify_seccomp
 from ..oci.runc import RunResult, Runc
+from ..errors import UserError
+from ..learner.aggregate import facts_of
+from ..learner.capabilities import capability_set
+from ..tracer.container import _ebpf_backend, _learn_ebpf
 
 
 # With a listenerPath, runc's init waits for its parent to hand the notify fd over (a read on
@@ -92,7 +96,6 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
     cap_denials: list[str] = []
     complain = None
     if trace_caps is None:
-        from ..tracer.container import _ebpf_backend
         trace_caps = _ebpf_backend()[0] is not None
     if complain_first:
         allow_uncond = {n for r in model.rules.get(model.native, ()) if r.action == sm.ALLOW and not r.args
@@ -160,10 +163,6 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
 
 def _complain_with_caps(runc: Runc, bundle: str, conf: dict, timeout: float) -> tuple[RunResult, list[str]]:
     """The complain run traced by eBPF by cgroup: (the run, the capabilities the workload needed)."""
-    from ..errors import UserError
-    from ..learner.aggregate import facts_of
-    from ..learner.capabilities import capability_set
-    from ..tracer.container import _learn_ebpf
 
     try:
         rec, res = _learn_ebpf(runc, bundle, conf, "verify", timeout, ephemeral=True)

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from ..kernel import syscalls
 from ..errors import UserError
+from ..learner import aggregate, arches
 
 # one module per target; imported on first use of the registry
 _MODULES = ("oci", "docker", "k8s_seccompprofile", "k8s_apparmorprofile", "k8s_pod", "apparmor", "systemd",
@@ -123,7 +124,6 @@ def native_arch(profile: Any, options: ExportOptions) -> str:
 def prepare(profile: Any, options: ExportOptions) -> tuple[Any, ExportOptions, list[str]]:
     """The profile as this export needs it: rules re-derived for --args/--style,
     translated for --arch. Returns (profile, options with arch set, notes)."""
-    from ..learner import aggregate
 
     notes: list[str] = []
     rule_opts: dict[str, Any] = {}
@@ -138,7 +138,6 @@ def prepare(profile: Any, options: ExportOptions) -> tuple[Any, ExportOptions, l
     learned = set(getattr(profile, "host_arches", []))
     try:
         if options.arch and learned and options.arch not in learned:
-            from ..learner import arches
             profile, report = arches.translate(profile, options.arch, rule_opts or {
                 "args": profile.rules.get("args_mode", "safe"), "style": profile.rules.get("style", "allowlist")})
             notes += _report_lines(report)

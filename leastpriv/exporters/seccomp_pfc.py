@@ -12,6 +12,7 @@ from ..kernel import syscalls
 from ..errors import UserError
 from ..policy import seccomp_model as sm
 from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, register
+from ..policy.libseccomp import build_filter, describe_skipped
 
 
 @register
@@ -21,7 +22,6 @@ class SeccompPFCExporter(Exporter):
     suffix = ".pfc"
 
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
-        from ..policy.libseccomp import build_filter, describe_skipped
 
         profile, options, notes = prepare(profile, options)
         if options.arch != syscalls.host_arch():

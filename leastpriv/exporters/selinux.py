@@ -47,6 +47,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..kernel import constants
 from ..errors import UserError
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
+from .selinux_policy import TargetPolicy
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _GLOB = re.compile(r"[*?\[{]")
@@ -363,8 +364,6 @@ class SELinuxExporter(Exporter):
     suffix = ".cil"
 
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
-        from .selinux_policy import TargetPolicy
-
         profile, options, notes = prepare(profile, options)
         name = options.name or default_name(profile)
         with TargetPolicy(options.extra.get("selinux_policy") or None) as policy:

@@ -41,6 +41,8 @@ from typing import Any, Mapping
 from ..kernel import groups, syscalls
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from ..policy.landlock import _PROC_PID
+from ..kernel import constants
+from ..policy.libseccomp import _lib
 
 _API_FS = ("/dev/", "/proc/", "/sys/")
 
@@ -62,7 +64,6 @@ def _wrap(key: str, values: list[str], width: int = 100) -> list[str]:
 def _unknown_to_libseccomp(names: set[str]) -> list[str]:
     """Names the host's libseccomp cannot resolve (systemd, built on it, would ignore them)."""
     try:
-        from ..policy.libseccomp import _lib
         lib = _lib()
     except Exception:  # noqa: BLE001 - no libseccomp here: nothing to say
         return []
@@ -76,7 +77,6 @@ _NS_TYPES = {"CLONE_NEWCGROUP": "cgroup", "CLONE_NEWIPC": "ipc", "CLONE_NEWNET":
 
 def namespaces_used(facts: dict) -> list[str]:
     """systemd namespace type names the workload created or joined (clone/unshare/setns flags)."""
-    from ..kernel import constants
 
     bits = constants.group("clone")
     used = 0
@@ -524,7 +524,6 @@ def _personality(s: _Seen) -> Directive:
         return _blocked("LockPersonality", ["calls personality(2); its argument was not recorded"])
     other = sorted(v for v in vals if v not in (0, 0xFFFFFFFF))
     if other:
-        from ..kernel import constants
         return _blocked("LockPersonality", ["sets personality " + ", ".join(constants.describe("personality", v)
                                                                           for v in other)])
     return Directive("LockPersonality", "yes", "personality(2) only queried or kept at PER_LINUX")

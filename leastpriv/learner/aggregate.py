@@ -10,6 +10,9 @@ from ..kernel import constants, syscalls
 from ..fileio import copy_json
 from ..tracer.recording import Recording
 from .profile import Profile, empty_facts
+from ..errors import UserError
+from .capabilities import infer
+from .rules import derive_rules
 
 # --- one recording as facts -------------------------------------------------
 
@@ -57,7 +60,6 @@ def facts_of(rec: Recording) -> dict:
     f["unknown_syscalls"] = {a: sorted(n) for a, n in rec.unknown_syscalls.items() if n}
     if rec.backend != "ebpf" and not any(not c.inferred for c in rec.capabilities):
         # no kernel checks were seen (ptrace): infer capabilities from syscalls, arguments, results
-        from .capabilities import infer
         for cap, e in infer(f, rec.uid).items():
             d = f["capabilities"].get(cap)
             if d is None:
@@ -225,7 +227,6 @@ def add_recording(profile: Profile | None, rec: Recording, rules_options: dict |
 
     Without ``rules_options`` the profile keeps the options its rules were derived with.
     """
-    from .rules import derive_rules
 
     base = profile or Profile()
     if rules_options is None:
@@ -255,7 +256,6 @@ def merge(items: Iterable[Profile | Recording], rules_options: dict | None = Non
     against everything before it, so convergence reads the same as if the
     runs had been learned one after another.
     """
-    from .rules import derive_rules
 
     facts = empty_facts()
     runs: list[dict] = []
@@ -276,7 +276,6 @@ def merge(items: Iterable[Profile | Recording], rules_options: dict | None = Non
             continue   # the same profile (or its runs) given twice
         if len(fresh) < len(item.runs):
             # overlapping profiles: counts would double; refuse silently wrong sums
-            from ..errors import UserError
             raise UserError("cannot merge profiles that share some runs but not all "
                             f"(run {next(r['id'] for r in item.runs if r['id'] in seen)} appears twice)")
         # A profile's facts cannot be split back into runs. Each run keeps what
@@ -301,6 +300,5 @@ def merge(items: Iterable[Profile | Recording], rules_options: dict | None = Non
 
 def relearn(profile: Profile, rules_options: dict | None = None) -> Profile:
     """The same facts with rules derived again under other options (export --args ...)."""
-    from .rules import derive_rules
 
     return Profile(runs=profile.runs, facts=profile.facts, rules=derive_rules(profile.facts, profile.runs, **(rules_options or {})))

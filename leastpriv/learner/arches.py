@@ -25,6 +25,8 @@ from typing import Mapping
 
 from ..kernel import syscalls
 from .profile import Profile
+from ..errors import UserError
+from .rules import derive_rules
 
 # name missing on the target -> (candidates, first existing wins; why)
 EQUIVALENTS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -116,8 +118,6 @@ def _is_32bit(arch: str) -> bool:
 
 def translate(profile: Profile, arch: str, rules_options: dict | None = None) -> tuple[Profile, dict]:
     """The profile for ``arch``: facts of the source architecture translated, rules re-derived."""
-    from ..errors import UserError
-    from .rules import derive_rules
 
     if arch not in syscalls.arches():
         raise UserError(f"--arch: unknown architecture {arch!r} (known: {', '.join(syscalls.arches())})")

@@ -13,6 +13,7 @@ from ..tracer.base import Known
 from ..tracer.recording import Recording
 from .diff import KINDS, as_profile, changes
 from .profile import Profile
+from ..errors import UserError
 
 
 def known_calls(baseline: Profile) -> Known:
@@ -33,7 +34,6 @@ def check(baseline: Profile, new: Profile | Recording, kinds: Iterable[str] = KI
     kinds = tuple(kinds)
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
-        from ..errors import UserError
         raise UserError(f"--only: unknown kind(s) {', '.join(unknown)} (known: {', '.join(KINDS)})")
     newp = as_profile(new)
     ch = changes(baseline, newp, ignore_paths)

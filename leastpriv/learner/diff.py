@@ -23,6 +23,7 @@ from ..tracer.recording import Recording
 from ..policy import risks
 from .capabilities import capability_set
 from .profile import Profile
+from .aggregate import learn
 
 KINDS = ("syscall", "arg", "capability", "file", "exec", "network", "family", "unknown_syscall")
 KIND_TITLES = {"syscall": "syscalls", "arg": "argument values", "capability": "capabilities", "file": "paths",
@@ -34,7 +35,6 @@ _PROC = re.compile(r"^/proc/\d+(/task/\d+)?(?=/|$)")
 
 def as_profile(item: Profile | Recording) -> Profile:
     if isinstance(item, Recording):
-        from .aggregate import learn
         return learn([item])
     return item
 

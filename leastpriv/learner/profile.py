@@ -27,6 +27,8 @@ from typing import Any, Mapping
 from .. import __version__
 from ..errors import UserError
 from ..fileio import copy_json, dumps, read_json, write_atomic
+from ..tracer import kernlog
+from ..tracer.recording import Recording, is_recording_json
 
 PROFILE_FORMAT = "leastpriv-profile"
 PROFILE_VERSION = 1
@@ -158,9 +160,6 @@ class Profile:
 def load_profile_or_recording(path: str):
     """Read a file that holds either a Profile or a Recording (merge, check, diff), or a seccomp log
     (audit type 1326 records: a Recording of kind log, tracer/kernlog.py)."""
-    from ..tracer import kernlog
-    from ..tracer.recording import Recording, is_recording_json
-
     if kernlog.looks_like_log(path):
         return kernlog.load(path)[0]
 

@@ -16,99 +16,33 @@
 """
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
-from typing import Iterable, Mapping
 
 from ..kernel import constants, syscalls
-from ..policy import risks
+from ..policy import docker_default, risks
 from ..policy.pod_security import pss_level, security_context
 from .capabilities import capability_set, docker_defaults_unused, explain, wanted_not_granted
 from .profile import Profile
+from ..policy.denylist import denylist_rules
+from .arches import translate
 
-# libseccomp architecture name -> Go's GOARCH, which Docker's includes/excludes use
-GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "x86": "386", "x32": "x32", "arm": "arm", "ppc64le": "ppc64le",
-          "s390x": "s390x", "s390": "s390", "riscv64": "riscv64", "mips64": "mips64", "mipsel64": "mips64le",
-          "loongarch64": "loong64"}
-
-# Pod Security Standards (kubernetes.io/docs/concepts/security/pod-security-standards)
-
-
-@lru_cache(maxsize=None)
-def docker_default() -> dict:
-    return json.loads(resources.files("leastpriv.policy").joinpath("docker_default.json").read_text())
-
-
-def _applies(rule: Mapping, arch: str, caps: frozenset[str]) -> bool:
-    goarch = GOARCH.get(arch, arch)
-    inc, exc = rule.get("includes", {}), rule.get("excludes", {})
-    if inc.get("arches") and goarch not in inc["arches"]:
-        return False
-    if exc.get("arches") and goarch in exc["arches"]:
-        return False
-    if inc.get("caps") and not all(c in caps for c in inc["caps"]):
-        return False
-    if exc.get("caps") and any(c in caps for c in exc["caps"]):
-        return False
-    return True
-
-
-def docker_allowed(arch: str, caps: Iterable[str] = risks.DOCKER_DEFAULT_CAPS) -> dict:
-    """What Docker's default profile allows on ``arch`` for a container with ``caps``.
-
-    ``unconditional``: names allowed whatever the arguments; ``conditional``:
-    name -> list of argument-condition lists (alternatives); ``errno``: name ->
-    errno answered. Names that do not exist on ``arch`` are left out.
-    """
-    capset = frozenset(caps)
-    uncond: set[str] = set()
-    cond: dict[str, list] = {}
-    errno: dict[str, int] = {}
-    for r in docker_default()["syscalls"]:
-        if not _applies(r, arch, capset):
-            continue
-        names = [n for n in r["names"] if syscalls.exists(arch, n)]
-        if r["action"] == "SCMP_ACT_ALLOW":
-            for n in names:
-                if r["args"]:
-                    cond.setdefault(n, []).append(r["args"])
-                else:
-                    uncond.add(n)
-        elif r["action"] == "SCMP_ACT_ERRNO":
-            for n in names:
-                errno[n] = r.get("errnoRet") or 1
-    for n in uncond:
-        cond.pop(n, None)
-    return {"unconditional": sorted(uncond), "conditional": {n: v for n, v in sorted(cond.items())},
-            "errno": dict(sorted(errno.items()))}
-
-
-def _match(cond: Mapping, values_by_index: Mapping[int, int]) -> bool | None:
-    v = values_by_index.get(cond["index"])
-    if v is None:
-        return None
-    a, b, op = cond["value"], cond.get("valueTwo", 0), cond["op"]
-    return {"SCMP_CMP_EQ": v == a, "SCMP_CMP_NE": v != a, "SCMP_CMP_LT": v < a, "SCMP_CMP_LE": v <= a,
-            "SCMP_CMP_GT": v > a, "SCMP_CMP_GE": v >= a, "SCMP_CMP_MASKED_EQ": (v & a) == b}[op]
+# Pod Security Standards: policy/pod_security.py; Docker's default: policy/docker_default.py
 
 
 def docker_comparison(profile: Profile, arch: str) -> dict:
     """Counts and lists: what Docker's default allows that this workload never used, and the reverse."""
     caps = frozenset(risks.DOCKER_DEFAULT_CAPS)
-    d = docker_allowed(arch, caps)
-    docker_names = set(d["unconditional"]) | set(d["conditional"])
+    d = docker_default.allowed(arch, caps)
+    docker_names = set(d.names)
     used = {n for n in profile.facts.get("syscalls", {}).get(arch, {}) if not n.startswith("#")}
     args = profile.facts.get("args", {}).get(arch, {})
     denied_values = []
-    for name in sorted(used & set(d["conditional"])):
+    for name in sorted(used & set(d.conditional)):
         spec = syscalls.tracked_args(arch, name)
         if spec is None:
             continue
         for e in args.get(name, []):
             by_index = dict(zip(spec.indexes, (int(x) for x in e["values"])))
-            ok = any(all(_match(c, by_index) is not False for c in alt) for alt in d["conditional"][name])
-            if not ok:
+            if d.allows(name, by_index) is False:
                 denied_values.append(f"{name}({e.get('describe', e['values'])})")
     never = sorted(docker_names - used)
     beyond = sorted(used - docker_names)
@@ -116,8 +50,8 @@ def docker_comparison(profile: Profile, arch: str) -> dict:
         "arch": arch,
         "capabilities": sorted(caps),
         "docker_allowed": len(docker_names),
-        "docker_unconditional": len(d["unconditional"]),
-        "docker_conditional": sorted(d["conditional"]),
+        "docker_unconditional": len(d.unconditional),
+        "docker_conditional": sorted(d.conditional),
         "workload_used": len(used),
         "both": len(used & docker_names),
         "docker_allows_never_used": len(never),
@@ -135,7 +69,6 @@ def docker_comparison(profile: Profile, arch: str) -> dict:
 # --- what each style leaves open ------------------------------------------------------------------
 
 def styles(profile: Profile, arch: str) -> dict:
-    from ..policy.denylist import denylist_rules
 
     facts = profile.facts
     used = {n for n in facts.get("syscalls", {}).get(arch, {}) if not n.startswith("#")}
@@ -175,7 +108,6 @@ def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dic
     """The review report. ``reach``: add static coverage (the executables are read from this machine)."""
     translation = None
     if arch is not None and arch not in profile.facts.get("syscalls", {}):
-        from .arches import translate
         profile, translation = translate(profile, arch, {"args": profile.rules.get("args_mode", "safe"),
                                                          "style": profile.rules.get("style", "allowlist")})
     facts = profile.facts

@@ -29,32 +29,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..kernel import constants, syscalls
+from ..kernel import constants
+from ..policy.denylist import denylist_rules
+from . import args as argrules
+from .capabilities import capability_set
 
 ARGS_MODES = ("strict", "safe", "off")
 STYLES = ("allowlist", "denylist")
-
-
-def _clone_rules(arch: str, facts: Mapping, mode: str) -> tuple[list, list, list]:
-    """clone without the namespace flags never used; clone3 -> ENOSYS (flags behind a pointer)."""
-    entries = facts.get("args", {}).get(arch, {}).get("clone", [])
-    spec = syscalls.tracked_args(arch, "clone")
-    if mode == "off" or spec is None:
-        return [], [], []
-    used = 0
-    for e in entries:
-        used |= e["values"][0]
-    # clone's low byte is the exit signal, not a flag (CLONE_NEWTIME is clone3/unshare only)
-    forbidden = constants.namespace_mask() & ~used & ~0xFF
-    if not forbidden:
-        return [], [], ["clone: the workload used every namespace flag; left unconstrained"]
-    names = [n for n in constants.CLONE_NAMESPACES if constants.group("clone").get(n, 0) & forbidden & ~0xFF]
-    cond = [{"names": ["clone"], "args": [{"index": spec.indexes[0], "value": forbidden, "valueTwo": 0,
-                                           "op": "SCMP_CMP_MASKED_EQ"}],
-             "comment": "clone without namespace flags the workload never used (" + "|".join(names) + ")"}]
-    errno = [{"names": ["clone3"], "errno": "ENOSYS",
-              "comment": "clone3 keeps its flags behind a pointer seccomp cannot read: ENOSYS makes glibc fall back to clone"}]
-    return cond, errno, []
 
 
 def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe", style: str = "allowlist",
@@ -64,20 +45,13 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
         raise ValueError(f"args mode must be one of {ARGS_MODES}")
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}")
-    try:
-        from . import args as argrules  # argument-level minimisation, when present
-    except ImportError:  # pragma: no cover - during bring-up
-        argrules = None
     allowed: dict[str, list[str]] = {}
     conditional: dict[str, list] = {}
     errno: dict[str, list] = {}
     loose: list[str] = []
     for arch, table in sorted(facts.get("syscalls", {}).items()):
         names = {n for n in table if not n.startswith("#")}
-        if argrules is not None:
-            cond, err, why = argrules.argument_rules(arch, facts, args)
-        else:
-            cond, err, why = _clone_rules(arch, facts, args)
+        cond, err, why = argrules.argument_rules(arch, facts, args)
         constrained = {n for r in cond for n in r["names"]}
         allowed[arch] = sorted(names - constrained - {n for r in err for n in r["names"]})
         if cond:
@@ -87,7 +61,6 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
         loose += [f"{arch}: {w}" for w in why]
     caps: list[str] = []
     try:
-        from .capabilities import capability_set
         caps = capability_set(facts)
     except ImportError:  # pragma: no cover - during bring-up
         caps = sorted(c for c, e in facts.get("capabilities", {}).items() if e.get("granted") or e.get("inferred"))
@@ -108,7 +81,6 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
         net[k] = sorted(set(net[k]))
     out_style: dict[str, Any] = {"style": style}
     if style == "denylist":
-        from ..policy.denylist import denylist_rules
         out_style["denylist"] = {arch: denylist_rules(arch, facts) for arch in sorted(facts.get("syscalls", {}))}
     return {
         **out_style,

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ..errors import UserError
+from ..kernel import syscalls
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -287,7 +288,6 @@ class _Checked(io.RawIOBase):
 def _pick_manifest(manifests: list, where: str) -> dict:
     if len(manifests) == 1:
         return manifests[0]
-    from ..kernel import syscalls
     goarch = {"x86_64": "amd64", "aarch64": "arm64"}.get(syscalls.host_arch(), syscalls.host_arch())
     for m in manifests:
         p = m.get("platform", {})
@@ -605,3 +605,17 @@ def iter_rootfs(root: str) -> Iterator[tuple[str, os.stat_result]]:
                 yield "/" + os.path.relpath(p, root), os.lstat(p)
             except FileNotFoundError:
                 continue
+
+
+def scan_rootfs(root: str, limit: int = 200) -> dict:
+    """World-writable paths of an unpacked rootfs (sticky directories apart), before anything runs in it."""
+    world_writable, sticky_dirs = [], []
+    for path, st in iter_rootfs(root):
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        if st.st_mode & stat.S_IWOTH:
+            if stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
+                sticky_dirs.append(path)
+            else:
+                world_writable.append(path)
+    return {"world_writable": sorted(world_writable)[:limit], "world_writable_sticky_dirs": sorted(sticky_dirs)[:limit]}

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from .bundle import save_config
 
 CGROUP_PARENT = "leastpriv"
 PR_SET_CHILD_SUBREAPER = 36
@@ -133,7 +134,6 @@ class Runc:
         rootfs (the user's config.json is never modified). ``on_created(cgroup,
         pid)`` is called between ``runc create`` and ``runc start``.
         """
-        from .bundle import save_config
 
         cid = cid or f"lp-{uuid.uuid4().hex[:12]}"
         bundle = Path(bundle).resolve()

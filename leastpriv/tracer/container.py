@@ -34,12 +34,13 @@ from ..errors import UserError
 from .recording import Recording, RecordingBuilder
 from .seccomp_notify import Call, Observer, notify_seccomp
 from ..oci.runc import RunResult, Runc
+from . import select
+from .base import Cgroup, TraceOptions
 
 RUNC_INIT = "runc:[2:INIT]"
 
 
 def _ebpf_backend():
-    from . import select
 
     try:
         cls = select.load("ebpf")
@@ -118,8 +119,6 @@ def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
 
 def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float | None,
                 ephemeral: bool = False) -> tuple[Recording, RunResult]:
-    from . import select
-    from .base import Cgroup, TraceOptions
 
     backend = select.load("ebpf")()
     ready, stop = threading.Event(), threading.Event()

@@ -49,6 +49,7 @@ from ..errors import UserError
 from .base import Backend, Cgroup, Command, Pid, Target, TraceOptions
 from .recording import CapCheck, Endpoint, Recording, RecordingBuilder
 from .sockaddr import endpoint
+from .btf import BtfError, kernel_btf
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 CGROUP2_MAGIC = 0x63677270
@@ -187,7 +188,6 @@ def kernel_offsets() -> dict[str, int]:
         return json.loads(cache.read_text())
     except (OSError, ValueError):
         pass
-    from .btf import BtfError, kernel_btf
     try:
         b = kernel_btf()
         off = {

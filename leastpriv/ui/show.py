@@ -9,6 +9,8 @@ from rich.text import Text
 from ..learner.profile import Profile
 from ..kernel.groups import group_of
 from .console import out
+from ..errors import UserError
+from ..policy.runtime_base import runtime_base
 
 
 def _when(ts: float | None) -> str:
@@ -148,8 +150,6 @@ def _runtime_base(profile: Profile) -> None:
     """For a profile learned from a container: the runtime base an export adds, listed apart from the app's needs."""
     if not any(str(r.get("target", "")).startswith(("image:", "bundle:")) for r in profile.runs):
         return
-    from ..policy.runtime_base import runtime_base
-    from ..errors import UserError
     nnp = bool(profile.rules.get("no_new_privileges", True))
     for arch in profile.host_arches or ["x86_64"]:
         try:

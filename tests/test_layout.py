@@ -1,0 +1,54 @@
+"""The package layout holds: dependencies follow the data (import-linter contracts in pyproject.toml), and no
+module imports one of ours inside a function to dodge a cycle."""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+# imports that are deliberately lazy, with the reason
+LAZY = {
+    ("leastpriv/tracer/select.py", ".ptrace"): "the ptrace backend is imported only when chosen",
+    ("leastpriv/tracer/select.py", ".ebpf"): "bcc (and its LLVM) is loaded only when eBPF is chosen",
+}
+
+
+def test_import_contracts_hold():
+    lint = Path(sys.executable).parent / "lint-imports"
+    res = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert "0 broken" in res.stdout
+
+
+def test_no_imports_of_ours_inside_functions():
+    found = []
+    for f in sorted((ROOT / "leastpriv").rglob("*.py")):
+        rel = str(f.relative_to(ROOT))
+        for node in ast.walk(ast.parse(f.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.ImportFrom) and (sub.level or (sub.module or "").startswith("leastpriv")):
+                    mod = "." * sub.level + (sub.module or "")
+                    if (rel, mod) not in LAZY:
+                        found.append(f"{rel}:{sub.lineno}: from {mod} import ...")
+    assert not found, "imports inside functions (hoist them, or fix the cycle they dodge):\n" + "\n".join(found)
+
+
+def test_a_broken_contract_is_caught(tmp_path):
+    """The check can fail: a copy of the package where an exporter imports the enforcer is reported."""
+    shutil.copytree(ROOT / "leastpriv", tmp_path / "leastpriv", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    with open(tmp_path / "leastpriv" / "exporters" / "docker.py", "a") as fh:
+        fh.write("\nfrom ..enforce import run as _run  # noqa\n")
+    lint = Path(sys.executable).parent / "lint-imports"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    res = subprocess.run([str(lint)], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode != 0, res.stdout[-2000:]
+    assert "leastpriv.exporters.docker -> leastpriv.enforce.run" in res.stdout

@@ -1,10 +1,40 @@
-"""Finding the program a Command will run, before anything runs (shared by the tracers, the enforcer and the CLI)."""
+"""Starting a workload: the one owner of how leastpriv runs a program, for every tracer and for ``run``.
+
+Each caller forks (the ptrace tracer seizes the child, the eBPF tracer adds it to its process table, ``run``
+confines it) and then, in the child, calls :func:`child_setup` first and :func:`exec_program` last; the parent
+turns the wait status into an exit status with :func:`status_of`. So the workload gets the same start and
+the same exit status whoever watches it:
+
+* **Finding the program** (:func:`resolve_command`, before anything runs): PATH is searched like execvp;
+  not found -> 127, found but not executable (or a directory) -> 126, as a shell says.
+* **Exec** (:func:`exec_program`): a file the kernel cannot execute (``ENOEXEC``: a script without ``#!``)
+  is run by ``/bin/sh``, as execvp and shells do; the tracers record such a file as executed
+  (:func:`run_by_shell`), since executing it needs the same permission. An exec that fails in the child exits
+  :func:`exit_code_for` its errno (127 not found, 126 anything else).
+* **Exit status** (:func:`status_of`): the workload's exit code, or 128+N when signal N killed it.
+* **Signals** (:func:`child_setup`): the child starts with an empty signal mask and the default
+  dispositions for the signals Python ignores (SIGPIPE, SIGXFSZ); what leastpriv's own caller ignored
+  (nohup's SIGHUP) stays ignored. The parent forwards the signals it receives, except one a terminal
+  already delivered to the workload's process group (:func:`from_terminal`).
+* **Parent death** (:func:`child_setup`): the child asks the kernel for SIGKILL when leastpriv dies
+  (``PR_SET_PDEATHSIG``) and checks leastpriv did not die before it asked: a killed leastpriv never leaves
+  the workload running. (The kernel clears this on an exec that gains privileges, setuid or file
+  capabilities; under ptrace ``PTRACE_O_EXITKILL`` covers every tracee as well.)
+"""
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import signal
 import stat
+import sys
+from typing import NoReturn, Sequence
 
 from .errors import UserError
+
+PR_SET_PDEATHSIG = 1
+SHELL = "/bin/sh"
 
 
 def resolve_command(argv0: str) -> str:
@@ -33,3 +63,94 @@ def resolve_command(argv0: str) -> str:
         what = "is a directory" if os.path.isdir(found_noexec) else "permission denied (not executable)"
         raise UserError(f"{argv0}: {what}", exit_code=126)
     raise UserError(f"{argv0}: command not found", exit_code=127)
+
+
+def run_by_shell(path: str) -> bool:
+    """Whether the kernel will refuse ``path`` with ENOEXEC so that :func:`exec_program` runs it with /bin/sh:
+    a regular file that starts neither with ELF's magic nor with ``#!`` (binfmt_misc formats aside).
+
+    The workload still needs execute permission on it (the kernel checks it, and Landlock's and
+    AppArmor's exec rules, before it finds no format): the tracers record it as executed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = os.read(fd, 4)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return bool(head) and not head.startswith((b"\x7fELF", b"#!"))
+
+
+def exit_code_for(err: int) -> int:
+    """The exit status of a child whose exec failed with ``err``: 127 not found, 126 otherwise."""
+    return 127 if err in (errno.ENOENT, errno.ENOTDIR) else 126
+
+
+def status_of(wstatus: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128+N when signal N killed the process."""
+    code = os.waitstatus_to_exitcode(wstatus)
+    return 128 - code if code < 0 else code
+
+
+def from_terminal(sig: int) -> bool:
+    """Whether ``sig`` is one a terminal sends to its whole foreground process group (Ctrl-C, Ctrl-\\, a
+    resize) while leastpriv, and so its workload, is that group: then the workload has it already."""
+    if sig not in (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH):
+        return False
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd):
+                return os.tcgetpgrp(fd) == os.getpgrp()
+        except OSError:
+            continue
+    return False
+
+
+def child_setup(parent: int) -> None:
+    """First thing in a forked child that will become the workload (``parent``: leastpriv's pid, taken
+    before the fork). Default signal state, and death with leastpriv."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        if signal.getsignal(sig) is not signal.SIG_IGN:   # Python's or leastpriv's handler until the exec
+            signal.signal(sig, signal.SIG_DFL)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:   # leastpriv died before the prctl: nobody will watch or stop this run
+        os._exit(125)
+
+
+def encode(path: str, argv: Sequence[str], env: dict | None = None) -> tuple:
+    """Everything execve needs, as bytes, built before the child confines itself (so that the exec itself
+    allocates next to nothing once a seccomp filter is loaded)."""
+    bpath = os.fsencode(path)
+    bargv = [os.fsencode(a) for a in argv]
+    benv = dict(os.environb) if env is None else {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+    return bpath, bargv, benv, [os.fsencode(SHELL), bpath] + bargv[1:]
+
+
+def exec_encoded(encoded: tuple) -> NoReturn:
+    """Replace this (child) process by the workload (:func:`encode`'s result); a file without a known format
+    is run by /bin/sh. Raises OSError when the exec fails (the caller reports it and exits
+    :func:`exit_code_for` its errno)."""
+    bpath, bargv, benv, shargv = encoded
+    try:
+        os.execve(bpath, bargv, benv)
+    except OSError as exc:
+        if exc.errno != errno.ENOEXEC:
+            raise
+    # like execvp: a file the kernel cannot execute is a shell script
+    os.execve(shargv[0], shargv, benv)
+    sys.exit(126)   # not reached: execve returns only by raising
+
+
+def exec_program(path: str, argv: Sequence[str], env: dict | None = None) -> NoReturn:
+    """:func:`exec_encoded` of ``path``, ``argv`` and ``env`` (default: this process's environment)."""
+    exec_encoded(encode(path, argv, env))

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..kernel import constants, syscalls
+from .. import launch
 from ..launch import resolve_command as _resolve
 from ..errors import UserError
 from . import capabilities as caps, landlock as ll
@@ -91,11 +92,6 @@ def resolve_command(argv: tuple[str, ...]) -> str:
     return _resolve(argv[0])
 
 
-def _status_of(wstatus: int) -> int:
-    code = os.waitstatus_to_exitcode(wstatus)
-    return 128 - code if code < 0 else code
-
-
 class _Prepared:
     """Everything the child applies, built in the parent where errors can be reported."""
 
@@ -147,7 +143,7 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
 
 
 def _child(path: str, argv: tuple[str, ...], env: dict, prep: _Prepared, status_w: int, go_r: int | None,
-           shm: mmap.mmap) -> None:
+           shm: mmap.mmap, parent: int) -> None:
     """In the forked child: never returns.
 
     A failure is reported on ``status_w`` and, first, as one byte in the shared
@@ -155,27 +151,21 @@ def _child(path: str, argv: tuple[str, ...], env: dict, prep: _Prepared, status_
     ``write`` itself, and a store to shared memory needs no syscall.
     """
     try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        # Python ignores these two; exec keeps "ignored". Dispositions inherited from leastpriv's
-        # own caller (nohup's SIGHUP) stay as they were; handlers are reset by exec.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        bpath = os.fsencode(path)
-        bargv = [os.fsencode(a) for a in argv]
-        benv = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        launch.child_setup(parent)
+        encoded = launch.encode(path, argv, env)
         for step in prep.steps:
             step()
         if prep.filter is not None:
             prep.filter.load()
         if go_r is not None:
             os.read(go_r, 1)   # complain: the parent has taken the listener
-        os.execve(bpath, bargv, benv)
+        launch.exec_encoded(encoded)
     except OSError as exc:
         shm[0] = exc.errno if exc.errno and 0 < exc.errno < 255 else 255
         try:
             os.write(status_w, f"exec {exc.errno} {exc.strerror}\n".encode())
         finally:
-            os._exit(126 if exc.errno in (_errno.EACCES, _errno.ENOEXEC, _errno.EPERM) else 127)
+            os._exit(launch.exit_code_for(exc.errno))
     except BaseException as exc:  # noqa: BLE001 - report anything, never return into the parent's code
         shm[0] = 255
         try:
@@ -258,12 +248,13 @@ def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
     try:
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(status_r)
             if go_w is not None:
                 os.close(go_w)
-            _child(path, argv, env, prep, status_w, go_r, shm)
+            _child(path, argv, env, prep, status_w, go_r, shm, parent)
         os.close(status_w)
         if go_r is not None:
             os.close(go_r)
@@ -346,7 +337,7 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
         except ChildProcessError:
             break
         if wpid == pid:
-            exited = _status_of(wstatus)
+            exited = launch.status_of(wstatus)
     if listener is not None:
         # answer what is still queued (descendants that outlive the command), then let go
         while True:

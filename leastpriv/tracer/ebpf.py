@@ -29,7 +29,6 @@ from the (possibly mismatched) headers bcc compiles against.
 from __future__ import annotations
 
 import ctypes as ct
-import errno as _errno
 import json
 import os
 import platform
@@ -44,6 +43,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..kernel import constants, syscalls
+from .. import launch
 from ..launch import resolve_command
 from ..errors import UserError
 from .base import Backend, Cgroup, Command, Pid, Target, TraceOptions
@@ -973,13 +973,13 @@ class EbpfBackend(Backend):
         stop = options.extra.get("stop_event")
         gate_r, gate_w = os.pipe()
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # child: wait until tracked, then exec
             try:
                 os.close(gate_w)
                 os.close(err_r)
-                for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-                    signal.signal(s, signal.SIG_DFL)
+                launch.child_setup(parent)
                 for fd in _open_fds() - keep - {gate_r, err_w}:
                     try:
                         os.close(fd)
@@ -989,12 +989,12 @@ class EbpfBackend(Backend):
                 os.close(gate_r)
                 if go != b"1":
                     os._exit(125)
-                os.execv(path, list(target.argv))
+                launch.exec_program(path, target.argv)
             except OSError as exc:
                 try:
                     os.write(err_w, str(exc.errno).encode())
                 finally:
-                    os._exit(127 if exc.errno == _errno.ENOENT else 126)
+                    os._exit(launch.exit_code_for(exc.errno))
             except BaseException:
                 pass
             os._exit(127)
@@ -1033,7 +1033,7 @@ class EbpfBackend(Backend):
             if code:
                 os.waitpid(pid, 0)
                 en = int(code)
-                raise UserError(f"{target.argv[0]}: {os.strerror(en)}", exit_code=127 if en == _errno.ENOENT else 126)
+                raise UserError(f"{target.argv[0]}: {os.strerror(en)}", exit_code=launch.exit_code_for(en))
             pidfd = os.pidfd_open(pid)
             try:
                 while True:
@@ -1046,9 +1046,7 @@ class EbpfBackend(Backend):
             finally:
                 os.close(pidfd)
             _, wst = os.waitpid(pid, 0)
-            status = os.waitstatus_to_exitcode(wst)
-            if status < 0:
-                status = 128 - status
+            status = launch.status_of(wst)
             # like ptrace (strace -f): the run ends when every traced process has ended
             last = 0.0
             while stop is None or not stop.is_set():
@@ -1061,6 +1059,8 @@ class EbpfBackend(Backend):
                 sess.poll(POLL_MS)
             sess.drain()
             sess.collect()
+            if launch.run_by_shell(path):   # its execve failed with ENOEXEC after the exec permission check
+                builder.exec_(os.path.realpath(path))
         finally:
             for s, h in old.items():
                 signal.signal(s, h)

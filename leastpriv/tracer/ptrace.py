@@ -82,6 +82,7 @@ from ..kernel import syscalls
 from ..errors import UserError
 from . import ptrace_abi as abi
 from .base import Backend, Command, Target, TraceOptions
+from .. import launch
 from ..launch import resolve_command
 from .sockaddr import endpoint
 from .recording import Recording, RecordingBuilder
@@ -196,12 +197,12 @@ class _Session:
                 b.note(f"seccomp filters unavailable ({why}): fell back to PTRACE_SYSCALL, two stops per syscall")
         prog, keep = self._filter()
         old_affinity = self._place_cpu()
-        argv_b = [os.fsencode(a) for a in self.argv]
         env = os.environ.copy()
         r, w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:   # pragma: no cover - child
-            self._child(r, w, prog, argv_b, env)
+            self._child(r, w, prog, parent, env)
         os.close(r)
         self.root = pid
         old_handlers = {}
@@ -263,31 +264,24 @@ class _Session:
         self.b.note(ff.describe())
         return abi.filter_from_bytes(ff.bpf)
 
-    def _child(self, r, w, prog, argv_b, env):   # pragma: no cover - runs in the forked child
+    def _child(self, r, w, prog, parent, env):   # pragma: no cover - runs in the forked child
         try:
             os.close(w)
+            launch.child_setup(parent)
             if os.read(r, 1) != b"g":       # the tracer died before seizing us
                 os._exit(127)
             os.close(r)
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)    # Python ignores these; the workload must not
-            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
             if not self.fallback:
                 err = abi.install_filter(prog)
                 if err:
                     os.write(2, f"leastpriv: cannot install the seccomp filter: {os.strerror(err)}\n".encode())
                     os._exit(126)
-            try:
-                os.execve(self.path, argv_b, env)
-            except OSError as exc:
-                if exc.errno != errno.ENOEXEC:
-                    raise
-                # like execvp: a file without a known format is a shell script
-                os.execve("/bin/sh", [b"/bin/sh", os.fsencode(self.path)] + argv_b[1:], env)
+            launch.exec_program(self.path, self.argv, env)
         except OSError as exc:
             try:
                 os.write(2, f"leastpriv: {self.argv[0]}: {exc.strerror}\n".encode())
             finally:
-                os._exit(126 if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR) else 127)
+                os._exit(launch.exit_code_for(exc.errno))
         finally:
             os._exit(127)
 
@@ -529,11 +523,8 @@ class _Session:
         self.pending.pop(pid, None)
         self.extra.pop(pid, None)
         self.exec_arg.pop(pid, None)
-        if pid == self.root and self.exit_status is None:
-            if os.WIFEXITED(status):
-                self.exit_status = os.WEXITSTATUS(status)
-            elif os.WIFSIGNALED(status):
-                self.exit_status = 128 + os.WTERMSIG(status)
+        if pid == self.root and self.exit_status is None and (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
+            self.exit_status = launch.status_of(status)
 
     def _new_task(self, pid) -> dict:
         """A task we have not seen: a new child (maybe before its parent's fork event) or thread."""
@@ -787,6 +778,8 @@ class _Session:
         for e in self.prelaunch.values():
             if not e[IGNORE]:
                 self._emit(self.first_exe or self.path, e)
+        if launch.run_by_shell(self.path):   # its execve failed with ENOEXEC after the exec permission check
+            b.exec_(os.path.realpath(self.path))
         complete = not self.interrupted and self.exit_status is not None
         return b.build(self.exit_status, complete, self.interrupted)
 

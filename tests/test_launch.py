@@ -1,0 +1,110 @@
+"""launch.py is the one way a workload starts: `learn --backend ptrace`, `learn --backend ebpf` and `run` give
+the same workload the same exit status and output, and a killed leastpriv leaves no workload behind."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import lp, need_root
+
+STARTERS = ("ptrace", "ebpf", "run")
+
+
+def _start(how: str, argv: list[str], tmp_path, profile: str) -> subprocess.CompletedProcess:
+    if how == "run":
+        return lp("run", "--profile", profile, "--", *argv, timeout=60)
+    return lp("learn", "--backend", how, "-o", str(tmp_path / f"{how}.json"), "--", *argv, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def workloads(tmp_path_factory):
+    d = tmp_path_factory.mktemp("launch")
+    script = d / "no-shebang"
+    script.write_text("echo \"script says $1\"\nexit 3\n")   # no #!: execve gives ENOEXEC, execvp runs /bin/sh
+    script.chmod(0o755)
+    noexec = d / "not-executable"
+    noexec.write_text("#!/bin/sh\necho never\n")
+    noexec.chmod(0o644)
+    killed = [sys.executable, "-c", "import os, signal; print('dying', flush=True); os.kill(os.getpid(), signal.SIGTERM)"]
+    return {"script": [str(script), "hello"], "missing": ["leastpriv-no-such-command-here"],
+            "noexec": [str(noexec)], "killed": killed, "dir": d}
+
+
+@pytest.fixture(scope="module")
+def profiles(workloads):
+    """A profile for `run` per workload, learned from that workload (with ptrace)."""
+    need_root()
+    out = {}
+    for name in ("script", "killed"):
+        path = str(workloads["dir"] / f"{name}.lp.json")
+        res = lp("learn", "--backend", "ptrace", "-o", path, "--", *workloads[name], timeout=60)
+        assert os.path.exists(path), res.stderr
+        out[name] = path
+    out["missing"] = out["noexec"] = out["script"]
+    return out
+
+
+@pytest.mark.parametrize("name,status,stdout", [
+    ("script", 3, "script says hello\n"),           # ENOEXEC -> /bin/sh, as execvp does
+    ("missing", 127, ""),                            # not found
+    ("noexec", 126, ""),                             # found, not executable
+    ("killed", 128 + signal.SIGTERM, "dying\n"),     # killed by a signal: 128+N
+])
+def test_every_starter_gives_the_same_status_and_output(name, status, stdout, workloads, profiles, tmp_path):
+    need_root()
+    seen = {}
+    for how in STARTERS:
+        res = _start(how, workloads[name], tmp_path, profiles[name])
+        seen[how] = (res.returncode, res.stdout)
+        assert res.returncode == status, f"{how}: {res.returncode} != {status}\n{res.stderr}"
+        assert res.stdout == stdout, f"{how}: {res.stdout!r}\n{res.stderr}"
+    assert len(set(seen.values())) == 1, seen
+
+
+def _pids_running(marker: str) -> list[int]:
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as fh:
+                    if marker.encode() in fh.read():
+                        out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.parametrize("how", STARTERS)
+def test_a_killed_leastpriv_leaves_no_workload_running(how, workloads, profiles, tmp_path):
+    need_root()
+    marker = f"{1000 + STARTERS.index(how)}.{os.getpid()}"   # a sleep nobody else runs
+    argv = ["sleep", marker]
+    if how == "run":
+        prof = str(tmp_path / "sleep.lp.json")
+        lp("learn", "--backend", "ptrace", "-o", prof, "--", "sleep", "0.1", check=True)
+        cmd = ["run", "--profile", prof, "--no-seccomp", "--", *argv]   # sleep 0.1 learned no long nanosleep args
+    else:
+        cmd = ["learn", "--backend", how, "-o", str(tmp_path / "x.json"), "--", *argv]
+    proc = subprocess.Popen([sys.executable, "-m", "leastpriv", *cmd], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120   # eBPF compiles its program first
+        while not [p for p in _pids_running(marker) if p != proc.pid] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p for p in _pids_running(marker) if p != proc.pid], "the workload did not start"
+        time.sleep(0.3)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while _pids_running(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = _pids_running(marker)
+        assert not left, f"{how}: the workload outlived a killed leastpriv: {left}"
+    finally:
+        for p in _pids_running(marker):
+            os.kill(p, signal.SIGKILL)

@@ -6,21 +6,18 @@ in the CLI; anything with ``info`` and ``warn``). Nothing here prints or reads `
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
-from .enforce.verify import VerifyResult, verify
 from .errors import UserError
 from .learner import aggregate
-from .learner.image_review import build_report
 from .learner.profile import Profile
-from .learner.review import review as profile_review
-from .oci.image import scan_rootfs
-from .oci.runc import Runc
-from .oci.workspace import open_workspace
 from .tracer import kernlog, select
 from .tracer.base import Backend, Target, TraceOptions
-from .tracer.container import learn_container as _learn_container
 from .tracer.recording import Recording
+
+if TYPE_CHECKING:
+    from .enforce.verify import VerifyResult
+    from .oci.runc import Runc
 
 
 class Status(Protocol):
@@ -82,6 +79,8 @@ def learn_from_log(source: str, *, since: str | None = None, exes: Sequence[str]
 # ----------------------------------------------------------- containers
 
 def _runc() -> Runc:
+    from .oci.runc import Runc   # the container machinery loads only for the container commands
+
     ok, why = Runc.usable()
     if not ok:
         raise UserError(f"containers: {why}")
@@ -91,6 +90,9 @@ def _runc() -> Runc:
 def learn_container(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
                     network: str = "loopback", duration: float | None = None, status: Status = Quiet) -> Recording:
     """Run an OCI bundle or image under runc and record it (eBPF by cgroup, or seccomp-notify)."""
+    from .oci.workspace import open_workspace
+    from .tracer.container import learn_container as _learn_container
+
     if backend == "ptrace":
         raise UserError("--backend ptrace: cannot attach to a runc container (use ebpf or seccomp-notify; see README "
                         "## Containers)")
@@ -114,6 +116,9 @@ def learn_container(*, bundle: str | None, image: str | None, args: Sequence[str
 def verify_container(*, bundle: str | None, image: str | None, profile_path: str, runtime: str,
                      args: Sequence[str], network: str = "loopback", duration: float = 120) -> VerifyResult:
     """Run the container under runc with the profile's filter and capabilities: complain run, then enforce run."""
+    from .enforce.verify import verify
+    from .oci.workspace import open_workspace
+
     profile = Profile.load(profile_path)
     runc = _runc()
     with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
@@ -124,6 +129,13 @@ def review_image(*, image: str, profile_path: str | None, args: Sequence[str], b
                  network: str = "loopback", status: Status = Quiet) -> dict:
     """The security review of a container image: learn it (or use PROFILE), prove the capability set by a run
     with exactly those capabilities, scan the rootfs. The report (learner/image_review.py)."""
+    from .enforce.verify import verify
+    from .learner.image_review import build_report
+    from .learner.review import review as profile_review
+    from .oci.image import scan_rootfs
+    from .oci.workspace import open_workspace
+    from .tracer.container import learn_container as _learn_container
+
     runc = _runc()
     with open_workspace(image=image, args=args, network=network) as ws:
         scan = scan_rootfs(ws.rootfs)   # before anything runs in it

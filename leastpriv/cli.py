@@ -6,37 +6,15 @@ Exit codes (README has the table): a command's own status for learn/run
 """
 from __future__ import annotations
 
-import io
 import json
 import sys
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
-from . import __version__, app
-from .enforce.run import RunOptions, run
+from . import __version__
 from .errors import UserError
-from .exporters import base
-from .fileio import dumps
-from .kernel import syscalls
-from .launch import resolve_command
-from .learner import aggregate
-from .learner.check import check as do_check
-from .learner.diff import as_profile
-from .learner.diff import diff as do_diff
-from .learner.profile import Profile, load_profile_or_recording
-from .learner.review import review as do_review
-from .policy.runtime_base import export_runtime
-from .tracer.base import Cgroup, Command, Pid
-from .ui import console, formats
-from .ui import image_review as ui_image_review
-from .ui.check import render_check, render_diff
-from .ui.learn import report_learn
-from .ui.output import refuse_special, write_output
-from .ui.review import render_rich, to_markdown
-from .ui.show import render
-from .ui.verify import render_verify
+from .ui import console
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -164,6 +142,13 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     Ctrl-C reaches the workload; what was seen until then is saved and marked
     incomplete.
     """
+    from . import app
+    from .launch import resolve_command
+    from .learner.check import known_calls
+    from .learner.profile import Profile
+    from .tracer.base import Cgroup, Command, Pid
+    from .ui.output import refuse_special
+
     if save_recording:
         refuse_special(save_recording, "recording")
     command = tuple(command)
@@ -202,7 +187,6 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         if existing is None:
             raise UserError(f"learn --fast: {output} does not exist yet: the fast gate lets the kernel allow what "
                             f"an existing profile explains (learn without --fast first)")
-        from .learner.check import known_calls
         known = known_calls(existing)
     rec = _trace(chosen, target, cpu=cpu, duration=duration, known=known)
     if known is not None:
@@ -222,6 +206,9 @@ def _say_fast_gate(rec, alternative):
 
 
 def _add_run(output, existing, rec, save_recording, as_json):
+    from . import app
+    from .ui.learn import report_learn
+
     profile, added = app.add_run(output, existing, rec, save_recording)
     report_learn(output, profile, rec, added, as_json)
 
@@ -239,6 +226,9 @@ def show(profile, as_json):
       leastpriv show app.lp.json
       leastpriv show --json app.lp.json | jq '.rules.syscalls'
     """
+    from .learner.profile import Profile
+    from .ui.show import render
+
     p = Profile.load(profile)
     if as_json:
         click.echo(json.dumps(p.to_json(), indent=2, sort_keys=True))
@@ -277,6 +267,11 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
     installs it just before exec'ing COMMAND. Exits with COMMAND's status
     (128+N if signal N killed it); 127 if COMMAND is not found.
     """
+    from .enforce.run import RunOptions, run
+    from .fileio import dumps
+    from .learner.profile import Profile
+    from .ui.output import write_output
+
     command = tuple(command)
     if command and command[0] == "--":
         command = command[1:]
@@ -355,6 +350,11 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
       leastpriv export app.lp.json --format systemd -o /etc/systemd/system/app.service.d/leastpriv.conf
       leastpriv export app.lp.json --format selinux --name web -o web.cil   # podman --security-opt label=type:web.process
     """
+    from .exporters import base
+    from .learner.profile import Profile
+    from .policy.runtime_base import export_runtime
+    from .ui.output import write_output
+
     profile = Profile.load(profile_path)
     exporter = base.get(fmt)
     runtime = export_runtime(profile, runtime)   # runc default for containers; runc's base depends on noNewPrivileges
@@ -399,6 +399,9 @@ def verify(profile_path, bundle, image, runtime, network, duration, as_json, arg
       sudo leastpriv verify --bundle ./bundle --profile app.lp.json --json
       sudo leastpriv verify --image app.tar --profile app.lp.json --runtime none   # shows runc's own needs
     """
+    from . import app
+    from .ui.verify import render_verify
+
     args = tuple(args)
     if args and args[0] == "--":
         args = args[1:]
@@ -426,6 +429,10 @@ def merge(inputs, output, as_json):
       leastpriv learn --save-recording run1.rec.json -o scratch.json -- ./app
       leastpriv merge baseline.json run1.rec.json -o baseline.json
     """
+    from .learner import aggregate
+    from .learner.profile import load_profile_or_recording
+    from .ui.output import refuse_special
+
 
 
     refuse_special(output, "profile")
@@ -447,11 +454,15 @@ def merge(inputs, output, as_json):
 
 
 def _choose(backend, target, cpu="same"):
+    from . import app
+
     return app.choose_backend(backend, target, cpu, status=console)
 
 
 def _trace(chosen, target, **options):
     """Trace with a live status line; the Recording."""
+    from . import app
+
     with console.live_status("learning") as progress:
         return app.trace(chosen, target, progress, **options)
 
@@ -499,6 +510,14 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
       leastpriv check --baseline app.lp.json --format sarif -- ./app > leastpriv.sarif
       leastpriv check --baseline app.lp.json --format github -- ./app   # GitHub annotations
     """
+    from .learner.check import check as do_check, known_calls
+    from .learner.diff import as_profile
+    from .learner.profile import load_profile_or_recording
+    from .tracer.base import Command
+    from .ui import formats
+    from .ui.check import render_check
+    from .ui.output import refuse_special, write_output
+
     try:
         base = as_profile(load_profile_or_recording(baseline))
         args = tuple(new)
@@ -511,7 +530,6 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
             refuse_special(save_recording, "recording")
         if dashdash or len(args) > 1:
             target = Command(tuple(args))
-            from .learner.check import known_calls
             known = None if full_trace else known_calls(base)
             rec = _trace(_choose(backend, target), target, known=known)
             _say_fast_gate(rec, "--full-trace looks at every call")
@@ -533,7 +551,9 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
         sys.exit(2)
     if fmt == "rich":
         if output:
+            import io
 
+            from rich.console import Console
             buf = io.StringIO()
             render_check(result, baseline, Console(file=buf, highlight=False, soft_wrap=True))
             write_output(output, buf.getvalue())
@@ -565,6 +585,10 @@ def diff(old, new, as_json, ignore_paths):
       leastpriv diff app.lp.json app.new.json
       leastpriv diff --json v1.json v2.json | jq '.summary'
     """
+    from .learner.diff import diff as do_diff
+    from .learner.profile import load_profile_or_recording
+    from .ui.check import render_diff
+
     d = do_diff(load_profile_or_recording(old), load_profile_or_recording(new), ignore_paths)
     if as_json:
         click.echo(json.dumps({"old": old, "new": new, **d}, indent=2, sort_keys=True))
@@ -597,6 +621,14 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
       leastpriv review app.lp.json --format json | jq '.docker'
       sudo leastpriv review --image app.tar --format json
     """
+    from . import app
+    from .kernel import syscalls
+    from .learner.diff import as_profile
+    from .learner.profile import load_profile_or_recording
+    from .learner.review import review as do_review
+    from .ui import image_review as ui_image_review
+    from .ui.review import render_rich, to_markdown
+
     if image:   # container image review: app.review_image -> learner/image_review.py, ui/image_review.py
         report = app.review_image(image=image, profile_path=profile_path, args=(), backend=backend, runtime="runc",
                                   status=console)
@@ -646,7 +678,13 @@ def reach(profile_path, exes, dlopens, fmt, output):
       leastpriv reach app.lp.json --format json | jq '.executables[].dangerous_reachable'
       leastpriv reach --exe /usr/sbin/nginx --format json -o nginx.reach.json
     """
-    from .reach.coverage import coverage, to_json
+    from .fileio import write_atomic
+    from .learner.diff import as_profile
+    from .learner.profile import load_profile_or_recording
+    from .reach.coverage import coverage, section_of, to_json
+    from .ui.output import write_output
+    from .ui.reach import render_section
+
 
     if bool(profile_path) == bool(exes):
         raise UserError("reach: give a PROFILE or --exe PATH (not both)")
@@ -661,8 +699,6 @@ def reach(profile_path, exes, dlopens, fmt, output):
                  "files": {os.path.abspath(d): ["read"] for d in dlopens}}
         runs = ()
     else:
-        from .learner.profile import load_profile_or_recording
-        from .learner.diff import as_profile
         prof = as_profile(load_profile_or_recording(profile_path))
         facts, runs = prof.facts, prof.runs
     cov = coverage(facts, runs)
@@ -671,17 +707,13 @@ def reach(profile_path, exes, dlopens, fmt, output):
     if fmt == "json":
         text = json.dumps(to_json(cov), indent=2, sort_keys=True) + "\n"
         if output:
-            from .fileio import write_atomic
             write_atomic(output, text)
         else:
             click.echo(text, nl=False)
         return
-    from .reach.coverage import section_of
-    from .ui.reach import render_section
     if output:
         import io
         from rich.console import Console
-        from .ui.output import write_output
         buf = io.StringIO()
         render_section(section_of(cov), "reach", Console(file=buf, no_color=True, width=100, soft_wrap=True))
         write_output(output, buf.getvalue())

@@ -11,10 +11,22 @@ from pathlib import Path
 
 from .conftest import ROOT
 
-# imports that are deliberately lazy, with the reason
+# Imports that are deliberately lazy, each with its reason. Never to dodge a cycle: lint-imports sees
+# function-level imports too, so a cycle between layers fails test_import_contracts_hold wherever it is.
+LAZY_FILES = {
+    "leastpriv/cli.py": "each command loads only what it uses (startup: without .pyc files every import compiles)",
+}
 LAZY = {
     ("leastpriv/tracer/select.py", ".ptrace"): "the ptrace backend is imported only when chosen",
     ("leastpriv/tracer/select.py", ".ebpf"): "bcc (and its LLVM) is loaded only when eBPF is chosen",
+    ("leastpriv/tracer/ptrace.py", "."): "the fast gate (tracer/fastpath.py) only with a baseline",
+    ("leastpriv/learner/review.py", "..reach.coverage"): "reach (pyelftools, capstone) only when coverage is shown",
+    ("leastpriv/ui/review.py", ".reach"): "reach only when coverage is shown",
+    ("leastpriv/ui/show.py", "..reach.coverage"): "reach only when coverage is shown",
+    ("leastpriv/ui/show.py", ".reach"): "reach only when coverage is shown",
+    **{("leastpriv/app.py", m): "the container machinery (runc, images, seccomp-notify) only for container commands"
+       for m in (".oci.runc", ".oci.workspace", ".oci.image", ".tracer.container", ".enforce.verify",
+                 ".learner.image_review", ".learner.review")},
 }
 
 
@@ -26,10 +38,12 @@ def test_import_contracts_hold():
     assert "0 broken" in res.stdout
 
 
-def test_no_imports_of_ours_inside_functions():
+def test_no_imports_of_ours_inside_functions_but_the_listed_lazy_ones():
     found = []
     for f in sorted((ROOT / "leastpriv").rglob("*.py")):
         rel = str(f.relative_to(ROOT))
+        if rel in LAZY_FILES:
+            continue
         for node in ast.walk(ast.parse(f.read_text())):
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..learner import risks
+from ..policy import risks
 from ..kernel.groups import group_of
 from . import ExeReach, NotAnalysable, analyse_executable, elf, libs
 

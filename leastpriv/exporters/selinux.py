@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..kernel import constants
 from ..errors import UserError
+from .apparmor import attachment   # the workload's executable, as the AppArmor profile attaches to it
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from .selinux_policy import TargetPolicy
 
@@ -302,7 +303,6 @@ def build(profile: Any, name: str, policy: Any, *, complain: bool = False,
         raise UserError(f"--name: {name!r} is not a CIL name (a letter, then letters, digits or _; at most 64)")
     rules = profile.rules
     patterns = rules.get("patterns")
-    from .apparmor import attachment   # the workload's executable, as the AppArmor profile attaches to it
 
     grants, notes = file_grants(rules.get("files", {}), policy.lookup, mode_of,
                                 patterns if isinstance(patterns, Mapping) else None, attachment(profile))

@@ -10,11 +10,12 @@ are resolved against the i386 table and reported under ABI ``x86``.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
 from . import cache, libs
-from .elf import NotAnalysable
+from .elf import NotAnalysable, _build_id
 from .graph import Obj, analyse, with_error_paths
 
 __all__ = ["ExeReach", "NotAnalysable", "analyse_executable", "VDSO_SYSCALLS"]
@@ -72,8 +73,6 @@ def _add(objs: list[Obj], path: str, role: str, have: set[str], unanalysed: list
 
 
 def _program_inputs(path: str, extra_libs: tuple[str, ...], nss: bool | None, vdso: bytes | None) -> dict:
-    import os
-    from .elf import _build_id
     return {"exe": os.path.realpath(path), "extra": sorted(os.path.realpath(p) for p in extra_libs), "nss": nss,
             "nss_modules": libs.nss_modules(), "vdso": _build_id(vdso) if vdso else ""}
 

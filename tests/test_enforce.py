@@ -116,7 +116,13 @@ def test_signal_status_and_forwarding(tmp_path):
     # a signal sent to leastpriv reaches the workload
     proc = subprocess.Popen([sys.executable, "-m", "leastpriv", "run", "--profile", path, "--", "sleep", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60   # the workload runs (not a fixed sleep: a loaded machine starts slowly)
+    while time.monotonic() < deadline:
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as fh:
+            if fh.read().strip():
+                break
+        time.sleep(0.05)
+    time.sleep(0.2)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=10)

@@ -6,11 +6,16 @@ in the CLI; anything with ``info`` and ``warn``). Nothing here prints or reads `
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from .errors import UserError
+from .exporters import base as exporters
+from .exporters.base import ExportOptions, ExportResult
+from .fileio import write_atomic
 from .learner import aggregate
 from .learner.profile import Profile
+from .learner.retarget import retarget
 from .tracer import kernlog, select
 from .tracer.base import Backend, Target, TraceOptions
 from .tracer.recording import Recording
@@ -74,6 +79,20 @@ def learn_from_log(source: str, *, since: str | None = None, exes: Sequence[str]
     filt = kernlog.LogFilter(since=kernlog.parse_since(since) if since else None, exe=tuple(exes),
                              comm=tuple(comms))
     return kernlog.load(source, filt)
+
+
+# ---------------------------------------------------------------- export
+
+def export(profile: Profile, fmt: str, options: ExportOptions) -> ExportResult:
+    """The profile in format ``fmt``: retargeted first (--args, --style, --arch: learner/retarget.py), then
+    handed finished to the exporter, a pure function of it. A file the export replaces (oci --bundle) is
+    written here, atomically."""
+    exporter = exporters.get(fmt)
+    profile, notes = retarget(profile, args=options.args, style=options.style, arch=options.arch)
+    result = exporter.export(profile, options)
+    if result.target:
+        write_atomic(result.target, result.text)
+    return replace(result, notes=tuple(notes) + tuple(result.notes))
 
 
 # ----------------------------------------------------------- containers

@@ -350,24 +350,24 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
       leastpriv export app.lp.json --format systemd -o /etc/systemd/system/app.service.d/leastpriv.conf
       leastpriv export app.lp.json --format selinux --name web -o web.cil   # podman --security-opt label=type:web.process
     """
+    from . import app
     from .exporters import base
     from .learner.profile import Profile
     from .policy.runtime_base import export_runtime
     from .ui.output import write_output
 
     profile = Profile.load(profile_path)
-    exporter = base.get(fmt)
     runtime = export_runtime(profile, runtime)   # runc default for containers; runc's base depends on noNewPrivileges
     options = base.ExportOptions(complain=complain, arch=arch, runtime=runtime, args=args_mode, style=style,
                                  name=name, container=container, manifest=manifest, bundle=bundle,
                                  namespace=namespace, extra={"profile_path": profile_path, "selinux_policy": selinux_policy})
-    result = exporter.export(profile, options)
+    result = app.export(profile, fmt, options)
     for note in result.notes:
         console.info(note)
     if output:
         write_output(output, result.text)
         console.info(f"wrote {output} ({fmt})")
-    elif not result.written:
+    elif not result.target:
         click.echo(result.text, nl=False)
 
 

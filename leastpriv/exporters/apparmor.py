@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..kernel import constants
-from ..policy.landlock import _interpreter, globbable_dir
+from ..policy import paths
+from ..policy.landlock import globbable_dir
+from ..policy.paths import PathFacts
 from ..policy.pod_security import default_name
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 
@@ -87,8 +89,10 @@ def _modes(s: set[str]) -> str:
     return out
 
 
-def path_rules(rules: Mapping[str, Any], attach: str | None = None) -> list[FileRule]:
-    """File rules from the profile's files, globbed (shared with k8s-apparmorprofile)."""
+def path_rules(rules: Mapping[str, Any], attach: str | None = None, facts: PathFacts | None = None) -> list[FileRule]:
+    """File rules from the profile's files, globbed (shared with k8s-apparmorprofile). ``facts``: what the
+    paths are, as recorded when the profile was learned (policy/paths.py)."""
+    facts = facts or PathFacts(None)
     files = rules.get("files", {})
     perms: dict[str, set[str]] = {}
 
@@ -99,7 +103,7 @@ def path_rules(rules: Mapping[str, Any], attach: str | None = None) -> list[File
     plain: list[str] = []
     for p in reads:
         g = glob_path(p)
-        if os.path.isdir(p):
+        if facts.is_dir(p):
             add(g.rstrip("/") + "/", "r")
         elif g != _escape(p) or not os.path.dirname(p):
             add(g, "r", *(["m"] if _SO.search(os.path.basename(p)) else []))
@@ -115,17 +119,17 @@ def path_rules(rules: Mapping[str, Any], attach: str | None = None) -> list[File
         else:
             for p in ps:
                 add(glob_path(p), "r", *(["m"] if _SO.search(os.path.basename(p)) else []))
-    _collapse_trees(perms, [p for p in reads if os.path.isdir(p)])
+    _collapse_trees(perms, [p for p in reads if facts.is_dir(p)])
     for p in sorted(set(files.get("write", [])) | set(files.get("create", []))):
-        add(glob_path(p) + ("/" if os.path.isdir(p) else ""), "w")
+        add(glob_path(p) + ("/" if facts.is_dir(p) else ""), "w")
     for p in sorted(set(files.get("exec", []))):
-        if attach and os.path.realpath(p) == attach:
+        if attach and facts.realpath(p) == attach:
             add(glob_path(attach), "r", "m")
         else:
             add(glob_path(p), "r", "ix")
-        interp = _interpreter(p)
+        interp = facts.interpreter(p)
         if interp:   # AppArmor sees the resolved path (/bin/sh -> /usr/bin/dash)
-            add(glob_path(os.path.realpath(interp)), "r", "m", "ix")
+            add(glob_path(facts.realpath(interp)), "r", "m", "ix")
     return [FileRule(p, _modes(m)) for p, m in sorted(perms.items())]
 
 
@@ -170,14 +174,15 @@ def network_rules(facts: Mapping[str, Any]) -> list[str]:
 
 
 def attachment(profile: Any) -> str | None:
-    """The workload's executable (realpath), when the profile knows it."""
+    """The workload's executable (its real path, as recorded when learned), when the profile knows it."""
+    facts = paths.of(profile)
     for run in getattr(profile, "runs", ()):
         cmd = run.get("command") or []
         if cmd and cmd[0].startswith("/"):
-            return os.path.realpath(cmd[0])
+            return facts.realpath(cmd[0])
         for e in profile.rules.get("files", {}).get("exec", []):
             if cmd and os.path.basename(e) == os.path.basename(cmd[0]):
-                return os.path.realpath(e)
+                return facts.realpath(e)
     return None
 
 
@@ -214,7 +219,7 @@ def render(profile: Any, name: str, *, complain: bool = False, attach: str | Non
         lines.append(f"  network {n},")
     if net:
         lines.append("")
-    for fr in path_rules(rules, attach):
+    for fr in path_rules(rules, attach, paths.of(profile)):
         lines.append(f"  {_quote(fr.path)} {fr.modes},")
     lines.append("}")
     return "\n".join(lines) + "\n"

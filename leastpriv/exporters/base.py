@@ -2,9 +2,11 @@
 
 Each target is one module defining one :class:`Exporter` subclass decorated
 with :func:`register`. ``leastpriv export --format NAME`` looks NAME up here.
-Exporters read the Profile's ``rules`` (learner/rules.py); seccomp exporters
-read them through :mod:`.seccomp_model`, the same translation ``leastpriv
-run`` enforces.
+Exporters are pure functions of a finished Profile: they read its ``rules``
+(and the facts recorded when it was learned, policy/paths.py), never the host,
+never re-learn, never write files (app.py writes what they return). Seccomp
+exporters read the rules through policy/seccomp_model.py, the same
+translation ``leastpriv run`` enforces.
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from typing import Any, Mapping
 
 from ..kernel import syscalls
 from ..errors import UserError
-from ..learner import aggregate, arches
 
 # one module per target; imported on first use of the registry
 _MODULES = ("oci", "docker", "k8s_seccompprofile", "k8s_apparmorprofile", "k8s_pod", "apparmor", "systemd",
@@ -59,7 +60,7 @@ class ExportResult:
 
     text: str
     notes: tuple[str, ...] = ()
-    written: tuple[str, ...] = ()   # files the exporter updated itself (oci --bundle, k8s-pod --manifest)
+    target: str | None = None       # the file this text replaces (oci --bundle: its config.json); app writes it
 
 
 class Exporter(ABC):
@@ -122,52 +123,9 @@ def native_arch(profile: Any, options: ExportOptions) -> str:
 
 
 def prepare(profile: Any, options: ExportOptions) -> tuple[Any, ExportOptions, list[str]]:
-    """The profile as this export needs it: rules re-derived for --args/--style,
-    translated for --arch. Returns (profile, options with arch set, notes)."""
-
-    notes: list[str] = []
-    rule_opts: dict[str, Any] = {}
-    if options.args and options.args != profile.rules.get("args_mode", "safe"):
-        rule_opts["args"] = options.args
-    if options.style and options.style != profile.rules.get("style", "allowlist"):
-        rule_opts["style"] = options.style
-    if rule_opts:
-        rule_opts.setdefault("args", profile.rules.get("args_mode", "safe"))
-        rule_opts.setdefault("style", profile.rules.get("style", "allowlist"))
-    target = native_arch(profile, options)
-    learned = set(getattr(profile, "host_arches", []))
-    try:
-        if options.arch and learned and options.arch not in learned:
-            profile, report = arches.translate(profile, options.arch, rule_opts or {
-                "args": profile.rules.get("args_mode", "safe"), "style": profile.rules.get("style", "allowlist")})
-            notes += _report_lines(report)
-        elif rule_opts:
-            profile = aggregate.relearn(profile, rule_opts)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"export: cannot re-derive the rules with {rule_opts}: {exc}") from None
-    return profile, replace(options, arch=target), notes
-
-
-def _report_lines(report: Any) -> list[str]:
-    """arches.translate's report, as lines for the user."""
-    if not isinstance(report, Mapping):
-        return [str(report)] if report else []
-    src, dst = report.get("source", "?"), report.get("target", "?")
-    out = []
-    if report.get("translated"):
-        out.append(f"--arch {dst}: translated from {src}: " +
-                   ", ".join(f"{t['from']} -> {t['to']}" for t in report["translated"]))
-    if report.get("added_time64"):
-        out.append(f"--arch {dst}: added time64 twins: " + ", ".join(t["to"] for t in report["added_time64"]))
-    for t in report.get("untranslatable", []):
-        out.append(f"--arch {dst}: {t['syscall']} left out: {t['why']}")
-    for t in report.get("dropped_args", []):
-        out.append(f"--arch {dst}: {t['syscall']} argument rules dropped: {t['why']}")
-    for t in report.get("other_arches", []):
-        out.append(f"--arch {dst}: {t['syscalls']} syscalls of {t['arch']} not carried over: {t['why']}")
-    for t in report.get("arg_indexes", []):
-        out.append(f"--arch {dst}: {t['syscall']} argument index {t['from']} -> {t['to']}")
-    return out
+    """The options with the target ABI set (--arch, else the profile's). The profile comes finished: app.py
+    re-derives its rules for --args/--style and translates it for --arch (learner/retarget.py) first."""
+    return profile, replace(options, arch=native_arch(profile, options)), []
 
 
 def model_notes(model: Any) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..policy import paths
 from ..policy.pod_security import k8s_name
 from .apparmor import attachment, glob_path, network_rules, path_rules
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
@@ -20,7 +21,7 @@ def abstract(profile: Any) -> dict:
     """SPO's allow lists from the same globbed file rules the apparmor export writes."""
     rules = profile.rules
     execs, libs, ro, wo, rw = set(), set(), set(), set(), set()
-    for fr in path_rules(rules, attachment(profile)):
+    for fr in path_rules(rules, attachment(profile), paths.of(profile)):
         if "x" in fr.modes:
             execs.add(fr.path)
         elif "m" in fr.modes and "w" not in fr.modes:

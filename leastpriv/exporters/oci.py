@@ -2,8 +2,8 @@
 
 Without ``--bundle`` the output is the config.json fragment holding those
 three (merge it into a bundle's config.json). With ``--bundle DIR`` the
-bundle's config.json is updated in place, atomically, keeping every other key,
-their order and the file's indentation.
+bundle's config.json is updated in place (app.py writes it, atomically), keeping
+every other key, their order and the file's indentation.
 
 The OCI format has one syscall list for all ABIs in ``architectures``: the
 per-ABI rules of the profile are united (see seccomp_model.Model.flat).
@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from ..errors import UserError
-from ..fileio import read_json, write_atomic
+from ..fileio import read_json
 from ..policy import seccomp_model as sm
 from .base import ExportOptions, ExportResult, Exporter, dump_json, model_notes, prepare, register
 
@@ -69,6 +69,5 @@ class OCIExporter(Exporter):
             raise UserError(f"{path}: \"linux\" is not an object")
         linux["seccomp"] = seccomp
         text = json.dumps(config, indent=indent) + "\n"
-        write_atomic(path, text)
         notes.append(f"updated {path}: process.capabilities, process.noNewPrivileges, linux.seccomp")
-        return ExportResult(text, tuple(notes), (path,))
+        return ExportResult(text, tuple(notes), target=path)

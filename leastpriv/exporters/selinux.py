@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..kernel import constants
 from ..errors import UserError
+from ..policy import paths as pathfacts
 from .apparmor import attachment   # the workload's executable, as the AppArmor profile attaches to it
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from .selinux_policy import TargetPolicy
@@ -139,7 +140,8 @@ def _literal_prefix(pattern: str) -> str:
 
 def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], str | None],
                 mode_of: Callable[[str], int] = host_mode, patterns: Mapping[str, Iterable[str]] | None = None,
-                entry: str | None = None) -> tuple[dict[tuple[str, str], _Grant], list[str]]:
+                entry: str | None = None, realpath: Callable[[str], str] = os.path.realpath
+                ) -> tuple[dict[tuple[str, str], _Grant], list[str]]:
     """{(type, class): grant} for the profile's files (literal paths) and path patterns (globs, when the
     profile has them: the type of the directory they live in); notes on what was left out and why."""
     grants: dict[tuple[str, str], _Grant] = {}
@@ -199,7 +201,7 @@ def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], 
             lt, _ = typed(target, stat.S_IFLNK)
             if lt:
                 grant(lt, "lnk_file", LINK, f"{access} (symbolic link)", path)
-            target = os.path.realpath(target)
+            target = realpath(target)
             mode = mode_of(target)
         cls = _class_of(mode) if mode else ("dir" if path.endswith("/") else "file")
         t, how = typed(target, mode)
@@ -296,7 +298,7 @@ def default_name(profile: Any) -> str:
 
 
 def build(profile: Any, name: str, policy: Any, *, complain: bool = False,
-          mode_of: Callable[[str], int] = host_mode) -> Module:
+          mode_of: Callable[[str], int] = host_mode, realpath: Callable[[str], str] = os.path.realpath) -> Module:
     """The module's rules from the profile's rules and the target policy's labels (``policy.lookup``,
     ``policy.port_type``)."""
     if not NAME.match(name):
@@ -305,7 +307,7 @@ def build(profile: Any, name: str, policy: Any, *, complain: bool = False,
     patterns = rules.get("patterns")
 
     grants, notes = file_grants(rules.get("files", {}), policy.lookup, mode_of,
-                                patterns if isinstance(patterns, Mapping) else None, attachment(profile))
+                                patterns if isinstance(patterns, Mapping) else None, attachment(profile), realpath)
     ports, port_notes, net = port_rules(profile, policy.port_type)
     files = []
     for (t, cls), g in sorted(grants.items()):
@@ -367,7 +369,9 @@ class SELinuxExporter(Exporter):
         profile, options, notes = prepare(profile, options)
         name = options.name or default_name(profile)
         with TargetPolicy(options.extra.get("selinux_policy") or None) as policy:
-            module = build(profile, name, policy, complain=options.complain)
+            facts = pathfacts.of(profile)   # what the paths are, as recorded when learned: not this host's files
+            module = build(profile, name, policy, complain=options.complain, mode_of=facts.mode,
+                           realpath=facts.realpath)
             enforcing_here = policy.kernel_enforces()
             root = policy.root
         text = render(module, str(options.extra.get("profile_path", "")), len(profile.runs))

@@ -58,6 +58,8 @@ def facts_of(rec: Recording) -> dict:
     f["network"] = [{**e.to_json(), "runs": 1} for e in rec.network]
     f["executables"] = {exe: {a: sorted(s) for a, s in t.items()} for exe, t in rec.executables.items()}
     f["unknown_syscalls"] = {a: sorted(n) for a, n in rec.unknown_syscalls.items() if n}
+    if rec.paths:
+        f["paths"] = {p: dict(e) for p, e in rec.paths.items()}
     if rec.backend != "ebpf" and not any(not c.inferred for c in rec.capabilities):
         # no kernel checks were seen (ptrace): infer capabilities from syscalls, arguments, results
         for cap, e in infer(f, rec.uid).items():
@@ -140,6 +142,8 @@ def merge_facts(a: dict, b: dict) -> dict:
             dst[arch] = sorted(set(dst.get(arch, [])) | set(names))
     for arch, nrs in b.get("unknown_syscalls", {}).items():
         out["unknown_syscalls"][arch] = sorted(set(out["unknown_syscalls"].get(arch, [])) | set(nrs))
+    if b.get("paths"):   # what the paths are: the later run's reading wins
+        out["paths"] = dict(sorted({**out.get("paths", {}), **copy_json(b["paths"])}.items()))
     return out
 
 

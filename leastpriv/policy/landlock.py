@@ -24,19 +24,19 @@ a file the workload creates must be allowed through its directory):
 * scope (ABI 6+): abstract unix sockets unless the workload used one;
           signals unless the workload sends signals with kill(2)/pidfd.
 
-Paths are checked on this machine when the ruleset is built (is it a
-directory? its interpreter?): export where the profile was learned, or where
-the same files exist.
+What a path is (a directory? an executable's interpreter?) comes from the
+facts recorded when the profile was learned (policy/paths.py), never from the
+machine that exports or enforces.
 """
 from __future__ import annotations
 
 import os
 import re
-import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ..kernel import constants
+from . import paths as pathfacts
 
 
 def _c(name: str, fallback: int) -> int:
@@ -109,39 +109,6 @@ class Ruleset:
         return Ruleset(abi, fs, net, sc, paths, ports, self.notes), lost
 
 
-def _interpreter(path: str) -> str | None:
-    """The ELF PT_INTERP or the #! interpreter of an executable, if any."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64)
-            if head.startswith(b"#!"):
-                fh.seek(0)
-                line = fh.readline(256)[2:].strip().split()
-                return line[0].decode() if line else None
-            if head[:4] != b"\x7fELF":
-                return None
-            is64, little = head[4] == 2, head[5] == 1
-            e = "<" if little else ">"
-            if is64:
-                phoff, = struct.unpack(e + "Q", head[32:40])
-                phentsize, phnum = struct.unpack(e + "HH", head[54:58])
-            else:
-                phoff, = struct.unpack(e + "I", head[28:32])
-                phentsize, phnum = struct.unpack(e + "HH", head[42:46])
-            for i in range(phnum):
-                fh.seek(phoff + i * phentsize)
-                ph = fh.read(phentsize)
-                p_type, = struct.unpack(e + "I", ph[:4])
-                if p_type == 3:   # PT_INTERP
-                    off, size = (struct.unpack(e + "QQQQ", ph[8:40])[0], struct.unpack(e + "Q", ph[32:40])[0]) \
-                        if is64 else (struct.unpack(e + "I", ph[4:8])[0], struct.unpack(e + "I", ph[16:20])[0])
-                    fh.seek(off)
-                    return fh.read(size).rstrip(b"\0").decode()
-    except (OSError, struct.error, UnicodeDecodeError):
-        return None
-    return None
-
-
 # Directories whose files may be granted as a whole once several were read: code and data
 # shipped by packages. Never /etc, /root, /home, /var, /tmp, /run, /dev, /sys (secrets, other users).
 GLOBBABLE = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/opt/", "/snap/", "/nix/store/")
@@ -167,8 +134,8 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
         acc.setdefault(path, set()).update(rights)
         why.setdefault(path, reason)
 
-    def is_dir(p: str) -> bool:
-        return os.path.isdir(p)
+    facts = pathfacts.of(profile)
+    is_dir = facts.is_dir
 
     read = sorted(set(files.get("read", [])))
     write = set(files.get("write", []))
@@ -218,13 +185,13 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
         acc[p].add("ioctl_dev")
     for p in execs:
         grant(p, ("execute", "read_file"), "executed")
-        interp = _interpreter(p)
+        interp = facts.interpreter(p)
         if interp:
             grant(interp, ("execute", "read_file"), f"interpreter of {p}")
     paths = []
     for p in sorted(acc):
         rights = acc[p]
-        if not is_dir(p) and os.path.exists(p):
+        if not is_dir(p) and facts.exists(p):
             dropped = rights - FILE_RIGHTS
             rights = rights & FILE_RIGHTS
             if dropped:

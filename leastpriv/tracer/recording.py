@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from ..kernel import constants, syscalls
 from ..errors import UserError
 from ..fileio import dumps, read_json, write_atomic
+from . import pathfacts
 
 RECORDING_FORMAT = "leastpriv-recording"
 RECORDING_VERSION = 1
@@ -133,6 +134,7 @@ class Recording:
     lost_events: int = 0
     notes: tuple[str, ...] = ()
     target: str = ""                  # "cmd" | "pid:N" | "cgroup:PATH" | "bundle:DIR" | "image:FILE"
+    paths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)   # path -> kind, realpath, interpreter
 
     # ---- JSON -----------------------------------------------------------
 
@@ -166,6 +168,7 @@ class Recording:
             "unknown_syscalls": {a: sorted(n) for a, n in sorted(self.unknown_syscalls.items())},
             "lost_events": self.lost_events,
             "notes": list(self.notes),
+            "paths": {p: dict(sorted(e.items())) for p, e in sorted(self.paths.items())},
         }
 
     @classmethod
@@ -191,6 +194,7 @@ class Recording:
                 executables={exe: {a: frozenset(s) for a, s in t.items()} for exe, t in d.get("executables", {}).items()},
                 unknown_syscalls={a: tuple(n) for a, n in d.get("unknown_syscalls", {}).items()},
                 lost_events=int(d.get("lost_events", 0)), notes=tuple(d.get("notes", [])),
+                paths={str(p): {str(k): str(v) for k, v in e.items()} for p, e in d.get("paths", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{source}: malformed recording ({type(exc).__name__}: {exc})") from None
@@ -302,4 +306,13 @@ class RecordingBuilder:
             executables={e: {a: frozenset(s) for a, s in t.items()} for e, t in self.executables.items()},
             unknown_syscalls={a: tuple(sorted(n)) for a, n in self.unknown.items()},
             lost_events=self.lost_events, notes=tuple(self.notes),
+            paths=self.path_facts(),
         )
+
+    def path_facts(self) -> dict:
+        """What the run's paths are, read now on the machine that ran it (tracer/pathfacts.py). Not for
+        cgroup (container) runs: their paths may be another mount namespace's, not this machine's."""
+        if not (self.target == "cmd" or self.target.startswith("pid:")):
+            return {}
+        return pathfacts.describe(self.files, self.execs | ({self.command[0]} if self.command and
+                                                            self.command[0].startswith("/") else set()))

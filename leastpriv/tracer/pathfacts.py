@@ -1,0 +1,111 @@
+"""What the paths a run used are, read on the machine that ran it, when the run ends.
+
+Exporters must not look at the machine they run on (the same profile exports the same bytes anywhere), but
+some rules depend on what a path *is*: Landlock and AppArmor give a directory other rights than a file, an
+executable's interpreter (ELF PT_INTERP, or the ``#!`` line) must be executable too, AppArmor attaches to
+the real path of the program. So the tracer records those facts for every path of the run, its parent
+directories, and the programs and their interpreters:
+
+    {path: {"kind": "dir" | "file" | "char" | "block" | "fifo" | "socket" | "other" | "missing",
+            "link": "yes" (the path itself is a symbolic link), "realpath": where it leads (when elsewhere;
+            always for executables), "interpreter": ... (executables)}}
+
+policy/paths.py answers questions from the recorded table (exporters, Landlock) without touching the host.
+
+The files are the workload's (hostile input): nothing is followed but what stat and realpath follow, only
+regular files are opened (non-blocking, no controlling tty), and at most a few hundred bytes are read.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from typing import Iterable
+
+MAX_PATHS = 100_000
+_KINDS = ((stat.S_ISDIR, "dir"), (stat.S_ISREG, "file"), (stat.S_ISCHR, "char"), (stat.S_ISBLK, "block"),
+          (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"))
+
+
+def kind_of(path: str) -> str:
+    """What ``path`` is now (following symlinks, as the kernel's open does): dir, file, ..., or missing."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return "missing"
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "other"
+
+
+def interpreter(path: str) -> str | None:
+    """The ELF PT_INTERP or the ``#!`` interpreter of an executable, if any."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.pread(fd, 64, 0)
+        if head.startswith(b"#!"):
+            line = os.pread(fd, 256, 0).split(b"\n", 1)[0][2:].strip().split()
+            return os.fsdecode(line[0]) if line else None
+        if head[:4] != b"\x7fELF" or len(head) < 58:
+            return None
+        is64, little = head[4] == 2, head[5] == 1
+        e = "<" if little else ">"
+        if is64:
+            phoff, = struct.unpack(e + "Q", head[32:40])
+            phentsize, phnum = struct.unpack(e + "HH", head[54:58])
+        else:
+            phoff, = struct.unpack(e + "I", head[28:32])
+            phentsize, phnum = struct.unpack(e + "HH", head[42:46])
+        for i in range(min(phnum, 256)):
+            ph = os.pread(fd, phentsize, phoff + i * phentsize)
+            p_type, = struct.unpack(e + "I", ph[:4])
+            if p_type == 3:   # PT_INTERP
+                off, size = (struct.unpack(e + "Q", ph[8:16])[0], struct.unpack(e + "Q", ph[32:40])[0]) \
+                    if is64 else (struct.unpack(e + "I", ph[4:8])[0], struct.unpack(e + "I", ph[16:20])[0])
+                return os.fsdecode(os.pread(fd, min(size, 4096), off).rstrip(b"\0")) or None
+    except (OSError, struct.error, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return None
+
+
+def describe(files: Iterable[str], executables: Iterable[str]) -> dict[str, dict]:
+    """The facts of ``files`` (and their parent directories, and where symbolic links lead) and of
+    ``executables`` (and their interpreters)."""
+    out: dict[str, dict] = {}
+
+    def add(p: str) -> None:
+        if p in out or len(out) >= MAX_PATHS or not p.startswith("/"):
+            return
+        e = out[p] = {"kind": kind_of(p)}
+        if os.path.islink(p):
+            e["link"] = "yes"
+        rp = os.path.realpath(p)
+        if rp != p:
+            e["realpath"] = rp
+            add(rp)
+        parent = os.path.dirname(p)
+        if parent != p:
+            add(parent)
+
+    for p in files:
+        add(p)
+    for p in executables:
+        add(p)
+        if p not in out:
+            continue
+        out[p]["realpath"] = os.path.realpath(p)
+        interp = interpreter(p)
+        if interp:
+            out[p]["interpreter"] = interp
+            add(interp)
+            if interp in out:
+                out[interp]["realpath"] = os.path.realpath(interp)
+    return dict(sorted(out.items()))

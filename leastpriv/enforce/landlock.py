@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..kernel import syscalls
 from ..errors import UserError
 from ..policy.landlock import FS_RIGHTS, NET_RIGHTS, SCOPES, Ruleset, ruleset
+from ..policy.rules import settings
 
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
@@ -131,5 +132,5 @@ def plan(profile, *, abi: int | None = None) -> Plan | None:
             np_ = _NetPort(NET_RIGHTS[right][0], port)
             _sys("landlock_add_rule", ctypes.c_int(fd), ctypes.c_int(LANDLOCK_RULE_NET_PORT),
                  ctypes.byref(np_), ctypes.c_uint32(0))
-    nnp = os.geteuid() != 0 or bool(rules.get("no_new_privileges", True))
+    nnp = os.geteuid() != 0 or settings(rules).no_new_privileges
     return Plan(fd, k_abi, notes, nnp, rs)

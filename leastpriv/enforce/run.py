@@ -41,6 +41,7 @@ from ..launch import resolve_command as _resolve
 from ..errors import UserError
 from . import capabilities as caps, landlock as ll
 from ..policy import libseccomp as sec, seccomp_model as sm
+from ..policy.rules import settings
 
 FORWARD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
            signal.SIGALRM, signal.SIGWINCH)
@@ -108,7 +109,7 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
     prep = _Prepared()
     rules = getattr(profile, "rules", {}) or {}
     # the filter is loaded without no_new_privs only for root when the workload gains privileges
-    nnp = os.geteuid() != 0 or bool(rules.get("no_new_privileges", True))
+    nnp = os.geteuid() != 0 or settings(rules).no_new_privileges
     if (options.complain or options.log) and (options.landlock or options.capabilities):
         prep.notes.append("complain mode covers seccomp only: Landlock and capability dropping are not applied")
         options = RunOptions(complain=options.complain, log=options.log, seccomp=options.seccomp, landlock=False,
@@ -126,7 +127,7 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
         prep.notes += cplan.notes
         prep.applied.append("capabilities")
     if options.seccomp:
-        if not rules.get("syscalls") and rules.get("style", "allowlist") == "allowlist":
+        if not rules.get("syscalls") and settings(rules).style == "allowlist":
             raise UserError("profile: has no learned syscalls (rules.syscalls is empty): nothing to enforce")
         model = sm.build(profile, complain=options.complain or options.log, runtime="leastpriv")
         if model.style == "allowlist" and not any(r.action == sm.ALLOW and r.names != ("execve",)

@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..learner.aggregate import facts_of
 from ..learner.capabilities import capability_set
 from ..tracer.container import _ebpf_backend, _learn_ebpf
+from ..policy.rules import settings
 
 
 # With a listenerPath, runc's init waits for its parent to hand the notify fd over (a read on
@@ -87,7 +88,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
            complain_first: bool = True, trace_caps: bool | None = None) -> VerifyResult:
     """Complain run, then enforce run, of the container ``conf`` (rootfs in ``bundle``) under ``profile``."""
     rules = profile.rules
-    nnp = bool(rules.get("no_new_privileges", True))
+    nnp = settings(rules).no_new_privileges
     caps = tuple(rules.get("capabilities", []))
     rt = runtime if runtime in ("none",) else (runtime if nnp else f"{runtime}:new-privileges")
     model = sm.build(profile, runtime=rt)

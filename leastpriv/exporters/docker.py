@@ -13,12 +13,13 @@ from typing import Any
 
 from .base import ExportOptions, ExportResult, Exporter, dump_json, model_notes, prepare, register
 from .oci import seccomp_object
+from ..policy.rules import settings
 
 
 def docker_flags(profile: Any) -> str:
     caps = sorted(profile.rules.get("capabilities", []))
     flags = ["--cap-drop ALL"] + [f"--cap-add {c.removeprefix('CAP_')}" for c in caps]
-    if profile.rules.get("no_new_privileges", True):
+    if settings(profile).no_new_privileges:
         flags.append("--security-opt no-new-privileges")
     return " ".join(flags)
 

@@ -16,6 +16,7 @@ import yaml
 from ..policy.pod_security import k8s_name
 from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, register
 from .oci import seccomp_object
+from ..policy.rules import settings
 
 API_VERSION = "security-profiles-operator.x-k8s.io/v1"
 
@@ -39,7 +40,7 @@ class SeccompProfileExporter(Exporter):
         if options.namespace:
             meta["namespace"] = options.namespace
         meta["annotations"] = {"leastpriv.io/runs": str(len(profile.runs)),
-                               "leastpriv.io/args-mode": str(profile.rules.get("args_mode", "safe"))}
+                               "leastpriv.io/args-mode": settings(profile).args_mode}
         obj = {"apiVersion": API_VERSION, "kind": "SeccompProfile", "metadata": meta, "spec": seccomp}
         ns = options.namespace or "<namespace>"
         notes.append(f"pods reference it as seccompProfile: {{type: Localhost, localhostProfile: "

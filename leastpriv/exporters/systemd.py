@@ -43,6 +43,7 @@ from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from ..policy.landlock import _PROC_PID
 from ..kernel import constants
 from ..policy.libseccomp import _lib
+from ..policy.rules import settings
 
 _API_FS = ("/dev/", "/proc/", "/sys/")
 
@@ -148,7 +149,7 @@ def render(profile: Any, options: ExportOptions, source: str = "") -> tuple[str,
         notes.append(f"systemd: this host's libseccomp does not know {', '.join(unknown)}; systemd built with it "
                      f"ignores those names")
     lines += ["[Service]", "SystemCallArchitectures=native", "SystemCallErrorNumber=EPERM"]
-    if rules.get("style") == "denylist":
+    if settings(rules).style == "denylist":
         deny = rules.get("denylist", {}).get(arch, {})
         denied = sorted(n for n in deny.get("names", []) if n in syscalls.table(arch))
         # every line starts with "~": a later line without it would take names back out of the deny list

@@ -22,6 +22,7 @@ from ..oci.bundle import DOCKER_DEFAULT_CAPS
 from ..oci.image import UnpackReport, scan_rootfs
 from ..policy import docker_default, risks
 from ..policy import seccomp_model as sm
+from ..policy.rules import settings
 
 
 def build_report(*, image: str, name: str, conf: dict, profile, unpack: UnpackReport | None, rootfs: str,
@@ -43,7 +44,7 @@ def build_report(*, image: str, name: str, conf: dict, profile, unpack: UnpackRe
         for e in entries:
             for what, why, ex in risks.dangerous_values(n, tuple(e["values"])):
                 dangerous.append({"syscall": what, "why": why, "example": ex})
-    nnp = bool(profile.rules.get("no_new_privileges", True))
+    nnp = settings(profile).no_new_privileges
     rt = runtime if runtime == "none" or nnp else f"{runtime}:new-privileges"
     k8s = {"securityContext": {
         "allowPrivilegeEscalation": not nnp,

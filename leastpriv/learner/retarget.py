@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from ..errors import UserError
 from . import aggregate, arches
 from .profile import Profile
+from ..policy.rules import settings
 
 
 def retarget(profile: Profile, *, args: str | None = None, style: str | None = None,
@@ -18,18 +19,17 @@ def retarget(profile: Profile, *, args: str | None = None, style: str | None = N
     was learned elsewhere. Returns (profile, notes)."""
     notes: list[str] = []
     rule_opts: dict[str, Any] = {}
-    if args and args != profile.rules.get("args_mode", "safe"):
+    learned_with = settings(profile)
+    if args and args != learned_with.args_mode:
         rule_opts["args"] = args
-    if style and style != profile.rules.get("style", "allowlist"):
+    if style and style != learned_with.style:
         rule_opts["style"] = style
     if rule_opts:
-        rule_opts.setdefault("args", profile.rules.get("args_mode", "safe"))
-        rule_opts.setdefault("style", profile.rules.get("style", "allowlist"))
+        rule_opts = {**learned_with.rule_options(), **rule_opts}
     learned = set(getattr(profile, "host_arches", []))
     try:
         if arch and learned and arch not in learned:
-            profile, report = arches.translate(profile, arch, rule_opts or {
-                "args": profile.rules.get("args_mode", "safe"), "style": profile.rules.get("style", "allowlist")})
+            profile, report = arches.translate(profile, arch, rule_opts or learned_with.rule_options())
             notes += _report_lines(report)
         elif rule_opts:
             profile = aggregate.relearn(profile, rule_opts)

@@ -24,6 +24,7 @@ from .capabilities import capability_set, docker_defaults_unused, explain, wante
 from .profile import Profile
 from ..policy.denylist import denylist_rules
 from .arches import translate
+from ..policy.rules import settings
 
 # Pod Security Standards: policy/pod_security.py; Docker's default: policy/docker_default.py
 
@@ -108,8 +109,7 @@ def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dic
     """The review report. ``reach``: add static coverage (the executables are read from this machine)."""
     translation = None
     if arch is not None and arch not in profile.facts.get("syscalls", {}):
-        profile, translation = translate(profile, arch, {"args": profile.rules.get("args_mode", "safe"),
-                                                         "style": profile.rules.get("style", "allowlist")})
+        profile, translation = translate(profile, arch, settings(profile).rule_options())
     facts = profile.facts
     arches = sorted(facts.get("syscalls", {}))
     main = arch or (profile.host_arches[0] if profile.host_arches and profile.host_arches[0] in arches

@@ -31,11 +31,10 @@ from typing import Any, Mapping, Sequence
 
 from ..kernel import constants
 from ..policy.denylist import denylist_rules
+from ..policy.rules import ARGS_MODES, STYLES
 from . import args as argrules
 from .capabilities import capability_set
 
-ARGS_MODES = ("strict", "safe", "off")
-STYLES = ("allowlist", "denylist")
 
 
 def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe", style: str = "allowlist",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, Mapping
+from .rules import settings
 
 PSS_BASELINE_CAPS = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
                                "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
@@ -40,7 +41,7 @@ def security_context(profile: Any, *, name: str = "", namespace: str = "", appar
     rules = profile.rules
     caps = sorted(c.removeprefix("CAP_") for c in rules.get("capabilities", []))
     sc: dict[str, Any] = {}
-    if rules.get("no_new_privileges", True):
+    if settings(rules).no_new_privileges:
         sc["allowPrivilegeEscalation"] = False
     sc["capabilities"] = {"drop": ["ALL"], **({"add": caps} if caps else {})}
     sc["privileged"] = False

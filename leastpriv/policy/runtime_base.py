@@ -16,6 +16,7 @@ from functools import lru_cache
 from importlib import resources
 
 from ..errors import UserError
+from .rules import settings
 
 RUNTIMES = ("runc", "crun", "none")
 
@@ -96,6 +97,6 @@ def export_runtime(profile, asked: str | None) -> str:
     if runtime is None:
         container = any(str(r.get("target", "")).startswith(("image:", "bundle:")) for r in profile.runs)
         runtime = "runc" if container else "none"
-    if runtime in ("runc", "crun") and not profile.rules.get("no_new_privileges", True):
+    if runtime in ("runc", "crun") and not settings(profile).no_new_privileges:
         runtime = f"{runtime}:new-privileges"
     return runtime

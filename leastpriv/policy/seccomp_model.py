@@ -35,6 +35,7 @@ from ..errors import UserError
 from ..kernel import syscalls
 from .denylist import denylist_rules
 from .runtime_base import runtime_base
+from .rules import settings
 
 ALLOW = "SCMP_ACT_ALLOW"
 ERRNO = "SCMP_ACT_ERRNO"
@@ -207,7 +208,7 @@ def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = N
     if native not in syscalls.arches():
         raise UserError(f"--arch: unknown architecture {native!r} (known: {', '.join(syscalls.arches())})")
     arches = [native] + ([a for a in syscalls.COMPAT.get(native, ()) if a in syscalls.arches()] if compat else [])
-    style = rules.get("style", "allowlist")
+    style = settings(rules).style
     deny_action = LOG if complain else ERRNO
     deny_errno = None if complain else "EPERM"
     per_arch: dict[str, list[Rule]] = {a: [] for a in arches}

@@ -11,6 +11,7 @@ from ..kernel.groups import group_of
 from .console import out
 from ..errors import UserError
 from ..policy.runtime_base import runtime_base
+from ..policy.rules import settings
 
 
 def _when(ts: float | None) -> str:
@@ -150,7 +151,7 @@ def _runtime_base(profile: Profile) -> None:
     """For a profile learned from a container: the runtime base an export adds, listed apart from the app's needs."""
     if not any(str(r.get("target", "")).startswith(("image:", "bundle:")) for r in profile.runs):
         return
-    nnp = bool(profile.rules.get("no_new_privileges", True))
+    nnp = settings(profile).no_new_privileges
     for arch in profile.host_arches or ["x86_64"]:
         try:
             rb = runtime_base("runc", None, nnp, arch)

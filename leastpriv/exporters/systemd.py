@@ -42,7 +42,7 @@ from ..kernel import groups, syscalls
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from ..policy.landlock import _PROC_PID
 from ..kernel import constants
-from ..policy.libseccomp import _lib
+from ..policy.libseccomp import library
 from ..policy.rules import settings
 
 _API_FS = ("/dev/", "/proc/", "/sys/")
@@ -65,7 +65,7 @@ def _wrap(key: str, values: list[str], width: int = 100) -> list[str]:
 def _unknown_to_libseccomp(names: set[str]) -> list[str]:
     """Names the host's libseccomp cannot resolve (systemd, built on it, would ignore them)."""
     try:
-        lib = _lib()
+        lib = library()
     except Exception:  # noqa: BLE001 - no libseccomp here: nothing to say
         return []
     return sorted(n for n in names if lib.seccomp_syscall_resolve_name(n.encode()) < 0

@@ -33,7 +33,8 @@ NOTIFY = 0x7FC00000
 SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
 
 
-def _lib():
+def library():
+    """libseccomp itself (through pyseccomp), with name resolution per architecture set up."""
     if pyseccomp is None:
         raise UserError("seccomp: pyseccomp is not installed (make install)")
     lib = pyseccomp._libseccomp  # noqa: SLF001 - the binding exposes no resolve-by-name for an arch
@@ -103,7 +104,7 @@ def build_filter(model: sm.Model, *, complain_mode: bool | None = None, no_new_p
 
     ``complain_mode`` (default: ``model.complain``) maps LOG to NOTIFY.
     """
-    lib = _lib()
+    lib = library()
     if model.native != syscalls.host_arch():
         raise UserError(f"seccomp: cannot enforce a {model.native} filter on this {syscalls.host_arch()} host")
     notify = model.complain if complain_mode is None else complain_mode

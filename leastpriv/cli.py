@@ -324,7 +324,8 @@ EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod
 @click.option("--complain", is_flag=True, help="Staging: log instead of deny (SCMP_ACT_LOG, AppArmor complain).")
 @click.option("--runtime", default=None, metavar="NAME",
               help="Also allow what this OCI runtime does after installing the filter (none, runc, crun; "
-                   "default: runc for profiles learned from a container, else none).")
+                   "default: runc for oci, docker, k8s-seccompprofile and k8s-pod, else none; docker and "
+                   "k8s-seccompprofile get the base that works without no-new-privileges).")
 @click.option("--bundle", type=click.Path(file_okay=False, exists=True), default=None,
               help="oci: update this bundle's config.json in place (atomically).")
 @click.option("--name", default="", help="Name of the exported object (SPO profile, AppArmor profile).")
@@ -358,7 +359,7 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
     profile = Profile.load(profile_path)
     exporter = base.get(fmt)
     from .policy.runtime_base import export_runtime
-    runtime = export_runtime(profile, runtime)   # runc default for containers; runc's base depends on noNewPrivileges
+    runtime = export_runtime(profile, runtime, fmt)   # runc's base by default for container formats
     options = base.ExportOptions(complain=complain, arch=arch, runtime=runtime, args=args_mode, style=style,
                                  name=name, container=container, manifest=manifest, bundle=bundle,
                                  namespace=namespace, extra={"profile_path": profile_path, "selinux_policy": selinux_policy})

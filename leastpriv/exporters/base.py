@@ -188,8 +188,17 @@ def seccomp_rules_json(rules: list, *, comments: bool, arch: str) -> list[dict]:
     return out
 
 
-def model_notes(model: Any) -> list[str]:
+def model_notes(model: Any, fmt: str = "oci") -> list[str]:
     notes = list(model.notes)
+    left_out = model.abis_left_out()
+    if left_out:
+        notes.append(f"ABIs: {', '.join(model.arches)} only (the workload ran no {'/'.join(left_out)} code): calls "
+                     f"through those entry points are denied by the runtime's bad-architecture action")
+    if model.runtime not in ("leastpriv",):
+        from ..container.runtime_base import runtime_note
+        note = runtime_note(model.runtime, fmt)
+        if note:
+            notes.append(note)
     for arch, names_ in sorted(model.skipped.items()):
         if names_:
             notes.append(f"{arch}: not on this ABI or not a known name, left out: {', '.join(names_)}")

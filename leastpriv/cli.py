@@ -322,6 +322,9 @@ EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod
 @click.option("--arch", default=None, metavar="ARCH",
               help="Target architecture (x86_64, aarch64, ...): the profile is translated to it.")
 @click.option("--complain", is_flag=True, help="Staging: log instead of deny (SCMP_ACT_LOG, AppArmor complain).")
+@click.option("--exact", is_flag=True,
+              help="Only the syscalls traced: leave out the harmless siblings (fdatasync next to fsync, ppoll next "
+                   "to poll, ...) added by default.")
 @click.option("--runtime", default=None, metavar="NAME",
               help="Also allow what this OCI runtime does after installing the filter (none, runc, crun; "
                    "default: runc for oci, docker, k8s-seccompprofile and k8s-pod, else none; docker and "
@@ -336,7 +339,7 @@ EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod
 @click.option("--selinux-policy", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="selinux: the policy whose file labels and port types to use (default: this host's, "
                    "/etc/selinux/<SELINUXTYPE>).")
-def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime, bundle, name, container,
+def export(profile_path, fmt, output, args_mode, style, arch, complain, exact, runtime, bundle, name, container,
            manifest, namespace, selinux_policy):
     """Write a profile in a format that enforces it.
 
@@ -361,7 +364,7 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
     from .policy.runtime_base import export_runtime
     runtime = export_runtime(profile, runtime, fmt)   # runc's base by default for container formats
     options = base.ExportOptions(complain=complain, arch=arch, runtime=runtime, args=args_mode, style=style,
-                                 name=name, container=container, manifest=manifest, bundle=bundle,
+                                 exact=exact, name=name, container=container, manifest=manifest, bundle=bundle,
                                  namespace=namespace, extra={"profile_path": profile_path, "selinux_policy": selinux_policy})
     result = exporter.export(profile, options)
     for note in result.notes:

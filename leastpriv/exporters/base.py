@@ -31,6 +31,7 @@ class ExportOptions:
               needs after installing the filter is allowed too)
     args      argument-rule mode to re-derive the rules with (strict/safe/off; None: as learned)
     style     allowlist/denylist (None: as learned)
+    exact     only the syscalls traced: no harmless siblings (learner/siblings.py)
     name      the object's name (SPO object, AppArmor profile, container); "" = derived
     container the container to patch with k8s-pod
     manifest  a Kubernetes YAML file to patch (k8s-pod)
@@ -44,6 +45,7 @@ class ExportOptions:
     runtime: str = "none"
     args: str | None = None
     style: str | None = None
+    exact: bool = False
     name: str = ""
     container: str = ""
     manifest: str | None = None
@@ -131,21 +133,29 @@ def prepare(profile: Any, options: ExportOptions) -> tuple[Any, ExportOptions, l
         rule_opts["args"] = options.args
     if options.style and options.style != profile.rules.get("style", "allowlist"):
         rule_opts["style"] = options.style
+    if options.exact and not profile.rules.get("exact"):
+        rule_opts["exact"] = True
     if rule_opts:
         rule_opts.setdefault("args", profile.rules.get("args_mode", "safe"))
         rule_opts.setdefault("style", profile.rules.get("style", "allowlist"))
+        rule_opts.setdefault("exact", bool(profile.rules.get("exact")))
     target = native_arch(profile, options)
     learned = set(getattr(profile, "host_arches", []))
     try:
         if options.arch and learned and options.arch not in learned:
             from ..learner import arches
             profile, report = arches.translate(profile, options.arch, rule_opts or {
-                "args": profile.rules.get("args_mode", "safe"), "style": profile.rules.get("style", "allowlist")})
+                "args": profile.rules.get("args_mode", "safe"), "style": profile.rules.get("style", "allowlist"),
+                "exact": bool(profile.rules.get("exact"))})
             notes += _report_lines(report)
         elif rule_opts:
             profile = aggregate.relearn(profile, rule_opts)
     except (TypeError, ValueError) as exc:
         raise UserError(f"export: cannot re-derive the rules with {rule_opts}: {exc}") from None
+    sibs = profile.rules.get("siblings", {})
+    if any(sibs.values()):
+        notes.append("harmless siblings added (--exact leaves them out): " + "; ".join(
+            f"{a}: " + ", ".join(f"{s['name']} ({s['sibling_of']})" for s in v) for a, v in sorted(sibs.items()) if v))
     return profile, replace(options, arch=target), notes
 
 

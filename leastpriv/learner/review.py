@@ -210,6 +210,8 @@ def styles(profile: Profile, arch: str) -> dict:
 
 def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dict:
     """The review report. ``reach``: add static coverage (the executables are read from this machine)."""
+    from .generalization import lines as generalization_lines
+
     translation = None
     if arch is not None and arch not in profile.facts.get("syscalls", {}):
         from .arches import translate
@@ -256,6 +258,7 @@ def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dic
         "pod_security": {**pss_level(sc), "securityContext": sc},
         "styles": styles(profile, main),
         "loose": list(profile.rules.get("loose", [])),
+        "generalization": generalization_lines(profile),
         "seen_in_one_run_only": profile.seen_in_one_run(),
         "unknown_syscalls": {a: v for a, v in facts.get("unknown_syscalls", {}).items() if v},
         "verdict": _verdict(dangerous_sys, dangerous_args, dangerous_caps),

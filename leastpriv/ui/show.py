@@ -83,6 +83,8 @@ def render(profile: Profile, path: str) -> None:
             st_t.add_row(g, " ".join(cells))
         out.print(st_t)
 
+    _generalization(profile)
+
     args = profile.facts.get("args", {})
     if any(args.values()):
         a_t = Table(title="argument values", title_justify="left", show_edge=False)
@@ -144,10 +146,26 @@ def render(profile: Profile, path: str) -> None:
               "capabilities marked inferred were deduced from syscalls, not seen as kernel checks.[/]")
 
 
-def _runtime_base(profile: Profile) -> None:
-    """For a profile learned from a container: the runtime base an export adds, listed apart from the app's needs."""
-    if not any(str(r.get("target", "")).startswith(("image:", "bundle:")) for r in profile.runs):
+def _generalization(profile: Profile) -> None:
+    """What the rules allow beyond the facts: harmless siblings (and why)."""
+    sibs = profile.rules.get("siblings", {})
+    if profile.rules.get("exact"):
+        out.print("[bold]generalization[/]: none (--exact: only the syscalls traced)")
         return
+    for arch, rows in sorted(sibs.items()):
+        if not rows:
+            continue
+        by_of: dict[str, list[str]] = {}
+        for r in rows:
+            by_of.setdefault(f"{r['family']}: sibling of {r['sibling_of']}", []).append(r["name"])
+        out.print(f"[bold]added by generalization[/] ({arch}, {len(rows)} harmless siblings of what was used; "
+                  "export --exact leaves them out):")
+        for k, names in sorted(by_of.items()):
+            out.print(f"  + {' '.join(names)}  [dim]({k})[/]")
+
+
+def _runtime_base(profile: Profile) -> None:
+    """The runtime base an oci/docker/k8s export adds, listed apart from the app's needs."""
     from ..policy.runtime_base import runtime_base
     from ..errors import UserError
     nnp = bool(profile.rules.get("no_new_privileges", True))

@@ -3,7 +3,9 @@ only the ABIs used (this file); path patterns and the program suite in test_gene
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import tempfile
 
 import pytest
 
@@ -13,7 +15,7 @@ from leastpriv.learner.profile import Profile
 from leastpriv.learner.risks import SYSCALLS as DANGEROUS
 from leastpriv.learner.siblings import addable, families, siblings
 
-from .conftest import lp, need_root
+from .conftest import WORKLOADS, lp, need_root
 from .containers_here import export, make_rootfs, run_podman, run_runc
 from .learning import learn_profile
 
@@ -126,3 +128,66 @@ def test_64_bit_profile_denies_int80(build_c, tmp_path, rootfs):
     frag["linux"]["seccomp"]["architectures"].append("SCMP_ARCH_X86")
     st, out, err = run_runc(rootfs, frag, [exe, "int80"], binds=binds)
     assert (st, out) == (0, "int80 getpid: ok\n"), err
+
+
+# ------------------------------------------------------------------ no over-grant (leastpriv run)
+
+def test_listing_a_directory_does_not_grant_its_files(tmp_path):
+    need_root()
+    path = tmp_path / "etc.json"
+    learn_profile(["sh", "-c", "ls /etc >/dev/null; cat /etc/hostname"], path, runs=2)
+    host = open("/etc/hostname").read()
+    res = lp("run", "--profile", str(path), "--", "sh", "-c", "ls /etc >/dev/null; cat /etc/hostname")
+    assert (res.returncode, res.stdout) == (0, host), res.stderr
+    probe = ("cat /etc/shadow >/dev/null 2>&1 && echo shadow: read || echo shadow: denied; "
+             "(echo x > /dev/lp-gen-probe) 2>/dev/null && echo dev: created || echo dev: denied")
+    try:
+        res = lp("run", "--profile", str(path), "--", "sh", "-c", probe)
+        assert res.stdout == "shadow: denied\ndev: denied\n", res.stderr
+        assert not os.path.exists("/dev/lp-gen-probe")
+    finally:
+        if os.path.exists("/dev/lp-gen-probe"):
+            os.unlink("/dev/lp-gen-probe")
+    # the same probe with Landlock off does read /etc/shadow (root): the test can fail
+    res = lp("run", "--profile", str(path), "--no-landlock", "--", "sh", "-c", probe.split(";")[0])
+    assert res.stdout == "shadow: read\n", res.stderr
+
+
+def test_own_mktemp_dir_is_owned_and_nothing_else_is_writable(tmp_path):
+    need_root()
+    script = str(WORKLOADS / "gen_logger.sh")
+    path = tmp_path / "log.json"
+    for word in ("alpha", "beta"):
+        learn_profile(["sh", script, word], path)
+    prof = Profile.load(str(path))
+    owned = prof.rules["owned"]
+    assert [o["pattern"] for o in owned] == ["/tmp/tmp.*"] and owned[0]["runs"] == 2
+    assert len(owned[0]["paths"]) == 2 and all(p.startswith("/tmp/tmp.") for p in owned[0]["paths"])
+    assert not any(p.startswith("/tmp/tmp.") for ps in prof.rules["files"].values() for p in ps)
+    # someone else's file in /tmp, writable by anyone as far as permissions go
+    victim = tempfile.NamedTemporaryFile(prefix="lp-gen-victim.", dir="/tmp", delete=False)
+    victim.write(b"theirs\n")
+    victim.close()
+    os.chown(victim.name, 65534, 65534)
+    os.chmod(victim.name, 0o666)
+    home = os.path.expanduser("~")
+    try:
+        # another input: the mktemp name differs; the profile runs it (output and status as untraced)
+        untraced = subprocess.run(["sh", script, "gamma"], capture_output=True, text=True)
+        res = lp("run", "--profile", str(path), "--", "sh", script, "gamma")
+        assert (res.returncode, res.stdout) == (untraced.returncode, untraced.stdout) == (0, "run gamma\n"), res.stderr
+        assert "private /tmp" in res.stderr
+        res = lp("run", "--profile", str(path), "--", "sh", script, "delta", "probe", victim.name)
+        # a private /tmp (as systemd's PrivateTmp=): someone else's file is not there to write
+        assert res.stdout == "run delta\ntmp-other: not there\nhome: denied\netc: denied\n", res.stderr
+        assert open(victim.name).read() == "theirs\n"
+        assert not os.path.exists(os.path.join(home, "lp-gen-probe")) and not os.path.exists("/etc/lp-gen-probe")
+        # without leastpriv the same probe does write all three: the test can fail
+        res = subprocess.run(["sh", script, "x", "probe", victim.name], capture_output=True, text=True)
+        assert res.stdout == "run x\ntmp-other: written\nhome: written\netc: written\n"
+        assert open(victim.name).read() == "theirs\nintruder\n"
+    finally:
+        os.unlink(victim.name)
+        for p in (os.path.join(home, "lp-gen-probe"), "/etc/lp-gen-probe"):
+            if os.path.exists(p):
+                os.unlink(p)

@@ -117,6 +117,13 @@ def path_rules(rules: Mapping[str, Any], attach: str | None = None) -> list[File
     _collapse_trees(perms, [p for p in reads if os.path.isdir(p)])
     for p in sorted(set(files.get("write", [])) | set(files.get("create", []))):
         add(glob_path(p) + ("/" if os.path.isdir(p) else ""), "w")
+    for o in rules.get("owned", []):   # created by the workload: it may create, write, remove beneath (no l/k)
+        add(o["pattern"] + "/", "r", "w")
+        add(o["pattern"] + "/**", "r", "w", *(["ix"] if "exec" in o["access"] else []))
+    for pat in rules.get("patterns", []):
+        acc = set(pat["access"])
+        add(pat["pattern"], *(["r"] if acc & {"read", "exec"} else []), *(["w"] if acc & {"write", "create"} else []),
+            *(["ix"] if "exec" in acc else []))
     for p in sorted(set(files.get("exec", []))):
         if attach and os.path.realpath(p) == attach:
             add(glob_path(attach), "r", "m")

@@ -154,6 +154,43 @@ def globbable_dir(d: str) -> bool:
     return (d.rstrip("/") + "/").startswith(GLOBBABLE)
 
 
+# temporary directories leastpriv run can replace with a private tmpfs (as systemd's PrivateTmp=)
+PRIVATE_TMP = ("/tmp", "/var/tmp")
+
+
+def existing_ancestor(path: str) -> str:
+    """``path`` or its nearest ancestor that exists here (a Landlock rule needs an inode)."""
+    p = os.path.normpath(path) or "/"
+    while p != "/" and not os.path.lexists(p):
+        p = os.path.dirname(p)
+    return p
+
+
+def pattern_rights(item: Mapping, kind: str, bound_sockets: Iterable[str] = ()) -> tuple[str, ...]:
+    """The rights a pattern or owned directory needs, in FS_RIGHTS order: only what its accesses imply;
+    an owned directory also gets removal and renames (the workload made it)."""
+    acc = set(item.get("access", []))
+    r: set[str] = set()
+    if "read" in acc:
+        r |= {"read_file", "read_dir"}
+    if "write" in acc:
+        r |= {"write_file", "truncate"}
+    if "exec" in acc:
+        r |= {"execute", "read_file"}
+    if "create" in acc:
+        r |= {"make_reg", "write_file", "truncate", "remove_file"}
+    if kind == "owned":
+        r |= {"make_dir", "make_reg", "write_file", "truncate", "read_dir", "remove_file", "remove_dir", "refer"}
+    if any(matches_any(item, s) for s in bound_sockets):
+        r.add("make_sock")
+    return tuple(x for x in FS_RIGHTS if x in r)
+
+
+def matches_any(item: Mapping, path: str) -> bool:
+    from ..learner.patterns import matches
+    return matches(item["pattern"], path) or matches(item["pattern"] + "/**", path)
+
+
 def _uses_abstract_unix(network: Iterable[Mapping]) -> bool:
     return any(e.get("family") == "AF_UNIX" and str(e.get("address", "")).startswith("@") for e in network)
 
@@ -188,7 +225,9 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
         if _PROC_PID.match(p) or p == "/proc":
             proc = True
         elif is_dir(p):
-            grant(p, ("read_file", "read_dir"), "directory read")
+            # listing a directory grants listing it (and, as Landlock rights are inherited, the directories
+            # beneath it), never reading the files in it: those need their own facts
+            grant(p, ("read_dir",), "directory listed")
         else:
             plain_reads.append(p)
     if proc:
@@ -217,6 +256,15 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
         if is_dir(p):
             rights = ["read_dir", "make_reg", "write_file", "truncate"]
         grant(p, rights, "written")
+    for kind, items in (("owned", rules.get("owned", [])), ("pattern", rules.get("patterns", []))):
+        for item in items:
+            base = existing_ancestor(item["base"])
+            rights = pattern_rights(item, kind, bound_sockets)
+            grant(base, rights, f"{kind} {item['pattern']}")
+            notes.append(f"Landlock: {kind} {item['pattern']} granted on {base}, its nearest existing ancestor "
+                         f"(rights attach to inodes that exist when the ruleset is built): {', '.join(rights)}"
+                         + (" -- leastpriv run gives the workload a private /tmp so this does not reach other "
+                            "users' files there" if base in PRIVATE_TMP else ""))
     for p in [p for p in read if p.startswith("/dev/") and p in acc]:
         acc[p].add("ioctl_dev")
     for p in execs:

@@ -17,10 +17,18 @@ def lines(profile: Profile) -> list[str]:
         if rows:
             out.append(f"syscalls ({arch}): {len(rows)} harmless siblings added: " + ", ".join(
                 f"{r['name']} (sibling of {r['sibling_of']}: {r['family']})" for r in rows))
-    for p in rules.get("patterns", []):
-        out.append(f"path pattern {p['pattern']} ({', '.join(p['access'])}): {p['why']}; from "
-                   f"{len(p['paths'])} path(s) in {p['runs']} run(s), e.g. {p['paths'][0]}")
+    return out + path_lines(profile)
+
+
+def path_lines(profile: Profile) -> list[str]:
+    """The path patterns and owned directories, each with its support and what Landlock can make of it."""
+    rules = profile.rules
+    out = []
     for o in rules.get("owned", []):
-        out.append(f"owned directory {o['pattern']}: created by the workload, so it may create, write and remove "
-                   f"beneath it ({o['why']})")
+        out.append(f"owned {o['pattern']}/** (create, write, remove beneath): {o['why']}; {o['count']} path(s), "
+                   f"{o['runs']} run(s); Landlock: on {o['base']}" +
+                   ("; leastpriv run makes it a private tmpfs (PrivateTmp=)" if o["base"] in ("/tmp", "/var/tmp") else ""))
+    for p in rules.get("patterns", []):
+        out.append(f"pattern {p['pattern']} ({', '.join(p['access'])}): {p['why']}; {p['count']} path(s), "
+                   f"{p['runs']} run(s), e.g. {p['paths'][0]}; Landlock: on {p['base']}")
     return out

@@ -15,7 +15,10 @@ The rules are the one model every exporter and the local enforcer read:
     unknown      {arch: [nr]}               numbers no table names (reported, not allowed by name)
     capabilities [CAP_*]                    the capability set
     no_new_privileges bool
-    files        {read|write|exec|create: [path]}
+    files        {read|write|exec|create: [path]}   literal paths no pattern covers
+    patterns     [{"pattern", "base", "access", "paths", "count", "runs", "why"}]   path globs (learner/patterns.py)
+    owned        [{"pattern", "base", "access", "paths", "count", "runs", "why"}]   directories the workload created:
+                                           it may create, write and remove beneath them
     network      {families: [AF_*], tcp_bind: [port], tcp_connect: [port], ...}
     style        "allowlist" | "denylist"      which policy the exporters should write
     denylist     {arch: {"names": [..], "conditional": [rule], "errno": [{"names", "errno", "comment"}]}}
@@ -130,10 +133,8 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
         caps = capability_set(facts)
     except ImportError:  # pragma: no cover - during bring-up
         caps = sorted(c for c, e in facts.get("capabilities", {}).items() if e.get("granted") or e.get("inferred"))
-    files: dict[str, list[str]] = {"read": [], "write": [], "exec": [], "create": []}
-    for path, e in sorted(facts.get("files", {}).items()):
-        for a in e["access"]:
-            files.setdefault(a, []).append(path)
+    from .patterns import file_rules
+    files, patterns, owned = file_rules(facts)
     families = set()
     for arch_args in facts.get("args", {}).values():
         for sc in ("socket", "socketpair"):
@@ -162,5 +163,7 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
         "capabilities": caps,
         "no_new_privileges": not any(c in caps for c in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")),
         "files": files,
+        "patterns": patterns,
+        "owned": owned,
         "network": net,
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -162,6 +163,13 @@ def _generalization(profile: Profile) -> None:
                   "export --exact leaves them out):")
         for k, names in sorted(by_of.items()):
             out.print(f"  + {' '.join(names)}  [dim]({k})[/]")
+    from ..learner.generalization import path_lines
+    plines = path_lines(profile)
+    if plines:
+        out.print("[bold]path patterns[/] (the next run's temporary names fit them; Landlock grants each on its "
+                  "nearest existing directory):")
+        for line in plines:
+            out.print("  " + escape(line))
 
 
 def _runtime_base(profile: Profile) -> None:

@@ -492,14 +492,20 @@ def _trace(chosen, target, **options):
 @click.option("--full-trace", is_flag=True,
               help="With -- CMD: stop at every call (counts everything) instead of the fast gate, which lets "
                    "the kernel allow the calls the baseline already explains.")
+@click.option("--strict", is_flag=True,
+              help="Fail on any new fact, also one the policy already allows (a harmless sibling, a path "
+                   "matching a pattern).")
 @click.argument("new", nargs=-1, type=click.UNPROCESSED, metavar="NEW | -- CMD...")
-def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, new, full_trace=False):
+def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, new, full_trace=False, strict=False):
     """Fail (exit 1) when the workload uses more than its baseline profile.
 
     NEW is a profile or a recording; with -- CMD the command is traced first
     (like learn) and then compared. Exit 0: nothing grew; 1: something grew
     (syscall, argument value, capability, path, executable, network endpoint,
-    socket family); 2: error. Growth in a dangerous syscall or capability is
+    socket family) that the profile's policy would deny; 2: error. New facts
+    the policy already allows (a harmless sibling, a new temporary name that
+    matches a path pattern, a path beneath an owned directory) are listed and
+    exit 0; --strict fails on them too. Growth in a dangerous syscall or capability is
     called out. With -- CMD the workload's own output goes to stdout as well:
     write machine formats with --output.
 
@@ -550,7 +556,7 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
             newp = load_profile_or_recording(args[0])
             known = None
         result = do_check(base, newp, kinds=[k.strip() for k in only.split(",") if k.strip()],
-                          ignore_paths=ignore_paths, unobserved=known)
+                          ignore_paths=ignore_paths, unobserved=known, strict=strict)
     except UserError as exc:
         console.error(str(exc))
         sys.exit(2)   # check's contract: 0 nothing grew, 1 grew, 2 anything else (CI must not read it as growth)

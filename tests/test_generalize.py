@@ -191,3 +191,42 @@ def test_own_mktemp_dir_is_owned_and_nothing_else_is_writable(tmp_path):
         for p in (os.path.join(home, "lp-gen-probe"), "/etc/lp-gen-probe"):
             if os.path.exists(p):
                 os.unlink(p)
+
+
+# ------------------------------------------------------------------ check knows the policy
+
+def test_check_separates_growth_the_policy_allows(build_c, tmp_path):
+    exe = str(build_c("lp_variants"))
+    out = str(tmp_path / "v.out")
+    base = tmp_path / "base.json"
+    learn_profile([exe, "a", out], base, runs=2)
+    # the other variants: new syscalls, every one a harmless sibling -> listed, exit 0
+    res = lp("check", "--baseline", str(base), "--backend", "ptrace", "--format", "json", "--output",
+             str(tmp_path / "r.json"), "--", exe, "b", out)
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert res.returncode == 0 and r["added"] == [], (res.stderr, r["added"])
+    allowed = {c["item"]: c["allowed_by"] for c in r["allowed"] if c["kind"] == "syscall"}
+    assert "fsync" in allowed["fdatasync"] and "poll" in allowed["ppoll"] and "vfork" in allowed
+    # --strict fails on any new fact
+    res = lp("check", "--baseline", str(base), "--backend", "ptrace", "--strict", "--", exe, "b", out)
+    assert res.returncode == 1, res.stderr
+    # a new mktemp name beneath an owned directory is not growth; writing in /etc is
+    script = str(WORKLOADS / "gen_logger.sh")
+    logb = tmp_path / "log.json"
+    for word in ("alpha", "beta"):
+        learn_profile(["sh", script, word], logb)
+    res = lp("check", "--baseline", str(logb), "--backend", "ptrace", "--", "sh", script, "gamma")
+    assert res.returncode == 0 and "owned directory /tmp/tmp.*" in res.stdout, res.stdout + res.stderr
+    assert lp("check", "--baseline", str(logb), "--backend", "ptrace", "--strict", "--", "sh", script,
+              "gamma").returncode == 1
+    victim = tmp_path / "victim"
+    victim.write_text("")
+    try:
+        res = lp("check", "--baseline", str(logb), "--backend", "ptrace", "--format", "json", "--output",
+                 str(tmp_path / "g.json"), "--", "sh", script, "delta", "probe", str(victim))
+        grew = {c["item"] for c in json.loads((tmp_path / "g.json").read_text())["added"] if c["kind"] == "file"}
+        assert res.returncode == 1 and "/etc/lp-gen-probe" in grew, res.stderr
+    finally:
+        for p in (os.path.expanduser("~/lp-gen-probe"), "/etc/lp-gen-probe"):
+            if os.path.exists(p):
+                os.unlink(p)

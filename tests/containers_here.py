@@ -45,7 +45,7 @@ def run_runc(rootfs: Path, fragment: dict, argv: Sequence[str], cwd: str = "/", 
              env: Sequence[str] = ()) -> tuple[int | None, str, str]:
     """Run argv under runc with an ``oci`` export (process + linux.seccomp). Returns (status, stdout, stderr+runc error)."""
     conf = base_config(list(argv), env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                        "HOME=/root", *env], cwd=cwd, network="none")
+                                        "HOME=/root", *env], cwd=cwd, network="loopback")
     conf["root"] = {"path": str(rootfs), "readonly": False}
     conf["mounts"] += [_bind("/usr"),
                        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}]

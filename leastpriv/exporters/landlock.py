@@ -261,6 +261,11 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
             base = existing_ancestor(item["base"])
             rights = pattern_rights(item, kind, bound_sockets)
             grant(base, rights, f"{kind} {item['pattern']}")
+            if "exec" in item["access"]:
+                for ex in item.get("paths", []):
+                    interp = _interpreter(ex)
+                    if interp:
+                        grant(interp, ("execute", "read_file"), f"interpreter of {ex}")
             notes.append(f"Landlock: {kind} {item['pattern']} granted on {base}, its nearest existing ancestor "
                          f"(rights attach to inodes that exist when the ruleset is built): {', '.join(rights)}"
                          + (" -- leastpriv run gives the workload a private /tmp so this does not reach other "

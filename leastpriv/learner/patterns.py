@@ -32,6 +32,8 @@ from typing import Iterable, Mapping
 
 # never generalize, never own beneath these: secrets, other users, devices, other processes, the kernel
 NEVER = ("/etc", "/root", "/home", "/dev", "/proc", "/sys", "/boot")
+# packaged code and data: no generated names there, their paths stay literal
+PACKAGED = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/snap", "/nix/store")
 TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
 ACCESSES = ("read", "write", "exec", "create")
 EXAMPLES = 5
@@ -43,13 +45,15 @@ _NUM = re.compile(r"^\d+$")
 _STAMP = re.compile(r"\d{8,}")                        # 20261130, 1764470000 (epoch), 20261130T101010
 # mktemp's tmp.XXXXXXXXXX / NAME.XXXXXX / NAME-XXXXXX and Python's tempfile tmpXXXXXXXX
 _MKTEMP = re.compile(r"^(?P<pre>.*[._-]|tmp)(?P<rand>[A-Za-z0-9_]{6,})$")
+_TEMPNAME = re.compile(r"^[a-z0-9_]{8}$")             # Python's tempfile probe names (_get_default_tempdir)
 _DIGITS = re.compile(r"\d+")
-_PIDISH = re.compile(r"\d{3,}")                      # nginx.1234.pid, worker-20417.sock in run/temp dirs
+_PIDISH = re.compile(r"(?<=[._-])\d{3,}(?=\.[A-Za-z]+$)")   # nginx.1234.pid, worker-20417.sock in run/temp dirs
 RUN_DIRS = TEMP_DIRS + ("/run", "/var/run")
 
 
 def never_generalized(path: str) -> bool:
-    return any(path == d or path.startswith(d + "/") for d in NEVER) and not path.startswith(TEMP_DIRS)
+    return any(path == d or path.startswith(d + "/") for d in NEVER + PACKAGED) and \
+        not any(path.startswith(d + "/") for d in TEMP_DIRS)
 
 
 def in_temp_dir(path: str) -> bool:
@@ -98,7 +102,9 @@ def shape(path: str) -> str:
     out = []
     for i, c in enumerate(parts):
         g = component_glob(c, parts[i + 1] if i + 1 < len(parts) else None) if c else None
-        if g is None and run_dir and i > 1 and _PIDISH.search(c):
+        if g is None and run_dir and _TEMPNAME.match(c) and _random_looking(c):
+            g = "*"
+        if g is None and run_dir and i == len(parts) - 1 and _PIDISH.search(c):
             g = "*".join(_glob_escape(x) for x in _PIDISH.split(c))
         out.append(g if g is not None else _glob_escape(c))
     return "/".join(out)
@@ -183,7 +189,13 @@ def file_rules(facts: Mapping) -> tuple[dict, list, list]:
         s = shape(p)
         if s != _glob_escape(p):
             groups.setdefault(s, []).append(p)
-    literal = [p for p in rest if shape(p) == _glob_escape(p) and not never_generalized(p)]
+    for s, ps in list(groups.items()):
+        # what is executed stays literal unless two paths of one shape were (a single program in a
+        # pid-named directory is more likely the test harness's than a generated name)
+        if len(ps) == 1 and "exec" in files[ps[0]]["access"]:
+            del groups[s]
+    in_groups = {q for ps in groups.values() for q in ps}
+    literal = [p for p in rest if p not in in_groups and not never_generalized(p)]
     by_digits: dict[str, list[str]] = {}
     for p in literal:
         if _DIGITS.search(os.path.basename(p)):

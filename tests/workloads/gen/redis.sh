@@ -16,6 +16,7 @@ for kv in "$@"; do redis-cli -p $PORT GET "${kv%%=*}"; done
 redis-cli -p $PORT GET counter
 redis-cli -p $PORT SAVE
 redis-cli -p $PORT SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+i=0; while kill -0 $srv 2>/dev/null; do i=$((i+1)); [ $i -lt 100 ] || { echo "redis did not stop"; kill -9 $srv; break; }; sleep 0.05; done
 wait $srv || true
 test -s "$d/dump.rdb" && echo "rdb saved"
 rm -rf "$d"

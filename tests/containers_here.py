@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from leastpriv.container.bundle import base_config
-from leastpriv.container.runc import Runc
+from leastpriv.oci.bundle import base_config
+from leastpriv.oci.runc import Runc
 
 PODMAN_ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
 

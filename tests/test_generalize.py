@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from leastpriv import syscall_groups, syscalls
+from leastpriv.kernel import groups as syscall_groups, syscalls
 from leastpriv.learner import aggregate
 from leastpriv.learner.profile import Profile
 from leastpriv.learner.risks import SYSCALLS as DANGEROUS
@@ -78,7 +78,7 @@ def test_siblings_let_the_other_variant_run_and_exact_does_not(build_c, tmp_path
 # ------------------------------------------------------------------ the runtime base by default
 
 def test_runtime_base_is_in_container_exports_by_default(build_c, tmp_path):
-    from leastpriv.container.runtime_base import runtime_base
+    from leastpriv.policy.runtime_base import runtime_base
 
     path = tmp_path / "t.json"
     learn_profile([str(build_c("lp_int80"))], path)

@@ -205,7 +205,7 @@ def model_notes(model: Any, fmt: str = "oci") -> list[str]:
         notes.append(f"ABIs: {', '.join(model.arches)} only (the workload ran no {'/'.join(left_out)} code): calls "
                      f"through those entry points are denied by the runtime's bad-architecture action")
     if model.runtime not in ("leastpriv",):
-        from ..container.runtime_base import runtime_note
+        from ..policy.runtime_base import runtime_note
         note = runtime_note(model.runtime, fmt)
         if note:
             notes.append(note)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -154,6 +155,13 @@ def globbable_dir(d: str) -> bool:
     return (d.rstrip("/") + "/").startswith(GLOBBABLE)
 
 
+def _device(p: str) -> bool:
+    try:
+        return stat.S_ISCHR(os.stat(p).st_mode) or stat.S_ISBLK(os.stat(p).st_mode)
+    except OSError:
+        return False
+
+
 # temporary directories leastpriv run can replace with a private tmpfs (as systemd's PrivateTmp=)
 PRIVATE_TMP = ("/tmp", "/var/tmp")
 
@@ -232,6 +240,9 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
             plain_reads.append(p)
     if proc:
         grant("/proc", ("read_file", "read_dir"), "per-process /proc files (/proc/<pid> -> /proc)")
+        notes.append("Landlock: /proc/<pid> files were read: reading beneath /proc is granted (Landlock cannot tell "
+                     "the workload's own pid from others'); other processes' memory, environment and fds stay denied "
+                     "by Landlock's ptrace restriction (nothing outside the sandbox can be ptrace-accessed)")
     by_dir: dict[str, list[str]] = {}
     for p in plain_reads:
         by_dir.setdefault(os.path.dirname(p) or "/", []).append(p)
@@ -243,6 +254,11 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
                 grant(p, ("read_file",), "read")
     bound_sockets = {str(e.get("address")) for e in getattr(profile, "facts", {}).get("network", [])
                      if e.get("family") == "AF_UNIX" and e.get("op") == "bind"}
+    # "> /dev/null" opens an existing device with O_CREAT: a write, never a grant to make files in /dev
+    opened = {p for p in create if _device(p) or os.path.dirname(p) in ("/dev", "/proc", "/sys")
+              or p.startswith(("/proc/", "/sys/"))}
+    create -= opened
+    write |= opened
     for p in sorted(create):
         parent = os.path.dirname(p) or "/"
         made = "make_dir" if is_dir(p) else "make_sock" if p in bound_sockets else "make_reg"

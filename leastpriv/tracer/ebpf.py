@@ -415,6 +415,7 @@ class _Session:
         self.archs = _abi_arch()
         self.exe: dict[tuple[int, int], str] = {}
         self.live: set[int] = set()
+        self.launcher: tuple[int, int] | None = None   # (tgid, gen) of the command's child before its exec
         self.unresolved: list[str] = []    # names that are not paths from the task's root (examples)
         self.truncated: list[str] = []     # paths deeper or longer than the kernel's walk (examples)
         self.n_unresolved = 0
@@ -633,11 +634,17 @@ class _Session:
             return
         if kind in (EV_EXEC, EV_EXIT):
             e = ct.cast(data, ct.POINTER(EvBig)).contents
-            self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
             if kind == EV_EXIT:
+                self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
                 self.live.discard(e.tgid)
                 return
             exe = self._path(e, _payload(data, size, EvBig, e.len))
+            if exe and (e.tgid, e.gen) == self.launcher:
+                # the command's execve calls (a failed one of a script without #! included) belong to the
+                # program they started, as under ptrace; the launcher itself never appears
+                self.exe[self.launcher] = exe
+                self.launcher = None
+            self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
             if exe:      # the file the new image maps, resolved by the kernel at the exec
                 b.exec_(exe)
                 self.exe[(e.tgid, e.gen + 1)] = exe
@@ -959,7 +966,13 @@ class EbpfBackend(Backend):
                 os.close(gate_r)
                 if go != b"1":
                     os._exit(125)
-                os.execv(path, list(target.argv))
+                try:
+                    os.execv(path, list(target.argv))
+                except OSError as exc:
+                    if exc.errno != _errno.ENOEXEC:
+                        raise
+                    # like execvp (and the ptrace backend): a file without a known format is a shell script
+                    os.execv("/bin/sh", ["/bin/sh", path] + list(target.argv[1:]))
             except OSError as exc:
                 try:
                     os.write(err_w, str(exc.errno).encode())
@@ -989,6 +1002,7 @@ class EbpfBackend(Backend):
         old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         status = None
         try:
+            sess.launcher = (pid, 0)
             if not sess.track(pid, pending=True, exe=os.path.realpath(path)):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)

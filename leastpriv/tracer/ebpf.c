@@ -82,6 +82,7 @@ static long (*lp_read_user_str)(void *dst, u32 size, const void *src) = (void *)
 #define EV_EXIT 7     // a tracked process ended: its image's bitmap
 #define EV_NEWPROC 8  // cgroup mode: a process seen for the first time
 #define EV_SCRIPT 9   // exec of a script: the name the exec was given, joined to the cwd
+#define EV_EXE 10     // after EV_EXEC: the path of the file the new image maps
 
 #define F_PENDING 1   // gated command child: not recorded until its execve
 
@@ -94,7 +95,8 @@ static long (*lp_read_user_str)(void *dst, u32 size, const void *src) = (void *)
 #define L_OTHER 5     // other-number map full
 #define L_ERRNO 6     // errno map full
 #define L_FDS 7       // an opened fd could not be looked up in the task's fd table
-#define L_NLOST 8
+#define L_WALK 8      // the path walker could not be called
+#define L_NLOST 9
 
 struct proc {
     u32 gen;          // image generation: +1 at every exec
@@ -553,14 +555,17 @@ static __always_inline u32 walk(struct walkbuf *w, u64 vfsmnt, u64 dentry, u64 r
     u32 off = PBUF - 1;
     w->b[PBUF - 1] = 0;
     u64 mnt = vfsmnt - OFF_MOUNT_MNT;
-    int i;
-    for (i = 0; i < MAX_DEPTH; i++) {
-        if (dentry == root_dentry && vfsmnt == root_mnt)
+    u32 ended = 0;   // not the loop counter: kept dead after the loop, states of different depths merge
+    for (int i = 0; i < MAX_DEPTH; i++) {
+        if (dentry == root_dentry && vfsmnt == root_mnt) {
+            ended = 1;
             break;
+        }
         if (dentry == kread(vfsmnt + OFF_VFSMOUNT_ROOT)) {
             u64 up = kread(mnt + OFF_MOUNT_PARENT);
             if (up == mnt || up == 0) {
                 *status |= ST_OUTSIDE;
+                ended = 1;
                 break;
             }
             dentry = kread(mnt + OFF_MOUNT_MOUNTPOINT);
@@ -571,6 +576,7 @@ static __always_inline u32 walk(struct walkbuf *w, u64 vfsmnt, u64 dentry, u64 r
         u64 parent = kread(dentry + OFF_DENTRY_PARENT);
         if (parent == dentry || parent == 0) {
             *status |= ST_OUTSIDE;
+            ended = 1;
             break;
         }
         u32 len = 0;
@@ -578,6 +584,7 @@ static __always_inline u32 walk(struct walkbuf *w, u64 vfsmnt, u64 dentry, u64 r
         u64 name = kread(dentry + OFF_DENTRY_NAME + OFF_QSTR_NAME);
         if (len > NAME_MASK || len + 2 > off) {
             *status |= ST_TRUNC;
+            ended = 1;
             break;
         }
         off -= len;
@@ -590,7 +597,7 @@ static __always_inline u32 walk(struct walkbuf *w, u64 vfsmnt, u64 dentry, u64 r
         OPAQUE(off);
         off &= PBUF - 1;
     }
-    if (i >= MAX_DEPTH)
+    if (!ended)
         *status |= ST_TRUNC;
     if (off == PBUF - 1) {
         off--;
@@ -599,73 +606,27 @@ static __always_inline u32 walk(struct walkbuf *w, u64 vfsmnt, u64 dentry, u64 r
     return off;
 }
 
-// walk (vfsmount, dentry) of a struct path at `pathp` into dst (room: mask + 1 bytes, mask = 2^k - 1);
-// returns the bytes written with the NUL
-static __always_inline u32 path_of(char *dst, struct walkbuf *w, void *task, u64 pathp, u32 *status, u32 mask) {
-    u64 fs = kread((u64)task + OFF_TASK_FS);
-    u64 root_mnt = kread(fs + OFF_FS_ROOT);
-    u64 root_dentry = kread(fs + OFF_FS_ROOT + 8);
-    u32 off = walk(w, kread(pathp), kread(pathp + 8), root_mnt, root_dentry, status);
-    u32 n = PBUF - off;
-    if (n > mask) {
-        *status |= ST_TRUNC;
-        return 0;
-    }
-    OPAQUE(n);
-    bpf_probe_read_kernel(dst, n & mask, &w->b[off & (PBUF - 1)]);
-    return n & mask;
-}
+// What the walker program (lp_walk) is to do: the event in `pevs` has its header filled by the caller;
+// the walker writes the path, sends the event, then does the second job (rename's new name, a script
+// after its interpreter) by tail-calling itself. One walk site for every kind of path keeps the
+// verifier's work (and the start-up) small: it checks the bounded walk once, not once per caller.
+struct job {
+    u64 pathp;        // a struct path to walk (0: none, the name alone)
+    u64 name;         // a name to join to it, or alone when absolute (0: none)
+    u32 name_user;    // the name is in user memory (else kernel memory)
+    u32 dst;          // 0: the path starts buf; ADDR_MAX: after a sockaddr (ST_CWD)
+    u32 keyed;        // once sent, remember `key` in `paths`
+    u32 next_type;    // 0: no second job; else its event type,
+    u64 next_acc;     //   access bits,
+    u64 next_pathp;   //   what to walk
+    u64 next_name;    //   and the name to join
+    struct filekey key;
+};
 
-// a name a call passes: absolute as it is, else joined to its dirfd's path (or the cwd's)
-static __always_inline u32 name_of(char *dst, struct walkbuf *w, void *task, s32 dirfd, u64 name, int user,
-                                   u32 *status) {
-    char first = 0;
-    if (user)
-        lp_read_user(&first, 1, (void *)name);
-    else
-        bpf_probe_read_kernel(&first, 1, (void *)name);
-    u32 pos = 0;
-    *status |= ST_JOIN;
-    if (first != '/') {
-        u64 base = 0;
-        if (dirfd == AT_FDCWD_) {
-            base = kread((u64)task + OFF_TASK_FS) + OFF_FS_PWD;
-        } else {
-            u64 file = fd_file(task, dirfd);
-            if (!file) {
-                *status |= ST_OUTSIDE;   // not a directory fd of this task: no base to join to
-                return 0;
-            }
-            base = file + OFF_FILE_PATH;
-        }
-        u32 n = path_of(dst, w, task, base, status, PBUF - 1);
-        if (n == 0)
-            return 0;
-        pos = n - 1;                     // at the NUL
-        if (pos != 1) {                  // "/" + name, not "//" + name
-            dst[pos & (PBUF - 1)] = '/';
-            pos++;
-        }
-        if (pos >= PBUF / 2) {
-            *status |= ST_TRUNC;
-            return pos & (PBUF - 1);
-        }
-    }
-    OPAQUE(pos);
-    long r;
-    if (user)
-        r = lp_read_user_str(&dst[pos & (PBUF / 2 - 1)], PBUF / 2, (void *)name);
-    else
-        r = bpf_probe_read_kernel_str(&dst[pos & (PBUF / 2 - 1)], PBUF / 2, (void *)name);
-    if (r <= 0)
-        return 0;
-    if (r >= PBUF / 2)
-        *status |= ST_TRUNC;
-    return (pos + (u32)r) & (PBUF - 1);
-}
+BPF_PERCPU_ARRAY(jobs, struct job, 1);
+BPF_PROG_ARRAY(walkers, 1);
 
-static __always_inline struct ev_path *path_event(u32 type, u32 tgid, u32 tid, struct proc *p, u32 abi, s32 nr,
-                                                  s64 ret) {
+static __always_inline struct ev_path *path_event(u32 type, u32 tgid, u32 tid, u32 gen, u32 abi, s32 nr, s64 ret) {
     int zero = 0;
     struct ev_path *e = pevs.lookup(&zero);
     if (!e)
@@ -675,7 +636,7 @@ static __always_inline struct ev_path *path_event(u32 type, u32 tgid, u32 tid, s
     e->tid = tid;
     e->abi = abi;
     e->nr = nr;
-    e->gen = p->gen;
+    e->gen = gen;
     e->status = 0;
     e->len = 0;
     e->acc = 0;
@@ -684,6 +645,29 @@ static __always_inline struct ev_path *path_event(u32 type, u32 tgid, u32 tid, s
     e->sock.pad = 0;
     fill_comm(e->comm);
     return e;
+}
+
+static __always_inline struct job *new_job(void) {
+    int zero = 0;
+    struct job *j = jobs.lookup(&zero);
+    if (j)
+        __builtin_memset(j, 0, sizeof(*j));
+    return j;
+}
+
+// the path (struct path *) a name is relative to: its dirfd's, or the cwd's; 0 for an absolute name
+static __always_inline u64 base_of(void *task, s32 dirfd, u64 name, int user) {
+    char first = 0;
+    if (user)
+        lp_read_user(&first, 1, (void *)name);
+    else
+        bpf_probe_read_kernel(&first, 1, (void *)name);
+    if (first == '/')
+        return 0;
+    if (dirfd == AT_FDCWD_)
+        return kread((u64)task + OFF_TASK_FS) + OFF_FS_PWD;
+    u64 file = fd_file(task, dirfd);
+    return file ? file + OFF_FILE_PATH : 1;   // 1: not a file of this task (no base to join to)
 }
 
 static __always_inline int send_path(struct ev_path *e) {
@@ -697,9 +681,85 @@ static __always_inline int send_path(struct ev_path *e) {
     return 0;
 }
 
+static __always_inline void walk_later(void *ctx) {
+    walkers.call(ctx, 0);
+    count_lost(L_WALK);   // the tail call did not happen (only if the walker is not loaded)
+}
+
+int lp_walk(struct bpf_raw_tracepoint_args *ctx) {
+    int zero = 0;
+    struct job *j = jobs.lookup(&zero);
+    struct ev_path *e = pevs.lookup(&zero);
+    struct walkbuf *w = walkbufs.lookup(&zero);
+    if (!j || !e || !w)
+        return 0;
+    void *task = (void *)bpf_get_current_task();
+    u32 pos = 0;       // bytes of buf written, without a NUL
+    if (j->pathp == 1) {
+        e->status |= ST_OUTSIDE;
+    } else if (j->pathp) {
+        u64 fs = kread((u64)task + OFF_TASK_FS);
+        u32 off = walk(w, kread(j->pathp), kread(j->pathp + 8), kread(fs + OFF_FS_ROOT), kread(fs + OFF_FS_ROOT + 8),
+                       &e->status);
+        u32 n = PBUF - 1 - off;   // the path's length
+        if (j->dst) {
+            if (n >= PBUF / 2) {
+                e->status |= ST_TRUNC;
+            } else {
+                OPAQUE(n);
+                bpf_probe_read_kernel(&e->buf[ADDR_MAX], (n + 1) & (PBUF / 2 - 1), &w->b[off & (PBUF - 1)]);
+                pos = n;
+            }
+        } else {
+            OPAQUE(n);
+            bpf_probe_read_kernel(e->buf, (n + 1) & (PBUF - 1), &w->b[off & (PBUF - 1)]);
+            pos = n;
+        }
+    }
+    if (j->name && !(e->status & (ST_OUTSIDE | ST_TRUNC))) {
+        e->status |= ST_JOIN;
+        if (pos > 1) {     // "/" + name, not "//" + name
+            e->buf[pos & (PBUF - 1)] = '/';
+            pos++;
+        }
+        if (pos >= PBUF / 2) {
+            e->status |= ST_TRUNC;
+        } else {
+            OPAQUE(pos);
+            long r;
+            if (j->name_user)
+                r = lp_read_user_str(&e->buf[pos & (PBUF / 2 - 1)], PBUF / 2, (void *)j->name);
+            else
+                r = bpf_probe_read_kernel_str(&e->buf[pos & (PBUF / 2 - 1)], PBUF / 2, (void *)j->name);
+            if (r >= PBUF / 2)
+                e->status |= ST_TRUNC;
+            if (r > 0)
+                pos += (u32)r - 1;
+        }
+    }
+    e->len = j->dst ? ADDR_MAX + pos + 1 : pos + 1;
+    if (send_path(e) == 0 && j->keyed) {   // (not remembered when dropped: a repeat may still get through)
+        u8 one = 1;
+        paths.update(&j->key, &one);   // a full map only means repeats reach userspace
+    }
+    if (!j->next_type)
+        return 0;
+    e->type = j->next_type;
+    e->acc = j->next_acc;
+    e->status = 0;
+    e->len = 0;
+    j->pathp = j->next_pathp;
+    j->name = j->next_name;
+    j->dst = 0;
+    j->keyed = 0;
+    j->next_type = 0;
+    walk_later(ctx);
+    return 0;
+}
+
 // an open that returned fd `ret`: the opened file's path and access, once per (file, access)
-static __always_inline void open_fact(REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid, u32 tid,
-                                      u32 abi, s32 nr, s64 ret) {
+static __always_inline void open_fact(void *ctx, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
+                                      u32 tid, u32 abi, s32 nr, s64 ret) {
     u64 flags = CREAT_FLAGS;
     if (sp->kind == K_OPENAT2) {
         u64 how = reg_arg(regs, abi, sp->fidx > 5 ? 5 : sp->fidx);
@@ -714,54 +774,56 @@ static __always_inline void open_fact(REGS *regs, void *task, struct spec *sp, s
     }
     u32 fmode = 0;
     bpf_probe_read_kernel(&fmode, 4, (void *)(file + OFF_FILE_MODE));
-    struct filekey k = {};
-    k.mnt = kread(file + OFF_FILE_PATH);
-    k.dentry = kread(file + OFF_FILE_PATH + 8);
-    k.parent = kread(k.dentry + OFF_DENTRY_PARENT);
-    k.hash_len = kread(k.dentry + OFF_DENTRY_NAME);
-    k.acc = OPEN_ACC(flags & 3) | ((fmode & FMODE_CREATED_) ? ACC_CREATE : 0);
-    if (paths.lookup(&k))
+    struct job *j = new_job();
+    if (!j)
         return;
-    int zero = 0;
-    struct walkbuf *w = walkbufs.lookup(&zero);
-    struct ev_path *e = path_event(EV_PATH, tgid, tid, p, abi, nr, ret);
-    if (!w || !e)
+    struct filekey *k = &j->key;
+    k->mnt = kread(file + OFF_FILE_PATH);
+    k->dentry = kread(file + OFF_FILE_PATH + 8);
+    k->parent = kread(k->dentry + OFF_DENTRY_PARENT);
+    k->hash_len = kread(k->dentry + OFF_DENTRY_NAME);
+    k->acc = OPEN_ACC(flags & 3) | ((fmode & FMODE_CREATED_) ? ACC_CREATE : 0);
+    if (paths.lookup(k))
         return;
-    e->acc = k.acc;
-    e->len = path_of(e->buf, w, task, file + OFF_FILE_PATH, &e->status, PBUF - 1);
-    if (send_path(e) == 0) {
-        u8 one = 1;
-        paths.update(&k, &one);   // a full map only means repeats reach userspace
-    }
+    struct ev_path *e = path_event(EV_PATH, tgid, tid, p->gen, abi, nr, ret);
+    if (!e)
+        return;
+    e->acc = k->acc;
+    j->pathp = file + OFF_FILE_PATH;
+    j->keyed = 1;
+    walk_later(ctx);
 }
 
 // a call that names paths without opening them (mkdir, unlink, rename, ...): each named path
-static __always_inline void name_facts(REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid, u32 tid,
-                                       u32 abi, s32 nr, s64 ret) {
-    int zero = 0;
-    struct walkbuf *w = walkbufs.lookup(&zero);
-    if (!w)
+static __always_inline void name_facts(void *ctx, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
+                                       u32 tid, u32 abi, s32 nr, s64 ret) {
+    if (sp->pidx[0] == NO_ARG)
         return;
-    #pragma unroll
-    for (int k = 0; k < 2; k++) {
-        u8 pi = sp->pidx[k];
-        if (pi == NO_ARG)
-            continue;
-        struct ev_path *e = path_event(EV_PATH, tgid, tid, p, abi, nr, ret);
-        if (!e)
-            return;
-        u8 di = sp->didx[k];
-        s32 dirfd = di == NO_ARG ? AT_FDCWD_ : (s32)reg_arg(regs, abi, di > 5 ? 5 : di);
-        e->acc = sp->acc[k];
-        e->len = name_of(e->buf, w, task, dirfd, reg_arg(regs, abi, pi > 5 ? 5 : pi), 1, &e->status);
-        send_path(e);
+    struct job *j = new_job();
+    struct ev_path *e = path_event(EV_PATH, tgid, tid, p->gen, abi, nr, ret);
+    if (!j || !e)
+        return;
+    u8 pi = sp->pidx[0], di = sp->didx[0];
+    j->name = reg_arg(regs, abi, pi > 5 ? 5 : pi);
+    j->name_user = 1;
+    j->pathp = base_of(task, di == NO_ARG ? AT_FDCWD_ : (s32)reg_arg(regs, abi, di > 5 ? 5 : di), j->name, 1);
+    e->acc = sp->acc[0];
+    pi = sp->pidx[1];
+    di = sp->didx[1];
+    if (pi != NO_ARG) {
+        j->next_type = EV_PATH;
+        j->next_acc = sp->acc[1];
+        j->next_name = reg_arg(regs, abi, pi > 5 ? 5 : pi);
+        j->next_pathp = base_of(task, di == NO_ARG ? AT_FDCWD_ : (s32)reg_arg(regs, abi, di > 5 ? 5 : di),
+                                j->next_name, 1);
     }
+    walk_later(ctx);
 }
 
 // bind/connect (attempted: a failed connect is a need too); a relative unix path gets the cwd
-static __always_inline void addr_fact(REGS *regs, void *task, struct proc *p, u32 tgid, u32 tid, u32 abi, s32 nr,
-                                      s64 ret) {
-    struct ev_path *e = path_event(EV_ADDR, tgid, tid, p, abi, nr, ret);
+static __always_inline void addr_fact(void *ctx, REGS *regs, void *task, struct proc *p, u32 tgid, u32 tid, u32 abi,
+                                      s32 nr, s64 ret) {
+    struct ev_path *e = path_event(EV_ADDR, tgid, tid, p->gen, abi, nr, ret);
     if (!e)
         return;
     s32 fd = (s32)reg_arg(regs, abi, 0);
@@ -778,13 +840,13 @@ static __always_inline void addr_fact(REGS *regs, void *task, struct proc *p, u3
         e->sock = *si;
     e->len = ADDR_MAX;
     if (e->buf[0] == 1 && e->buf[1] == 0 && e->buf[2] != 0 && e->buf[2] != '/') {   // AF_UNIX, relative path
-        int zero = 0;
-        struct walkbuf *w = walkbufs.lookup(&zero);
-        if (w) {
-            u64 pwd = kread((u64)task + OFF_TASK_FS) + OFF_FS_PWD;
-            u32 n = path_of(&e->buf[ADDR_MAX], w, task, pwd, &e->status, PBUF / 2 - 1);
-            e->status |= ST_CWD;
-            e->len = ADDR_MAX + n;
+        struct job *j = new_job();
+        if (j) {
+            e->status = ST_CWD;
+            j->pathp = kread((u64)task + OFF_TASK_FS) + OFF_FS_PWD;
+            j->dst = ADDR_MAX;
+            walk_later(ctx);
+            return;
         }
     }
     send_path(e);
@@ -858,15 +920,15 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     // touched cannot be read from BPF)
     u8 kind = sp->kind;
     if (kind == K_BIND || kind == K_CONNECT) {
-        addr_fact(regs, task, p, tgid, tid, abi, (s32)nr, ret);
+        addr_fact(ctx, regs, task, p, tgid, tid, abi, (s32)nr, ret);
         return 0;
     }
     if (failed)
         return 0;   // a failed open or path call touched nothing (both backends)
     if (kind == K_OPEN || kind == K_CREAT || kind == K_OPENAT2) {
-        open_fact(regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
+        open_fact(ctx, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
     } else if (kind == K_PATHOP) {
-        name_facts(regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
+        name_facts(ctx, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
     } else if (kind == K_SOCKET) {
         struct sockkey sk = {.tgid = tgid, .fd = (s32)ret};
         struct sockinfo si = {.domain = (u32)reg_arg(regs, abi, 0), .type = (u32)reg_arg(regs, abi, 1),
@@ -917,46 +979,47 @@ RAW_TRACEPOINT_PROBE(sched_process_exec) {
         return 0;
     int zero = 0;
     struct ev_big *e = bevs.lookup(&zero);
-    struct walkbuf *w = walkbufs.lookup(&zero);
-    if (!e || !w)
+    if (!e)
         return 0;
     void *task = (void *)bpf_get_current_task();
     u64 bprm = ctx->args[2];
+    u32 gen = p->gen;
     e->type = EV_EXEC;
     e->tgid = tgid;
     e->tid = (u32)pid_tgid;
     e->abi = 0;
     e->nr = (s32)ctx->args[1];
-    e->gen = p->gen;
+    e->gen = gen;
     e->status = 0;
+    e->len = 0;
     e->acc = 0;
     e->ret = 0;
     e->sock.domain = e->sock.type = e->sock.protocol = e->sock.pad = 0;
     fill_comm(e->comm);
     __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
-    // the executable is the file the new image maps (mm->exe_file), never a name looked up later
-    u64 exe = kread(kread((u64)task + OFF_TASK_MM) + OFF_MM_EXE_FILE);
-    e->len = exe ? path_of(e->buf, w, task, exe + OFF_FILE_PATH, &e->status, PBUF - 1) : 0;
-    u32 size = EV_BIG_HDR + (e->len & (PBUF - 1));
-    if (size > sizeof(struct ev_big))
-        size = sizeof(struct ev_big);
-    if (events.ringbuf_output(e, size, BPF_RB_NO_WAKEUP) != 0) {
+    if (events.ringbuf_output(e, EV_BIG_HDR, BPF_RB_NO_WAKEUP) != 0) {
         count_lost(L_RINGBUF);
         return 0;   // without the event the old image's syscalls stay in the bitmap and count for the new one
     }
     // the new image starts with an empty bitmap (its own attribution)
     __builtin_memset(p->seen, 0, sizeof(p->seen));
     p->gen++;
-    // a script (binfmt_script/misc changed bprm->interp): the kernel ran its interpreter (exe above);
-    // the script itself is the name the exec was given, joined to the cwd (its file is closed by now)
+    // the executable is the file the new image maps (mm->exe_file), never a name looked up later (EV_EXE);
+    // a script (binfmt_script/misc changed bprm->interp): the kernel ran its interpreter (the exe); the
+    // script is the name the exec was given, joined to the cwd (its file is closed by now) (EV_SCRIPT)
+    struct job *j = new_job();
+    struct ev_path *x = path_event(EV_EXE, tgid, (u32)pid_tgid, gen, 0, 0, 0);
+    if (!j || !x)
+        return 0;
+    u64 exe = kread(kread((u64)task + OFF_TASK_MM) + OFF_MM_EXE_FILE);
+    j->pathp = exe ? exe + OFF_FILE_PATH : 1;
     u64 filename = kread(bprm + OFF_BPRM_FILENAME);
     if (filename && filename != kread(bprm + OFF_BPRM_INTERP)) {
-        struct ev_path *s = path_event(EV_SCRIPT, tgid, (u32)pid_tgid, p, 0, 0, 0);
-        if (s) {
-            s->len = name_of(s->buf, w, task, AT_FDCWD_, filename, 0, &s->status);
-            send_path(s);
-        }
+        j->next_type = EV_SCRIPT;
+        j->next_name = filename;
+        j->next_pathp = base_of(task, AT_FDCWD_, filename, 0);
     }
+    walk_later(ctx);
     return 0;
 }
 

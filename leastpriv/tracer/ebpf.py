@@ -65,7 +65,7 @@ MAX_PATHS = 32768
 POLL_MS = 25                # userspace reads the ring buffer this often
 RB_PAGES = int(os.environ.get("LEASTPRIV_EBPF_RB_PAGES", "2048"))   # 8 MiB ring buffer (~24000 path events)
 
-EV_SYSCALL, EV_ARGS, EV_PATH, EV_ADDR, EV_EXEC, EV_FORK, EV_EXIT, EV_NEWPROC, EV_SCRIPT = range(1, 10)
+EV_SYSCALL, EV_ARGS, EV_PATH, EV_ADDR, EV_EXEC, EV_FORK, EV_EXIT, EV_NEWPROC, EV_SCRIPT, EV_EXE = range(1, 11)
 ST_TRUNC, ST_OUTSIDE, ST_JOIN, ST_CWD = 1, 2, 4, 8      # path status bits (ebpf.c)
 ADDR_MAX = 128
 NO_ARG = 255
@@ -74,7 +74,8 @@ NO_ARG = 255
 FMODE_CREATED = 0x100000
 LOST_NAMES = ("ring buffer full", "process table full", "argument map full", "capability map full",
               "in-flight map full (a path or address was not captured)", "syscall-number map full",
-              "errno map full", "an opened fd was not in the task's fd table (a path was not captured)")
+              "errno map full", "an opened fd was not in the task's fd table (a path was not captured)",
+              "the path walker could not be called (a path was not captured)")
 
 # --- the audited / no-audit rule (see the module docstring and README) -----
 # Frames that are the capability machinery itself, skipped to find who asked.
@@ -416,6 +417,7 @@ class _Session:
         self.exe: dict[tuple[int, int], str] = {}
         self.live: set[int] = set()
         self.launcher: tuple[int, int] | None = None   # (tgid, gen) of the command's child before its exec
+        self.pending_exec: dict[int, tuple] = {}       # tgid -> (gen, bitmap, comm) of an image that exec'd
         self.unresolved: list[str] = []    # names that are not paths from the task's root (examples)
         self.truncated: list[str] = []     # paths deeper or longer than the kernel's walk (examples)
         self.n_unresolved = 0
@@ -487,6 +489,10 @@ class _Session:
                 self.bpf.attach_kretprobe(event=b"cap_capable", fn_name=b"lp_cap_return")
             except Exception as exc:
                 builder.note(f"capability checks not recorded: cannot attach kprobes to cap_capable ({exc})")
+        # the path walker, tail-called by the programs that send paths (ebpf.c: lp_walk)
+        walker = self.bpf.load_func(b"lp_walk", BPF.RAW_TRACEPOINT)
+        walkers = self.bpf[b"walkers"]
+        walkers[ct.c_int(0)] = ct.c_int(walker.fd)
         self.compile_seconds = time.monotonic() - t0
         EbpfBackend.last_startup = self.compile_seconds
         if options.progress:
@@ -591,6 +597,11 @@ class _Session:
                 if arch:
                     self.builder.attribute(exe, arch, syscalls.name(arch, nr))
 
+    def _flush_exec(self, tgid: int) -> None:
+        got = self.pending_exec.pop(tgid, None)
+        if got is not None:
+            self._attribute_bitmap(tgid, got[0], got[1], got[2])
+
     def _path(self, e, raw: bytes) -> str | None:
         """A path the kernel resolved (as the task sees it), or None when it is not one (counted)."""
         path = _text(raw)
@@ -638,16 +649,20 @@ class _Session:
                 self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
                 self.live.discard(e.tgid)
                 return
-            exe = self._path(e, _payload(data, size, EvBig, e.len))
-            if exe and (e.tgid, e.gen) == self.launcher:
-                # the command's execve calls (a failed one of a script without #! included) belong to the
-                # program they started, as under ptrace; the launcher itself never appears
-                self.exe[self.launcher] = exe
-                self.launcher = None
-            self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
+            # the old image's syscalls: attributed when the new image's path follows (EV_EXE), so that the
+            # command's own execve calls go to the program they started (as under ptrace)
+            self._flush_exec(e.tgid)
+            self.pending_exec[e.tgid] = (e.gen, list(e.seen), bytes(e.comm))
+            return
+        if kind == EV_EXE:
+            e = ct.cast(data, ct.POINTER(EvPath)).contents
+            exe = self._path(e, _payload(data, size, EvPath, e.len))
             if exe:      # the file the new image maps, resolved by the kernel at the exec
-                b.exec_(exe)
+                if (e.tgid, e.gen) == self.launcher:
+                    self.exe[self.launcher] = exe      # the launcher itself never appears
                 self.exe[(e.tgid, e.gen + 1)] = exe
+                b.exec_(exe)
+            self._flush_exec(e.tgid)
             return
         e = ct.cast(data, ct.POINTER(EvPath)).contents
         raw = _payload(data, size, EvPath, e.len)
@@ -691,6 +706,8 @@ class _Session:
 
     def collect(self) -> None:
         b = self.builder
+        for tgid in list(self.pending_exec):   # an exec whose path event was lost
+            self._flush_exec(tgid)
         counts, results = self.bpf[b"counts"], self.bpf[b"results"]
         for abi, arch in self.archs.items():
             for nr in range(SLOTS):

@@ -139,12 +139,28 @@ static void m_forkexec(void) {
     must(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child");
 }
 
+// the ground-truth program: dirfds, chdir, symlinks and .., and an exit right after the last open
+// (nothing is left to ask /proc about afterwards)
+static void m_exitnow(void) {
+    int d = open("d", O_RDONLY | O_DIRECTORY);
+    must(d >= 0, "d");
+    must(chdir("link") == 0, "chdir link");          // -> d/sub
+    rd(AT_FDCWD, "f2");
+    rd(AT_FDCWD, "../f1");                           // .. of d/sub: d
+    rd(d, "sub/../a");
+    must(fchdir(d) == 0, "fchdir d");
+    int fd = openat(AT_FDCWD, "../flink", O_RDONLY);  // flink -> d/f1, from d: ../flink
+    must(fd >= 0, "../flink");
+    _exit(0);
+}
+
 int main(int argc, char **argv) {
     static const struct {
         const char *name;
         void (*fn)(void);
     } modes[] = {{"dirfd", m_dirfd}, {"chdir", m_chdir}, {"links", m_links}, {"creat", m_creat},
-                 {"names", m_names}, {"failed", m_failed}, {"threads", m_threads}, {"forkexec", m_forkexec}};
+                 {"names", m_names}, {"failed", m_failed}, {"threads", m_threads}, {"forkexec", m_forkexec},
+                 {"exitnow", m_exitnow}};
     if (argc != 2) {
         fprintf(stderr, "usage: parity MODE\n");
         return 2;

@@ -418,6 +418,10 @@ class _Session:
         self.live: set[int] = set()
         self.launcher: tuple[int, int] | None = None   # (tgid, gen) of the command's child before its exec
         self.pending_exec: dict[int, tuple] = {}       # tgid -> (gen, bitmap, comm) of an image that exec'd
+        # paths and addresses of these tasks (by comm) are not the workload's: a container runtime's init
+        # before it execs the workload (its syscalls are removed by attribution, see tracer/container.py)
+        self.ignore_comms = frozenset(c.encode() if isinstance(c, str) else c
+                                      for c in options.extra.get("ignore_comms", ()))
         self.unresolved: list[str] = []    # names that are not paths from the task's root (examples)
         self.truncated: list[str] = []     # paths deeper or longer than the kernel's walk (examples)
         self.n_unresolved = 0
@@ -665,6 +669,8 @@ class _Session:
             self._flush_exec(e.tgid)
             return
         e = ct.cast(data, ct.POINTER(EvPath)).contents
+        if e.comm in self.ignore_comms:
+            return
         raw = _payload(data, size, EvPath, e.len)
         if kind == EV_PATH:
             path = self._path(e, raw)

@@ -176,12 +176,20 @@ def network_rules(facts: Mapping[str, Any]) -> list[str]:
 
 
 def attachment(profile: Any) -> str | None:
-    """The workload's executable (realpath), when the profile knows it."""
+    """The workload's executable (realpath), when the profile knows it.
+
+    A container's command names a path inside its image: it is never looked up on this machine; the
+    executable the kernel ran is the one exec the run recorded (e.g. /bin/sh -> /bin/busybox).
+    """
+    execs = profile.rules.get("files", {}).get("exec", [])
     for run in getattr(profile, "runs", ()):
         cmd = run.get("command") or []
+        if str(run.get("target", "")).startswith(("image:", "bundle:")):
+            named = [e for e in execs if cmd and os.path.basename(e) == os.path.basename(cmd[0])]
+            return (named or execs)[0] if len(named or execs) == 1 else None
         if cmd and cmd[0].startswith("/"):
             return os.path.realpath(cmd[0])
-        for e in profile.rules.get("files", {}).get("exec", []):
+        for e in execs:
             if cmd and os.path.basename(e) == os.path.basename(cmd[0]):
                 return os.path.realpath(e)
     return None

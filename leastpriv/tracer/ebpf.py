@@ -834,7 +834,7 @@ class _Session:
             pass
 
 
-def _endpoint(op: str, raw: bytes, sock: SockInfo, cwd: str) -> Endpoint | None:
+def _endpoint(op: str, raw: bytes, sock: SockInfo, cwd: str = "") -> Endpoint | None:
     return endpoint(op, raw, None if sock.type == 0xFFFFFFFF else sock.type, sock.protocol, cwd)
 
 

@@ -705,7 +705,9 @@ def reach(profile_path, exes, dlopens, fmt, output):
         from .learner.diff import as_profile
         prof = as_profile(load_profile_or_recording(profile_path))
         facts, runs = prof.facts, prof.runs
-    cov = coverage(facts, runs)
+    from .ui.console import live_status
+    with live_status("static reachability (first time per build-id: seconds)"):
+        cov = coverage(facts, runs)
     if exes and all(e.reach is None for e in cov.executables):
         raise UserError("; ".join(e.error for e in cov.executables))
     if fmt == "json":

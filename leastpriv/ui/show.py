@@ -141,8 +141,11 @@ def render(profile: Profile, path: str) -> None:
                   "something that should not be there):[/] " + ", ".join(rare).replace("[", "\\["))
     if profile.facts.get("executables"):
         from ..reach.coverage import review_section
+        from .console import live_status
         from .reach import render_section
-        render_section(review_section(profile.facts, profile.runs))
+        with live_status("static reachability of the executables (first time per build-id: seconds)"):
+            sec = review_section(profile.facts, profile.runs)
+        render_section(sec)
     out.print("[dim]A trace proves what ran, not what never will. Facts marked * appeared in only some runs; "
               "capabilities marked inferred were deduced from syscalls, not seen as kernel checks.[/]")
 

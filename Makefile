@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: install system venv test bench bench-reach tables clean
+.PHONY: install system venv test bench bench-reach eval tables clean
 
 install: system venv
 
@@ -29,6 +29,10 @@ bench:
 # static reachability: cold/cached analysis time and peak memory per program (bench/reach.py)
 bench-reach:
 	$(VPY) bench/reach.py
+
+# how minimal the exported allowlists are, per real program, next to Docker's default (not a test)
+eval:
+	$(VPY) bench/eval_minimality.py
 
 # regenerate committed data tables from their sources
 tables:

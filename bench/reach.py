@@ -31,9 +31,12 @@ import json, resource, sys, time
 from leastpriv.reach.coverage import coverage, to_json
 facts = json.load(open(sys.argv[1]))
 t = time.monotonic()
+r0 = resource.getrusage(resource.RUSAGE_SELF)
 cov = coverage(facts)
 dt = time.monotonic() - t
-print(json.dumps({"seconds": dt, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+print(json.dumps({"seconds": dt, "cpu": cpu, "maxrss_mb": r1.ru_maxrss / 1024,
                   "report": to_json(cov)}))
 """
 
@@ -144,8 +147,8 @@ def main() -> int:
     ap.add_argument("--only", default=None)
     args = ap.parse_args()
     print("\n## static reachability (leastpriv reach): cold = empty cache, cached = build-id cache\n")
-    head = ["program", "traced", "reachable", "unknown sites", "dangerous reachable", "cold s", "cached s",
-            "peak MB", "missed"]
+    head = ["program", "traced", "reachable", "unknown sites", "dangerous reachable", "cold s (CPU s)",
+            "cached s (CPU s)", "peak MB", "missed"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     with tempfile.TemporaryDirectory(prefix="lp-bench-reach-") as tmp:
@@ -177,12 +180,13 @@ def main() -> int:
             e = cold["report"]["executables"][0]
             traced = len(e["seen"])
             print(f"| {name} | {traced} | {len(e['reachable'] or [])} | {e['unknown_sites']} | "
-                  f"{', '.join(e['dangerous_reachable'] or []) or 'none'} | {cold['seconds']:.2f} | "
-                  f"{warm['seconds']:.2f} | {max(cold['maxrss_mb'], warm['maxrss_mb']):.0f} | "
+                  f"{', '.join(e['dangerous_reachable'] or []) or 'none'} | {cold['seconds']:.2f} ({cold['cpu']:.2f}) | "
+                  f"{warm['seconds']:.2f} ({warm['cpu']:.2f}) | {max(cold['maxrss_mb'], warm['maxrss_mb']):.0f} | "
                   f"{len(cold['report']['missed'])} |", flush=True)
     print("\ncold: every object of the process analysed from scratch (glibc, ld.so, libraries, vDSO);"
           " cached: the whole-program result and the per-build-id summaries read from the cache (after checking"
-          " every object's build-id); times exclude Python start-up. Load average during the run: "
+          " every object's build-id); times exclude Python start-up; wall time, and in parentheses the CPU time of the "
+          "analysing process (what it costs on an idle machine). Load average during the run: "
           + " ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs.")
     return 0
 

@@ -88,7 +88,8 @@ def export(profile: Profile, fmt: str, options: ExportOptions) -> ExportResult:
     handed finished to the exporter, a pure function of it. A file the export replaces (oci --bundle) is
     written here, atomically."""
     exporter = exporters.get(fmt)
-    profile, notes = retarget(profile, args=options.args, style=options.style, arch=options.arch)
+    profile, notes = retarget(profile, args=options.args, style=options.style, arch=options.arch,
+                              exact=options.exact)
     result = exporter.export(profile, options)
     if result.target:
         write_atomic(result.target, result.text)

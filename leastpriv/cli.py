@@ -321,9 +321,13 @@ EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod
 @click.option("--arch", default=None, metavar="ARCH",
               help="Target architecture (x86_64, aarch64, ...): the profile is translated to it.")
 @click.option("--complain", is_flag=True, help="Staging: log instead of deny (SCMP_ACT_LOG, AppArmor complain).")
+@click.option("--exact", is_flag=True,
+              help="Only the syscalls traced: leave out the harmless siblings (fdatasync next to fsync, ppoll next "
+                   "to poll, ...) added by default.")
 @click.option("--runtime", default=None, metavar="NAME",
               help="Also allow what this OCI runtime does after installing the filter (none, runc, crun; "
-                   "default: runc for profiles learned from a container, else none).")
+                   "default: runc for oci, docker, k8s-seccompprofile and k8s-pod, else none; docker and "
+                   "k8s-seccompprofile get the base that works without no-new-privileges).")
 @click.option("--bundle", type=click.Path(file_okay=False, exists=True), default=None,
               help="oci: update this bundle's config.json in place (atomically).")
 @click.option("--name", default="", help="Name of the exported object (SPO profile, AppArmor profile).")
@@ -334,7 +338,7 @@ EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod
 @click.option("--selinux-policy", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="selinux: the policy whose file labels and port types to use (default: this host's, "
                    "/etc/selinux/<SELINUXTYPE>).")
-def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime, bundle, name, container,
+def export(profile_path, fmt, output, args_mode, style, arch, complain, exact, runtime, bundle, name, container,
            manifest, namespace, selinux_policy):
     """Write a profile in a format that enforces it.
 
@@ -357,9 +361,9 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, runtime,
     from .ui.output import write_output
 
     profile = Profile.load(profile_path)
-    runtime = export_runtime(profile, runtime)   # runc default for containers; runc's base depends on noNewPrivileges
+    runtime = export_runtime(profile, runtime, fmt)   # runc's base by default for container formats
     options = base.ExportOptions(complain=complain, arch=arch, runtime=runtime, args=args_mode, style=style,
-                                 name=name, container=container, manifest=manifest, bundle=bundle,
+                                 exact=exact, name=name, container=container, manifest=manifest, bundle=bundle,
                                  namespace=namespace, extra={"profile_path": profile_path, "selinux_policy": selinux_policy})
     result = app.export(profile, fmt, options)
     for note in result.notes:
@@ -485,14 +489,20 @@ def _trace(chosen, target, **options):
 @click.option("--full-trace", is_flag=True,
               help="With -- CMD: stop at every call (counts everything) instead of the fast gate, which lets "
                    "the kernel allow the calls the baseline already explains.")
+@click.option("--strict", is_flag=True,
+              help="Fail on any new fact, also one the policy already allows (a harmless sibling, a path "
+                   "matching a pattern).")
 @click.argument("new", nargs=-1, type=click.UNPROCESSED, metavar="NEW | -- CMD...")
-def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, new, full_trace=False):
+def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, new, full_trace=False, strict=False):
     """Fail (exit 1) when the workload uses more than its baseline profile.
 
     NEW is a profile or a recording; with -- CMD the command is traced first
     (like learn) and then compared. Exit 0: nothing grew; 1: something grew
     (syscall, argument value, capability, path, executable, network endpoint,
-    socket family); 2: error. Growth in a dangerous syscall or capability is
+    socket family) that the profile's policy would deny; 2: error. New facts
+    the policy already allows (a harmless sibling, a new temporary name that
+    matches a path pattern, a path beneath an owned directory) are listed and
+    exit 0; --strict fails on them too. Growth in a dangerous syscall or capability is
     called out. With -- CMD the workload's own output goes to stdout as well:
     write machine formats with --output.
 
@@ -542,7 +552,7 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
             newp = load_profile_or_recording(args[0])
             known = None
         result = do_check(base, newp, kinds=[k.strip() for k in only.split(",") if k.strip()],
-                          ignore_paths=ignore_paths, unobserved=known)
+                          ignore_paths=ignore_paths, unobserved=known, strict=strict)
     except UserError as exc:
         console.error(str(exc))
         sys.exit(2)   # check's contract: 0 nothing grew, 1 grew, 2 anything else (CI must not read it as growth)
@@ -701,7 +711,9 @@ def reach(profile_path, exes, dlopens, fmt, output):
     else:
         prof = as_profile(load_profile_or_recording(profile_path))
         facts, runs = prof.facts, prof.runs
-    cov = coverage(facts, runs)
+    from .ui.console import live_status
+    with live_status("static reachability (first time per build-id: seconds)"):
+        cov = coverage(facts, runs)
     if exes and all(e.reach is None for e in cov.executables):
         raise UserError("; ".join(e.error for e in cov.executables))
     if fmt == "json":

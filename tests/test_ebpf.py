@@ -254,6 +254,14 @@ def test_command_mode_sees_nothing_of_other_processes(build_c, tmp_path):
 # ------------------------------------------------------------ a command behaves as untraced
 
 
+def _child_comms(pid: int) -> bytes:
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return b" ".join(Path(f"/proc/{k}/comm").read_bytes() for k in kids)
+    except OSError:
+        return b""
+
+
 def test_exit_status_not_found_and_sigint(tmp_path):
     proc, rec, _ = learn(tmp_path, "--", "sh", "-c", "exit 7")
     assert proc.returncode == 7 and rec.exit_status == 7 and rec.complete
@@ -263,7 +271,10 @@ def test_exit_status_not_found_and_sigint(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--backend", "ebpf", "-o",
                           str(tmp_path / "int.lp.json"), "--save-recording", str(rec_path), "--", "sleep", "30"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    deadline = time.monotonic() + 60     # the workload runs (start-up took a while on a loaded machine)
+    while time.monotonic() < deadline and b"sleep" not in _child_comms(p.pid):
+        time.sleep(0.1)
+    time.sleep(0.5)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 130, err

@@ -97,7 +97,12 @@ def test_capabilities_styles_and_pod_security(learned):
     assert caps["needed"] == [] and sorted(caps["docker_default_never_used"]) == sorted(DOCKER_CAPS)
     assert r["styles"]["denylist"]["denied_names"] > 20
     assert r["styles"]["denylist"]["allowed_never_used"] > 200
-    assert r["styles"]["allowlist"]["allowed"] == len({n for n in json.load(open(learned["base"]))["facts"]["syscalls"]["x86_64"]})
+    prof = json.load(open(learned["base"]))
+    used = set(prof["facts"]["syscalls"]["x86_64"])
+    sibs = {s["name"] for s in prof["rules"]["siblings"]["x86_64"]}
+    assert sibs and not sibs & used   # harmless siblings are what the allowlist adds to what was used
+    assert r["styles"]["allowlist"]["allowed"] == len(used | sibs)
+    assert any("harmless siblings" in x for x in r["generalization"])
     assert r["pod_security"]["level"] in ("baseline", "restricted")
     assert pss_level({"capabilities": {"drop": ["ALL"]}, "allowPrivilegeEscalation": False, "runAsNonRoot": True,
                       "seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}})["level"] == "restricted"

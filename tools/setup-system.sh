@@ -6,6 +6,8 @@ set -euo pipefail
 PKGS=(strace runc apparmor busybox-static gcc gcc-multilib libc6-dev-i386 libseccomp2
       bpfcc-tools python3-bpfcc linux-headers-amd64 libcap2-bin iproute2 systemd util-linux)
 PKGS+=(secilc selinux-policy-default policycoreutils semodule-utils libselinux1 libsepol2)   # export --format selinux reads labels/ports with libselinux/libsepol; its tests compile modules with secilc against the reference policy (converted by policycoreutils' hll/pp)
+PKGS+=(podman nginx-light redis-server redis-tools sqlite3 git curl python3)   # the generalization suite (tests/test_generalize_suite.py): real programs run under leastpriv run, runc and Podman
+PKGS+=(nginx-light redis-server sqlite3 git python3.11 runc binutils)   # reach soundness suite (tests/test_reach.py): real programs learned, then analysed; gcc -Wl,-z,pack-relative-relocs needs binutils >= 2.38
 
 if [ "$(id -u)" != 0 ]; then
     echo "setup-system: not root: skipping Debian packages, headers and tracefs (ptrace backend only)" >&2

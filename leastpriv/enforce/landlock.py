@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 
 from ..kernel import syscalls
 from ..errors import UserError
-from ..policy.landlock import FS_RIGHTS, NET_RIGHTS, SCOPES, Ruleset, ruleset
+from ..policy.landlock import FS_RIGHTS, NET_RIGHTS, PRIVATE_TMP, SCOPES, Ruleset, ruleset
 from ..policy.rules import settings
 
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
 LANDLOCK_RULE_NET_PORT = 2
 PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 1 << 18
+# rights that let a workload change or add files: a temporary directory granted them is made private
+_WRITING = frozenset({"write_file", "truncate", "remove_file", "remove_dir", "make_reg", "make_dir", "make_sock",
+                      "make_fifo", "make_sym", "make_char", "make_block", "refer"})
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -74,6 +79,9 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     no_new_privs: bool = True
     rules: Ruleset | None = None
+    private_tmp: tuple[str, ...] = ()                       # tmpfs mounted here in the child's mount namespace
+    child_rules: tuple[tuple[str, int], ...] = ()           # (path, rights) added in the child, after those mounts
+    tmpdir: str = ""                                         # $TMPDIR to recreate inside a private /tmp
 
     @property
     def label(self) -> str:
@@ -83,13 +91,71 @@ class Plan:
         """In the child: restrict this process (and what it execs) to the ruleset."""
         if self.fd is None:
             return
+        if self.private_tmp:
+            _private_tmp(self.private_tmp, self.tmpdir)
+        for path, mask in self.child_rules:
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                pb = _PathBeneath(mask, pfd)
+                _sys("landlock_add_rule", ctypes.c_int(self.fd), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+                     ctypes.byref(pb), ctypes.c_uint32(0))
+            finally:
+                os.close(pfd)
         if self.no_new_privs and _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             e = ctypes.get_errno()
             raise OSError(e, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(e)}")
         _sys("landlock_restrict_self", ctypes.c_int(self.fd), ctypes.c_uint32(0))
 
 
-def plan(profile, *, abi: int | None = None) -> Plan | None:
+def _check(res: int, what: str) -> None:
+    if res != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def _private_tmp(dirs: tuple[str, ...], tmpdir: str) -> None:
+    """In the child: a mount namespace of its own with an empty tmpfs on each of ``dirs`` (systemd's
+    PrivateTmp=): the workload's temporary files are its own and other users' files there are out of reach."""
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    for d in dirs:
+        _check(_libc.mount(b"tmpfs", d.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777"), f"mount tmpfs {d}")
+    if tmpdir and any(tmpdir.startswith(d + "/") for d in dirs):
+        os.makedirs(tmpdir, mode=0o700, exist_ok=True)
+
+
+def private_tmp_choice(rs: Ruleset, env: dict | None = None) -> tuple[tuple[str, ...], list[str]]:
+    """Which temporary directories ``run`` makes private, and why (or why not).
+
+    Landlock attaches rights to inodes: a workload that creates its own files in /tmp (mktemp -d) needs
+    create and write rights on /tmp itself, which would also let it write every pre-existing file there.
+    A private /tmp (a tmpfs in a mount namespace of the workload's own, like systemd's PrivateTmp=) keeps
+    those rights to the workload's own files. It is chosen when a rule grants writing on /tmp or /var/tmp
+    itself, leastpriv runs as root (mounting needs CAP_SYS_ADMIN), and no other rule names a path beneath
+    that directory (the workload would not find it in the private one).
+    """
+    notes: list[str] = []
+    chosen = []
+    for d in PRIVATE_TMP:
+        rule = next((p for p in rs.paths if p.path == d), None)
+        if rule is None or not set(rule.access) & _WRITING:
+            continue
+        beneath = [p.path for p in rs.paths if p.path.startswith(d + "/")]
+        if os.geteuid() != 0:
+            notes.append(f"Landlock: the workload may create and write in {d}, which includes other users' "
+                         f"files there (rights attach to existing inodes); a private {d} needs root")
+        elif beneath:
+            notes.append(f"Landlock: {d} is shared (the profile names paths in it: {', '.join(beneath[:3])}): the "
+                         f"workload may write other users' files there")
+        else:
+            chosen.append(d)
+    if chosen:
+        notes.append(f"private {', '.join(chosen)} for the workload (as systemd's PrivateTmp=): it creates its own "
+                     f"files there, and Landlock's rights on the directory must not reach other users' files")
+    return tuple(chosen), notes
+
+
+def plan(profile, *, abi: int | None = None, env: dict | None = None) -> Plan | None:
     """Build the Landlock ruleset for ``profile`` on this kernel (None when the profile has no file facts)."""
     rules = profile.rules
     files = rules.get("files", {})
@@ -108,8 +174,13 @@ def plan(profile, *, abi: int | None = None) -> Plan | None:
         fd = _sys("landlock_create_ruleset", ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     except OSError as exc:
         raise UserError(f"Landlock: cannot create a ruleset: {exc.strerror}", exit_code=126) from None
+    private, pnotes = private_tmp_choice(rs, env)
+    notes += pnotes
+    child_rules = tuple((p.path, _mask(p.access, FS_RIGHTS)) for p in rs.paths if p.path in private)
     missing = []
     for p in rs.paths:
+        if p.path in private:
+            continue   # added in the child, on the private directory's inode
         try:
             pfd = os.open(p.path, os.O_PATH | os.O_CLOEXEC)
         except OSError:
@@ -133,4 +204,5 @@ def plan(profile, *, abi: int | None = None) -> Plan | None:
             _sys("landlock_add_rule", ctypes.c_int(fd), ctypes.c_int(LANDLOCK_RULE_NET_PORT),
                  ctypes.byref(np_), ctypes.c_uint32(0))
     nnp = os.geteuid() != 0 or settings(rules).no_new_privileges
-    return Plan(fd, k_abi, notes, nnp, rs)
+    tmpdir = (env if env is not None else os.environ).get("TMPDIR", "")
+    return Plan(fd, k_abi, notes, nnp, rs, private, child_rules, tmpdir)

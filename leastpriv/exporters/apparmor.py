@@ -122,6 +122,13 @@ def path_rules(rules: Mapping[str, Any], attach: str | None = None, facts: PathF
     _collapse_trees(perms, [p for p in reads if facts.is_dir(p)])
     for p in sorted(set(files.get("write", [])) | set(files.get("create", []))):
         add(glob_path(p) + ("/" if facts.is_dir(p) else ""), "w")
+    for o in rules.get("owned", []):   # created by the workload: it may create, write, remove beneath (no l/k)
+        add(o["pattern"] + "/", "r", "w")
+        add(o["pattern"] + "/**", "r", "w", *(["ix"] if "exec" in o["access"] else []))
+    for pat in rules.get("patterns", []):
+        acc = set(pat["access"])
+        add(pat["pattern"], *(["r"] if acc & {"read", "exec"} else []), *(["w"] if acc & {"write", "create"} else []),
+            *(["ix"] if "exec" in acc else []))
     for p in sorted(set(files.get("exec", []))):
         if attach and facts.realpath(p) == attach:
             add(glob_path(attach), "r", "m")
@@ -174,13 +181,21 @@ def network_rules(facts: Mapping[str, Any]) -> list[str]:
 
 
 def attachment(profile: Any) -> str | None:
-    """The workload's executable (its real path, as recorded when learned), when the profile knows it."""
+    """The workload's executable (its real path, as recorded when learned), when the profile knows it.
+
+    A container's command names a path inside its image: it is never looked up on this machine; the
+    executable the kernel ran is the one exec the run recorded (e.g. /bin/sh -> /bin/busybox).
+    """
+    execs = profile.rules.get("files", {}).get("exec", [])
     facts = paths.of(profile)
     for run in getattr(profile, "runs", ()):
         cmd = run.get("command") or []
+        if str(run.get("target", "")).startswith(("image:", "bundle:")):
+            named = [e for e in execs if cmd and os.path.basename(e) == os.path.basename(cmd[0])]
+            return (named or execs)[0] if len(named or execs) == 1 else None
         if cmd and cmd[0].startswith("/"):
             return facts.realpath(cmd[0])
-        for e in profile.rules.get("files", {}).get("exec", []):
+        for e in execs:
             if cmd and os.path.basename(e) == os.path.basename(cmd[0]):
                 return facts.realpath(e)
     return None

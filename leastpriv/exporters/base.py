@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from ..kernel import syscalls
 from ..errors import UserError
+from ..policy.runtime_base import runtime_note
 
 # one module per target; imported on first use of the registry
 _MODULES = ("oci", "docker", "k8s_seccompprofile", "k8s_apparmorprofile", "k8s_pod", "apparmor", "systemd",
@@ -33,6 +34,7 @@ class ExportOptions:
               needs after installing the filter is allowed too)
     args      argument-rule mode to re-derive the rules with (strict/safe/off; None: as learned)
     style     allowlist/denylist (None: as learned)
+    exact     only the syscalls traced: no harmless siblings (learner/siblings.py)
     name      the object's name (SPO object, AppArmor profile, container); "" = derived
     container the container to patch with k8s-pod
     manifest  a Kubernetes YAML file to patch (k8s-pod)
@@ -46,6 +48,7 @@ class ExportOptions:
     runtime: str = "none"
     args: str | None = None
     style: str | None = None
+    exact: bool = False
     name: str = ""
     container: str = ""
     manifest: str | None = None
@@ -128,8 +131,16 @@ def prepare(profile: Any, options: ExportOptions) -> tuple[Any, ExportOptions, l
     return profile, replace(options, arch=native_arch(profile, options)), []
 
 
-def model_notes(model: Any) -> list[str]:
+def model_notes(model: Any, fmt: str = "oci") -> list[str]:
     notes = list(model.notes)
+    left_out = model.abis_left_out()
+    if left_out:
+        notes.append(f"ABIs: {', '.join(model.arches)} only (the workload ran no {'/'.join(left_out)} code): calls "
+                     f"through those entry points are denied by the runtime's bad-architecture action")
+    if model.runtime not in ("leastpriv",):
+        note = runtime_note(model.runtime, fmt)
+        if note:
+            notes.append(note)
     for arch, names_ in sorted(model.skipped.items()):
         if names_:
             notes.append(f"{arch}: not on this ABI or not a known name, left out: {', '.join(names_)}")

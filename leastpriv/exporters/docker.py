@@ -32,6 +32,6 @@ class DockerExporter(Exporter):
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
         profile, options, notes = prepare(profile, options)
         obj, model = seccomp_object(profile, options, comments=True)
-        notes += model_notes(model)
+        notes += model_notes(model, self.name)
         notes.append(f"run with: docker run --security-opt seccomp=FILE {docker_flags(profile)} ...")
         return ExportResult(dump_json(obj), tuple(notes))

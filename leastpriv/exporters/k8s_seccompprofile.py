@@ -34,7 +34,7 @@ class SeccompProfileExporter(Exporter):
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
         profile, options, notes = prepare(profile, options)
         seccomp, model = seccomp_object(profile, options)
-        notes += model_notes(model)
+        notes += model_notes(model, self.name)
         name = k8s_name(profile, options.name)
         meta: dict[str, Any] = {"name": name}
         if options.namespace:

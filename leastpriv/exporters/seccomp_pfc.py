@@ -30,5 +30,5 @@ class SeccompPFCExporter(Exporter):
         model = sm.build(profile, complain=options.complain, arch=options.arch,
                          runtime=options.runtime if options.runtime != "none" else "leastpriv")
         flt = build_filter(model, complain_mode=False)
-        notes += model_notes(model) + describe_skipped(flt.skipped)
+        notes += model_notes(model, self.name) + describe_skipped(flt.skipped)
         return ExportResult(flt.pfc(), tuple(notes))

@@ -1,0 +1,1 @@
+"""What the kernel means: generated tables and the syscall semantics both tracers read."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -157,50 +156,5 @@ def from_oci_arch(scmp: str) -> str:
 # --- arguments worth learning (design.md) ---------------------------------
 
 
-@dataclass(frozen=True)
-class TrackedArgs:
-    """Which register arguments of a syscall carry security meaning.
-
-    ``names`` and ``indexes`` are parallel; the values of these arguments are
-    recorded together (a tuple per call), because seccomp ANDs the conditions
-    of one rule and alternatives need separate rules.
-    """
-
-    names: tuple[str, ...]
-    indexes: tuple[int, ...]
-    groups: tuple[str | None, ...]  # constants group used to name values
-
-
-_TRACKED = {
-    "clone": TrackedArgs(("flags",), (0,), ("clone",)),
-    "unshare": TrackedArgs(("flags",), (0,), ("clone",)),
-    "setns": TrackedArgs(("nstype",), (1,), ("clone",)),
-    "socket": TrackedArgs(("domain", "type", "protocol"), (0, 1, 2), ("socket_family", "socket_type", None)),
-    "socketpair": TrackedArgs(("domain", "type", "protocol"), (0, 1, 2), ("socket_family", "socket_type", None)),
-    "personality": TrackedArgs(("persona",), (0,), ("personality",)),
-    "prctl": TrackedArgs(("option",), (0,), ("prctl",)),
-    "ioctl": TrackedArgs(("request",), (1,), ("ioctl",)),
-    "mmap": TrackedArgs(("prot",), (2,), ("mmap_prot",)),
-    "mmap2": TrackedArgs(("prot",), (2,), ("mmap_prot",)),
-    "mprotect": TrackedArgs(("prot",), (2,), ("mmap_prot",)),
-    "pkey_mprotect": TrackedArgs(("prot",), (2,), ("mmap_prot",)),
-    "setsockopt": TrackedArgs(("level", "optname"), (1, 2), ("sol", None)),
-    "kill": TrackedArgs(("sig",), (1,), ("signal",)),
-    "tkill": TrackedArgs(("sig",), (1,), ("signal",)),
-    "tgkill": TrackedArgs(("sig",), (2,), ("signal",)),
-}
-
-# s390/s390x (CONFIG_CLONE_BACKWARDS2) pass clone's flags second.
-_ARCH_OVERRIDES = {
-    ("s390", "clone"): TrackedArgs(("flags",), (1,), ("clone",)),
-    ("s390x", "clone"): TrackedArgs(("flags",), (1,), ("clone",)),
-}
-
-
-def tracked_args(arch: str, syscall: str) -> TrackedArgs | None:
-    """The arguments of ``syscall`` on ``arch`` whose values are recorded."""
-    return _ARCH_OVERRIDES.get((arch, syscall)) or _TRACKED.get(syscall)
-
-
-def tracked_syscalls() -> frozenset[str]:
-    return frozenset(_TRACKED)
+# Which argument values are recorded is one column of the syscall semantics table (kernel/semantics.py).
+from .semantics import TrackedArgs, tracked_args, tracked_syscalls  # noqa: E402,F401

@@ -223,7 +223,10 @@ def new_facts(old: dict, new: dict) -> dict:
 def rules_options_of(profile: Profile | None) -> dict:
     """The options a profile's rules were derived with (args mode, style), to keep them when it grows."""
     r = (profile.rules if profile is not None else None) or {}
-    return {k: v for k, v in (("args", r.get("args_mode")), ("style", r.get("style"))) if v}
+    out = {k: v for k, v in (("args", r.get("args_mode")), ("style", r.get("style"))) if v}
+    if r.get("exact"):
+        out["exact"] = True
+    return out
 
 
 def add_recording(profile: Profile | None, rec: Recording, rules_options: dict | None = None) -> tuple[Profile, dict]:

@@ -4,6 +4,13 @@
 growth (syscall, argument value, capability, path, executable, network
 endpoint, socket family), the dangerous part of it called out with why, and
 what shrank (informational: a smaller workload never fails the check).
+
+New facts come in two classes. Growth the exported policy would deny
+(``added``: exit 1), and growth the policy already allows (``allowed``,
+each with the rule that allows it: a harmless sibling, a name matching a
+path pattern, a path beneath an owned directory, an argument value inside
+an argument rule): listed, exit 0. ``strict`` puts every new fact in
+``added``.
 """
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ from ..tracer.recording import Recording
 from .diff import KINDS, as_profile, changes
 from .profile import Profile
 from ..errors import UserError
+from .aggregate import relearn, rules_options_of
+from .allowed import allowed_by
 
 
 def known_calls(baseline: Profile) -> Known:
@@ -27,10 +36,12 @@ def known_calls(baseline: Profile) -> Known:
 
 
 def check(baseline: Profile, new: Profile | Recording, kinds: Iterable[str] = KINDS,
-          ignore_paths: Iterable[str] = (), unobserved: Known | None = None) -> dict:
+          ignore_paths: Iterable[str] = (), unobserved: Known | None = None,
+          strict: bool = False) -> dict:
     """Growth of ``new`` over ``baseline``. ``unobserved``: calls the trace let the kernel allow without
     looking (the fast gate): that the new run no longer used them cannot be told, so their removals
-    are left out of ``removed`` (and counted in ``unobserved_removals``)."""
+    are left out of ``removed`` (and counted in ``unobserved_removals``). ``strict``: every new fact
+    fails, also one the baseline's policy already allows."""
     kinds = tuple(kinds)
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
@@ -38,6 +49,14 @@ def check(baseline: Profile, new: Profile | Recording, kinds: Iterable[str] = KI
     newp = as_profile(new)
     ch = changes(baseline, newp, ignore_paths)
     grown = [c for c in ch if c["change"] == "added" and c["kind"] in kinds]
+    allowed: list[dict] = []
+    if not strict:
+        rules = relearn(baseline, rules_options_of(baseline)).rules   # the policy as this version derives it
+        keep = []
+        for c in grown:
+            why = allowed_by(rules, c)
+            (allowed if why else keep).append({**c, "allowed_by": why} if why else c)
+        grown = keep
     ignored = [c for c in ch if c["change"] == "added" and c["kind"] not in kinds]
     removed = [c for c in ch if c["change"] == "removed"]
     hidden = 0
@@ -55,6 +74,8 @@ def check(baseline: Profile, new: Profile | Recording, kinds: Iterable[str] = KI
         "grew": bool(grown),
         "kinds": list(kinds),
         "added": grown,
+        "allowed": allowed,
+        "strict": strict,
         "dangerous": [c for c in grown if c["danger"]],
         "removed": removed,
         "unobserved_removals": hidden,

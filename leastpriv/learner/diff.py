@@ -24,6 +24,7 @@ from ..policy import risks
 from .capabilities import capability_set
 from .profile import Profile
 from .aggregate import learn
+from .allowed import allowed_by
 
 KINDS = ("syscall", "arg", "capability", "file", "exec", "network", "family", "unknown_syscall")
 KIND_TITLES = {"syscall": "syscalls", "arg": "argument values", "capability": "capabilities", "file": "paths",
@@ -124,6 +125,9 @@ def counts(p: Profile | Recording) -> dict[str, int]:
 def diff(old: Profile | Recording, new: Profile | Recording, ignore_paths: Iterable[str] = ()) -> dict:
     """``leastpriv diff``: changes grouped by kind, with counts."""
     ch = changes(old, new, ignore_paths)
+    oldp = as_profile(old)
+    if oldp.rules:   # an added fact the old profile's policy already allows (a sibling, a pattern) says so
+        ch = [{**c, "allowed_by": allowed_by(oldp.rules, c)} if c["change"] == "added" else c for c in ch]
     old_c, new_c = counts(old), counts(new)
     summary = {}
     for k in KINDS:

@@ -14,9 +14,10 @@ from ..policy.rules import settings
 
 
 def retarget(profile: Profile, *, args: str | None = None, style: str | None = None,
-             arch: str | None = None) -> tuple[Profile, list[str]]:
-    """The profile with its rules for ``args``/``style`` (None: as learned) and translated to ``arch`` when it
-    was learned elsewhere. Returns (profile, notes)."""
+             arch: str | None = None, exact: bool = False) -> tuple[Profile, list[str]]:
+    """The profile with its rules for ``args``/``style`` (None: as learned), without the harmless siblings
+    when ``exact`` (learner/siblings.py), and translated to ``arch`` when it was learned elsewhere.
+    Returns (profile, notes)."""
     notes: list[str] = []
     rule_opts: dict[str, Any] = {}
     learned_with = settings(profile)
@@ -24,17 +25,24 @@ def retarget(profile: Profile, *, args: str | None = None, style: str | None = N
         rule_opts["args"] = args
     if style and style != learned_with.style:
         rule_opts["style"] = style
+    if exact and not profile.rules.get("exact"):
+        rule_opts["exact"] = True
     if rule_opts:
-        rule_opts = {**learned_with.rule_options(), **rule_opts}
+        rule_opts = {**learned_with.rule_options(), "exact": bool(profile.rules.get("exact")), **rule_opts}
     learned = set(getattr(profile, "host_arches", []))
     try:
         if arch and learned and arch not in learned:
-            profile, report = arches.translate(profile, arch, rule_opts or learned_with.rule_options())
+            profile, report = arches.translate(profile, arch, rule_opts or {
+                **learned_with.rule_options(), "exact": bool(profile.rules.get("exact"))})
             notes += _report_lines(report)
         elif rule_opts:
             profile = aggregate.relearn(profile, rule_opts)
     except (TypeError, ValueError) as exc:
         raise UserError(f"export: cannot re-derive the rules with {rule_opts}: {exc}") from None
+    sibs = profile.rules.get("siblings", {})
+    if isinstance(sibs, Mapping) and any(sibs.values()):
+        notes.append("harmless siblings added (--exact leaves them out): " + "; ".join(
+            f"{a}: " + ", ".join(f"{s['name']} ({s['sibling_of']})" for s in v) for a, v in sorted(sibs.items()) if v))
     return profile, notes
 
 

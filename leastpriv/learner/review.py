@@ -25,6 +25,7 @@ from .profile import Profile
 from ..policy.denylist import denylist_rules
 from .arches import translate
 from ..policy.rules import settings
+from .generalization import lines as generalization_lines
 
 # Pod Security Standards: policy/pod_security.py; Docker's default: policy/docker_default.py
 
@@ -107,6 +108,7 @@ def styles(profile: Profile, arch: str) -> dict:
 
 def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dict:
     """The review report. ``reach``: add static coverage (the executables are read from this machine)."""
+
     translation = None
     if arch is not None and arch not in profile.facts.get("syscalls", {}):
         profile, translation = translate(profile, arch, settings(profile).rule_options())
@@ -151,6 +153,7 @@ def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dic
         "pod_security": {**pss_level(sc), "securityContext": sc},
         "styles": styles(profile, main),
         "loose": list(profile.rules.get("loose", [])),
+        "generalization": generalization_lines(profile),
         "seen_in_one_run_only": profile.seen_in_one_run(),
         "unknown_syscalls": {a: v for a, v in facts.get("unknown_syscalls", {}).items() if v},
         "verdict": _verdict(dangerous_sys, dangerous_args, dangerous_caps),

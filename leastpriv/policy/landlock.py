@@ -24,9 +24,9 @@ a file the workload creates must be allowed through its directory):
 * scope (ABI 6+): abstract unix sockets unless the workload used one;
           signals unless the workload sends signals with kill(2)/pidfd.
 
-What a path is (a directory? an executable's interpreter?) comes from the
-facts recorded when the profile was learned (policy/paths.py), never from the
-machine that exports or enforces.
+What a path is (a directory? a device? does it exist? an executable's
+interpreter?) comes from the facts recorded when the profile was learned
+(policy/paths.py), never from the machine that exports or enforces.
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ from typing import Any, Iterable, Mapping
 
 from ..kernel import constants
 from . import paths as pathfacts
+from .globs import matches
+from .paths import PathFacts
 
 
 def _c(name: str, fallback: int) -> int:
@@ -118,6 +120,47 @@ def globbable_dir(d: str) -> bool:
     return (d.rstrip("/") + "/").startswith(GLOBBABLE)
 
 
+def _device(facts: PathFacts, p: str) -> bool:
+    return facts.kind(p) in ("char", "block")
+
+
+# temporary directories leastpriv run can replace with a private tmpfs (as systemd's PrivateTmp=)
+PRIVATE_TMP = ("/tmp", "/var/tmp")
+
+
+def existing_ancestor(path: str, facts: PathFacts) -> str:
+    """``path`` or its nearest ancestor that existed when the profile was learned (a Landlock rule needs an
+    inode; the facts record every recorded path's parent directories)."""
+    p = os.path.normpath(path) or "/"
+    while p != "/" and not facts.exists(p):
+        p = os.path.dirname(p)
+    return p
+
+
+def pattern_rights(item: Mapping, kind: str, bound_sockets: Iterable[str] = ()) -> tuple[str, ...]:
+    """The rights a pattern or owned directory needs, in FS_RIGHTS order: only what its accesses imply;
+    an owned directory also gets removal and renames (the workload made it)."""
+    acc = set(item.get("access", []))
+    r: set[str] = set()
+    if "read" in acc:
+        r |= {"read_file", "read_dir"}
+    if "write" in acc:
+        r |= {"write_file", "truncate"}
+    if "exec" in acc:
+        r |= {"execute", "read_file"}
+    if "create" in acc:
+        r |= {"make_reg", "write_file", "truncate", "remove_file"}
+    if kind == "owned":
+        r |= {"make_dir", "make_reg", "write_file", "truncate", "read_dir", "remove_file", "remove_dir", "refer"}
+    if any(matches_any(item, s) for s in bound_sockets):
+        r.add("make_sock")
+    return tuple(x for x in FS_RIGHTS if x in r)
+
+
+def matches_any(item: Mapping, path: str) -> bool:
+    return matches(item["pattern"], path) or matches(item["pattern"] + "/**", path)
+
+
 def _uses_abstract_unix(network: Iterable[Mapping]) -> bool:
     return any(e.get("family") == "AF_UNIX" and str(e.get("address", "")).startswith("@") for e in network)
 
@@ -152,11 +195,16 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
         if _PROC_PID.match(p) or p == "/proc":
             proc = True
         elif is_dir(p):
-            grant(p, ("read_file", "read_dir"), "directory read")
+            # listing a directory grants listing it (and, as Landlock rights are inherited, the directories
+            # beneath it), never reading the files in it: those need their own facts
+            grant(p, ("read_dir",), "directory listed")
         else:
             plain_reads.append(p)
     if proc:
         grant("/proc", ("read_file", "read_dir"), "per-process /proc files (/proc/<pid> -> /proc)")
+        notes.append("Landlock: /proc/<pid> files were read: reading beneath /proc is granted (Landlock cannot tell "
+                     "the workload's own pid from others'); other processes' memory, environment and fds stay denied "
+                     "by Landlock's ptrace restriction (nothing outside the sandbox can be ptrace-accessed)")
     by_dir: dict[str, list[str]] = {}
     for p in plain_reads:
         by_dir.setdefault(os.path.dirname(p) or "/", []).append(p)
@@ -168,6 +216,11 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
                 grant(p, ("read_file",), "read")
     bound_sockets = {str(e.get("address")) for e in getattr(profile, "facts", {}).get("network", [])
                      if e.get("family") == "AF_UNIX" and e.get("op") == "bind"}
+    # "> /dev/null" opens an existing device with O_CREAT: a write, never a grant to make files in /dev
+    opened = {p for p in create if _device(facts, p) or os.path.dirname(p) in ("/dev", "/proc", "/sys")
+              or p.startswith(("/proc/", "/sys/"))}
+    create -= opened
+    write |= opened
     for p in sorted(create):
         parent = os.path.dirname(p) or "/"
         made = "make_dir" if is_dir(p) else "make_sock" if p in bound_sockets else "make_reg"
@@ -181,6 +234,20 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
         if is_dir(p):
             rights = ["read_dir", "make_reg", "write_file", "truncate"]
         grant(p, rights, "written")
+    for kind, items in (("owned", rules.get("owned", [])), ("pattern", rules.get("patterns", []))):
+        for item in items:
+            base = existing_ancestor(item["base"], facts)
+            rights = pattern_rights(item, kind, bound_sockets)
+            grant(base, rights, f"{kind} {item['pattern']}")
+            if "exec" in item["access"]:
+                for ex in item.get("paths", []):
+                    interp = facts.interpreter(ex)
+                    if interp:
+                        grant(interp, ("execute", "read_file"), f"interpreter of {ex}")
+            notes.append(f"Landlock: {kind} {item['pattern']} granted on {base}, its nearest existing ancestor "
+                         f"(rights attach to inodes that exist when the ruleset is built): {', '.join(rights)}"
+                         + (" -- leastpriv run gives the workload a private /tmp so this does not reach other "
+                            "users' files there" if base in PRIVATE_TMP else ""))
     for p in [p for p in read if p.startswith("/dev/") and p in acc]:
         acc[p].add("ioctl_dev")
     for p in execs:
@@ -213,3 +280,5 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
     limited, lost = full.for_abi(abi)
     return Ruleset(limited.abi, limited.handled_fs, limited.handled_net, limited.scoped, limited.paths,
                    limited.ports, tuple(notes) + tuple(lost))
+
+

@@ -76,9 +76,17 @@ def runtime_base(runtime: str = "runc", version: str | None = None, no_new_privi
     entry = versions[chosen]
     mode = entry.get("no_new_privileges" if no_new_privileges else "new_privileges") or {}
     names = set(mode.get("syscalls", {}).get(arch, []))
+    go = set(entry.get("go_runtime", {}).get(arch, []))
     if not names:
-        raise UserError(f"--runtime {runtime}: no runtime base for {arch}")
-    names |= set(entry.get("go_runtime", {}).get(arch, []))
+        measured_on = sorted(mode.get("syscalls", {}))
+        if not measured_on:
+            raise UserError(f"--runtime {runtime}: no runtime base for {arch}")
+        # not measured on this ABI: the same operations by name (names the ABI lacks are left out by the model)
+        src = measured_on[0]
+        names = set(mode["syscalls"][src])
+        go = set(entry.get("go_runtime", {}).get(src, []))
+        note = (note + "; " if note else "") + f"not measured on {arch}: {src}'s list used by name"
+    names |= go
     m = entry.get("measured", {})
     source = m.get("source") or f"measured {m.get('date', '?')} on kernel {m.get('kernel', '?')} ({m.get('method', '')})"
     return RuntimeBase(runtime, chosen, no_new_privileges, tuple(sorted(names)),
@@ -90,13 +98,42 @@ def extra_syscalls(runtime: str, no_new_privileges: bool, arch: str, version: st
     return list(runtime_base(runtime, version, no_new_privileges, arch).syscalls)
 
 
-def export_runtime(profile, asked: str | None) -> str:
-    """The seccomp-model runtime name for an export: ``asked`` (default: runc when the profile was learned
-    from a container, else none), with runc's/crun's base for noNewPrivileges false when the profile needs it."""
+# formats a container runtime enforces: they carry the runtime base unless --runtime none
+CONTAINER_FORMATS = ("oci", "docker", "k8s-seccompprofile", "k8s-pod")
+# formats that cannot set noNewPrivileges: Docker's and Podman's default runs without it
+WITHOUT_NNP_FORMATS = ("docker", "k8s-seccompprofile")
+
+
+def export_runtime(profile, asked: str | None, fmt: str = "oci") -> str:
+    """The seccomp-model runtime name for an export of ``fmt``.
+
+    ``asked`` (None: runc for the formats a container runtime enforces, none for the others). The
+    base depends on noNewPrivileges: ``oci`` sets it (from the profile) and carries that mode's base;
+    ``docker`` and ``k8s-seccompprofile`` cannot set it, and Docker's and Podman's default
+    (``docker run --security-opt seccomp=FILE``) runs without it, so they carry the base of the mode
+    without noNewPrivileges (runc installs the filter before it changes capabilities and user, and
+    needs more), which also covers the smaller base of ``--security-opt no-new-privileges``.
+    """
     runtime = asked
     if runtime is None:
-        container = any(str(r.get("target", "")).startswith(("image:", "bundle:")) for r in profile.runs)
-        runtime = "runc" if container else "none"
-    if runtime in ("runc", "crun") and not settings(profile).no_new_privileges:
+        runtime = "runc" if fmt in CONTAINER_FORMATS else "none"
+    if runtime in ("runc", "crun") and (fmt in WITHOUT_NNP_FORMATS or not settings(profile).no_new_privileges):
         runtime = f"{runtime}:new-privileges"
     return runtime
+
+
+def runtime_note(runtime: str, fmt: str) -> str:
+    """What the export's runtime base is, for its notes."""
+    if runtime == "none":
+        return ("no runtime base (--runtime none): an OCI runtime needs some syscalls after installing the filter; "
+                "this profile alone may not start a container") if fmt in CONTAINER_FORMATS else ""
+    rt, _, mode = runtime.partition(":")
+    base = runtime_base(rt, None, mode != "new-privileges")
+    measured = "measured" if base.source.startswith("measured") else "NOT measured here: " + base.source
+    if mode == "new-privileges":
+        return (f"includes {rt} {base.version}'s base without noNewPrivileges ({len(base.syscalls)} syscalls, "
+                f"{measured}): works under Docker's and Podman's default and with --security-opt no-new-privileges; "
+                f"seccomp cannot tell the runtime from the workload, so these are allowed to the workload too "
+                f"(--runtime none leaves them out)")
+    return (f"includes {rt} {base.version}'s base with noNewPrivileges ({len(base.syscalls)} syscalls, {measured}); "
+            f"--runtime none leaves it out")

@@ -172,6 +172,10 @@ class Model:
                 out.append(Rule(action, tuple(sorted(names)), args, err or None, comments.get(k, "")))
         return out
 
+    def abis_left_out(self) -> list[str]:
+        """The native ABI's compat ABIs this filter does not list (the workload ran no code in them)."""
+        return [a for a in syscalls.COMPAT.get(self.native, ()) if a in syscalls.arches() and a not in self.arches]
+
     def allowed_names(self, arch: str) -> set[str]:
         return {n for r in self.rules.get(arch, ()) if r.action == ALLOW for n in r.names}
 
@@ -194,12 +198,15 @@ def _conds(rule: Mapping, where: str) -> tuple[Cond, ...]:
 
 
 def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = None,
-          runtime: str = "none", extra_allow: Iterable[str] = (), compat: bool = True) -> Model:
+          runtime: str = "none", extra_allow: Iterable[str] = (), compat: bool = False) -> Model:
     """The seccomp model of a Profile (or its ``rules`` mapping).
 
     ``arch``: the native ABI of the machine that will enforce it (default: this
-    host). ``compat``: also list its compat ABIs (x86_64 -> x86, x32) as
-    runtimes do. ``runtime``: allow what that runtime needs after installing
+    host). The filter lists only the ABIs the workload ran code in: the native
+    one and the compat ABIs (x86_64 -> x86, x32) the profile has syscalls for,
+    so a 64-bit program's filter denies every 32-bit and x32 entry point
+    (``int $0x80`` of an allowed name included). ``compat``: list every compat
+    ABI anyway (as Docker's default does). ``runtime``: allow what that runtime needs after installing
     the filter (see :func:`register_runtime`). ``extra_allow``: more names to
     allow on the native ABI.
     """
@@ -207,8 +214,13 @@ def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = N
     native = arch or syscalls.host_arch()
     if native not in syscalls.arches():
         raise UserError(f"--arch: unknown architecture {native!r} (known: {', '.join(syscalls.arches())})")
-    arches = [native] + ([a for a in syscalls.COMPAT.get(native, ()) if a in syscalls.arches()] if compat else [])
     style = settings(rules).style
+    profile_arches = set(rules.get("syscalls", {})) | set(rules.get("conditional", {})) | \
+        set(rules.get("errno", {})) | set(rules.get("denylist", {}))
+    if style == "denylist":   # a denylist's keys are every ABI it could deny on: use what the workload ran
+        profile_arches = {a for a, v in rules.get("syscalls", {}).items() if v} or profile_arches
+    arches = [native] + [a for a in syscalls.COMPAT.get(native, ()) if a in syscalls.arches()
+                         and (compat or a in profile_arches)]
     deny_action = LOG if complain else ERRNO
     deny_errno = None if complain else "EPERM"
     per_arch: dict[str, list[Rule]] = {a: [] for a in arches}
@@ -223,8 +235,6 @@ def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = N
             skipped.setdefault(a, []).extend(bad)
         return tuple(sorted(set(ok)))
 
-    profile_arches = set(rules.get("syscalls", {})) | set(rules.get("conditional", {})) | \
-        set(rules.get("errno", {})) | set(rules.get("denylist", {}))
     foreign = sorted(profile_arches - set(arches))
     if foreign:
         notes.append(f"the profile has syscalls for {', '.join(foreign)}, which a {native} kernel does not run: "

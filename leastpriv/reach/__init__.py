@@ -21,6 +21,9 @@ from .graph import Obj, analyse, with_error_paths
 __all__ = ["ExeReach", "NotAnalysable", "analyse_executable", "VDSO_SYSCALLS"]
 
 # syscalls the vDSO answers in user space: a trace rarely sees them although the code calls them
+# bump when the joining of summaries (graph.py, this file) changes: cached whole-program results are then ignored
+PROGRAM_VERSION = 2
+
 VDSO_SYSCALLS = frozenset(("clock_gettime", "gettimeofday", "time", "getcpu", "clock_getres"))
 
 
@@ -73,7 +76,7 @@ def _add(objs: list[Obj], path: str, role: str, have: set[str], unanalysed: list
 
 
 def _program_inputs(path: str, extra_libs: tuple[str, ...], nss: bool | None, vdso: bytes | None) -> dict:
-    return {"exe": os.path.realpath(path), "extra": sorted(os.path.realpath(p) for p in extra_libs), "nss": nss,
+    return {"program_version": PROGRAM_VERSION, "exe": os.path.realpath(path), "extra": sorted(os.path.realpath(p) for p in extra_libs), "nss": nss,
             "nss_modules": libs.nss_modules(), "vdso": _build_id(vdso) if vdso else ""}
 
 
@@ -154,7 +157,13 @@ def _analyse(path: str, extra_libs: tuple[str, ...], nss: bool | None, raw: byte
         except NotAnalysable as exc:
             unanalysed.append(("[vdso]", str(exc)))
     g, res = analyse(objs)
-    want_nss = nss if nss is not None else any(libs.NSS_FUNCS.match(n) for n in res.reached_exports)
+    # NSS modules: when the code calls a lookup (getpwnam, getaddrinfo, initgroups, ...) by a direct path. With
+    # the indirect-call model every program "reaches" them through glibc's tables, which would add libnss_systemd's
+    # sockets to /bin/true. A run that did look up loaded the modules: they are among its dlopen'ed objects.
+    if nss is None:
+        direct = g.run(direct_only=True)
+        nss = any(libs.NSS_FUNCS.match(n) for n in direct.reached_exports)
+    want_nss = nss
     if want_nss:
         mods = [m for m in libs.nss_modules() if os.path.realpath(m) not in have]
         if mods:
@@ -165,7 +174,7 @@ def _analyse(path: str, extra_libs: tuple[str, ...], nss: bool | None, raw: byte
             _closure(extra, have, unanalysed, "nss")
             objs = objs[:n1] + extra
             g, res = analyse(objs)
-            notes.append("NSS modules included (the reachable code looks up users, groups, hosts or services): "
+            notes.append("NSS modules included (code reachable by direct calls looks up users, groups, hosts or services): "
                          + ", ".join(os.path.basename(o.path) for o in extra if o.role == "nss"))
     res = with_error_paths(g, res)
     if res.unresolved_imports:

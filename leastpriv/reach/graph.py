@@ -95,7 +95,9 @@ class Graph:
             if keep:
                 self.wsites[node] = keep
 
-    def run(self, stop_at_sinks: bool = False) -> Result:
+    def run(self, stop_at_sinks: bool = False, direct_only: bool = False) -> Result:
+        """The reachable syscalls. ``direct_only``: without the indirect-call model (what direct calls reach;
+        used only to decide whether the code looks up users or hosts, never as the answer)."""
         objs, funcs, index, wrapper, wsites = self.objs, self.funcs, self.index, self.wrapper, self.wsites
         sinks: set[int] = set()
         if stop_at_sinks:
@@ -170,7 +172,7 @@ class Graph:
                             elif v is None or (v[3:] != own):
                                 unknown += 1
                                 unknown_objs.add(oi)
-            if indirect and not cond_added:
+            if indirect and not cond_added and not direct_only:
                 cond_added = True
                 stack += [n for n in cond if n not in sinks]
                 for name in cond_names:

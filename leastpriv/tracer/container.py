@@ -126,7 +126,8 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
 
     def trace(path: str) -> None:
         try:
-            box["rec"] = backend.trace(Cgroup(path), TraceOptions(extra={"ready_event": ready, "stop_event": stop}))
+            box["rec"] = backend.trace(Cgroup(path), TraceOptions(extra={"ready_event": ready, "stop_event": stop,
+                                                                            "ignore_comms": (RUNC_INIT,)}))
         except BaseException as exc:  # noqa: BLE001 - reported below
             box["error"] = exc
             ready.set()
@@ -167,25 +168,17 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
 
     rec: Recording = replace(box["rec"], target=target, command=tuple(conf["process"]["args"]),
                              notes=box["rec"].notes + tuple(res.notes))
-    return _drop_runtime(rec, res, box.get("pid")), res
+    return _drop_runtime(rec, res), res
 
 
-def _drop_runtime(rec: Recording, res: RunResult, init_pid: int | None = None) -> Recording:
+def _drop_runtime(rec: Recording, res: RunResult) -> Recording:
     """Remove what runc's init did between `runc start` and the execve (attributed to runc:[2:INIT])."""
     from dataclasses import replace
 
     # runc's init runs from a sealed memfd copy of runc: the kernel names its exe "/" (or runc:[2:INIT] by comm)
     runtime = {k for k in rec.executables if k == "/" or "runc" in os.path.basename(k) or k.startswith("runc:")}
-    files = dict(rec.files)
-    # runc's init lists /proc/self/fd (closing fds) and writes its exec fifo through /proc/self/fd/N before the
-    # execve; file facts carry no executable, so drop exactly those. They show up under init's pid, or under
-    # leastpriv's own pid when the backend resolved "/proc/self" in its own process.
-    for pid in {p for p in (init_pid, os.getpid()) if p}:
-        fd_dir = f"/proc/{pid}/fd"
-        files = {p: a for p, a in files.items()
-                 if not (p == fd_dir and a <= {"read"}) and not (p.startswith(fd_dir + "/") and a <= {"write"})}
-    if files != rec.files:
-        rec = replace(rec, files=files)
+    # (runc's init's own paths, e.g. /proc/self/fd and its exec fifo, never reach the Recording: the eBPF
+    # backend leaves out paths of tasks named runc:[2:INIT], see `ignore_comms`)
     if not runtime:
         return replace(rec, exit_status=res.exit_status, complete=True)
     keep: dict[str, set[str]] = {}

@@ -5,7 +5,11 @@
 //   OFF_PID, OFF_TGID, OFF_CRED, OFF_STACK   offsets in task_struct        (running kernel's BTF)
 //   COMPAT_X86         1 on x86_64: TS_COMPAT marks i386 syscalls, bit 30 of the number x32 ones
 //   HAVE_GROUP_DEAD    sched_process_exit has the group_dead field
+//   OFF_*              struct offsets for the path walk (fs_struct, files_struct, fdtable, file, dentry,
+//                      qstr, mount, vfsmount, mm_struct): running kernel's BTF
 //   SLOTS, NARCH, MAX_PATHS, RB_PAGES
+//   and the syscall semantics header generated from leastpriv/kernel/semantics.py (K_*, ACC_*, OPEN_ACC),
+//   prepended by userspace
 //   PIDMAP_SIZE (pid_max), USER_SLOTS, PER_CPU, MAX_PROCS (= USER_SLOTS + PER_CPU * possible CPUs)
 //
 // The kernel does the counting: per (abi, nr) counts, results and errnos in maps; per
@@ -14,6 +18,13 @@
 // a syscall or argument tuple seen for the first time, a new path or address, an exec,
 // a fork, an exit (with the image's syscall bitmap). A full ring buffer is counted, never
 // silent, and a fact whose event was dropped is retried the next time it happens.
+//
+// Paths are resolved here, at the moment of the call, as the task sees them (relative to its
+// root, task->fs->root: a container's own root): the file an fd-returning call opened is walked
+// from its struct file (f_path) up through dentries and mounts, as d_path does; a name a call
+// passes without opening it (unlink, rename, mkdir, ...) is joined to the path of its dirfd or of
+// the cwd, walked the same way. A walk runs once per new (file, access) fact: opens are deduplicated
+// on the dentry before walking.
 
 #if COMPAT_X86
 // x86_64's saved user registers (struct pt_regs): the entry code's fixed layout; userspace
@@ -47,21 +58,19 @@ static long (*lp_read_user_str)(void *dst, u32 size, const void *src) = (void *)
 #define X32_BIT 0x40000000
 
 #define WORDS 32   // >= NARCH * SLOTS / 64, a power of two (the verifier wants a masked index)
-#define PATH_MAX_ 256
+#define PBUF 4096  // PATH_MAX: a path event's buffer; the walk writes backwards into a buffer twice as big
+#define NAME_MASK 255   // NAME_MAX: one component
+#define MAX_DEPTH 128   // components + mount crossings walked; deeper paths are marked truncated
 #define ADDR_MAX 128
+#define NO_ARG 255
 
-// syscall kinds (spec.kind), filled by userspace per (abi, nr)
-#define K_NONE 0
-#define K_OPEN 1      // path at a[pidx], flags at a[fidx], dirfd at a[didx] (didx 255: AT_FDCWD)
-#define K_CREAT 2     // path at a[0]
-#define K_OPENAT2 3   // dirfd a[0], path a[1], flags = how->flags (a[2])
-#define K_BIND 4
-#define K_CONNECT 5
-#define K_SOCKET 6    // remember (tgid, fd) -> socket type at exit
-#define K_CLOSE 7
-#define K_EXECVE 8    // a pending (gated) child starts being recorded at its execve
-#define K_FORK 9      // fork family: the child's own return (0) is not a second result
-#define K_PATHOP 10   // a path a syscall creates/modifies: path a[pidx], dirfd a[didx], access bits in fidx
+// path status bits (ev_path.status)
+#define ST_TRUNC 1    // deeper than MAX_DEPTH or longer than PBUF: the path is incomplete
+#define ST_OUTSIDE 2  // the walk met a root other than the task's (not reachable from its root)
+#define ST_JOIN 4     // a directory's path + "/" + the name the call passed: to be normalised (. and ..)
+#define ST_CWD 8      // EV_ADDR: buf[ADDR_MAX..] holds the cwd (for a relative unix socket path)
+
+// syscall kinds (K_*), access bits (ACC_*), OPEN_ACC(accmode): the generated semantics header
 
 // event types
 #define EV_SYSCALL 1  // first time anywhere: (abi, nr)
@@ -72,6 +81,8 @@ static long (*lp_read_user_str)(void *dst, u32 size, const void *src) = (void *)
 #define EV_FORK 6     // a tracked process forked a process
 #define EV_EXIT 7     // a tracked process ended: its image's bitmap
 #define EV_NEWPROC 8  // cgroup mode: a process seen for the first time
+#define EV_SCRIPT 9   // exec of a script: the name the exec was given, joined to the cwd
+#define EV_EXE 10     // after EV_EXEC: the path of the file the new image maps
 
 #define F_PENDING 1   // gated command child: not recorded until its execve
 
@@ -83,7 +94,9 @@ static long (*lp_read_user_str)(void *dst, u32 size, const void *src) = (void *)
 #define L_INFLIGHT 4  // in-flight map full: a path/address was not captured
 #define L_OTHER 5     // other-number map full
 #define L_ERRNO 6     // errno map full
-#define L_NLOST 8
+#define L_FDS 7       // an opened fd could not be looked up in the task's fd table
+#define L_WALK 8      // the path walker could not be called
+#define L_NLOST 9
 
 struct proc {
     u32 gen;          // image generation: +1 at every exec
@@ -97,8 +110,11 @@ struct spec {
     u8 kind;
     u8 nargs;
     u8 idx[3];        // argument indexes whose values are recorded
-    u8 pidx, fidx, didx;
     u8 ptrarg;        // the recorded value is the u64 that argument 0 points to (clone3's clone_args.flags)
+    u8 fidx;          // open flags (NO_ARG: creat; openat2: struct open_how at this index)
+    u8 pidx[2];       // path arguments (NO_ARG: none); opens: pidx[0] is only for the failed-open name
+    u8 didx[2];       // their dirfd arguments (NO_ARG: the cwd)
+    u8 acc[2];        // access bits of each path (K_PATHOP)
 };
 
 struct argkey {
@@ -145,21 +161,18 @@ struct capkey {
     u64 ip[6];        // top of the kernel stack at the check
 };
 
-struct inflight {
-    u32 kind;
-    u32 abi;
-    s32 nr;
-    s32 dirfd;
-    u64 flags;
-    s32 fd;
-    u32 len;
-    struct sockinfo sock;
-    char buf[PATH_MAX_];
+// an opened file already sent with these access bits: keyed by its dentry (and its parent and
+// name hash, so that a freed dentry reused for another file is not taken for the old one)
+struct filekey {
+    u64 dentry;
+    u64 mnt;
+    u64 parent;
+    u64 hash_len;
+    u64 acc;
 };
 
-struct pathkey {
-    u64 flags;
-    char path[PATH_MAX_];
+struct walkbuf {
+    char b[2 * PBUF];
 };
 
 struct ev_small {
@@ -175,24 +188,7 @@ struct ev_small {
     char comm[16];
 };
 
-struct ev_big {
-    u32 type;
-    u32 tgid;
-    u32 tid;
-    u32 abi;
-    s32 nr;
-    u32 gen;
-    s32 dirfd;
-    u32 len;          // bytes of buf that matter (addresses); 0: NUL-terminated string
-    u64 flags;
-    s64 ret;
-    struct sockinfo sock;
-    char comm[16];
-    u64 seen[WORDS];  // EV_EXEC / EV_EXIT: the image's syscalls
-    char buf[PATH_MAX_];
-};
-
-// paths and addresses: the same header as ev_big, without the bitmap
+// paths and addresses; sent with only the bytes of buf that matter (len)
 struct ev_path {
     u32 type;
     u32 tgid;
@@ -200,14 +196,35 @@ struct ev_path {
     u32 abi;
     s32 nr;
     u32 gen;
-    s32 dirfd;
-    u32 len;
-    u64 flags;
+    u32 status;       // ST_* bits
+    u32 len;          // bytes of buf sent (a path: with its NUL)
+    u64 acc;          // ACC_* bits of a path
     s64 ret;
     struct sockinfo sock;
     char comm[16];
-    char buf[PATH_MAX_];
+    char buf[PBUF];
 };
+
+// EV_EXEC / EV_EXIT: a path event's header and the image's syscall bitmap, then the path
+struct ev_big {
+    u32 type;
+    u32 tgid;
+    u32 tid;
+    u32 abi;
+    s32 nr;
+    u32 gen;
+    u32 status;
+    u32 len;
+    u64 acc;
+    s64 ret;
+    struct sockinfo sock;
+    char comm[16];
+    u64 seen[WORDS];
+    char buf[PBUF];
+};
+
+#define EV_PATH_HDR (sizeof(struct ev_path) - PBUF)
+#define EV_BIG_HDR (sizeof(struct ev_big) - PBUF)
 
 // Which processes are tracked: tgid -> slot + 1 in `procs` (0: not tracked). Arrays, because the
 // test runs for every syscall of every process on the machine: an array lookup is inlined by the
@@ -227,12 +244,13 @@ BPF_HASH(errnos, struct errkey, u64, 8192);
 BPF_HASH(argcounts, struct argkey, u64, 16384);
 BPF_HASH(caps, struct capkey, u64, 16384);
 BPF_HASH(sockets, struct sockkey, struct sockinfo, 16384);
-BPF_HASH(paths, struct pathkey, u8, MAX_PATHS);
+BPF_HASH(paths, struct filekey, u8, MAX_PATHS);
 BPF_ARRAY(gseen, u64, WORDS);
 BPF_ARRAY(known, u64, WORDS);       // fast gate: calls a baseline explains (no args, no path): counted only
 BPF_PERCPU_ARRAY(lost, u64, L_NLOST);
-BPF_PERCPU_ARRAY(scratch, struct inflight, 1);
-BPF_PERCPU_ARRAY(pscratch, struct pathkey, 1);
+BPF_PERCPU_ARRAY(walkbufs, struct walkbuf, 1);
+BPF_PERCPU_ARRAY(pevs, struct ev_path, 1);
+BPF_PERCPU_ARRAY(bevs, struct ev_big, 1);
 BPF_ARRAY(enabled, u32, 1);         // cgroup mode: set by userspace once the program is configured
 BPF_ARRAY(calib, u64, 1);           // (pt_regs of a task) - task->stack, learnt at sys_enter
 BPF_RINGBUF_OUTPUT(events, RB_PAGES);
@@ -385,62 +403,6 @@ static __always_inline u64 reg_arg(REGS *regs, u32 abi, int i) {
     return v;
 }
 
-// the arguments of a finished syscall, read at sys_exit: the registers still hold them, and the
-// user memory they point to has been paged in by the syscall itself (at sys_enter a string in a
-// page not yet touched cannot be read from BPF)
-static __always_inline struct inflight *args_at_exit(REGS *regs, struct spec *sp, u32 abi, s32 nr, u32 tgid) {
-    int zero = 0;
-    struct inflight *f = scratch.lookup(&zero);
-    if (!f)
-        return 0;
-    f->kind = sp->kind;
-    f->abi = abi;
-    f->nr = nr;
-    f->dirfd = -100;  // AT_FDCWD
-    f->flags = 0;
-    f->fd = -1;
-    f->len = 0;
-    f->sock.domain = f->sock.type = f->sock.protocol = 0xffffffff;
-    f->sock.pad = 0;
-    __builtin_memset(f->buf, 0, PATH_MAX_);
-    if (sp->kind == K_PATHOP) {
-        u64 p = reg_arg(regs, abi, sp->pidx);
-        lp_read_user_str(f->buf, PATH_MAX_, (void *)p);
-        f->flags = (1ULL << 32) | sp->fidx;   // marks a path operation; low bits: access kinds
-        if (sp->didx != 255)
-            f->dirfd = (s32)reg_arg(regs, abi, sp->didx);
-    } else if (sp->kind == K_OPEN || sp->kind == K_CREAT || sp->kind == K_OPENAT2) {
-        u64 p = reg_arg(regs, abi, sp->pidx);
-        lp_read_user_str(f->buf, PATH_MAX_, (void *)p);
-        if (sp->kind == K_CREAT)
-            f->flags = 01 | 0100 | 01000;  // O_WRONLY|O_CREAT|O_TRUNC
-        else if (sp->kind == K_OPENAT2) {
-            u64 how = reg_arg(regs, abi, 2);
-            lp_read_user(&f->flags, 8, (void *)how);
-        } else
-            f->flags = reg_arg(regs, abi, sp->fidx);
-        if (sp->didx != 255)
-            f->dirfd = (s32)reg_arg(regs, abi, sp->didx);
-    } else if (sp->kind == K_BIND || sp->kind == K_CONNECT) {
-        f->fd = (s32)reg_arg(regs, abi, 0);
-        u64 p = reg_arg(regs, abi, 1);
-        u32 len = (u32)reg_arg(regs, abi, 2);
-        if (len > ADDR_MAX)
-            len = ADDR_MAX;
-        f->len = len;
-        lp_read_user(f->buf, ADDR_MAX, (void *)p);
-        struct sockkey sk = {.tgid = tgid, .fd = f->fd};
-        struct sockinfo *si = sockets.lookup(&sk);
-        if (si)
-            f->sock = *si;
-    } else if (sp->kind == K_SOCKET) {
-        f->sock.domain = (u32)reg_arg(regs, abi, 0);
-        f->sock.type = (u32)reg_arg(regs, abi, 1);
-        f->sock.protocol = (u32)reg_arg(regs, abi, 2);
-    }
-    return f;
-}
-
 RAW_TRACEPOINT_PROBE(sys_enter) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
@@ -458,7 +420,7 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
         sp = specs.lookup(&slot);
 
     if (p->flags & F_PENDING) {
-        if (!sp || sp->kind != K_EXECVE)
+        if (!sp || sp->kind != K_EXEC)
             return 0;
         p->flags &= ~F_PENDING;
     }
@@ -560,42 +522,334 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
     return 0;
 }
 
-static __always_inline void emit_path(u32 tgid, u32 tid, struct proc *p, struct inflight *f, s64 ret) {
-    struct pathkey *k = 0;
-    if (f->buf[0] == '/') {
-        // absolute paths are sent once per (path, flags); relative ones always (cwd/dirfd vary)
-        int zero = 0;
-        k = pscratch.lookup(&zero);
-        if (!k)
-            return;
-        __builtin_memcpy(k->path, f->buf, PATH_MAX_);
-        k->flags = f->flags & ((1ULL << 32) | 0xff | 03 | 0100);  // what the access kinds depend on
-        if (paths.lookup(k))
-            return;
+// --- paths, resolved in the kernel ----------------------------------------------------------
+
+// keeps clang from dropping a mask it can prove redundant on one path (the verifier needs it on all)
+#define OPAQUE(x) asm volatile("" : "+r"(x))
+
+static __always_inline u64 kread(u64 addr) {
+    u64 v = 0;
+    bpf_probe_read_kernel(&v, 8, (void *)addr);
+    return v;
+}
+
+// the struct file behind fd in the current task's fd table, or 0
+static __always_inline u64 fd_file(void *task, s64 fd) {
+    if (fd < 0)
+        return 0;
+    u64 fdt = kread(kread((u64)task + OFF_TASK_FILES) + OFF_FILES_FDT);
+    u32 max = 0;
+    bpf_probe_read_kernel(&max, 4, (void *)(fdt + OFF_FDT_MAX));
+    if ((u64)fd >= max)
+        return 0;
+    return kread(kread(fdt + OFF_FDT_FD) + (u64)fd * 8);
+}
+
+// The path of (vfsmount, dentry) as the task sees it, written backwards into w->b so that it ends
+// at PBUF - 1 (its NUL); returns where it starts. Like the kernel's prepend_path: climb d_parent
+// to the mount's root, then continue from the mount point in the parent mount, until the task's
+// root (task->fs->root) is met. ST_TRUNC when deeper than MAX_DEPTH or longer than PBUF;
+// ST_OUTSIDE when a namespace's root or a disconnected dentry comes first.
+static __always_inline u32 walk(struct walkbuf *w, u64 vfsmnt, u64 dentry, u64 root_mnt, u64 root_dentry,
+                                u32 *status) {
+    u32 off = PBUF - 1;
+    w->b[PBUF - 1] = 0;
+    u64 mnt = vfsmnt - OFF_MOUNT_MNT;
+    u32 ended = 0;   // not the loop counter: kept dead after the loop, states of different depths merge
+    for (int i = 0; i < MAX_DEPTH; i++) {
+        if (dentry == root_dentry && vfsmnt == root_mnt) {
+            ended = 1;
+            break;
+        }
+        if (dentry == kread(vfsmnt + OFF_VFSMOUNT_ROOT)) {
+            u64 up = kread(mnt + OFF_MOUNT_PARENT);
+            if (up == mnt || up == 0) {
+                *status |= ST_OUTSIDE;
+                ended = 1;
+                break;
+            }
+            dentry = kread(mnt + OFF_MOUNT_MOUNTPOINT);
+            mnt = up;
+            vfsmnt = up + OFF_MOUNT_MNT;
+            continue;
+        }
+        u64 parent = kread(dentry + OFF_DENTRY_PARENT);
+        if (parent == dentry || parent == 0) {
+            *status |= ST_OUTSIDE;
+            ended = 1;
+            break;
+        }
+        u32 len = 0;
+        bpf_probe_read_kernel(&len, 4, (void *)(dentry + OFF_DENTRY_NAME + OFF_QSTR_LEN));
+        u64 name = kread(dentry + OFF_DENTRY_NAME + OFF_QSTR_NAME);
+        if (len > NAME_MASK || len + 2 > off) {
+            *status |= ST_TRUNC;
+            ended = 1;
+            break;
+        }
+        off -= len;
+        bpf_probe_read_kernel(&w->b[off & (PBUF - 1)], len & NAME_MASK, (void *)name);
+        off--;
+        w->b[off & (PBUF - 1)] = '/';
+        dentry = parent;
+        // the same range for `off` on every path to the next iteration: the verifier can then prune
+        // (else each iteration's two ways on would double the states it explores)
+        OPAQUE(off);
+        off &= PBUF - 1;
     }
-    struct ev_path *e = events.ringbuf_reserve(sizeof(struct ev_path));
-    if (!e) {
-        count_lost(L_RINGBUF);   // not marked as sent: a repeat of the path may still get through
-        return;
+    if (!ended)
+        *status |= ST_TRUNC;
+    if (off == PBUF - 1) {
+        off--;
+        w->b[off & (PBUF - 1)] = '/';
     }
-    if (k) {
-        u8 one = 1;
-        paths.update(k, &one);   // a full map only means repeats reach userspace
-    }
-    e->type = EV_PATH;
+    return off;
+}
+
+// What the walker program (lp_walk) is to do: the event in `pevs` has its header filled by the caller;
+// the walker writes the path, sends the event, then does the second job (rename's new name, a script
+// after its interpreter) by tail-calling itself. One walk site for every kind of path keeps the
+// verifier's work (and the start-up) small: it checks the bounded walk once, not once per caller.
+struct job {
+    u64 pathp;        // a struct path to walk (0: none, the name alone)
+    u64 name;         // a name to join to it, or alone when absolute (0: none)
+    u32 name_user;    // the name is in user memory (else kernel memory)
+    u32 dst;          // 0: the path starts buf; ADDR_MAX: after a sockaddr (ST_CWD)
+    u32 keyed;        // once sent, remember `key` in `paths`
+    u32 next_type;    // 0: no second job; else its event type,
+    u64 next_acc;     //   access bits,
+    u64 next_pathp;   //   what to walk
+    u64 next_name;    //   and the name to join
+    struct filekey key;
+};
+
+BPF_PERCPU_ARRAY(jobs, struct job, 1);
+BPF_PROG_ARRAY(walkers, 1);
+
+static __always_inline struct ev_path *path_event(u32 type, u32 tgid, u32 tid, u32 gen, u32 abi, s32 nr, s64 ret) {
+    int zero = 0;
+    struct ev_path *e = pevs.lookup(&zero);
+    if (!e)
+        return 0;
+    e->type = type;
     e->tgid = tgid;
     e->tid = tid;
-    e->abi = f->abi;
-    e->nr = f->nr;
-    e->gen = p->gen;
-    e->dirfd = f->dirfd;
+    e->abi = abi;
+    e->nr = nr;
+    e->gen = gen;
+    e->status = 0;
     e->len = 0;
-    e->flags = f->flags;
+    e->acc = 0;
     e->ret = ret;
-    e->sock = f->sock;
+    e->sock.domain = e->sock.type = e->sock.protocol = 0xffffffff;
+    e->sock.pad = 0;
     fill_comm(e->comm);
-    __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
-    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return e;
+}
+
+static __always_inline struct job *new_job(void) {
+    int zero = 0;
+    struct job *j = jobs.lookup(&zero);
+    if (j)
+        __builtin_memset(j, 0, sizeof(*j));
+    return j;
+}
+
+// the path (struct path *) a name is relative to: its dirfd's, or the cwd's; 0 for an absolute name
+static __always_inline u64 base_of(void *task, s32 dirfd, u64 name, int user) {
+    char first = 0;
+    if (user)
+        lp_read_user(&first, 1, (void *)name);
+    else
+        bpf_probe_read_kernel(&first, 1, (void *)name);
+    if (first == '/')
+        return 0;
+    if (dirfd == AT_FDCWD_)
+        return kread((u64)task + OFF_TASK_FS) + OFF_FS_PWD;
+    u64 file = fd_file(task, dirfd);
+    return file ? file + OFF_FILE_PATH : 1;   // 1: not a file of this task (no base to join to)
+}
+
+static __always_inline int send_path(struct ev_path *e) {
+    u32 size = EV_PATH_HDR + (e->len & (PBUF - 1));
+    if (size > sizeof(struct ev_path))
+        size = sizeof(struct ev_path);
+    if (events.ringbuf_output(e, size, BPF_RB_NO_WAKEUP) != 0) {
+        count_lost(L_RINGBUF);
+        return -1;
+    }
+    return 0;
+}
+
+static __always_inline void walk_later(void *ctx) {
+    walkers.call(ctx, 0);
+    count_lost(L_WALK);   // the tail call did not happen (only if the walker is not loaded)
+}
+
+int lp_walk(struct bpf_raw_tracepoint_args *ctx) {
+    int zero = 0;
+    struct job *j = jobs.lookup(&zero);
+    struct ev_path *e = pevs.lookup(&zero);
+    struct walkbuf *w = walkbufs.lookup(&zero);
+    if (!j || !e || !w)
+        return 0;
+    void *task = (void *)bpf_get_current_task();
+    u32 pos = 0;       // bytes of buf written, without a NUL
+    if (j->pathp == 1) {
+        e->status |= ST_OUTSIDE;
+    } else if (j->pathp) {
+        u64 fs = kread((u64)task + OFF_TASK_FS);
+        u32 off = walk(w, kread(j->pathp), kread(j->pathp + 8), kread(fs + OFF_FS_ROOT), kread(fs + OFF_FS_ROOT + 8),
+                       &e->status);
+        u32 n = PBUF - 1 - off;   // the path's length
+        if (j->dst) {
+            if (n >= PBUF / 2) {
+                e->status |= ST_TRUNC;
+            } else {
+                OPAQUE(n);
+                bpf_probe_read_kernel(&e->buf[ADDR_MAX], (n + 1) & (PBUF / 2 - 1), &w->b[off & (PBUF - 1)]);
+                pos = n;
+            }
+        } else {
+            OPAQUE(n);
+            bpf_probe_read_kernel(e->buf, (n + 1) & (PBUF - 1), &w->b[off & (PBUF - 1)]);
+            pos = n;
+        }
+    }
+    if (j->name && !(e->status & (ST_OUTSIDE | ST_TRUNC))) {
+        e->status |= ST_JOIN;
+        if (pos > 1) {     // "/" + name, not "//" + name
+            e->buf[pos & (PBUF - 1)] = '/';
+            pos++;
+        }
+        if (pos >= PBUF / 2) {
+            e->status |= ST_TRUNC;
+        } else {
+            OPAQUE(pos);
+            long r;
+            if (j->name_user)
+                r = lp_read_user_str(&e->buf[pos & (PBUF / 2 - 1)], PBUF / 2, (void *)j->name);
+            else
+                r = bpf_probe_read_kernel_str(&e->buf[pos & (PBUF / 2 - 1)], PBUF / 2, (void *)j->name);
+            if (r >= PBUF / 2)
+                e->status |= ST_TRUNC;
+            if (r > 0)
+                pos += (u32)r - 1;
+        }
+    }
+    e->len = j->dst ? ADDR_MAX + pos + 1 : pos + 1;
+    if (send_path(e) == 0 && j->keyed) {   // (not remembered when dropped: a repeat may still get through)
+        u8 one = 1;
+        paths.update(&j->key, &one);   // a full map only means repeats reach userspace
+    }
+    if (!j->next_type)
+        return 0;
+    e->type = j->next_type;
+    e->acc = j->next_acc;
+    e->status = 0;
+    e->len = 0;
+    j->pathp = j->next_pathp;
+    j->name = j->next_name;
+    j->dst = 0;
+    j->keyed = 0;
+    j->next_type = 0;
+    walk_later(ctx);
+    return 0;
+}
+
+// an open that returned fd `ret`: the opened file's path and access, once per (file, access)
+static __always_inline void open_fact(void *ctx, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
+                                      u32 tid, u32 abi, s32 nr, s64 ret) {
+    u64 flags = CREAT_FLAGS;
+    if (sp->kind == K_OPENAT2) {
+        u64 how = reg_arg(regs, abi, sp->fidx > 5 ? 5 : sp->fidx);
+        lp_read_user(&flags, 8, (void *)how);
+    } else if (sp->fidx != NO_ARG) {
+        flags = reg_arg(regs, abi, sp->fidx > 5 ? 5 : sp->fidx);
+    }
+    u64 file = fd_file(task, ret);
+    if (!file) {
+        count_lost(L_FDS);
+        return;
+    }
+    u32 fmode = 0;
+    bpf_probe_read_kernel(&fmode, 4, (void *)(file + OFF_FILE_MODE));
+    struct job *j = new_job();
+    if (!j)
+        return;
+    struct filekey *k = &j->key;
+    k->mnt = kread(file + OFF_FILE_PATH);
+    k->dentry = kread(file + OFF_FILE_PATH + 8);
+    k->parent = kread(k->dentry + OFF_DENTRY_PARENT);
+    k->hash_len = kread(k->dentry + OFF_DENTRY_NAME);
+    k->acc = OPEN_ACC(flags & 3) | ((fmode & FMODE_CREATED_) ? ACC_CREATE : 0);
+    if (paths.lookup(k))
+        return;
+    struct ev_path *e = path_event(EV_PATH, tgid, tid, p->gen, abi, nr, ret);
+    if (!e)
+        return;
+    e->acc = k->acc;
+    j->pathp = file + OFF_FILE_PATH;
+    j->keyed = 1;
+    walk_later(ctx);
+}
+
+// a call that names paths without opening them (mkdir, unlink, rename, ...): each named path
+static __always_inline void name_facts(void *ctx, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
+                                       u32 tid, u32 abi, s32 nr, s64 ret) {
+    if (sp->pidx[0] == NO_ARG)
+        return;
+    struct job *j = new_job();
+    struct ev_path *e = path_event(EV_PATH, tgid, tid, p->gen, abi, nr, ret);
+    if (!j || !e)
+        return;
+    u8 pi = sp->pidx[0], di = sp->didx[0];
+    j->name = reg_arg(regs, abi, pi > 5 ? 5 : pi);
+    j->name_user = 1;
+    j->pathp = base_of(task, di == NO_ARG ? AT_FDCWD_ : (s32)reg_arg(regs, abi, di > 5 ? 5 : di), j->name, 1);
+    e->acc = sp->acc[0];
+    pi = sp->pidx[1];
+    di = sp->didx[1];
+    if (pi != NO_ARG) {
+        j->next_type = EV_PATH;
+        j->next_acc = sp->acc[1];
+        j->next_name = reg_arg(regs, abi, pi > 5 ? 5 : pi);
+        j->next_pathp = base_of(task, di == NO_ARG ? AT_FDCWD_ : (s32)reg_arg(regs, abi, di > 5 ? 5 : di),
+                                j->next_name, 1);
+    }
+    walk_later(ctx);
+}
+
+// bind/connect (attempted: a failed connect is a need too); a relative unix path gets the cwd
+static __always_inline void addr_fact(void *ctx, REGS *regs, void *task, struct proc *p, u32 tgid, u32 tid, u32 abi,
+                                      s32 nr, s64 ret) {
+    struct ev_path *e = path_event(EV_ADDR, tgid, tid, p->gen, abi, nr, ret);
+    if (!e)
+        return;
+    s32 fd = (s32)reg_arg(regs, abi, 0);
+    u64 addr = reg_arg(regs, abi, 1);
+    u32 alen = (u32)reg_arg(regs, abi, 2);
+    if (alen > ADDR_MAX)
+        alen = ADDR_MAX;
+    e->acc = alen;
+    __builtin_memset(e->buf, 0, ADDR_MAX);
+    lp_read_user(e->buf, ADDR_MAX, (void *)addr);
+    struct sockkey sk = {.tgid = tgid, .fd = fd};
+    struct sockinfo *si = sockets.lookup(&sk);
+    if (si)
+        e->sock = *si;
+    e->len = ADDR_MAX;
+    if (e->buf[0] == 1 && e->buf[1] == 0 && e->buf[2] != 0 && e->buf[2] != '/') {   // AF_UNIX, relative path
+        struct job *j = new_job();
+        if (j) {
+            e->status = ST_CWD;
+            j->pathp = kread((u64)task + OFF_TASK_FS) + OFF_FS_PWD;
+            j->dst = ADDR_MAX;
+            walk_later(ctx);
+            return;
+        }
+    }
+    send_path(e);
 }
 
 RAW_TRACEPOINT_PROBE(sys_exit) {
@@ -659,40 +913,27 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
             }
         }
     }
-    if ((failed && ret != -115) || nr < 0 || nr >= SLOTS)
+    if (nr < 0 || nr >= SLOTS || !sp)
         return 0;
-    if (!sp || sp->kind == K_NONE || sp->kind == K_EXECVE || sp->kind == K_FORK || sp->kind == K_CLOSE)
+    // the arguments are read here, at exit: the registers still hold them, and the user memory they
+    // point to has been paged in by the syscall itself (at sys_enter a string in a page not yet
+    // touched cannot be read from BPF)
+    u8 kind = sp->kind;
+    if (kind == K_BIND || kind == K_CONNECT) {
+        addr_fact(ctx, regs, task, p, tgid, tid, abi, (s32)nr, ret);
         return 0;
-    if (failed && sp->kind != K_CONNECT)
-        return 0;   // EINPROGRESS is a success for connect only
-    struct inflight *f = args_at_exit(regs, sp, abi, (s32)nr, tgid);
-    if (!f)
-        return 0;
-    if (f->kind == K_SOCKET) {
+    }
+    if (failed)
+        return 0;   // a failed open or path call touched nothing (both backends)
+    if (kind == K_OPEN || kind == K_CREAT || kind == K_OPENAT2) {
+        open_fact(ctx, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
+    } else if (kind == K_PATHOP) {
+        name_facts(ctx, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
+    } else if (kind == K_SOCKET) {
         struct sockkey sk = {.tgid = tgid, .fd = (s32)ret};
-        sockets.update(&sk, &f->sock);
-    } else if (f->kind == K_BIND || f->kind == K_CONNECT) {
-        struct ev_path *e = events.ringbuf_reserve(sizeof(struct ev_path));
-        if (e) {
-            e->type = EV_ADDR;
-            e->tgid = tgid;
-            e->tid = tid;
-            e->abi = abi;
-            e->nr = (s32)nr;
-            e->gen = p->gen;
-            e->dirfd = f->fd;
-            e->len = f->len;
-            e->flags = 0;
-            e->ret = ret;
-            e->sock = f->sock;
-            fill_comm(e->comm);
-            __builtin_memcpy(e->buf, f->buf, PATH_MAX_);
-            events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-        } else {
-            count_lost(L_RINGBUF);
-        }
-    } else {
-        emit_path(tgid, tid, p, f, ret);
+        struct sockinfo si = {.domain = (u32)reg_arg(regs, abi, 0), .type = (u32)reg_arg(regs, abi, 1),
+                              .protocol = (u32)reg_arg(regs, abi, 2)};
+        sockets.update(&sk, &si);
     }
     return 0;
 }
@@ -729,37 +970,56 @@ RAW_TRACEPOINT_PROBE(sched_process_fork) {
     return 0;
 }
 
-TRACEPOINT_PROBE(sched, sched_process_exec) {
-    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+RAW_TRACEPOINT_PROBE(sched_process_exec) {
+    // args: (struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm); the new image is in place
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32;
     struct proc *p = find_proc(tgid);
     if (!p)
         return 0;
-    struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
-    if (!e) {
+    int zero = 0;
+    struct ev_big *e = bevs.lookup(&zero);
+    if (!e)
+        return 0;
+    void *task = (void *)bpf_get_current_task();
+    u64 bprm = ctx->args[2];
+    u32 gen = p->gen;
+    e->type = EV_EXEC;
+    e->tgid = tgid;
+    e->tid = (u32)pid_tgid;
+    e->abi = 0;
+    e->nr = (s32)ctx->args[1];
+    e->gen = gen;
+    e->status = 0;
+    e->len = 0;
+    e->acc = 0;
+    e->ret = 0;
+    e->sock.domain = e->sock.type = e->sock.protocol = e->sock.pad = 0;
+    fill_comm(e->comm);
+    __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
+    if (events.ringbuf_output(e, EV_BIG_HDR, BPF_RB_NO_WAKEUP) != 0) {
         count_lost(L_RINGBUF);
-    } else {
-        e->type = EV_EXEC;
-        e->tgid = tgid;
-        e->tid = args->pid;
-        e->abi = 0;
-        e->nr = args->old_pid;
-        e->gen = p->gen;
-        e->dirfd = -100;
-        e->len = 0;
-        e->flags = 0;
-        e->ret = 0;
-        fill_comm(e->comm);
-        __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
-        unsigned short loc = args->data_loc_filename & 0xFFFF;
-        bpf_probe_read_kernel_str(e->buf, PATH_MAX_, (char *)args + loc);
-        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        return 0;   // without the event the old image's syscalls stay in the bitmap and count for the new one
     }
     // the new image starts with an empty bitmap (its own attribution)
-    if (e) {
-        __builtin_memset(p->seen, 0, sizeof(p->seen));
-        p->gen++;
+    __builtin_memset(p->seen, 0, sizeof(p->seen));
+    p->gen++;
+    // the executable is the file the new image maps (mm->exe_file), never a name looked up later (EV_EXE);
+    // a script (binfmt_script/misc changed bprm->interp): the kernel ran its interpreter (the exe); the
+    // script is the name the exec was given, joined to the cwd (its file is closed by now) (EV_SCRIPT)
+    struct job *j = new_job();
+    struct ev_path *x = path_event(EV_EXE, tgid, (u32)pid_tgid, gen, 0, 0, 0);
+    if (!j || !x)
+        return 0;
+    u64 exe = kread(kread((u64)task + OFF_TASK_MM) + OFF_MM_EXE_FILE);
+    j->pathp = exe ? exe + OFF_FILE_PATH : 1;
+    u64 filename = kread(bprm + OFF_BPRM_FILENAME);
+    if (filename && filename != kread(bprm + OFF_BPRM_INTERP)) {
+        j->next_type = EV_SCRIPT;
+        j->next_name = filename;
+        j->next_pathp = base_of(task, AT_FDCWD_, filename, 0);
     }
-    // without the event the old image's syscalls stay in the bitmap and count for the new one
+    walk_later(ctx);
     return 0;
 }
 
@@ -777,25 +1037,26 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
     if (!p)
         return 0;
     drop_proc(tgid);
-    struct ev_big *e = events.ringbuf_reserve(sizeof(struct ev_big));
-    if (!e) {
-        count_lost(L_RINGBUF);
-        return 0;   // still live: userspace reads its bitmap at the end
-    }
+    int zero = 0;
+    struct ev_big *e = bevs.lookup(&zero);
+    if (!e)
+        return 0;
     e->type = EV_EXIT;
     e->tgid = tgid;
     e->tid = (u32)bpf_get_current_pid_tgid();
     e->abi = 0;
     e->nr = 0;
     e->gen = p->gen;
-    e->dirfd = 0;
+    e->status = 0;
     e->len = 0;
-    e->flags = 0;
+    e->acc = 0;
     e->ret = 0;
     fill_comm(e->comm);
     __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
-    e->buf[0] = 0;
-    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    if (events.ringbuf_output(e, EV_BIG_HDR, BPF_RB_NO_WAKEUP) != 0) {
+        count_lost(L_RINGBUF);
+        return 0;   // still live: userspace reads its bitmap at the end
+    }
     p->live = 0;
     return 0;
 }

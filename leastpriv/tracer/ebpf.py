@@ -35,21 +35,21 @@ import platform
 import re
 import select
 import signal
-import stat
 import sys
 import threading
 import time
 from importlib import resources
 from pathlib import Path
 
-from ..kernel import constants, syscalls
+from ..kernel import constants, semantics, syscalls
 from .. import launch
 from ..launch import resolve_command
 from ..errors import UserError
 from .base import Backend, Cgroup, Command, Pid, Target, TraceOptions
 from .recording import CapCheck, Endpoint, Recording, RecordingBuilder
-from .sockaddr import endpoint
 from .btf import BtfError, kernel_btf
+from .paths import resolve_in_root
+from .sockaddr import endpoint, record_endpoint
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 CGROUP2_MAGIC = 0x63677270
@@ -58,45 +58,25 @@ ABI_NATIVE, ABI_I386, ABI_X32 = 0, 1, 2
 NARCH = 3
 SLOTS = 640                 # syscall numbers per ABI counted in arrays (others in a hash)
 WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)
-PATH_MAX_ = 256
+PBUF = 4096                 # a path event's buffer (PATH_MAX)
+MAX_DEPTH = 128             # components and mount crossings the kernel walks (ebpf.c)
 USER_SLOTS = 4096           # process slots userspace fills (the command, attached processes)
 PROCS_PER_TRACE = 32768     # process slots the kernel fills (forks, cgroup newcomers), split over CPUs
 MAX_PATHS = 32768
 POLL_MS = 25                # userspace reads the ring buffer this often
 RB_PAGES = int(os.environ.get("LEASTPRIV_EBPF_RB_PAGES", "2048"))   # 8 MiB ring buffer (~24000 path events)
 
-K_NONE, K_OPEN, K_CREAT, K_OPENAT2, K_BIND, K_CONNECT, K_SOCKET, K_CLOSE, K_EXECVE, K_FORK, K_PATHOP = range(11)
-ACC_BITS = {"read": 1, "write": 2, "create": 4}
-EV_SYSCALL, EV_ARGS, EV_PATH, EV_ADDR, EV_EXEC, EV_FORK, EV_EXIT, EV_NEWPROC = range(1, 9)
+EV_SYSCALL, EV_ARGS, EV_PATH, EV_ADDR, EV_EXEC, EV_FORK, EV_EXIT, EV_NEWPROC, EV_SCRIPT, EV_EXE = range(1, 11)
+ST_TRUNC, ST_OUTSIDE, ST_JOIN, ST_CWD = 1, 2, 4, 8      # path status bits (ebpf.c)
+ADDR_MAX = 128
+NO_ARG = 255
+# file->f_mode bit the kernel sets when an open created the file (include/linux/fs.h; not in BTF, which has
+# no macros; stable since 4.19 and checked by tests/test_backend_parity.py on the running kernel)
+FMODE_CREATED = 0x100000
 LOST_NAMES = ("ring buffer full", "process table full", "argument map full", "capability map full",
               "in-flight map full (a path or address was not captured)", "syscall-number map full",
-              "errno map full")
-
-# syscall name -> (kind, path index, flags index, dirfd index (255: AT_FDCWD))
-PATH_SYSCALLS = {
-    "open": (K_OPEN, 0, 1, 255),
-    "openat": (K_OPEN, 1, 2, 0),
-    "creat": (K_CREAT, 0, 0, 255),
-    "openat2": (K_OPENAT2, 1, 0, 0),
-    "bind": (K_BIND, 0, 0, 255),
-    "connect": (K_CONNECT, 0, 0, 255),
-    "socket": (K_SOCKET, 0, 0, 255),
-    "close": (K_CLOSE, 0, 0, 255),
-    "execve": (K_EXECVE, 0, 0, 255),
-    "execveat": (K_EXECVE, 0, 0, 255),
-    # paths syscalls create or modify (the ptrace backend's list; for rename/link only the first path)
-    "mkdir": (K_PATHOP, 0, 4, 255), "mkdirat": (K_PATHOP, 1, 4, 0),
-    "rmdir": (K_PATHOP, 0, 2, 255), "unlink": (K_PATHOP, 0, 2, 255), "unlinkat": (K_PATHOP, 1, 2, 0),
-    "rename": (K_PATHOP, 0, 2, 255), "renameat": (K_PATHOP, 1, 2, 0), "renameat2": (K_PATHOP, 1, 2, 0),
-    "link": (K_PATHOP, 1, 4, 255), "linkat": (K_PATHOP, 3, 4, 2),
-    "symlink": (K_PATHOP, 1, 4, 255), "symlinkat": (K_PATHOP, 2, 4, 1),
-    "mknod": (K_PATHOP, 0, 4, 255), "mknodat": (K_PATHOP, 1, 4, 0),
-    "truncate": (K_PATHOP, 0, 2, 255), "truncate64": (K_PATHOP, 0, 2, 255),
-    "clone": (K_FORK, 0, 0, 255),
-    "clone3": (K_FORK, 0, 0, 255),
-    "fork": (K_FORK, 0, 0, 255),
-    "vfork": (K_FORK, 0, 0, 255),
-}
+              "errno map full", "an opened fd was not in the task's fd table (a path was not captured)",
+              "the path walker could not be called (a path was not captured)")
 
 # --- the audited / no-audit rule (see the module docstring and README) -----
 # Frames that are the capability machinery itself, skipped to find who asked.
@@ -183,7 +163,7 @@ def kernel_offsets() -> dict[str, int]:
     import hashlib
     with open("/sys/kernel/btf/vmlinux", "rb") as f:   # keyed by the BTF itself: a rebuilt kernel misses
         key = hashlib.blake2b(f.read(), digest_size=12).hexdigest()
-    cache = _cache_dir() / f"btf-offsets-{platform.release()}-{key}.json"
+    cache = _cache_dir() / f"btf-offsets-v2-{platform.release()}-{key}.json"
     try:
         return json.loads(cache.read_text())
     except (OSError, ValueError):
@@ -197,7 +177,31 @@ def kernel_offsets() -> dict[str, int]:
             "OFF_TGID": b.offset("task_struct", "tgid"),
             "OFF_CRED": b.offset("task_struct", "cred"),
             "OFF_STACK": b.offset("task_struct", "stack"),
+            # the path walk (ebpf.c: walk, fd_file, path_of)
+            "OFF_TASK_FS": b.offset("task_struct", "fs"),
+            "OFF_TASK_FILES": b.offset("task_struct", "files"),
+            "OFF_TASK_MM": b.offset("task_struct", "mm"),
+            "OFF_FS_ROOT": b.offset("fs_struct", "root"),
+            "OFF_FS_PWD": b.offset("fs_struct", "pwd"),
+            "OFF_FILES_FDT": b.offset("files_struct", "fdt"),
+            "OFF_FDT_FD": b.offset("fdtable", "fd"),
+            "OFF_FDT_MAX": b.offset("fdtable", "max_fds"),
+            "OFF_FILE_PATH": b.offset("file", "f_path"),
+            "OFF_FILE_MODE": b.offset("file", "f_mode"),
+            "OFF_DENTRY_PARENT": b.offset("dentry", "d_parent"),
+            "OFF_DENTRY_NAME": b.offset("dentry", "d_name"),
+            "OFF_QSTR_LEN": b.offset("qstr", "len"),
+            "OFF_QSTR_NAME": b.offset("qstr", "name"),
+            "OFF_MOUNT_MNT": b.offset("mount", "mnt"),
+            "OFF_MOUNT_PARENT": b.offset("mount", "mnt_parent"),
+            "OFF_MOUNT_MOUNTPOINT": b.offset("mount", "mnt_mountpoint"),
+            "OFF_VFSMOUNT_ROOT": b.offset("vfsmount", "mnt_root"),
+            "OFF_MM_EXE_FILE": b.offset("mm_struct", "exe_file"),
+            "OFF_BPRM_FILENAME": b.offset("linux_binprm", "filename"),
+            "OFF_BPRM_INTERP": b.offset("linux_binprm", "interp"),
         }
+        if (b.offset("path", "mnt"), b.offset("path", "dentry")) != (0, 8):
+            raise BtfError("struct path is not {mnt, dentry} as ebpf.c expects")
         if syscalls.host_arch() == "x86_64":
             want = {"r10": 56, "r9": 64, "r8": 72, "bx": 40, "bp": 32, "cx": 88, "dx": 96, "si": 104, "di": 112,
                     "orig_ax": 120}
@@ -226,24 +230,30 @@ class EvSmall(ct.Structure):
                 ("v", ct.c_uint64 * 3), ("comm", ct.c_char * 16)]
 
 
-class EvBig(ct.Structure):
-    _fields_ = [("type", ct.c_uint32), ("tgid", ct.c_uint32), ("tid", ct.c_uint32), ("abi", ct.c_uint32),
-                ("nr", ct.c_int32), ("gen", ct.c_uint32), ("dirfd", ct.c_int32), ("len", ct.c_uint32),
-                ("flags", ct.c_uint64), ("ret", ct.c_int64), ("sock", SockInfo), ("comm", ct.c_char * 16),
-                ("seen", ct.c_uint64 * WORDS), ("buf", ct.c_uint8 * PATH_MAX_)]
-
-    def text(self) -> str:
-        raw = bytes(self.buf)
-        return raw.split(b"\0", 1)[0].decode(errors="surrogateescape")
+_HEADER = [("type", ct.c_uint32), ("tgid", ct.c_uint32), ("tid", ct.c_uint32), ("abi", ct.c_uint32),
+           ("nr", ct.c_int32), ("gen", ct.c_uint32), ("status", ct.c_uint32), ("len", ct.c_uint32),
+           ("acc", ct.c_uint64), ("ret", ct.c_int64), ("sock", SockInfo), ("comm", ct.c_char * 16)]
 
 
 class EvPath(ct.Structure):
-    _fields_ = [("type", ct.c_uint32), ("tgid", ct.c_uint32), ("tid", ct.c_uint32), ("abi", ct.c_uint32),
-                ("nr", ct.c_int32), ("gen", ct.c_uint32), ("dirfd", ct.c_int32), ("len", ct.c_uint32),
-                ("flags", ct.c_uint64), ("ret", ct.c_int64), ("sock", SockInfo), ("comm", ct.c_char * 16),
-                ("buf", ct.c_uint8 * PATH_MAX_)]
+    """struct ev_path's header; ``len`` bytes of buf follow it (a path with its NUL, or a sockaddr)."""
+    _fields_ = _HEADER
 
-    text = EvBig.text
+
+class EvBig(ct.Structure):
+    """struct ev_big's header and bitmap; ``len`` bytes of a path follow."""
+    _fields_ = _HEADER + [("seen", ct.c_uint64 * WORDS)]
+
+
+def _payload(data, size: int, header: type, n: int) -> bytes:
+    """The ``n`` bytes after an event's header (never past the record's ``size``)."""
+    start = ct.sizeof(header)
+    n = max(0, min(n, size - start))
+    return ct.string_at(data + start, n) if n else b""
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode(errors="surrogateescape")
 
 
 class KernelSymbols:
@@ -298,24 +308,6 @@ class KernelSymbols:
             os.replace(self.path.with_suffix(".tmp"), self.path)
         except OSError:
             pass
-
-
-def _realpath(path: str, dirs: dict[str, str]) -> str:
-    """os.path.realpath of a normalized absolute path, its directory's resolution shared through
-    ``dirs``: one lstat per path instead of one per component (9,000 paths of one tree: 0.16 -> 0.05 s)."""
-    parent, name = os.path.split(path)
-    if not name or not parent:
-        return os.path.realpath(path)
-    base = dirs.get(parent)
-    if base is None:
-        base = dirs[parent] = os.path.realpath(parent)
-    full = os.path.join(base, name)
-    try:
-        if stat.S_ISLNK(os.lstat(full).st_mode):
-            return os.path.realpath(full)
-    except OSError:
-        pass    # gone or unreadable: realpath keeps the name as it is too
-    return full
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:
@@ -423,12 +415,18 @@ class _Session:
         self.options = options
         self.archs = _abi_arch()
         self.exe: dict[tuple[int, int], str] = {}
-        self.cwd: dict[int, str] = {}
         self.live: set[int] = set()
-        self.unresolved = 0
-        self.truncated = 0
+        self.launcher: tuple[int, int] | None = None   # (tgid, gen) of the command's child before its exec
+        self.pending_exec: dict[int, tuple] = {}       # tgid -> (gen, bitmap, comm) of an image that exec'd
+        # paths and addresses of these tasks (by comm) are not the workload's: a container runtime's init
+        # before it execs the workload (its syscalls are removed by attribution, see tracer/container.py)
+        self.ignore_comms = frozenset(c.encode() if isinstance(c, str) else c
+                                      for c in options.extra.get("ignore_comms", ()))
+        self.unresolved: list[str] = []    # names that are not paths from the task's root (examples)
+        self.truncated: list[str] = []     # paths deeper or longer than the kernel's walk (examples)
+        self.n_unresolved = 0
+        self.n_truncated = 0
         self.news = 0
-        self.deferred: list[tuple[str, int]] = []
         mode_cgroup, cg_id, cg_level = 0, 0, 0
         if isinstance(target, Cgroup):
             cg_id, cg_level, _ = _fmt_cgroup(target.path)
@@ -459,10 +457,11 @@ class _Session:
             "CAP_KPROBE": cap_kprobe, "SLOTS": SLOTS, "NARCH": NARCH,
             "PIDMAP_SIZE": self.pidmap_size, "USER_SLOTS": USER_SLOTS, "PER_CPU": self.per_cpu,
             "MAX_PROCS": USER_SLOTS + self.per_cpu * self.ncpu, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
-            "HAVE_READ_USER": int(_kernel_at_least(5, 5)),
+            "HAVE_READ_USER": int(_kernel_at_least(5, 5)), "FMODE_CREATED_": hex(FMODE_CREATED),
             **kernel_offsets(),
         }
-        text = resources.files("leastpriv.tracer").joinpath("ebpf.c").read_text()
+        here = resources.files("leastpriv.tracer")
+        text = here.joinpath("ebpf_semantics.h").read_text() + here.joinpath("ebpf.c").read_text()
         if not self.have_caps:
             start = text.index("static __always_inline void record_cap(")
             text = text[:start]
@@ -494,6 +493,10 @@ class _Session:
                 self.bpf.attach_kretprobe(event=b"cap_capable", fn_name=b"lp_cap_return")
             except Exception as exc:
                 builder.note(f"capability checks not recorded: cannot attach kprobes to cap_capable ({exc})")
+        # the path walker, tail-called by the programs that send paths (ebpf.c: lp_walk)
+        walker = self.bpf.load_func(b"lp_walk", BPF.RAW_TRACEPOINT)
+        walkers = self.bpf[b"walkers"]
+        walkers[ct.c_int(0)] = ct.c_int(walker.fd)
         self.compile_seconds = time.monotonic() - t0
         EbpfBackend.last_startup = self.compile_seconds
         if options.progress:
@@ -509,24 +512,26 @@ class _Session:
 
     # -- setup ------------------------------------------------------------
     def _fill_specs(self) -> None:
+        """The in-kernel table of what each syscall means, from kernel/semantics.py (as ptrace reads it)."""
         specs = self.bpf[b"specs"]
         for abi, arch in self.archs.items():
             for name, nr in syscalls.table(arch).items():
-                if nr < 0 or nr >= SLOTS:
-                    continue
-                ta = syscalls.tracked_args(arch, name)
-                kind = PATH_SYSCALLS.get(name)
-                if ta is None and kind is None and name != "clone3":
+                row = semantics.of(arch, name)
+                if row is None or nr < 0 or nr >= SLOTS:
                     continue
                 leaf = specs.Leaf()
-                if ta is not None:
-                    leaf.nargs = len(ta.indexes)
-                    for i, ix in enumerate(ta.indexes[:3]):
+                leaf.kind = semantics.KIND[row.kind]
+                if row.tracked is not None:
+                    leaf.nargs = 1 if row.ptr_flags else len(row.tracked.indexes)
+                    for i, ix in enumerate(row.tracked.indexes[:3]):
                         leaf.idx[i] = ix
-                if kind is not None:
-                    leaf.kind, leaf.pidx, leaf.fidx, leaf.didx = kind
-                if name == "clone3":     # flags behind a pointer, recorded like the ptrace backend does
-                    leaf.nargs, leaf.ptrarg = 1, 1
+                leaf.ptrarg = int(row.ptr_flags)
+                leaf.fidx = NO_ARG if row.flags is None else row.flags
+                for i in range(2):
+                    pa = row.paths[i] if i < len(row.paths) and row.kind == "pathop" else None
+                    leaf.pidx[i] = NO_ARG if pa is None else pa.index
+                    leaf.didx[i] = NO_ARG if pa is None or pa.dirfd is None else pa.dirfd
+                    leaf.acc[i] = 0 if pa is None else sum(semantics.ACCESS_BITS[a] for a in pa.access)
                 specs[specs.Key(abi * SLOTS + nr)] = leaf
 
     def _fill_known(self, known) -> None:
@@ -536,7 +541,7 @@ class _Session:
         n = 0
         for abi, arch in self.archs.items():
             for a, name in known.syscalls:
-                if a != arch or name == "clone3" or name in PATH_SYSCALLS or syscalls.tracked_args(arch, name):
+                if a != arch or semantics.of(arch, name) is not None:   # values, paths, execs, forks: facts
                     continue
                 nr = syscalls.number(arch, name)
                 if nr is None or not 0 <= nr < SLOTS:
@@ -596,23 +601,29 @@ class _Session:
                 if arch:
                     self.builder.attribute(exe, arch, syscalls.name(arch, nr))
 
-    def _resolve(self, tgid: int, tid: int, dirfd: int, path: str) -> str | None:
-        """The absolute, symlink-free path (as the ptrace backend records it from /proc/PID/fd)."""
-        p = self._join(tgid, tid, dirfd, path)
-        return os.path.realpath(p) if p else None
+    def _flush_exec(self, tgid: int) -> None:
+        got = self.pending_exec.pop(tgid, None)
+        if got is not None:
+            self._attribute_bitmap(tgid, got[0], got[1], got[2])
 
-    def _join(self, tgid: int, tid: int, dirfd: int, path: str) -> str | None:
-        if path.startswith("/"):
-            return os.path.normpath(path)
-        if dirfd == -100:
-            base = _readlink(f"/proc/{tid}/cwd") or _readlink(f"/proc/{tgid}/cwd") or self.cwd.get(tgid)
-        else:
-            base = _readlink(f"/proc/{tgid}/fd/{dirfd}")
-        if not base or not base.startswith("/"):
+    def _path(self, e, raw: bytes) -> str | None:
+        """A path the kernel resolved (as the task sees it), or None when it is not one (counted)."""
+        path = _text(raw)
+        if e.status & ST_TRUNC:
+            self.n_truncated += 1
+            if len(self.truncated) < 3:
+                self.truncated.append(path[:80] + "...")
             return None
-        if dirfd == -100:
-            self.cwd[tgid] = base
-        return os.path.normpath(os.path.join(base, path)) if path else base
+        if e.status & ST_OUTSIDE or not path.startswith("/"):
+            self.n_unresolved += 1
+            if len(self.unresolved) < 3:
+                self.unresolved.append(path or "?")
+            return None
+        if e.status & ST_JOIN:   # a directory's path + the name the call passed: . and .. (lexically)
+            path = os.path.normpath(path)
+            if path.startswith("//"):
+                path = path[1:]
+        return path
 
     def _on_event(self, ctx, data, size) -> None:
         try:
@@ -636,54 +647,49 @@ class _Session:
                 arch = self.archs.get(e.abi, "?")
                 self.options.progress({"new": f"{syscalls.name(arch, e.nr)} ({arch})", "events": self.news})
             return
-        e = ct.cast(data, ct.POINTER(EvPath if kind in (EV_PATH, EV_ADDR) else EvBig)).contents
-        if kind == EV_EXEC:
-            filename = e.text()
-            self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
-            exe = _deleted(_readlink(f"/proc/{e.tgid}/exe"))
-            path = self._resolve(e.tgid, e.tid, -100, filename)
-            if exe and path and exe != path:
-                b.exec_(exe)            # a script: the kernel ran its interpreter
-            path = path or exe
-            if path:
-                b.exec_(path)
-                self.exe[(e.tgid, e.gen + 1)] = exe or path
-            else:
-                self.unresolved += 1
-        elif kind == EV_EXIT:
-            self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
-            self.live.discard(e.tgid)
-        elif kind == EV_PATH:
-            raw = e.text()
-            if len(raw) >= PATH_MAX_ - 1:
-                self.truncated += 1
-            # only the base of a relative path is looked up now (the process may go away); symlinks
-            # are resolved at the end, off the workload's time
-            path = raw if raw.startswith("/") else self._join(e.tgid, e.tid, e.dirfd, raw)
-            if path is None:
-                self.unresolved += 1
+        if kind in (EV_EXEC, EV_EXIT):
+            e = ct.cast(data, ct.POINTER(EvBig)).contents
+            if kind == EV_EXIT:
+                self._attribute_bitmap(e.tgid, e.gen, e.seen, e.comm)
+                self.live.discard(e.tgid)
                 return
-            self.deferred.append((path, e.flags))
-        elif kind == EV_ADDR:
-            ep = _endpoint("bind" if syscalls.name(self.archs.get(e.abi, "x86_64"), e.nr) == "bind" else "connect",
-                           bytes(e.buf)[: e.len], e.sock)
-            if ep is not None:
-                b.endpoint(ep)
-
-    def _file(self, path: str, flags: int) -> None:
-        b = self.builder
-        if flags >> 32 == 1:
-            for acc, bit in ACC_BITS.items():
-                if flags & bit:
-                    b.file(path, acc)
+            # the old image's syscalls: attributed when the new image's path follows (EV_EXE), so that the
+            # command's own execve calls go to the program they started (as under ptrace)
+            self._flush_exec(e.tgid)
+            self.pending_exec[e.tgid] = (e.gen, list(e.seen), bytes(e.comm))
             return
-        acc = flags & 3
-        if acc in (0, 2):
-            b.file(path, "read")
-        if acc in (1, 2):
-            b.file(path, "write")
-        if flags & 0o100:
-            b.file(path, "create")
+        if kind == EV_EXE:
+            e = ct.cast(data, ct.POINTER(EvPath)).contents
+            exe = self._path(e, _payload(data, size, EvPath, e.len))
+            if exe:      # the file the new image maps, resolved by the kernel at the exec
+                if (e.tgid, e.gen) == self.launcher:
+                    self.exe[self.launcher] = exe      # the launcher itself never appears
+                self.exe[(e.tgid, e.gen + 1)] = exe
+                b.exec_(exe)
+            self._flush_exec(e.tgid)
+            return
+        e = ct.cast(data, ct.POINTER(EvPath)).contents
+        if e.comm in self.ignore_comms:
+            return
+        raw = _payload(data, size, EvPath, e.len)
+        if kind == EV_PATH:
+            path = self._path(e, raw)
+            if path:
+                for acc, bit in semantics.ACCESS_BITS.items():
+                    if e.acc & bit:
+                        b.file(path, acc)
+        elif kind == EV_SCRIPT:
+            # the script an interpreter runs: its file is closed by the time of the exec, so the kernel
+            # sends the name joined to the cwd; symlinks in it are resolved here, inside the task's root
+            path = self._path(e, raw)
+            if path:
+                b.exec_(resolve_in_root(e.tgid, path))
+        elif kind == EV_ADDR:
+            cwd = _text(raw[ADDR_MAX:]) if e.status & ST_CWD else ""
+            op = "bind" if syscalls.name(self.archs.get(e.abi, "x86_64"), e.nr) == "bind" else "connect"
+            ep = _endpoint(op, raw[: min(e.acc, ADDR_MAX)], e.sock, cwd)
+            if ep is not None:
+                record_endpoint(b, ep)
 
     # -- the end ----------------------------------------------------------
     def poll(self, ms: int, fd: int | None = None) -> bool:
@@ -706,18 +712,8 @@ class _Session:
 
     def collect(self) -> None:
         b = self.builder
-        real: dict[str, str] = {}
-        dirs: dict[str, str] = {}
-        for raw, flags in self.deferred:
-            norm = os.path.normpath(raw)
-            if flags >> 32 == 1:     # path operation: the path itself, not where a symlink points
-                self._file(norm, flags)
-                continue
-            r = real.get(norm)
-            if r is None:
-                r = real[norm] = _realpath(norm, dirs)
-            self._file(r, flags)
-        self.deferred.clear()
+        for tgid in list(self.pending_exec):   # an exec whose path event was lost
+            self._flush_exec(tgid)
         counts, results = self.bpf[b"counts"], self.bpf[b"results"]
         for abi, arch in self.archs.items():
             for nr in range(SLOTS):
@@ -778,8 +774,12 @@ class _Session:
                 total += n
                 b.note(f"eBPF: {n} events lost ({what}); this run may miss facts")
         b.lost_events += total
-        if self.unresolved:
-            b.note(f"eBPF: {self.unresolved} relative paths could not be resolved (the process had gone)")
+        if self.n_truncated:
+            b.note(f"eBPF: {self.n_truncated} paths deeper than {MAX_DEPTH} components or longer than {PBUF - 1} "
+                   f"bytes were left out (not recorded), e.g. {', '.join(self.truncated)}")
+        if self.n_unresolved:
+            b.note(f"eBPF: {self.n_unresolved} paths not reachable from the process's root were left out, "
+                   f"e.g. {', '.join(self.unresolved)}")
 
     def _collect_caps(self) -> None:
         b = self.builder
@@ -834,8 +834,8 @@ class _Session:
             pass
 
 
-def _endpoint(op: str, raw: bytes, sock: SockInfo) -> Endpoint | None:
-    return endpoint(op, raw, None if sock.type == 0xFFFFFFFF else sock.type, sock.protocol)
+def _endpoint(op: str, raw: bytes, sock: SockInfo, cwd: str = "") -> Endpoint | None:
+    return endpoint(op, raw, None if sock.type == 0xFFFFFFFF else sock.type, sock.protocol, cwd)
 
 
 def _alive(pid: int) -> bool:
@@ -1019,6 +1019,7 @@ class EbpfBackend(Backend):
         old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         status = None
         try:
+            sess.launcher = (pid, 0)
             if not sess.track(pid, pending=True, exe=os.path.realpath(path)):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)

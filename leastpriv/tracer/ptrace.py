@@ -78,13 +78,14 @@ import time
 import traceback
 from ctypes import addressof, byref, sizeof
 
-from ..kernel import syscalls
+from ..kernel import semantics, syscalls
 from ..errors import UserError
 from . import ptrace_abi as abi
 from .base import Backend, Command, Target, TraceOptions
 from .. import launch
 from ..launch import resolve_command
-from .sockaddr import endpoint
+from .paths import in_root, resolve_in_root, root_of
+from .sockaddr import endpoint, record_endpoint
 from .recording import Recording, RecordingBuilder
 
 NO_SECCOMP_ENV = "LEASTPRIV_PTRACE_NO_SECCOMP"
@@ -100,17 +101,11 @@ NO_RESULT = frozenset(("exit", "exit_group", "rt_sigreturn", "sigreturn", "resta
 # entry list slots (a list per (exe, arch, nr): mutated in place in the hot loop)
 COUNT, RESULTS, OK, ERRNOS, NAME, ON_ENTRY, ON_EXIT, ARGIDX, ARGS, IGNORE = range(10)
 
-# path syscalls: (dirfd index or None, path index, access) for each path they create/modify
-_PATH_OPS = {
-    "mkdir": ((None, 0, "create"),), "mkdirat": ((0, 1, "create"),),
-    "rmdir": ((None, 0, "write"),), "unlink": ((None, 0, "write"),), "unlinkat": ((0, 1, "write"),),
-    "rename": ((None, 0, "write"), (None, 1, "create")),
-    "renameat": ((0, 1, "write"), (2, 3, "create")), "renameat2": ((0, 1, "write"), (2, 3, "create")),
-    "link": ((None, 1, "create"),), "linkat": ((2, 3, "create"),),
-    "symlink": ((None, 1, "create"),), "symlinkat": ((1, 2, "create"),),
-    "mknod": ((None, 0, "create"),), "mknodat": ((0, 1, "create"),),
-    "truncate": ((None, 0, "write"),), "truncate64": ((None, 0, "write"),),
-}
+# calls that name paths without opening them: (dirfd index or None, path index, access) per path (semantics table)
+_PATH_OPS = {name: tuple((pa.dirfd, pa.index, pa.access) for pa in row.paths)
+             for name, row in semantics.SEMANTICS.items() if row.kind == "pathop"}
+_OPENS = frozenset(name for name, row in semantics.SEMANTICS.items() if row.kind in ("open", "creat", "openat2"))
+_EXECS = frozenset(name for name, row in semantics.SEMANTICS.items() if row.kind == "exec")
 
 
 def _no_new_privs(pid) -> bool:
@@ -173,6 +168,7 @@ class _Session:
         self.extra: dict[int, object] = {}         # tid -> handler data for the exit stop
         self.exec_arg: dict[int, str] = {}         # tid -> execve path argument
         self.sock_types: dict[str, tuple[int, int]] = {}   # "socket:[ino]" -> (domain, type)
+        self.roots: dict[int, str | None] = {}     # tid -> its root as ours sees it (paths are recorded inside it)
         self.root = 0
         self.exit_status: int | None = None
         self.interrupted = ""
@@ -519,6 +515,7 @@ class _Session:
         self._gone(pid, status)
 
     def _gone(self, pid, status):
+        self.roots.pop(pid, None)
         self.tables.pop(pid, None)
         self.pending.pop(pid, None)
         self.extra.pop(pid, None)
@@ -557,15 +554,19 @@ class _Session:
             arg = self.exec_arg.pop(former, None)
         else:
             arg = self.exec_arg.pop(pid, None)
+        self.roots.pop(pid, None)
+        self.roots.pop(former, None)
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
             exe = "?"
         if exe.endswith(" (deleted)"):
             exe = exe[:-10]
+        exe = self._in_root(pid, exe) or exe
         self.b.exec_(exe)
+        arg = self._in_root(pid, arg) if arg else None
         if arg:
-            real = os.path.realpath(arg)
+            real = resolve_in_root(pid, arg)
             if real != exe:      # a script: the kernel ran its interpreter (exe)
                 self.b.exec_(real)
         if not self.first_exe:
@@ -600,12 +601,12 @@ class _Session:
 
     def _make_handlers(self) -> dict:
         h = {}
-        for n in ("open", "openat", "creat", "openat2"):
+        for n in _OPENS:
             h[n] = (self._h_open, self._x_open)
         h["socket"] = (self._h_socket, self._x_socket)
         for n in ("bind", "connect"):
             h[n] = (self._h_sockaddr, None)
-        for n in ("execve", "execveat"):
+        for n in _EXECS:
             h[n] = (self._h_exec, None)
         h["clone3"] = (self._h_clone3, None)
         for n in _PATH_OPS:
@@ -649,22 +650,33 @@ class _Session:
             return None
         return os.path.normpath(os.path.join(base, path))
 
+    def _in_root(self, pid, path: str | None) -> str | None:
+        """A path as our root sees it -> as the traced process sees it (inside its own root)."""
+        if path is None:
+            return None
+        if pid not in self.roots:
+            self.roots[pid] = root_of(pid)
+        return in_root(self.roots[pid], path)
+
     def _h_open(self, pid, e, info):
-        name = e[NAME][1]
+        arch, name = e[NAME]
+        row = semantics.of(arch, name)
         a = info.args
-        if name == "openat":
-            dirfd, ptr, flags = a[0], a[1], a[2]
-        elif name == "open":
-            dirfd, ptr, flags = None, a[0], a[1]
-        elif name == "creat":
-            dirfd, ptr, flags = None, a[0], os.O_CREAT | os.O_WRONLY | os.O_TRUNC
-        else:   # openat2(dirfd, path, struct open_how *how, size): how->flags is the first u64
-            dirfd, ptr = a[0], a[1]
-            flags = self.mem.u64(pid, a[2]) or 0
+        pa = row.paths[0]
+        dirfd, ptr = (None if pa.dirfd is None else a[pa.dirfd]), a[pa.index]
+        if row.kind == "creat":
+            flags = semantics.CREAT_FLAGS
+        elif row.kind == "openat2":   # struct open_how *how: how->flags is the first u64
+            flags = self.mem.u64(pid, a[row.flags]) or 0
+        else:
+            flags = a[row.flags]
         existed = None
         if flags & O_CREAT and (flags & O_TMPFILE) != O_TMPFILE:
+            # "created" as the kernel's FMODE_CREATED (the eBPF backend's): the file the open reaches,
+            # through a symlink unless O_NOFOLLOW / O_EXCL, did not exist before
             p = self._resolve(pid, dirfd, self.mem.string(pid, ptr))
-            existed = os.path.lexists(p) if p else None
+            if p:
+                existed = os.path.lexists(p) if flags & (os.O_EXCL | os.O_NOFOLLOW) else os.path.exists(p)
         self.extra[pid] = (flags, existed)
         return True
 
@@ -680,17 +692,12 @@ class _Session:
             return
         if path.endswith(" (deleted)"):
             path = path[:-10]
-        acc = flags & O_ACCMODE
+        path = self._in_root(pid, path)
+        if path is None:
+            return
         f = self.b.file
-        if acc == os.O_RDONLY:
-            f(path, "read")
-        elif acc == os.O_WRONLY:
-            f(path, "write")
-        else:
-            f(path, "read")
-            f(path, "write")
-        if existed is False:
-            f(path, "create")
+        for acc in semantics.open_access(flags, existed is False):
+            f(path, acc)
 
     def _h_socket(self, pid, e, info):
         self._record_args(e, info)
@@ -717,12 +724,9 @@ class _Session:
             except OSError:
                 ino = ""
             sock = self.sock_types.get(ino)
-            ep = endpoint(e[NAME][1], raw, sock[1] if sock else None, None, self._cwd(pid))
+            ep = endpoint(e[NAME][1], raw, sock[1] if sock else None, None, self._in_root(pid, self._cwd(pid)) or "")
             if ep is not None:
-                self.b.endpoint(ep)
-                if ep.family == "AF_UNIX" and ep.address.startswith("/"):
-                    # a path socket is a file: bind creates it, connect needs write access to it
-                    self.b.file(ep.address, "create" if ep.op == "bind" else "write")
+                record_endpoint(self.b, ep)
         return self._sample(e)
 
     def _cwd(self, pid):
@@ -733,10 +737,8 @@ class _Session:
 
     def _h_exec(self, pid, e, info):
         a = info.args
-        if e[NAME][1] == "execve":
-            p = self._resolve(pid, None, self.mem.string(pid, a[0]))
-        else:
-            p = self._resolve(pid, a[0], self.mem.string(pid, a[1]))
+        pa = semantics.of(*e[NAME]).paths[0]
+        p = self._resolve(pid, None if pa.dirfd is None else a[pa.dirfd], self.mem.string(pid, a[pa.index]))
         if p:
             self.exec_arg[pid] = p
         return self._sample(e)
@@ -767,7 +769,10 @@ class _Session:
         out = self.extra.pop(pid, ())
         if rval >= 0:
             for p, access in out:
-                self.b.file(p, access)
+                p = self._in_root(pid, p)
+                if p:
+                    for acc in access:
+                        self.b.file(p, acc)
 
     # ------------------------------------------------------------ result
     def _build(self) -> Recording:

@@ -51,3 +51,10 @@ def endpoint(op: str, raw: bytes, sock_type: int | None = None, protocol: int | 
                 name = os.path.normpath(os.path.join(cwd, name))
         return Endpoint(op, "AF_UNIX", name, None, _UNIX_PROTO.get(stype, "unknown"))
     return Endpoint(op, constants.name_of("socket_family", fam) or str(fam), "", None, "unknown")
+
+
+def record_endpoint(builder, ep: Endpoint) -> None:
+    """An endpoint, and for a unix path socket the file it is: bind creates it, connect needs write access."""
+    builder.endpoint(ep)
+    if ep.family == "AF_UNIX" and ep.address.startswith("/"):
+        builder.file(ep.address, "create" if ep.op == "bind" else "write")

@@ -18,7 +18,7 @@ def render_check(result: dict, baseline: str, con=None) -> None:
     out = con or _out
     added = result["added"]
     if not added:
-        out.print(f"[green]check: nothing grew[/] beyond [bold]{escape(baseline)}[/] "
+        out.print(f"[green]check: nothing grew[/] beyond [bold]{escape(baseline)}[/]'s policy "
                   f"({', '.join(KIND_TITLES[k] for k in result['kinds'])} compared)")
     else:
         n_d = len(result["dangerous"])
@@ -35,6 +35,12 @@ def render_check(result: dict, baseline: str, con=None) -> None:
         out.print(t)
         out.print("[dim]If the growth is intended, learn it into the baseline "
                   "(leastpriv learn -o BASELINE -- CMD, or leastpriv merge BASELINE NEW -o BASELINE) and commit it.[/]")
+    allowed = result.get("allowed", [])
+    if allowed:
+        out.print(f"[yellow]{len(allowed)} new fact{'s' * (len(allowed) != 1)} the policy already allows[/] "
+                  "(not a failure; --strict fails on them):")
+        for c in allowed:
+            out.print(f"  + {KIND_TITLES[c['kind']]}: {_row_label(c)}  [dim]({escape(c['allowed_by'])})[/]")
     if result["removed"]:
         out.print(f"[dim]{len(result['removed'])} fact(s) of the baseline were not used this time (not a failure).[/]")
     if result.get("unobserved_removals"):
@@ -62,6 +68,7 @@ def render_diff(d: dict, old: str, new: str) -> None:
         out.print(f"[bold]{title}[/]")
         for c in items:
             risk = f"  [bold red]dangerous[/]: {escape(c['danger']['why'])}" if c.get("danger") and sign == "+" else ""
-            out.print(f"  [{style}]{sign}[/] {KIND_TITLES[c['kind']]}: {_row_label(c)}{risk}")
+            allowed = f"  [dim](the old policy allows it: {escape(c['allowed_by'])})[/]" if c.get("allowed_by") else ""
+            out.print(f"  [{style}]{sign}[/] {KIND_TITLES[c['kind']]}: {_row_label(c)}{risk}{allowed}")
     if not d["added"] and not d["removed"]:
         out.print("[green]no difference[/]")

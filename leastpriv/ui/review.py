@@ -73,6 +73,10 @@ def render_rich(r: dict, path: str) -> None:
         out.print("[yellow]argument rules left loose:[/]")
         for x in r["loose"]:
             out.print(f"  - {escape(x)}")
+    if r.get("generalization"):
+        out.print("[bold]allowed beyond what was traced (generalization):[/]")
+        for x in r["generalization"]:
+            out.print(f"  - {escape(x)}")
     if r["unknown_syscalls"]:
         out.print("[yellow]unknown syscall numbers (cannot be reviewed):[/] " +
                   "; ".join(f"{a}: {', '.join(map(str, v))}" for a, v in r["unknown_syscalls"].items()))
@@ -134,6 +138,9 @@ def to_markdown(r: dict, path: str) -> str:
     lines += [f"- {_md_escape(x)}" for x in dl["open"]]
     if r["loose"]:
         lines += ["", "## Argument rules left loose", ""] + [f"- {_md_escape(x)}" for x in r["loose"]]
+    if r.get("generalization"):
+        lines += ["", "## Allowed beyond what was traced (generalization)", ""] + \
+            [f"- {_md_escape(x)}" for x in r["generalization"]]
     if r["unknown_syscalls"]:
         lines += ["", "## Unknown syscall numbers", ""] + [f"- {a}: {', '.join(map(str, v))}"
                                                            for a, v in r["unknown_syscalls"].items()]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -12,6 +13,8 @@ from .console import out
 from ..errors import UserError
 from ..policy.runtime_base import runtime_base
 from ..policy.rules import settings
+from ..learner.generalization import path_lines
+from .console import live_status
 
 
 def _when(ts: float | None) -> str:
@@ -86,6 +89,8 @@ def render(profile: Profile, path: str) -> None:
             st_t.add_row(g, " ".join(cells))
         out.print(st_t)
 
+    _generalization(profile)
+
     args = profile.facts.get("args", {})
     if any(args.values()):
         a_t = Table(title="argument values", title_justify="left", show_edge=False)
@@ -142,15 +147,39 @@ def render(profile: Profile, path: str) -> None:
     if profile.facts.get("executables"):
         from ..reach.coverage import review_section
         from .reach import render_section
-        render_section(review_section(profile.facts, profile.runs))
+        with live_status("static reachability of the executables (first time per build-id: seconds)"):
+            sec = review_section(profile.facts, profile.runs)
+        render_section(sec)
     out.print("[dim]A trace proves what ran, not what never will. Facts marked * appeared in only some runs; "
               "capabilities marked inferred were deduced from syscalls, not seen as kernel checks.[/]")
 
 
-def _runtime_base(profile: Profile) -> None:
-    """For a profile learned from a container: the runtime base an export adds, listed apart from the app's needs."""
-    if not any(str(r.get("target", "")).startswith(("image:", "bundle:")) for r in profile.runs):
+def _generalization(profile: Profile) -> None:
+    """What the rules allow beyond the facts: harmless siblings (and why)."""
+    sibs = profile.rules.get("siblings", {})
+    if profile.rules.get("exact"):
+        out.print("[bold]generalization[/]: none (--exact: only the syscalls traced)")
         return
+    for arch, rows in sorted(sibs.items()):
+        if not rows:
+            continue
+        by_of: dict[str, list[str]] = {}
+        for r in rows:
+            by_of.setdefault(f"{r['family']}: sibling of {r['sibling_of']}", []).append(r["name"])
+        out.print(f"[bold]added by generalization[/] ({arch}, {len(rows)} harmless siblings of what was used; "
+                  "export --exact leaves them out):")
+        for k, names in sorted(by_of.items()):
+            out.print(f"  + {' '.join(names)}  [dim]({k})[/]")
+    plines = path_lines(profile)
+    if plines:
+        out.print("[bold]path patterns[/] (the next run's temporary names fit them; Landlock grants each on its "
+                  "nearest existing directory):")
+        for line in plines:
+            out.print("  " + escape(line))
+
+
+def _runtime_base(profile: Profile) -> None:
+    """The runtime base an oci/docker/k8s export adds, listed apart from the app's needs."""
     nnp = settings(profile).no_new_privileges
     for arch in profile.host_arches or ["x86_64"]:
         try:

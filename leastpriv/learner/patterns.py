@@ -1,0 +1,216 @@
+"""Path patterns: the file facts generalized so the next run, with other temporary names, still fits.
+
+A pure function of the facts. Two generalizations, each kept with the
+literal paths and the number of runs that support it:
+
+* **Variable components.** A path component that is a mktemp/tempfile
+  suffix (``tmp.B9LPq8``, ``app.dDMBf8``, ``tmpk3j_x9a2``), a pid or other
+  number, a UUID, a hex hash, or a timestamp becomes a glob in that place
+  (``/tmp/tmp.*``, ``objects/*/*``); a component that differs between paths
+  of the same shape only by its digits (``out.log.1``, ``out.log.2``;
+  ``worker-3.pid``) does too. AppArmor-style globs: ``*`` is one component
+  (no ``/``), ``**`` any depth.
+* **Owned directories.** A directory the workload created (a ``create``
+  fact with paths beneath it) is *owned*: the workload may create, write,
+  read and remove anything beneath it (``PATTERN/**``). The paths beneath it
+  are covered by that one rule.
+
+Never generalized: anything under ``/etc``, ``/root``, ``/home``, ``/dev``,
+``/proc``, ``/sys`` (secrets, other users, devices, other processes), where
+the literal paths stay as they were.
+
+``file_rules(facts)`` returns ``(files, patterns, owned)``: the literal
+paths the patterns do not cover, by access; the patterns; the owned
+directories. ``matches(pattern, path)`` and ``covered(rules, path, access)``
+answer whether a path is already allowed (check, diff).
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable, Mapping
+
+from ..policy.globs import matches  # noqa: F401 - the one matcher; learner code calls patterns.matches
+
+# never generalize, never own beneath these: secrets, other users, devices, other processes, the kernel
+NEVER = ("/etc", "/root", "/home", "/dev", "/proc", "/sys", "/boot")
+# packaged code and data: no generated names there, their paths stay literal
+PACKAGED = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/snap", "/nix/store")
+TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
+ACCESSES = ("read", "write", "exec", "create")
+EXAMPLES = 5
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = re.compile(r"^[0-9a-f]{16,}$")
+_HEX2 = re.compile(r"^[0-9a-f]{2}$")
+_NUM = re.compile(r"^\d+$")
+_STAMP = re.compile(r"\d{8,}")                        # 20261130, 1764470000 (epoch), 20261130T101010
+# mktemp's tmp.XXXXXXXXXX / NAME.XXXXXX / NAME-XXXXXX and Python's tempfile tmpXXXXXXXX
+_MKTEMP = re.compile(r"^(?P<pre>.*[._-]|tmp)(?P<rand>[A-Za-z0-9_]{6,})$")
+_TEMPNAME = re.compile(r"^[a-z0-9_]{8}$")             # Python's tempfile probe names (_get_default_tempdir)
+_DIGITS = re.compile(r"\d+")
+_PIDISH = re.compile(r"(?<=[._-])\d{3,}(?=\.[A-Za-z]+$)")   # nginx.1234.pid, worker-20417.sock in run/temp dirs
+RUN_DIRS = TEMP_DIRS + ("/run", "/var/run")
+
+
+def never_generalized(path: str) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in NEVER + PACKAGED) and \
+        not any(path.startswith(d + "/") for d in TEMP_DIRS)
+
+
+def in_temp_dir(path: str) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in TEMP_DIRS)
+
+
+def _random_looking(s: str) -> bool:
+    """mktemp's random letters: mixed classes (a digit or capital among letters), not a word."""
+    has_digit = any(c.isdigit() for c in s)
+    has_upper = any(c.isupper() for c in s)
+    has_lower = any(c.islower() for c in s)
+    return (has_digit and (has_lower or has_upper)) or (has_upper and has_lower) or "_" in s.strip("_")
+
+
+def component_glob(c: str, nxt: str | None = None) -> str | None:
+    """The glob for one path component when it looks generated (None: keep it literal)."""
+    if _NUM.match(c) or _UUID.fullmatch(c) or _HEX.match(c):
+        return "*"
+    if _HEX2.match(c) and nxt is not None and _HEX.match(nxt):
+        return "*"                                     # git's objects/ab/cdef...: the fan-out directory
+    m = _MKTEMP.match(c)
+    if m and _random_looking(m.group("rand")):
+        return _glob_escape(m.group("pre")) + "*"
+    u = _UUID.search(c)
+    if u:
+        return _glob_escape(c[:u.start()]) + "*" + _glob_escape(c[u.end():])
+    s = _STAMP.search(c)
+    if s:
+        return _glob_escape(c[:s.start()]) + "*" + _glob_escape(c[s.end():])
+    return None
+
+
+_GLOB_CHARS = re.compile(r"([\[\]?*{}\\])")
+
+
+def _glob_escape(s: str) -> str:
+    return _GLOB_CHARS.sub(r"\\\1", s)
+
+
+def shape(path: str) -> str:
+    """The path with its generated components globbed (itself, escaped, when it has none)."""
+    if never_generalized(path):
+        return _glob_escape(path)
+    parts = path.split("/")
+    run_dir = path.startswith(tuple(d + "/" for d in RUN_DIRS))
+    out = []
+    for i, c in enumerate(parts):
+        g = component_glob(c, parts[i + 1] if i + 1 < len(parts) else None) if c else None
+        if g is None and run_dir and _TEMPNAME.match(c) and _random_looking(c):
+            g = "*"
+        if g is None and run_dir and i == len(parts) - 1 and _PIDISH.search(c):
+            g = "*".join(_glob_escape(x) for x in _PIDISH.split(c))
+        out.append(g if g is not None else _glob_escape(c))
+    return "/".join(out)
+
+
+def _digit_shape(path: str) -> str:
+    """The shape with every run of digits in the last component globbed (rotation numbers, pids)."""
+    head, _, last = shape(path).rpartition("/")
+    return head + "/" + _DIGITS.sub("*", last)
+
+
+def literal_base(pattern: str) -> str:
+    """The longest leading run of literal components: the narrowest directory that exists for every match."""
+    parts = []
+    for c in pattern.split("/")[1:]:
+        if "*" in c.replace("\\*", ""):
+            break
+        parts.append(c.replace("\\", ""))
+    return "/" + "/".join(parts)
+
+
+def _runs_of(paths: Iterable[str], files: Mapping) -> int:
+    return max((files[p].get("runs", 1) for p in paths), default=0)
+
+
+def file_rules(facts: Mapping) -> tuple[dict, list, list]:
+    """(literal files by access, patterns, owned directories) from the file facts."""
+    files: Mapping[str, Mapping] = facts.get("files", {})
+    paths = sorted(files)
+    children: set[str] = set()
+    for p in paths:
+        d = os.path.dirname(p)
+        while d and d != "/" and d not in children:
+            children.add(d)
+            d = os.path.dirname(d)
+
+    # owned: directories the workload created (something beneath them), outside the never-list
+    created_dirs = [p for p in paths if "create" in files[p]["access"] and p in children
+                    and not never_generalized(p) and p not in ("/", "/tmp", "/var/tmp")]
+    owned_by_shape: dict[str, list[str]] = {}
+    for p in created_dirs:
+        if any(p.startswith(q + "/") for q in created_dirs if q != p):
+            continue   # inside another owned directory
+        owned_by_shape.setdefault(shape(p), []).append(p)
+    owned = []
+    for pat, roots in sorted(owned_by_shape.items()):
+        beneath = [q for q in paths if any(q == r or q.startswith(r + "/") for r in roots)]
+        acc = sorted({a for q in beneath for a in files[q]["access"]} | {"create"})
+        owned.append({"pattern": pat, "base": literal_base(pat), "access": acc,
+                      "paths": roots[:EXAMPLES], "count": len(beneath),
+                      "runs": sum(files[r].get("runs", 1) for r in roots),
+                      "why": "created by the workload" + ("" if pat == _glob_escape(roots[0]) else
+                                                          f"; its name varies ({', '.join(roots[:3])})")})
+    covered_by_owned = {q for q in paths for o in owned if matches(o["pattern"], q) or matches(o["pattern"] + "/**", q)}
+
+    # patterns: generated components, and digit-only differences within one shape
+    rest = [p for p in paths if p not in covered_by_owned]
+    groups: dict[str, list[str]] = {}
+    for p in rest:
+        s = shape(p)
+        if s != _glob_escape(p):
+            groups.setdefault(s, []).append(p)
+    for s, ps in list(groups.items()):
+        # what is executed stays literal unless two paths of one shape were (a single program in a
+        # pid-named directory is more likely the test harness's than a generated name)
+        if len(ps) == 1 and "exec" in files[ps[0]]["access"]:
+            del groups[s]
+    in_groups = {q for ps in groups.values() for q in ps}
+    literal = [p for p in rest if p not in in_groups and not never_generalized(p)]
+    by_digits: dict[str, list[str]] = {}
+    for p in literal:
+        if _DIGITS.search(os.path.basename(p)):
+            by_digits.setdefault(_digit_shape(p), []).append(p)
+    for s, ps in by_digits.items():
+        if len(ps) >= 2:
+            groups.setdefault(s, []).extend(ps)
+    patterns = []
+    for pat, ps in sorted(groups.items()):
+        acc = sorted({a for q in ps for a in files[q]["access"]})
+        why = "generated names (temporary, pid, hash, uuid or timestamp)" if len(ps) == 1 else \
+            f"{len(ps)} paths of one shape"
+        patterns.append({"pattern": pat, "base": literal_base(pat), "access": acc, "paths": sorted(ps)[:EXAMPLES],
+                         "count": len(ps), "runs": _runs_of(ps, files), "why": why})
+    in_patterns = {q for ps in groups.values() for q in ps}
+    out: dict[str, list[str]] = {a: [] for a in ACCESSES}
+    for p in paths:
+        if p in covered_by_owned or p in in_patterns:
+            continue
+        for a in files[p]["access"]:
+            out.setdefault(a, []).append(p)
+    return out, patterns, owned
+
+
+def covered(rules: Mapping, path: str, access: str | Iterable[str] = ()) -> str | None:
+    """The rule that already allows ``path`` with ``access`` (a literal path, a pattern, an owned
+    directory), as words; None when nothing does."""
+    wanted = {access} if isinstance(access, str) else set(access)
+    for o in rules.get("owned", []):
+        if matches(o["pattern"], path) or matches(o["pattern"] + "/**", path):
+            return f"beneath owned directory {o['pattern']}"
+    for p in rules.get("patterns", []):
+        if matches(p["pattern"], path) and wanted <= set(p["access"]):
+            return f"matches pattern {p['pattern']}"
+    files = rules.get("files", {})
+    if all(path in files.get(a, []) for a in wanted) and wanted:
+        return "listed"
+    return None

@@ -131,10 +131,11 @@ PRIVATE_TMP = ("/tmp", "/var/tmp")
 def existing_ancestor(path: str, facts: PathFacts) -> str:
     """``path`` or its nearest ancestor that existed when the profile was learned (a Landlock rule needs an
     inode; the facts record every recorded path's parent directories)."""
-    p = os.path.normpath(path) or "/"
+    start = p = os.path.normpath(path) or "/"
     while p != "/" and not facts.exists(p):
         p = os.path.dirname(p)
-    return p
+    # a profile without path facts (learned before they were recorded) knows no ancestor: never widen to "/"
+    return p if facts.exists(p) else start
 
 
 def pattern_rights(item: Mapping, kind: str, bound_sockets: Iterable[str] = ()) -> tuple[str, ...]:

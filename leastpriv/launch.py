@@ -8,8 +8,7 @@ the same exit status whoever watches it:
 * **Finding the program** (:func:`resolve_command`, before anything runs): PATH is searched like execvp;
   not found -> 127, found but not executable (or a directory) -> 126, as a shell says.
 * **Exec** (:func:`exec_program`): a file the kernel cannot execute (``ENOEXEC``: a script without ``#!``)
-  is run by ``/bin/sh``, as execvp and shells do; the tracers record such a file as executed
-  (:func:`run_by_shell`), since executing it needs the same permission. An exec that fails in the child exits
+  is run by ``/bin/sh``, as execvp and shells do (the trace records it read by the shell, not executed). An exec that fails in the child exits
   :func:`exit_code_for` its errno (127 not found, 126 anything else).
 * **Exit status** (:func:`status_of`): the workload's exit code, or 128+N when signal N killed it.
 * **Signals** (:func:`child_setup`): the child starts with an empty signal mask and the default
@@ -69,8 +68,9 @@ def run_by_shell(path: str) -> bool:
     """Whether the kernel will refuse ``path`` with ENOEXEC so that :func:`exec_program` runs it with /bin/sh:
     a regular file that starts neither with ELF's magic nor with ``#!`` (binfmt_misc formats aside).
 
-    The workload still needs execute permission on it (the kernel checks it, and Landlock's and
-    AppArmor's exec rules, before it finds no format): the tracers record it as executed.
+    Predicted in the parent: when the first execve of such a file fails with EACCES (``run`` under a
+    Landlock ruleset that grants it no execute right: the trace saw it read by the shell, never executed),
+    :func:`exec_encoded` runs it with /bin/sh as it would after ENOEXEC.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -133,18 +133,18 @@ def encode(path: str, argv: Sequence[str], env: dict | None = None) -> tuple:
     bpath = os.fsencode(path)
     bargv = [os.fsencode(a) for a in argv]
     benv = dict(os.environb) if env is None else {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
-    return bpath, bargv, benv, [os.fsencode(SHELL), bpath] + bargv[1:]
+    return bpath, bargv, benv, [os.fsencode(SHELL), bpath] + bargv[1:], run_by_shell(path)
 
 
 def exec_encoded(encoded: tuple) -> NoReturn:
     """Replace this (child) process by the workload (:func:`encode`'s result); a file without a known format
     is run by /bin/sh. Raises OSError when the exec fails (the caller reports it and exits
     :func:`exit_code_for` its errno)."""
-    bpath, bargv, benv, shargv = encoded
+    bpath, bargv, benv, shargv, shell = encoded
     try:
         os.execve(bpath, bargv, benv)
     except OSError as exc:
-        if exc.errno != errno.ENOEXEC:
+        if exc.errno != errno.ENOEXEC and not (shell and exc.errno == errno.EACCES):
             raise
     # like execvp: a file the kernel cannot execute is a shell script
     os.execve(shargv[0], shargv, benv)

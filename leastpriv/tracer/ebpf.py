@@ -973,6 +973,7 @@ class EbpfBackend(Backend):
         stop = options.extra.get("stop_event")
         gate_r, gate_w = os.pipe()
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        encoded = launch.encode(path, target.argv)   # before the fork: the child's opens would be traced
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # child: wait until tracked, then exec
@@ -989,7 +990,7 @@ class EbpfBackend(Backend):
                 os.close(gate_r)
                 if go != b"1":
                     os._exit(125)
-                launch.exec_program(path, target.argv)
+                launch.exec_encoded(encoded)
             except OSError as exc:
                 try:
                     os.write(err_w, str(exc.errno).encode())
@@ -1060,8 +1061,6 @@ class EbpfBackend(Backend):
                 sess.poll(POLL_MS)
             sess.drain()
             sess.collect()
-            if launch.run_by_shell(path):   # its execve failed with ENOEXEC after the exec permission check
-                builder.exec_(os.path.realpath(path))
         finally:
             for s, h in old.items():
                 signal.signal(s, h)

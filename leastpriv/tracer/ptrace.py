@@ -193,12 +193,12 @@ class _Session:
                 b.note(f"seccomp filters unavailable ({why}): fell back to PTRACE_SYSCALL, two stops per syscall")
         prog, keep = self._filter()
         old_affinity = self._place_cpu()
-        env = os.environ.copy()
+        encoded = launch.encode(self.path, self.argv, os.environ.copy())   # before the fork: nothing traced
         r, w = os.pipe()
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:   # pragma: no cover - child
-            self._child(r, w, prog, parent, env)
+            self._child(r, w, prog, parent, encoded)
         os.close(r)
         self.root = pid
         old_handlers = {}
@@ -260,7 +260,7 @@ class _Session:
         self.b.note(ff.describe())
         return abi.filter_from_bytes(ff.bpf)
 
-    def _child(self, r, w, prog, parent, env):   # pragma: no cover - runs in the forked child
+    def _child(self, r, w, prog, parent, encoded):   # pragma: no cover - runs in the forked child
         try:
             os.close(w)
             launch.child_setup(parent)
@@ -272,7 +272,7 @@ class _Session:
                 if err:
                     os.write(2, f"leastpriv: cannot install the seccomp filter: {os.strerror(err)}\n".encode())
                     os._exit(126)
-            launch.exec_program(self.path, self.argv, env)
+            launch.exec_encoded(encoded)
         except OSError as exc:
             try:
                 os.write(2, f"leastpriv: {self.argv[0]}: {exc.strerror}\n".encode())
@@ -783,8 +783,6 @@ class _Session:
         for e in self.prelaunch.values():
             if not e[IGNORE]:
                 self._emit(self.first_exe or self.path, e)
-        if launch.run_by_shell(self.path):   # its execve failed with ENOEXEC after the exec permission check
-            b.exec_(os.path.realpath(self.path))
         complete = not self.interrupted and self.exit_status is not None
         return b.build(self.exit_status, complete, self.interrupted)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bz2
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -193,6 +194,14 @@ def test_bad_name_is_refused(modules):
     assert "--name: 'web) (allow' is not a CIL name" in res.stderr
     res = lp("export", str(d / "httpd.json"), "--format", "selinux", "--selinux-policy", str(d))
     assert res.returncode == 2 and "no file contexts" in res.stderr and "Traceback" not in res.stderr
+    # the target's policy named explicitly (a copy of it elsewhere): the same module
+    target = d / "target-policy"
+    shutil.copytree("/etc/selinux/default/contexts", target / "contexts")
+    shutil.copytree("/etc/selinux/default/policy", target / "policy")
+    res = lp("export", str(d / "httpd.json"), "--format", "selinux", "--name", "web", "--selinux-policy", str(target),
+             check=True)
+    assert res.stdout == (d / "web.cil").read_text()
+    assert f"labels and port types from the policy in {target}" in res.stderr
 
 
 @pytest.mark.parametrize("text,expected", [

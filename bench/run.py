@@ -365,10 +365,23 @@ def commands(tmp: str) -> list[tuple[str, list[str]]]:
         ("start-up: true", ["true"]),
         ("find /usr/share -name x", ["find", "/usr/share", "-name", "x"]),
         (f"tar -cf of {tree}", ["tar", "-cf", os.path.join(tmp, "out.tar"), "-C", tree, "."]),
-        ("git status (this repo)", ["git", "-C", str(ROOT), "status", "--porcelain"]),
-        ("python test run: pytest test_fileio", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                                 str(ROOT / "tests" / "test_fileio.py")]),
+        (f"git status (repo of {tree})", ["git", "-C", _git_repo(tmp, tree), "status", "--porcelain"]),
+        ("python test run: pytest test_learner", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                                  str(ROOT / "tests" / "test_learner.py")]),
     ]
+
+
+def _git_repo(tmp: str, tree: str) -> str:
+    """A git repository holding a copy of ``tree`` (one commit, one file changed since)."""
+    repo = os.path.join(tmp, "repo")
+    if not os.path.isdir(repo):
+        shutil.copytree(tree, os.path.join(repo, "src"), symlinks=True)
+        git = ["git", "-C", repo, "-c", "user.email=bench@localhost", "-c", "user.name=bench"]
+        for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "bench"]):
+            subprocess.run([*git, *argv], check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(repo, "src", "changed.h"), "w") as f:
+            f.write("/* changed */\n")
+    return repo
 
 
 def commands_part(reps: int, cpu: str) -> None:

@@ -517,7 +517,8 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
     }
     if (sp->kind == K_CLOSE) {
         struct sockkey sk = {.tgid = tgid, .fd = (s32)reg_arg(regs, abi, 0)};
-        sockets.delete(&sk);
+        if (sockets.lookup(&sk))   // a lookup takes no lock; most closed fds are not sockets we created
+            sockets.delete(&sk);
     }
     return 0;
 }

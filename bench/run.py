@@ -328,7 +328,6 @@ def gate_part(reps: int, cpu: str, n: int, ebpf: bool, floor: Floor | None) -> N
         runners: list[tuple[str, list[str], object]] = [("untraced", pin(cpu), None)]
         runners.append(("check --backend ptrace (fast gate)", check("ptrace"), None))
         runners.append(("check --backend ptrace --full-trace", check("ptrace", "--full-trace"), None))
-        runners.append(("strace -f -o /dev/null", [*pin(cpu), "strace", "-f", "-o", "/dev/null"], None))
         if ebpf:
             runners.append(("check --backend ebpf (fast gate)", check("ebpf"), None))
             runners.append(("check --backend ebpf --full-trace", check("ebpf", "--full-trace"), None))

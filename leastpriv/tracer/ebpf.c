@@ -860,9 +860,6 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     struct proc *p = find_proc(tgid);
     if (!p || (p->flags & F_PENDING))
         return 0;
-#ifdef EXP1
-    return 0;
-#endif
     REGS *regs = (REGS *)ctx->args[0];
     s64 ret = ctx->args[1];
     s64 nr = -1;

@@ -869,9 +869,10 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     bpf_probe_read_kernel(&nr, 8, &regs->orig_ax);
     // the ABI: native unless the process ever entered an i386 call (its sys_enter, which runs before
     // this exit, set F_COMPAT); x32 is told by the number itself
+    void *task = (void *)bpf_get_current_task();
     u32 abi = ABI_NATIVE;
     if (p->flags & F_COMPAT)
-        abi = task_abi((void *)bpf_get_current_task());
+        abi = task_abi(task);
     split_nr(&abi, &nr);
     if (abi == ABI_I386)
         ret = (s32)ret;

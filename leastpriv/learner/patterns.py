@@ -52,13 +52,18 @@ _PIDISH = re.compile(r"(?<=[._-])\d{3,}(?=\.[A-Za-z]+$)")   # nginx.1234.pid, wo
 RUN_DIRS = TEMP_DIRS + ("/run", "/var/run")
 
 
+_KEPT = frozenset(NEVER + PACKAGED)
+_KEPT_UNDER = tuple(d + "/" for d in NEVER + PACKAGED)
+_TEMP = frozenset(TEMP_DIRS)
+_TEMP_UNDER = tuple(d + "/" for d in TEMP_DIRS)
+
+
 def never_generalized(path: str) -> bool:
-    return any(path == d or path.startswith(d + "/") for d in NEVER + PACKAGED) and \
-        not any(path.startswith(d + "/") for d in TEMP_DIRS)
+    return (path in _KEPT or path.startswith(_KEPT_UNDER)) and not path.startswith(_TEMP_UNDER)
 
 
 def in_temp_dir(path: str) -> bool:
-    return any(path == d or path.startswith(d + "/") for d in TEMP_DIRS)
+    return path in _TEMP or path.startswith(_TEMP_UNDER)
 
 
 def _random_looking(s: str) -> bool:

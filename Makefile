@@ -40,6 +40,7 @@ tables:
 	$(PY) tools/gen_constants.py
 	$(PY) tools/gen_syscall_groups.py
 	$(PY) tools/gen_docker_default.py
+	$(PY) tools/gen_ebpf_semantics.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -325,9 +325,10 @@ EXPORT_FORMATS = ("oci, docker, k8s-seccompprofile, k8s-apparmorprofile, k8s-pod
               help="Only the syscalls traced: leave out the harmless siblings (fdatasync next to fsync, ppoll next "
                    "to poll, ...) added by default.")
 @click.option("--runtime", default=None, metavar="NAME",
-              help="Also allow what this OCI runtime does after installing the filter (none, runc, crun; "
-                   "default: runc for oci, docker, k8s-seccompprofile and k8s-pod, else none; docker and "
-                   "k8s-seccompprofile get the base that works without no-new-privileges).")
+              help="Also allow what this OCI runtime does after installing the filter (none, runc, crun, "
+                   "runc+crun; default: runc for oci and k8s-pod, runc+crun for docker and k8s-seccompprofile "
+                   "(Docker runs runc, Podman crun), with the base that works without no-new-privileges; "
+                   "none for the other formats).")
 @click.option("--bundle", type=click.Path(file_okay=False, exists=True), default=None,
               help="oci: update this bundle's config.json in place (atomically).")
 @click.option("--name", default="", help="Name of the exported object (SPO profile, AppArmor profile).")

@@ -56,12 +56,19 @@ def run_runc(rootfs: Path, fragment: dict, argv: Sequence[str], cwd: str = "/", 
     return res.exit_status, res.stdout, res.stderr + res.runc_error
 
 
+# crun runs under Podman here with cgroup2 on /sys/fs/cgroup in a private mount namespace and --cgroups=disabled
+_CGROUP2 = ("for d in /sys/fs/cgroup/*; do umount -l \"$d\" 2>/dev/null; done; umount -l /sys/fs/cgroup 2>/dev/null; "
+            "mount -t cgroup2 none /sys/fs/cgroup; exec \"$@\"")
+
+
 def run_podman(rootfs: Path, seccomp_file: Path, argv: Sequence[str], *, nnp: bool, caps: Sequence[str] = (),
-               cwd: str = "/", binds: Sequence[str] = ()) -> subprocess.CompletedProcess:
-    """Run argv under real Podman (runc) with a ``docker`` export, without or with no-new-privileges."""
+               cwd: str = "/", binds: Sequence[str] = (), runtime: str = "runc") -> subprocess.CompletedProcess:
+    """Run argv under real Podman (runc, or crun) with a ``docker`` export, without or with no-new-privileges."""
     podman = shutil.which("podman")
     assert podman, "podman is not installed: make install installs it"
-    cmd = [podman, "--runtime", "runc", "run", "--rm", *PODMAN_ULIMITS, "--network", "none",
+    pre = ["unshare", "-m", "--propagation", "private", "sh", "-c", _CGROUP2, "lp-podman"] if runtime == "crun" else []
+    cmd = [*pre, podman, "--runtime", runtime, "run", "--rm", *PODMAN_ULIMITS, "--network", "none",
+           *(["--cgroups=disabled"] if runtime == "crun" else []),
            "--security-opt", f"seccomp={seccomp_file}", "--cap-drop", "ALL",
            *[x for c in caps for x in ("--cap-add", c.removeprefix("CAP_"))],
            *(["--security-opt", "no-new-privileges"] if nnp else []),

@@ -68,6 +68,7 @@ def test_learn_image_records_the_container_s_own_paths(tmp_path):
     review = lp("review", "--image", str(img), "--format", "json", timeout=180)
     assert review.returncode == 0, review.stderr
     text = review.stdout
+    assert "/bin/busybox" in text and "/etc/passwd" in text, "the review does not name the container's paths"
     assert "/usr/bin/dash" not in text and "python" not in text.lower(), "a host path in the image review"
 
 

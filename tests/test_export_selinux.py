@@ -20,6 +20,7 @@ from __future__ import annotations
 import bz2
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -108,7 +109,12 @@ def modules(tmp_path_factory):
     files = {"read": [EVIL, "relative/path", "/etc/../etc/shadow", "/proc/self/status",
                       "/sys/kernel/mm/transparent_hugepage/enabled", "/srv/\x1b[31mred[1]", "/lp-unlabelled/data"],
              "write": [], "create": [], "exec": ["/usr/bin/true"]}
-    with_rules(prof, files=files, patterns={"read": ["/usr/share/zoneinfo/*"]}).save(str(d / "evil.json"))
+    patterns = [{"pattern": "/usr/share/zoneinfo/*", "base": "/usr/share/zoneinfo", "access": ["read"],
+                 "paths": ["/usr/share/zoneinfo/UTC"], "count": 1, "runs": 1, "why": "test"},
+                {"pattern": 5}, {"pattern": "/x/*", "base": "/x/../etc", "access": ["read"]}]
+    owned = [{"pattern": "/var/tmp/lp-owned-*", "base": "/var/tmp", "access": ["create", "write"],
+              "paths": ["/var/tmp/lp-owned-1"], "count": 3, "runs": 1, "why": "created by the workload"}]
+    with_rules(prof, files=files, patterns=patterns, owned=owned).save(str(d / "evil.json"))
     evil = export(d / "evil.json", "--name", "evil", "-o", str(d / "evil.cil"))
     return d, port, web, sh, evil
 
@@ -178,12 +184,17 @@ def test_hostile_paths_cannot_reach_the_module(modules):
     assert not any("shadow_t" in r for r in rules_of(text)), text
     assert "\\n    (allow process shadow_t" in text          # escaped, inside a comment
     assert "\x1b" not in text and "; read: /srv/\\x1b[31mred[1]\n" in text   # a literal path, not a glob
-    assert "2 path(s) are not absolute, normalized paths; refused: /etc/../etc/shadow, relative/path" in res.stderr
+    assert "4 path(s) are not absolute, normalized paths; refused: /etc/../etc/shadow, relative/path, {'pattern': 5}, " \
+        in res.stderr
     assert "under /proc/<pid>, /proc/self" in res.stderr and "genfscon" in res.stderr
     # a path the policy has no label for: default_t, granted, and said
     assert "; read: /lp-unlabelled/data\n    (allow process default_t ( file (" in text
     assert "granted default_t: the policy has no label for some of the paths" in res.stderr
+    # patterns and owned directories (learner/patterns.py): the types of their base directory and examples
     assert "; read (pattern /usr/share/zoneinfo/*): /usr/share/zoneinfo/*\n    (allow process locale_t ( file (" in text
+    assert "owned directory /var/tmp/lp-owned-* (created by the workload: anything beneath it): /var/tmp" in text
+    assert "(allow process tmp_t ( dir ( add_name create getattr ioctl lock open read remove_name rmdir search " \
+        "setattr write )))" in rules_of(text)
 
 
 def test_bad_name_is_refused(modules):
@@ -193,6 +204,14 @@ def test_bad_name_is_refused(modules):
     assert "--name: 'web) (allow' is not a CIL name" in res.stderr
     res = lp("export", str(d / "httpd.json"), "--format", "selinux", "--selinux-policy", str(d))
     assert res.returncode == 2 and "no file contexts" in res.stderr and "Traceback" not in res.stderr
+    # the target's policy named explicitly (a copy of it elsewhere): the same module
+    target = d / "target-policy"
+    shutil.copytree("/etc/selinux/default/contexts", target / "contexts")
+    shutil.copytree("/etc/selinux/default/policy", target / "policy")
+    res = lp("export", str(d / "httpd.json"), "--format", "selinux", "--name", "web", "--selinux-policy", str(target),
+             check=True)
+    assert res.stdout == (d / "web.cil").read_text()
+    assert f"labels and port types from the policy in {target}" in res.stderr
 
 
 @pytest.mark.parametrize("text,expected", [

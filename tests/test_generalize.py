@@ -94,9 +94,10 @@ def test_runtime_base_is_in_container_exports_by_default(build_c, tmp_path):
                 for n in r["names"]}, res.stderr
 
     oci, notes = allowed("oci")
-    assert nnp <= oci and not (without - nnp) <= oci and "base with noNewPrivileges" in notes
+    assert nnp <= oci and not (without - nnp) <= oci and "with noNewPrivileges" in notes
     docker, notes = allowed("docker")
     assert without <= docker and "without noNewPrivileges" in notes and "Podman's default" in notes
+    assert set(runtime_base("crun", None, False).syscalls) <= docker and "crun" in notes   # Podman's runtime
     k8s, _ = allowed("k8s-seccompprofile")
     assert without <= k8s
     bare, notes = allowed("docker", "--runtime", "none")

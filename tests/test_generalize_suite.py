@@ -4,7 +4,8 @@ on a DIFFERENT set, with default flags, under every enforcer that matters:
 * ``leastpriv run --profile`` (seccomp + Landlock + capabilities) reproduces the untraced output and
   exit status;
 * the ``oci`` export runs it under runc;
-* the ``docker`` export runs it under real Podman (runc), without and with no-new-privileges.
+* the ``docker`` export runs it under real Podman: runc without and with no-new-privileges, and crun
+  (Podman's usual runtime) without.
 
 Every program uses its own temporary directory (mktemp -d, tempfile.mkdtemp), so no two runs share a
 path there: the profile holds only because the learner made patterns and owned directories of them.
@@ -76,12 +77,13 @@ def test_oci_export_under_runc(learned, rootfs):
     assert (st, out) == (learned["want"].returncode, learned["want"].stdout), err
 
 
-@pytest.mark.parametrize("nnp", [False, True], ids=["default", "no-new-privileges"])
-def test_docker_export_under_podman(learned, rootfs, nnp):
+@pytest.mark.parametrize("runtime,nnp", [("runc", False), ("runc", True), ("crun", False)],
+                         ids=["runc-default", "runc-no-new-privileges", "crun-default"])
+def test_docker_export_under_podman(learned, rootfs, runtime, nnp):
     seccomp = learned["dir"] / "docker.json"
     lp("export", str(learned["path"]), "--format", "docker", "-o", str(seccomp), check=True)
     caps = Profile.load(str(learned["path"])).rules["capabilities"]
-    res = run_podman(rootfs, seccomp, learned["argv"], nnp=nnp, caps=caps, binds=[str(GEN)])
+    res = run_podman(rootfs, seccomp, learned["argv"], nnp=nnp, caps=caps, binds=[str(GEN)], runtime=runtime)
     assert (res.returncode, res.stdout) == (learned["want"].returncode, learned["want"].stdout), res.stderr
 
 

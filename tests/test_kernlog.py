@@ -199,6 +199,12 @@ def test_audit_log_format_and_abis():
     assert _one(unknown).syscall == "#4000"
     hexexe = REC.replace('exe="/tmp/log_app"', "exe=2F746D702F6120622F78").replace('comm="log_app"', "comm=612062")
     assert (_one(hexexe).exe, _one(hexexe).comm) == ("/tmp/a b/x", "a b")
+    # a control character is hex-encoded by audit: decoded for the profile, escaped on a status line
+    esc = REC.replace('exe="/tmp/log_app"', "exe=2F746D702F1B5B33316D78")
+    recs, report = parse([esc])
+    assert recs[0].exe == "/tmp/\x1b[31mx" and "/tmp/\\x1b[31mx: 1" in report.summary()[0]
+    _, report = parse([REC.replace('exe="/tmp/log_app"', 'exe="/tmp/\x1b[31mx"')])   # never written so by audit
+    assert report.malformed == 1
     killed = REC.replace("code=0x7ffc0000", "code=0x80000000")
     assert _one(killed).action == "SECCOMP_RET_KILL_PROCESS"
 

@@ -208,3 +208,21 @@ def test_check_reports_a_new_read_and_a_new_exec_relative_and_absolute(tmp_path,
                   "sh", "-c", script, cwd=tmp_path)
         assert proc.returncode == 1, (script, proc.stdout, proc.stderr)
         assert grown in proc.stdout, (script, proc.stdout)
+
+
+def test_a_path_deeper_than_the_kernel_walk_is_counted_and_reported_never_cut(tmp_path):
+    deep = tmp_path.joinpath(*(["d"] * 130))
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("deep\n")
+    rel = os.path.relpath(deep / "f", tmp_path)
+    by = {}
+    for backend in BACKENDS:
+        rec = tmp_path / f"r-{backend}.json"
+        proc = lp("learn", "--backend", backend, "-o", str(tmp_path / f"{backend}.json"), "--save-recording",
+                  str(rec), "--", "cat", rel, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        by[backend] = Recording.load(str(rec))
+    assert by["ptrace"].files[str(deep / "f")] == {"read"}
+    ebpf = by["ebpf"]
+    assert not [p for p in ebpf.files if p.startswith(str(tmp_path))], "a path cut short was recorded"
+    assert any("deeper than 128 components" in n and "left out" in n for n in ebpf.notes), ebpf.notes

@@ -16,9 +16,15 @@ run with a profile of (base + the workload's own syscalls) minus that one,
 default action ERRNO; if runc still starts the workload, the syscall is marked
 "tolerated" (runc copes with its failure), else "required".
 
-The SPO reference list (../shared/reference/security-profiles-operator/
-baseprofile-crun.yaml) is stored for crun, marked as not measured here
-(crun fails on this machine: setrlimit RLIMIT_MEMLOCK).
+crun (`--runtime crun`) is measured the same way through Podman, the way it
+runs here: `podman --runtime crun run --cgroups=disabled` with explicit
+`--ulimit`s, in a private mount namespace with cgroup2 on /sys/fs/cgroup
+(crun alone fails here on setrlimit RLIMIT_MEMLOCK), `--rootfs` the busybox
+directory, `--security-opt no-new-privileges` for that mode, root and
+`--user 1000:1000`; `strace -f` follows podman, conmon and crun, and the same
+parse() finds crun's init thread after its filter install.
+
+Usage: tools/measure_runtime_base.py [--runtime runc|crun|all]   (RUNS=N per mode and uid, default 10)
 """
 from __future__ import annotations
 
@@ -99,9 +105,69 @@ def run(r: Runc, bundle: Path, conf: dict, cid: str, strace: bool) -> subprocess
     return p
 
 
+_CGROUP2_HERE = ("for d in /sys/fs/cgroup/*; do umount -l \"$d\" 2>/dev/null; done; "
+                 "umount -l /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup; exec \"$@\"")
+
+
+def podman_crun(tmp: Path, rootfs: Path, seccomp: dict, nnp: bool, uid: int, strace: bool) -> subprocess.CompletedProcess:
+    """Run `busybox true` under Podman with crun (the way crun runs on this machine)."""
+    prof = tmp / "crun-seccomp.json"
+    prof.write_text(json.dumps(seccomp))
+    pre = ["strace", "-f", "-qq", "-o", str(tmp / "trace")] if strace else []
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", _CGROUP2_HERE, "lp-crun",
+            *pre, "podman", "--runtime", "crun", "run", "--rm", "--cgroups=disabled",
+            "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768", "--network", "none",
+            "--security-opt", f"seccomp={prof}", *(["--security-opt", "no-new-privileges"] if nnp else []),
+            "--user", f"{uid}:{uid}", "--rootfs", str(rootfs), "/bin/busybox", "true"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def measure_crun(n: int, tmp: Path, rootfs: Path, arch: str) -> tuple[str, dict]:
+    out = subprocess.run(["crun", "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"crun version (\S+)", out)
+    version = m.group(1) if m else "unknown"
+    result: dict = {}
+    for nnp in (True, False):
+        base: set[str] = set()
+        workload: set[str] = set()
+        hows = set()
+        for uid in (0, 1000):
+            for _ in range(n):
+                p = podman_crun(tmp, rootfs, {"defaultAction": "SCMP_ACT_ALLOW",
+                                              "architectures": [syscalls.oci_arch(arch)],
+                                              "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]},
+                                nnp, uid, strace=True)
+                if p.returncode != 0:
+                    raise SystemExit(f"podman --runtime crun failed: {p.stderr}")
+                b, w, how = parse((tmp / "trace").read_text())
+                base |= b
+                workload |= w
+                hows.add(how)
+        required, tolerated = [], []
+        for sc in sorted(base):
+            allow = sorted((base | workload) - {sc})
+            p = podman_crun(tmp, rootfs, {"defaultAction": "SCMP_ACT_ERRNO", "architectures": [syscalls.oci_arch(arch)],
+                                          "syscalls": [{"names": allow, "action": "SCMP_ACT_ALLOW"}]},
+                            nnp, 1000, strace=False)
+            (tolerated if p.returncode == 0 else required).append(sc)
+        key = "no_new_privileges" if nnp else "new_privileges"
+        result[key] = {"syscalls": {arch: sorted(base)}, "required": {arch: required},
+                       "tolerated": {arch: tolerated}, "filter_install": sorted(hows), "runs": 2 * n}
+        print(f"crun {version} {key}: {len(base)} syscalls: {' '.join(sorted(base))}", file=sys.stderr)
+        print(f"  required: {' '.join(required)}", file=sys.stderr)
+    return version, {"measured": {"kernel": platform.release(), "date": time.strftime("%Y-%m-%d"), "method":
+                     "strace -f of `podman --runtime crun run --cgroups=disabled` (busybox true; root and uid 1000; "
+                     "cgroup2 in a private mount namespace), syscalls of crun's filtered thread between the filter "
+                     "install and the workload's execve; required = the container fails without it"}, **result}
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("measure_runtime_base: run as root", file=sys.stderr)
+        return 2
+    which = sys.argv[sys.argv.index("--runtime") + 1] if "--runtime" in sys.argv else "all"
+    if which not in ("runc", "crun", "all"):
+        print("measure_runtime_base: --runtime runc|crun|all", file=sys.stderr)
         return 2
     n = int(os.environ.get("RUNS", "10"))
     r = Runc()
@@ -116,8 +182,11 @@ def main() -> int:
     (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n")
     (rootfs / "etc" / "group").write_text("root:x:0:\napp:x:1000:\n")
     result: dict = {}
+    crun_entry: tuple[str, dict] | None = None
     try:
-        for nnp in (True, False):
+        if which in ("crun", "all"):
+            crun_entry = measure_crun(n, tmp, rootfs, arch)
+        for nnp in ((True, False) if which in ("runc", "all") else ()):
             base: set[str] = set()
             workload: set[str] = set()
             hows = set()
@@ -165,6 +234,12 @@ def main() -> int:
     if OUT.exists():
         old = json.loads(OUT.read_text())
         data["runtimes"] = old.get("runtimes", {})
+    if crun_entry is not None:
+        data["runtimes"]["crun"] = {crun_entry[0]: crun_entry[1]}   # measured here: SPO's list is no longer used
+    if which == "crun":
+        write_atomic(OUT, dumps(data))
+        print(f"wrote {OUT}", file=sys.stderr)
+        return 0
     data["runtimes"].setdefault("runc", {})[version] = {
         "measured": {"kernel": platform.release(), "date": time.strftime("%Y-%m-%d"), "method":
                      "strace -f of `runc run` (busybox true; root and uid 1000), syscalls of the filtered thread(s) "
@@ -175,7 +250,7 @@ def main() -> int:
         "go_runtime": {"x86_64": GO_RUNTIME},
         **result}
     crun = SPO / "baseprofile-crun.yaml"
-    if crun.exists():
+    if crun_entry is None and "crun" not in data["runtimes"] and crun.exists():
         import yaml
         doc = yaml.safe_load(crun.read_text())
         names = sorted({n for s in doc["spec"]["syscalls"] for n in s["names"]})

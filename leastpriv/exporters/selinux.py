@@ -70,6 +70,8 @@ SO_EXEC = "execute"            # a shared object is mmapped PROT_EXEC
 ENTRYPOINT = "entrypoint"      # the first program: the runtime's exec into NAME.process needs it
 PARENT_CREATE = "add_name getattr search write"
 TRAVERSE = "search"
+DIR_RW = "add_name create getattr ioctl lock open read remove_name rmdir search setattr write"   # udica dir_rw
+FILE_RW = "append create getattr ioctl lock map open read rename setattr unlink write"           # udica file_rw
 LINK = "getattr read"
 
 GENERIC_TYPES = frozenset({"default_t", "file_t", "unlabeled_t"})   # what unlabelled files carry
@@ -138,12 +140,31 @@ def _literal_prefix(pattern: str) -> str:
     return head.rsplit("/", 1)[0] or "/"
 
 
+def _pattern_entries(items: Any, kind: str) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+    """The profile's ``patterns``/``owned`` rules (learner/patterns.py: [{"pattern", "base", "access", "paths",
+    ...}]) as (access, pattern, kind, base, example paths); malformed entries become refused paths."""
+    out = []
+    for e in items if isinstance(items, list) else []:
+        if not isinstance(e, Mapping) or not isinstance(e.get("pattern"), str):
+            out.append(("read", repr(e), kind, "", ()))
+            continue
+        base = e.get("base") if isinstance(e.get("base"), str) else _literal_prefix(e["pattern"])
+        access = [a for a in e.get("access", []) if a in ("read", "write", "create", "exec")] \
+            if isinstance(e.get("access"), list) else []
+        paths = tuple(p for p in e.get("paths", []) if isinstance(p, str)) if isinstance(e.get("paths"), list) else ()
+        if kind == "owned":
+            access = ["owned"]
+        out += [(a, e["pattern"], kind, base, paths) for a in sorted(set(access))]
+    return out
+
+
 def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], str | None],
-                mode_of: Callable[[str], int] = host_mode, patterns: Mapping[str, Iterable[str]] | None = None,
+                mode_of: Callable[[str], int] = host_mode, patterns: Any = None, owned: Any = None,
                 entry: str | None = None, realpath: Callable[[str], str] = os.path.realpath
                 ) -> tuple[dict[tuple[str, str], _Grant], list[str]]:
-    """{(type, class): grant} for the profile's files (literal paths) and path patterns (globs, when the
-    profile has them: the type of the directory they live in); notes on what was left out and why."""
+    """{(type, class): grant} for the profile's files (literal paths), path patterns and owned directories
+    (when the profile has them, learner/patterns.py: the type of the pattern's literal base directory and of
+    its example paths); notes on what was left out and why."""
     grants: dict[tuple[str, str], _Grant] = {}
     notes: list[str] = []
     self_proc: list[str] = []
@@ -178,15 +199,45 @@ def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], 
             d = os.path.dirname(d)
 
     def listed(table: Mapping[str, Iterable[str]] | None, access: str) -> list:
-        items = (table or {}).get(access, [])
+        items = (table or {}).get(access, []) if isinstance(table, Mapping) else []
         return sorted({p if isinstance(p, str) else repr(p) for p in items} if isinstance(items, list) else [])
 
-    entries = [(access, path, False) for access in ("read", "write", "create", "exec")
+    def bad(path: str) -> bool:
+        return not path.startswith("/") or "\0" in path or "/../" in path + "/" or "/./" in path + "/"
+
+    entries = [(access, path, "path", path, ()) for access in ("read", "write", "create", "exec")
                for path in listed(files, access)]
-    entries += [(access, pat, True) for access in ("read", "write", "create", "exec")
-                for pat in listed(patterns, access)]
-    for access, path, pattern in entries:
-        if not path.startswith("/") or "\0" in path or "/../" in path + "/" or "/./" in path + "/":
+    entries += _pattern_entries(patterns, "pattern") + _pattern_entries(owned, "owned")
+    for access, path, kind, base, examples in entries:
+        if kind != "path":
+            if bad(base) or bad(path):
+                refused.append(path)
+                continue
+            if base.startswith(("/proc/", "/sys/")) or base in ("/proc", "/sys"):
+                genfs.append(path)
+                continue
+            t, how = typed(base, stat.S_IFDIR)
+            if t is None:
+                unlabelled.append(path)
+                continue
+            if kind == "owned":
+                what = f"owned directory {path} (created by the workload: anything beneath it)"
+                grant(t, "dir", DIR_RW, what, base)
+                grant(t, "file", FILE_RW, what, base)
+                pt, _ = typed(os.path.dirname(base), stat.S_IFDIR)
+                if pt:
+                    grant(pt, "dir", PARENT_CREATE, "create in this directory", os.path.dirname(base))
+            else:
+                what = f"{access} (pattern {path})"
+                grant(t, "dir", READ["dir"], what, base)
+                table = {"read": READ, "write": WRITE, "create": CREATE}.get(access)
+                for ft in sorted({t} | {typed(x, 0)[0] for x in examples if not bad(x)} - {None}):
+                    grant(ft, "file", _perms(table, "file") if table else EXEC, what, path)
+                if access == "create":
+                    grant(t, "dir", PARENT_CREATE, "create in this directory", base)
+            traverse(base + "/x")
+            continue
+        if bad(path):
             refused.append(path)
             continue
         if _PROC_SELF.match(path):
@@ -195,8 +246,8 @@ def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], 
         if path == "/proc" or path.startswith(("/proc/", "/sys/")) or path == "/sys":
             genfs.append(path)
             continue
-        target = _literal_prefix(path) if pattern else path   # a pattern: the directory it lives in
-        mode = stat.S_IFDIR if pattern else mode_of(target)
+        target = path
+        mode = mode_of(target)
         if stat.S_ISLNK(mode):   # the link is read, then what it points to
             lt, _ = typed(target, stat.S_IFLNK)
             if lt:
@@ -209,10 +260,6 @@ def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], 
             unlabelled.append(path)
             continue
         what = access + (f" ({how})" if how else "")
-        if pattern:
-            what = f"{access} (pattern {path})"
-            grant(t, "dir", READ["dir"], what, path)
-            cls = "file"
         if access == "read":
             grant(t, cls, _perms(READ, cls), what, path)
             if cls == "file" and _SO.search(os.path.basename(target)):
@@ -304,10 +351,8 @@ def build(profile: Any, name: str, policy: Any, *, complain: bool = False,
     if not NAME.match(name):
         raise UserError(f"--name: {name!r} is not a CIL name (a letter, then letters, digits or _; at most 64)")
     rules = profile.rules
-    patterns = rules.get("patterns")
-
-    grants, notes = file_grants(rules.get("files", {}), policy.lookup, mode_of,
-                                patterns if isinstance(patterns, Mapping) else None, attachment(profile), realpath)
+    grants, notes = file_grants(rules.get("files", {}), policy.lookup, mode_of, rules.get("patterns"),
+                                rules.get("owned"), attachment(profile), realpath)
     ports, port_notes, net = port_rules(profile, policy.port_type)
     files = []
     for (t, cls), g in sorted(grants.items()):

@@ -26,6 +26,7 @@ answer whether a path is already allowed (check, diff).
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Iterable, Mapping
@@ -53,13 +54,18 @@ _PIDISH = re.compile(r"(?<=[._-])\d{3,}(?=\.[A-Za-z]+$)")   # nginx.1234.pid, wo
 RUN_DIRS = TEMP_DIRS + ("/run", "/var/run")
 
 
+_KEPT = frozenset(NEVER + PACKAGED)
+_KEPT_UNDER = tuple(d + "/" for d in NEVER + PACKAGED)
+_TEMP = frozenset(TEMP_DIRS)
+_TEMP_UNDER = tuple(d + "/" for d in TEMP_DIRS)
+
+
 def never_generalized(path: str) -> bool:
-    return any(path == d or path.startswith(d + "/") for d in NEVER + PACKAGED) and \
-        not any(path.startswith(d + "/") for d in TEMP_DIRS)
+    return (path in _KEPT or path.startswith(_KEPT_UNDER)) and not path.startswith(_TEMP_UNDER)
 
 
 def in_temp_dir(path: str) -> bool:
-    return any(path == d or path.startswith(d + "/") for d in TEMP_DIRS)
+    return path in _TEMP or path.startswith(_TEMP_UNDER)
 
 
 def _random_looking(s: str) -> bool:
@@ -70,6 +76,7 @@ def _random_looking(s: str) -> bool:
     return (has_digit and (has_lower or has_upper)) or (has_upper and has_lower) or "_" in s.strip("_")
 
 
+@functools.lru_cache(maxsize=65536)   # pure; paths share components and shapes
 def component_glob(c: str, nxt: str | None = None) -> str | None:
     """The glob for one path component when it looks generated (None: keep it literal)."""
     if _NUM.match(c) or _UUID.fullmatch(c) or _HEX.match(c):
@@ -92,9 +99,11 @@ _GLOB_CHARS = re.compile(r"([\[\]?*{}\\])")
 
 
 def _glob_escape(s: str) -> str:
-    return _GLOB_CHARS.sub(r"\\\1", s)
+    # most paths have nothing to escape: a search is cheaper than a substitution's template
+    return _GLOB_CHARS.sub(r"\\\1", s) if _GLOB_CHARS.search(s) else s
 
 
+@functools.lru_cache(maxsize=65536)   # pure; paths share components and shapes
 def shape(path: str) -> str:
     """The path with its generated components globbed (itself, escaped, when it has none)."""
     if never_generalized(path):

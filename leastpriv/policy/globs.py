@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=65536)   # pure; paths share components and shapes
 def _regex(pattern: str) -> re.Pattern:
     out, i = [], 0
     while i < len(pattern):

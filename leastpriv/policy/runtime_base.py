@@ -116,8 +116,10 @@ def export_runtime(profile, asked: str | None, fmt: str = "oci") -> str:
     """
     runtime = asked
     if runtime is None:
-        runtime = "runc" if fmt in CONTAINER_FORMATS else "none"
-    if runtime in ("runc", "crun") and (fmt in WITHOUT_NNP_FORMATS or not settings(profile).no_new_privileges):
+        # docker/k8s-seccompprofile: Docker runs runc, Podman (and CRI-O) crun by default: both bases
+        runtime = "none" if fmt not in CONTAINER_FORMATS else "runc+crun" if fmt in WITHOUT_NNP_FORMATS else "runc"
+    if runtime in ("runc", "crun", "runc+crun") and (fmt in WITHOUT_NNP_FORMATS or
+                                                     not settings(profile).no_new_privileges):
         runtime = f"{runtime}:new-privileges"
     return runtime
 
@@ -127,13 +129,14 @@ def runtime_note(runtime: str, fmt: str) -> str:
     if runtime == "none":
         return ("no runtime base (--runtime none): an OCI runtime needs some syscalls after installing the filter; "
                 "this profile alone may not start a container") if fmt in CONTAINER_FORMATS else ""
-    rt, _, mode = runtime.partition(":")
-    base = runtime_base(rt, None, mode != "new-privileges")
-    measured = "measured" if base.source.startswith("measured") else "NOT measured here: " + base.source
+    rts, _, mode = runtime.partition(":")
+    bases = [runtime_base(rt, None, mode != "new-privileges") for rt in rts.split("+")]
+    names = set().union(*(b.syscalls for b in bases))
+    what = " and ".join(f"{b.runtime} {b.version}" + ("" if b.source.startswith("measured") else
+                                                       f" (NOT measured here: {b.source})") for b in bases)
     if mode == "new-privileges":
-        return (f"includes {rt} {base.version}'s base without noNewPrivileges ({len(base.syscalls)} syscalls, "
-                f"{measured}): works under Docker's and Podman's default and with --security-opt no-new-privileges; "
+        return (f"includes the base of {what} without noNewPrivileges ({len(names)} syscalls, measured with "
+                f"strace): works under Docker's and Podman's default and with --security-opt no-new-privileges; "
                 f"seccomp cannot tell the runtime from the workload, so these are allowed to the workload too "
                 f"(--runtime none leaves them out)")
-    return (f"includes {rt} {base.version}'s base with noNewPrivileges ({len(base.syscalls)} syscalls, {measured}); "
-            f"--runtime none leaves it out")
+    return (f"includes the base of {what} with noNewPrivileges ({len(names)} syscalls); --runtime none leaves it out")

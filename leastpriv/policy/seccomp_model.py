@@ -73,6 +73,11 @@ def _measured(runtime: str, nnp: bool) -> RuntimeSyscalls:
     return lambda arch: runtime_base(runtime, None, nnp, arch).syscalls
 
 
+def _both(nnp: bool) -> RuntimeSyscalls:
+    return lambda arch: sorted(set(runtime_base("runc", None, nnp, arch).syscalls) |
+                               set(runtime_base("crun", None, nnp, arch).syscalls))
+
+
 _RUNTIMES: dict[str, RuntimeSyscalls] = {
     "none": lambda arch: (),
     # leastpriv run: the filter is loaded by leastpriv, then it calls execve.
@@ -81,6 +86,9 @@ _RUNTIMES: dict[str, RuntimeSyscalls] = {
     # and without it (":new-privileges": the runtime installs the filter earlier, so it needs more)
     **{rt: _measured(rt, True) for rt in ("runc", "crun")},
     **{f"{rt}:new-privileges": _measured(rt, False) for rt in ("runc", "crun")},
+    # both runtimes' bases (Docker runs runc, Podman crun by default)
+    "runc+crun": _both(True),
+    "runc+crun:new-privileges": _both(False),
 }
 
 

@@ -22,7 +22,7 @@ __all__ = ["ExeReach", "NotAnalysable", "analyse_executable", "VDSO_SYSCALLS"]
 
 # syscalls the vDSO answers in user space: a trace rarely sees them although the code calls them
 # bump when the joining of summaries (graph.py, this file) changes: cached whole-program results are then ignored
-PROGRAM_VERSION = 2
+PROGRAM_VERSION = 3
 
 VDSO_SYSCALLS = frozenset(("clock_gettime", "gettimeofday", "time", "getcpu", "clock_getres"))
 
@@ -134,6 +134,20 @@ def analyse_executable(path: str, extra_libs: tuple[str, ...] = (), nss: bool | 
     return r
 
 
+def _imports_lookup(objs: list[Obj]) -> bool:
+    """An object other than libc itself imports a lookup function (cgo and other code may call it through a
+    pointer, which the direct-call test above does not follow)."""
+    for o in objs:
+        if o.summary.get("soname", "").startswith("libc.so") or o.role in ("vdso", "interp"):
+            continue
+        names = set(o.summary.get("taken_names", ()))
+        for f in o.summary["funcs"]:
+            names.update(f[1])
+        if any(libs.NSS_FUNCS.match(n) for n in names):
+            return True
+    return False
+
+
 def _analyse(path: str, extra_libs: tuple[str, ...], nss: bool | None, raw: bytes | None, t0: float):
     exe, cached = cache.summary_of(path)
     objs = [Obj(dict(exe, path=path), "exe", cached)]
@@ -162,7 +176,7 @@ def _analyse(path: str, extra_libs: tuple[str, ...], nss: bool | None, raw: byte
     # sockets to /bin/true. A run that did look up loaded the modules: they are among its dlopen'ed objects.
     if nss is None:
         direct = g.run(direct_only=True)
-        nss = any(libs.NSS_FUNCS.match(n) for n in direct.reached_exports)
+        nss = any(libs.NSS_FUNCS.match(n) for n in direct.reached_exports) or _imports_lookup(objs)
     want_nss = nss
     if want_nss:
         mods = [m for m in libs.nss_modules() if os.path.realpath(m) not in have]

@@ -85,6 +85,7 @@ static long (*lp_read_user_str)(void *dst, u32 size, const void *src) = (void *)
 #define EV_EXE 10     // after EV_EXEC: the path of the file the new image maps
 
 #define F_PENDING 1   // gated command child: not recorded until its execve
+#define F_COMPAT 2    // the process made an i386 call (TS_COMPAT): its sys_exits read the task's ABI
 
 // lost-event counters (index in `lost`)
 #define L_RINGBUF 0   // ring buffer full
@@ -413,6 +414,8 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
     s64 nr = ctx->args[1];
     void *task = (void *)bpf_get_current_task();
     u32 abi = task_abi(task);
+    if (abi != ABI_NATIVE && !(p->flags & F_COMPAT))
+        p->flags |= F_COMPAT;   // once per process: no atomic needed (a lost race only sets it again)
     split_nr(&abi, &nr);
     u32 slot = abi * SLOTS + (u32)nr;
     struct spec *sp = 0;
@@ -517,7 +520,8 @@ RAW_TRACEPOINT_PROBE(sys_enter) {
     }
     if (sp->kind == K_CLOSE) {
         struct sockkey sk = {.tgid = tgid, .fd = (s32)reg_arg(regs, abi, 0)};
-        sockets.delete(&sk);
+        if (sockets.lookup(&sk))   // a lookup takes no lock; most closed fds are not sockets we created
+            sockets.delete(&sk);
     }
     return 0;
 }
@@ -863,8 +867,12 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     s64 ret = ctx->args[1];
     s64 nr = -1;
     bpf_probe_read_kernel(&nr, 8, &regs->orig_ax);
+    // the ABI: native unless the process ever entered an i386 call (its sys_enter, which runs before
+    // this exit, set F_COMPAT); x32 is told by the number itself
     void *task = (void *)bpf_get_current_task();
-    u32 abi = task_abi(task);
+    u32 abi = ABI_NATIVE;
+    if (p->flags & F_COMPAT)
+        abi = task_abi(task);
     split_nr(&abi, &nr);
     if (abi == ABI_I386)
         ret = (s32)ret;

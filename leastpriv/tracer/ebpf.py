@@ -48,7 +48,7 @@ from ..errors import UserError
 from .base import Backend, Cgroup, Command, Pid, Target, TraceOptions
 from .recording import CapCheck, Endpoint, Recording, RecordingBuilder
 from .btf import BtfError, kernel_btf
-from .paths import resolve_in_root
+from .paths import in_root, resolve_in_root, root_of
 from .sockaddr import endpoint, record_endpoint
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -333,6 +333,12 @@ def _deleted(p: str | None) -> str | None:
     return p[:-len(" (deleted)")] if p and p.endswith(" (deleted)") else p
 
 
+def _proc_exe(pid: int) -> str | None:
+    """The executable of a process that was running before the trace saw it exec (attach modes, cgroup
+    newcomers), as the process sees it (inside its root); an exec during the trace comes from the kernel."""
+    return in_root(root_of(pid), _deleted(_readlink(f"/proc/{pid}/exe")) or "") or None
+
+
 def _fmt_cgroup(path: str) -> tuple[int, int, str]:
     """(cgroup id, level, canonical path) of a cgroup v2 directory."""
     p = os.path.realpath(path)
@@ -576,7 +582,7 @@ class _Session:
         except Exception:
             return False
         self.live.add(tgid)
-        self.exe.setdefault((tgid, gen), exe or _deleted(_readlink(f"/proc/{tgid}/exe")) or "")
+        self.exe.setdefault((tgid, gen), exe or _proc_exe(tgid) or "")
         return True
 
     # -- events -----------------------------------------------------------
@@ -584,7 +590,7 @@ class _Session:
         e = self.exe.get((tgid, gen))
         if e:
             return e
-        e = _deleted(_readlink(f"/proc/{tgid}/exe")) or (f"[{comm.decode(errors='replace')}]" if comm else "?")
+        e = _proc_exe(tgid) or (f"[{comm.decode(errors='replace')}]" if comm else "?")
         self.exe[(tgid, gen)] = e
         return e
 

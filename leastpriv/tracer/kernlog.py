@@ -144,7 +144,7 @@ class LogReport:
     def summary(self) -> list[str]:
         """One line per fact worth saying, for stderr."""
         out = [f"{self.source}: {self.lines} lines, {self.records} seccomp records, {self.kept} kept"
-               + (f" ({', '.join(f'{e}: {n}' for e, n in self.executables)})" if self.executables else "")]
+               + (f" ({', '.join(f'{shown(e)}: {n}' for e, n in self.executables)})" if self.executables else "")]
         if len(self.executables) > 1:
             out.append(f"records of {len(self.executables)} executables kept: --exe/--comm keep one workload's")
         if self.duplicates:
@@ -153,9 +153,9 @@ class LogReport:
             out.append(f"{self.before_since} records outside the time range left out")
         if self.other_programs:
             n = sum(c for _, c in self.other_programs)
-            shown = ", ".join(f"{e} ({c})" for e, c in self.other_programs[:5])
+            names = ", ".join(f"{shown(e)} ({c})" for e, c in self.other_programs[:5])
             more = f", and {len(self.other_programs) - 5} more" if len(self.other_programs) > 5 else ""
-            out.append(f"{n} records of {len(self.other_programs)} other program(s) left out: {shown}{more}")
+            out.append(f"{n} records of {len(self.other_programs)} other program(s) left out: {names}{more}")
         return out
 
     def warnings(self) -> list[str]:
@@ -180,6 +180,11 @@ class LogReport:
         return out
 
 
+def shown(text: str) -> str:
+    """A name from the log for a status line: control characters escaped (a hex-decoded exe may hold them)."""
+    return text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
 
@@ -187,6 +192,8 @@ def _iso(t: float) -> str:
 def _value(raw: str, hexfield: bool) -> str:
     """An audit field's value: "quoted", or hex-encoded (audit's way for strings with spaces/quotes)."""
     if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+        if not raw.isprintable():   # audit hex-encodes strings with control characters: not a real record
+            raise ValueError("control characters in a quoted value")
         return raw[1:-1]
     if hexfield and raw != "(null)" and len(raw) % 2 == 0 and re.fullmatch(r"[0-9A-Fa-f]+", raw):
         return os.fsdecode(bytes.fromhex(raw))
@@ -340,7 +347,7 @@ def to_recording(records: list[LogRecord], report: LogReport, filt: LogFilter = 
     if native not in arches:   # the log's own 64-bit ABI (i386/x32 records come from a 64-bit kernel too)
         wide = sorted(a for a in arches if a not in ("x86", "x32") and not a.startswith("audit:"))
         native = "x86_64" if arches <= {"x86", "x32"} else (wide[0] if wide else native)
-    notes = [f"from the seccomp log {report.source}: {len(records)} records between {_iso(records[0].time)} and "
+    notes = [f"from the seccomp log {shown(report.source)}: {len(records)} records between {_iso(records[0].time)} and "
              f"{_iso(max(r.time for r in records))}, pids "
              + ", ".join((f"{n}/" if n else "") + str(p) for n, p in pids[:20]) + (" ..." if len(pids) > 20 else "")
              + (f", nodes {', '.join(nodes)}" if nodes else "")

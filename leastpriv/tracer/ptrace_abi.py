@@ -25,9 +25,30 @@ import sys
 from ctypes import (POINTER, Structure, Union, addressof, byref, c_int, c_int64, c_uint8, c_uint16, c_uint32,
                     c_uint64, c_ulong, c_void_p, sizeof)
 
-from ptrace.binding import func as _pt
-from ptrace.binding.linux_struct import iovec_struct
-from ptrace.ctypes_libc import libc
+
+
+def _hand_python_ptrace_the_c_library() -> None:
+    """python-ptrace's ``ptrace.ctypes_libc`` finds the C library with ctypes.util.find_library('c'),
+    which starts ``ldconfig -p`` (a process, ~15-20 ms of every leastpriv start). The interpreter has
+    glibc loaded already: register that module with glibc's soname before python-ptrace asks for it.
+    Elsewhere (another libc) python-ptrace looks it up itself, as before."""
+    if "ptrace.ctypes_libc" in sys.modules or not sys.platform.startswith("linux"):
+        return
+    import types
+    try:
+        lib = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    mod = types.ModuleType("ptrace.ctypes_libc", "the C library (registered by leastpriv.tracer.ptrace_abi)")
+    mod.LIBC_FILENAME, mod.libc = "libc.so.6", lib
+    sys.modules["ptrace.ctypes_libc"] = mod
+
+
+_hand_python_ptrace_the_c_library()
+
+from ptrace.binding import func as _pt  # noqa: E402 - after the C library is registered
+from ptrace.binding.linux_struct import iovec_struct  # noqa: E402
+from ptrace.ctypes_libc import libc  # noqa: E402
 
 # --- ptrace requests and options (include/uapi/linux/ptrace.h) -------------
 PTRACE_CONT = _pt.PTRACE_CONT

@@ -9,11 +9,8 @@ one seccomp rule per combination actually seen.
 """
 from __future__ import annotations
 
-import getpass
 import os
-import platform
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -207,6 +204,11 @@ class Recording:
         return cls.from_json(read_json(path, "recording"), str(path))
 
 
+def _user() -> str:
+    import getpass   # only when a run ends (it brings termios and pwd)
+    return getpass.getuser()
+
+
 def is_recording_json(d: Any) -> bool:
     return isinstance(d, Mapping) and d.get("format") == RECORDING_FORMAT
 
@@ -218,7 +220,7 @@ class RecordingBuilder:
     """
 
     def __init__(self, command: list[str] | tuple[str, ...], backend: str, target: str = "cmd", uid: int | None = None):
-        self.id = uuid.uuid4().hex[:12]
+        self.id = os.urandom(6).hex()   # 12 random hex digits (uuid4's would be the same)
         self.command = tuple(command)
         self.backend = backend
         self.target = target
@@ -289,12 +291,12 @@ class RecordingBuilder:
     # -- result ------------------------------------------------------------
     def build(self, exit_status: int | None, complete: bool, interrupted: str = "") -> Recording:
         try:
-            user = getpass.getuser() if self.uid == os.getuid() else str(self.uid)
+            user = _user() if self.uid == os.getuid() else str(self.uid)
         except Exception:  # no passwd entry
             user = str(self.uid)
         return Recording(
             id=self.id, command=self.command, cwd=self.cwd, started=self.started, ended=time.time(),
-            backend=self.backend, kernel=platform.release(), host_arch=syscalls.host_arch(),
+            backend=self.backend, kernel=os.uname().release, host_arch=syscalls.host_arch(),
             uid=self.uid, gid=self.gid, user=user, exit_status=exit_status, complete=complete,
             interrupted=interrupted, target=self.target,
             syscalls={a: {n: SyscallStat(s[0], s[1], s[2], dict(s[3])) for n, s in t.items()} for a, t in self.counts.items()},

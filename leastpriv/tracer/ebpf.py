@@ -35,7 +35,6 @@ import platform
 import re
 import select
 import signal
-import sys
 import threading
 import time
 from importlib import resources
@@ -1012,12 +1011,8 @@ class EbpfBackend(Backend):
 
         def forward(signum, _frame):
             forwarded["sig"] = signum
-            try:
-                tty_fg = os.tcgetpgrp(sys.stdin.fileno()) if sys.stdin and sys.stdin.isatty() else -1
-            except (OSError, ValueError):
-                tty_fg = -1
             # a terminal's Ctrl-C already reached the workload (same process group): don't send it twice
-            if not (signum == signal.SIGINT and tty_fg == os.getpgrp()):
+            if not launch.from_terminal(signum):
                 try:
                     os.kill(pid, signum)
                 except ProcessLookupError:

@@ -309,7 +309,7 @@ class _Session:
         if self.signals_received >= 2:
             self._kill_all()
             return
-        if sig in (signal.SIGINT, signal.SIGQUIT) and self._tty_foreground():
+        if sig in (signal.SIGINT, signal.SIGQUIT) and launch.from_terminal(sig):
             # Most likely typed at the terminal: the workload (same foreground process
             # group) got it too. Forward only if no tracee reports it within 200 ms
             # (before or after this handler runs).
@@ -332,16 +332,6 @@ class _Session:
                 os.kill(pid, sig)
             except OSError:
                 pass
-
-    @staticmethod
-    def _tty_foreground() -> bool:
-        for fd in (0, 1, 2):
-            try:
-                if os.isatty(fd):
-                    return os.tcgetpgrp(fd) == os.getpgrp()
-            except OSError:
-                continue
-        return False
 
     def _kill_all(self):
         for pid in list(self.tables):

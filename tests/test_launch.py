@@ -90,13 +90,17 @@ def test_a_killed_leastpriv_leaves_no_workload_running(how, workloads, profiles,
         cmd = ["run", "--profile", prof, "--no-seccomp", "--", *argv]   # sleep 0.1 learned no long nanosleep args
     else:
         cmd = ["learn", "--backend", how, "-o", str(tmp_path / "x.json"), "--", *argv]
-    proc = subprocess.Popen([sys.executable, "-m", "leastpriv", *cmd], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    err = open(tmp_path / "stderr", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "leastpriv", *cmd], stdout=subprocess.DEVNULL, stderr=err)
     try:
-        deadline = time.monotonic() + 120   # eBPF compiles its program first
+        deadline = time.monotonic() + 180   # eBPF compiles its program first (slow on a loaded machine)
         while not [p for p in _pids_running(marker) if p != proc.pid] and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
             time.sleep(0.05)
-        assert [p for p in _pids_running(marker) if p != proc.pid], "the workload did not start"
+        err.seek(0)
+        assert [p for p in _pids_running(marker) if p != proc.pid], \
+            f"the workload did not start (leastpriv exited {proc.poll()}): {err.read()[-2000:]}"
         time.sleep(0.3)
         proc.kill()
         proc.wait()
@@ -106,5 +110,9 @@ def test_a_killed_leastpriv_leaves_no_workload_running(how, workloads, profiles,
         left = _pids_running(marker)
         assert not left, f"{how}: the workload outlived a killed leastpriv: {left}"
     finally:
+        err.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         for p in _pids_running(marker):
             os.kill(p, signal.SIGKILL)

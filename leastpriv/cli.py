@@ -287,14 +287,11 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
                                               landlock=not no_landlock, capabilities=not no_caps))
     for note in result.notes:
         console.warn(note)
-    if complain:
-        if result.denials:
-            console.warn(f"complain mode: {sum(d.count for d in result.denials)} calls the profile would deny:")
-            for d in result.denials:
-                args = f" ({'; '.join(d.args)})" if d.args else ""
-                console.err.print(f"  {d.arch} {d.syscall}{args} x{d.count} by {d.exe}", markup=False)
-        else:
-            console.info("complain mode: the profile denied nothing in this run")
+    from .ui.run import denial_lines
+    for line in denial_lines(result.denials, complain):
+        console.warn(line)
+    if complain and not result.denials:
+        console.info("complain mode: the profile would have denied nothing in this run")
     if complain_log:
         console.info(f"complain-log: the calls the profile would deny went to the kernel log (with auditd: "
                      f"/var/log/audit/audit.log); add them with: sudo leastpriv learn --from-log /dev/kmsg "

@@ -69,11 +69,49 @@ def test_complain_reports_the_missing_syscall_and_the_program_succeeds(build_c, 
     res = lp("run", "--profile", path, "--complain", "--report", str(report), "--", exe)
     assert res.returncode == 0, res.stderr
     assert res.stdout == learned.stdout
-    assert f"x86_64 uname x1 by {os.path.realpath(exe)}" in res.stderr
+    assert f"would deny: seccomp uname (x86_64) by {os.path.realpath(exe)} (1 call)" in res.stderr
     data = json.loads(report.read_text())
     assert [(d["syscall"], d["exe"]) for d in data["denials"]] == [("uname", os.path.realpath(exe))]
-    # and enforcing the same profile does deny it
-    assert lp("run", "--profile", path, "--", exe).returncode == 3
+    # and enforcing the same profile does deny it, and says so
+    res = lp("run", "--profile", path, "--", exe)
+    assert res.returncode == 3
+    assert f"denied: seccomp uname (x86_64) by {os.path.realpath(exe)} (1 call)" in res.stderr, res.stderr
+
+
+def test_run_names_what_landlock_and_seccomp_denied(tmp_path):
+    """A profile learned from `cat A`: `cat A B` is refused B by Landlock, `cat A; uname` uname by seccomp;
+    each denial is one line naming kind, path or syscall, and the executable. --complain lists both and
+    lets the command finish."""
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("alpha\n")
+    b.write_text("beta\n")
+    profile, learned = learn_profile(["sh", "-c", f"cat {a}"])
+    assert learned.stdout == "alpha\n"
+    path = _save(profile, tmp_path)
+    report = tmp_path / "r.json"
+    res = lp("run", "--profile", path, "--report", str(report), "--", "sh", "-c", f"cat {a} {b}; uname -s")
+    assert res.stdout.startswith("alpha\n") and "beta" not in res.stdout
+    lines = [x for x in res.stderr.splitlines() if "denied: " in x]
+    assert f"leastpriv: warning: denied: landlock read_file {b} by /usr/bin/cat (openat, 1 call)" in lines, res.stderr
+    # Landlock refuses to execute uname (the learning run never did): named as such
+    assert any(x.startswith("leastpriv: warning: denied: landlock execute /usr/bin/uname by /usr/bin/dash (execve, ")
+               for x in lines), lines   # dash tries each PATH entry: /bin/uname is /usr/bin/uname here
+    kinds = {d["kind"] for d in json.loads(report.read_text())["denials"]}
+    assert {"landlock", "seccomp"} <= kinds or "landlock" in kinds
+    # a path the profile allows is not reported: a denial line can be absent
+    ok = lp("run", "--profile", path, "--", "sh", "-c", f"cat {a}")
+    assert ok.returncode == 0 and "denied" not in ok.stderr, ok.stderr
+
+    # without Landlock, seccomp is what stops uname: named as a seccomp denial
+    res = lp("run", "--profile", path, "--no-landlock", "--", "sh", "-c", f"cat {a}; uname -s")
+    assert "denied: seccomp uname (x86_64) by /usr/bin/uname (1 call)" in res.stderr, res.stderr
+
+    # --complain: everything runs, and both kinds are listed as would-be denials
+    res = lp("run", "--profile", path, "--complain", "--", "sh", "-c", f"cat {a} {b}; uname -s")
+    assert res.returncode == 0 and res.stdout == f"alpha\nbeta\n{os.uname().sysname}\n", res.stderr
+    assert f"would deny: landlock read_file {b} by /usr/bin/cat (openat, 1 call)" in res.stderr, res.stderr
+    assert "would deny: landlock execute /usr/bin/uname by /usr/bin/dash" in res.stderr
+    assert "would deny: seccomp uname (x86_64) by /usr/bin/uname (1 call)" in res.stderr
 
 
 def test_complain_names_each_executable(tmp_path):
@@ -81,7 +119,7 @@ def test_complain_names_each_executable(tmp_path):
     profile, learned = learn_profile(cmd)
     res = lp("run", "--profile", _save(without_syscall(profile, "uname"), tmp_path), "--complain", "--", *cmd)
     assert res.returncode == 0 and res.stdout == learned.stdout
-    assert "uname x1 by /usr/bin/uname" in res.stderr
+    assert "would deny: seccomp uname (x86_64) by /usr/bin/uname (1 call)" in res.stderr
 
 
 def test_python_threads_and_subprocesses(tmp_path):
@@ -179,7 +217,7 @@ def test_denylist_style_enforced(build_c, tmp_path):
     # complain: the denied clone is reported, and it runs
     res = lp("run", "--profile", path, "--complain", "--", exe, "userns")
     assert res.returncode == 0 and "userns ok" in res.stdout
-    assert "clone (flags=" in res.stderr and "CLONE_NEWUSER" in res.stderr, res.stderr
+    assert "would deny: seccomp clone [flags=" in res.stderr and "CLONE_NEWUSER" in res.stderr, res.stderr
 
 
 # ------------------------------------------------------------------ Landlock + capabilities: an HTTP server

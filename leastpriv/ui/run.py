@@ -1,0 +1,20 @@
+"""``leastpriv run``'s denials, one line each: kind, what (syscall or path and rights), executable."""
+from __future__ import annotations
+
+from typing import Iterable
+
+
+def _calls(n: int) -> str:
+    return f"{n} call" if n == 1 else f"{n} calls"
+
+
+def denial_line(d, complain: bool) -> str:
+    verb = "would deny" if complain else "denied"
+    if d.kind == "landlock":
+        return f"{verb}: landlock {'+'.join(d.access)} {d.path} by {d.exe} ({d.syscall}, {_calls(d.count)})"
+    args = f" [{'; '.join(d.args)}]" if d.args else ""
+    return f"{verb}: seccomp {d.syscall}{args} ({d.arch}) by {d.exe} ({_calls(d.count)})"
+
+
+def denial_lines(denials: Iterable, complain: bool) -> list[str]:
+    return [denial_line(d, complain) for d in denials]

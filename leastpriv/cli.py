@@ -466,9 +466,11 @@ def _choose(backend, target, cpu="same"):
 
 def _trace(chosen, target, **options):
     """Trace with a live status line; the Recording."""
-    from .tracer.base import TraceOptions
+    from .tracer.base import Command, Pid, TraceOptions
 
-    with console.live_status("learning") as progress:
+    shares = isinstance(target, Command) or (isinstance(target, Pid) and
+                                             console.workload_shares_terminal(target.pid))
+    with console.live_status("learning", shares_terminal=shares) as progress:
         return chosen.trace(target, TraceOptions(progress=progress, **options))
 
 

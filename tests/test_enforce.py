@@ -338,3 +338,34 @@ def test_non_root_keeps_only_learned_capabilities_through_ambient(tmp_path):
     assert (got["CapEff"], got["CapPrm"], got["CapAmb"]) == ("0" * 16,) * 3
     import shutil
     shutil.rmtree(shared)
+
+
+def test_run_names_capability_and_tcp_port_denials(tmp_path):
+    """A server learned on an unprivileged port, run on port 81: Landlock refuses the port, and without
+    Landlock the dropped CAP_NET_BIND_SERVICE does; each is named; --complain lists both; a run that stays
+    within the profile names nothing (no-audit probes like the overcommit CAP_SYS_ADMIN are not denials)."""
+    need_root()
+    from .learning import free_port
+
+    code = "import socket, sys; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); print('bound')"
+    port = free_port()
+    profile, learned = learn_profile([PYTHON, "-c", code, str(port)])
+    assert learned.stdout == "bound\n" and profile.rules["capabilities"] == []
+    path = _save(profile, tmp_path)
+    exe = os.path.realpath(PYTHON)
+    ok = lp("run", "--profile", path, "--", PYTHON, "-c", code, str(free_port()))
+    assert ok.returncode != 0 and "denied: landlock bind_tcp TCP port" in ok.stderr   # another port: refused
+    ok = lp("run", "--profile", path, "--", PYTHON, "-c", code, str(port))
+    assert ok.returncode == 0 and "denied" not in ok.stderr, ok.stderr
+    res = lp("run", "--profile", path, "--", PYTHON, "-c", code, "81")
+    assert res.returncode == 1 and "PermissionError" in res.stderr
+    assert f"leastpriv: warning: denied: landlock bind_tcp TCP port 81 by {exe} (bind, 1 call)" in res.stderr
+    res = lp("run", "--profile", path, "--no-landlock", "--", PYTHON, "-c", code, "81")
+    assert res.returncode == 1
+    assert f"leastpriv: warning: denied: capability CAP_NET_BIND_SERVICE by {exe} (1 check)" in res.stderr, \
+        res.stderr
+    res = lp("run", "--profile", path, "--complain", "--", PYTHON, "-c", code, "81")
+    assert res.returncode == 0 and res.stdout == "bound\n", res.stderr
+    assert f"would deny: capability CAP_NET_BIND_SERVICE by {exe} (1 check)" in res.stderr
+    assert f"would deny: landlock bind_tcp TCP port 81 by {exe}" in res.stderr
+    assert "CAP_SYS_ADMIN" not in res.stderr

@@ -67,13 +67,15 @@ class Denial:
     exe: str
     count: int
     args: tuple[str, ...] = ()    # distinct tracked argument values, described
-    kind: str = "seccomp"         # "seccomp" | "landlock"
+    kind: str = "seccomp"         # "seccomp" | "landlock" | "capability"
     path: str = ""                # landlock: the path
     access: tuple[str, ...] = ()  # landlock: the rights the ruleset does not grant
+    capability: str = ""          # capability: CAP_*
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "arch": self.arch, "syscall": self.syscall, "exe": self.exe, "count": self.count,
-                "args": list(self.args), "path": self.path, "access": list(self.access)}
+                "args": list(self.args), "path": self.path, "access": list(self.access),
+                "capability": self.capability}
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class _Prepared:
         self.applied: list[str] = []
         self.fds: list[int] = []      # closed in the parent once the child is forked
         self.landlock = None          # watch.LandlockCheck: names Landlock's denials
+        self.capwatch = None          # capwatch.CapWatch: names refused capability checks
 
 
 def prepare(profile: Any, options: RunOptions) -> _Prepared:
@@ -128,9 +131,13 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
         files = rules.get("files", {})
         if any(files.get(k) for k in ("read", "write", "exec", "create")):
             prep.landlock = watch.LandlockCheck(ruleset(profile, abi or 7))
-    if options.complain and options.capabilities:
-        prep.notes.append("complain mode: capabilities are not dropped, and which ones the command would miss "
-                          "is not observed here (learn with --backend ebpf to see capability checks)")
+    if options.capabilities and not options.log:
+        from . import capwatch
+        why_not = capwatch.unavailable_reason()
+        if not why_not:
+            prep.capwatch = capwatch.CapWatch(frozenset(rules.get("capabilities", [])), options.complain)
+        elif os.geteuid() == 0 or rules.get("capabilities"):
+            prep.notes.append(why_not)
     if options.log and (options.landlock or options.capabilities):
         prep.notes.append("--complain-log covers seccomp only: Landlock and capability dropping are not applied")
     if options.complain or options.log:
@@ -165,7 +172,8 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
                             f"{learned}): learn it on this machine to run it here")
         prep.filter = sec.build_filter(model, complain_mode=options.complain, no_new_privs=nnp,
                                        notify_denials=not (options.complain or options.log),
-                                       watch=watch.names() if prep.landlock is not None else ())
+                                       watch=watch.names(bool(prep.landlock.handled_net))
+                                       if prep.landlock is not None else ())
         prep.notes += list(model.notes) + sec.describe_skipped(prep.filter.skipped)
         prep.applied.append("seccomp (complain: denials recorded, not enforced)" if options.complain else
                             "seccomp (log: denials logged by the kernel, audit type 1326, not enforced)" if options.log
@@ -286,7 +294,7 @@ def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
 
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     go_r = go_w = None
-    if listen:
+    if listen or prep.capwatch is not None:
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
     shm = mmap.mmap(-1, 1)   # MAP_SHARED|MAP_ANONYMOUS: the child's failure byte (see _child)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, (*FORWARD, signal.SIGCHLD))
@@ -302,10 +310,28 @@ def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
         os.close(status_w)
         if go_r is not None:
             os.close(go_r)
+        if prep.capwatch is not None:
+            try:
+                prep.capwatch.start(pid)   # before the child may exec (it waits for "go" when listening)
+            except OSError as exc:
+                prep.notes.append(f"capability denials are not named: ftrace instance: {exc.strerror}")
+                prep.capwatch.stop(pid)
+                prep.capwatch = None
+        if go_w is not None and not listen:
+            os.write(go_w, b"g")   # the capability watch is on: the child may exec
+            os.close(go_w)
+            go_w = None
         for fd in prep.fds:
             os.close(fd)
-        return _supervise(pid, prep, status_r, go_w, listen, shm, options.complain)
+        result = _supervise(pid, prep, status_r, go_w, listen, shm, options.complain)
+        if prep.capwatch is not None:
+            caps = tuple(Denial("", "", exe, n, (why,), kind="capability", capability=cap)
+                         for cap, exe, n, why in prep.capwatch.stop(pid))
+            result = RunResult(result.status, result.denials + caps, result.notes, result.applied)
+        return result
     finally:
+        if prep.capwatch is not None and prep.capwatch.path:
+            prep.capwatch.stop(pid)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         shm.close()
 
@@ -391,6 +417,13 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, liste
             if not ev or not ev[0][1] & select.POLLIN:
                 break
             _answer(listener, pid, complaints, drain_status, lambda: status_open, host, prep, complain)
+        p = select.poll()
+        p.register(listener, select.POLLIN)
+        ev = p.poll(0)
+        if not (ev and ev[0][1] & (select.POLLHUP | select.POLLERR)):
+            _hand_over(listener, prep, complain)
+            prep.notes.append("processes of the command still run: their denials are enforced after leastpriv "
+                              "exits but not named")
         os.close(listener)
     if pidfd is not None:
         os.close(pidfd)
@@ -412,6 +445,49 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, liste
         raise UserError(f"run: cannot execute the command: {what}{_exec_hint(en, prep)}; the profile's filter "
                         "also denied reporting the details (write)", exit_code=exited if exited in (126, 127) else 126)
     return RunResult(exited if exited is not None else 126, complaints.result(), tuple(notes), tuple(prep.applied))
+
+
+def _hand_over(listener: int, prep: _Prepared, complain: bool) -> None:
+    """Processes that outlive the command still use the filter: a detached helper keeps answering its
+    notifications (watched calls continue, denials get EPERM, or continue with --complain) until none
+    is left, so they never see ENOSYS from a listener nobody reads."""
+    from . import seccomp as sec
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    first = os.fork()
+    if first:
+        os.waitpid(first, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, listener)
+        os.closerange(listener + 1, 1 << 16)
+        watched = prep.filter.watched if prep.filter is not None else frozenset()
+        while True:
+            p = select.poll()
+            p.register(listener, select.POLLIN)
+            ev = p.poll(-1)
+            if not ev or ev[0][1] & (select.POLLHUP | select.POLLERR):
+                break
+            try:
+                n = sec.notify_receive(listener)
+            except OSError:
+                continue
+            arch, nr = syscalls.from_audit(n.syscall_arch, n.syscall)
+            name = syscalls.name(arch, nr) if arch in syscalls.arches() else f"#{nr}"
+            if complain or (arch, name) in watched:
+                sec.notify_continue(listener, n.id)
+            else:
+                sec.notify_error(listener, n.id, _errno.EPERM)
+    finally:
+        os._exit(0)
 
 
 def _answer(listener: int, child: int, complaints: _Complaints, drain_status, status_open, host: str,
@@ -448,6 +524,27 @@ def _answer(listener: int, child: int, complaints: _Complaints, drain_status, st
             sec.notify_continue(listener, n.id)
 
 
+def _sock_type(pid: int, fd: int) -> int | None:
+    """SO_TYPE of the caller's socket ``fd`` (a copy taken with pidfd_getfd)."""
+    import socket
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        mine = _pidfd_getfd(pidfd, fd)
+    except OSError:
+        return None
+    finally:
+        os.close(pidfd)
+    try:
+        with socket.socket(fileno=mine) as s:
+            return s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+    except OSError:
+        return None
+
+
 def _check_path(listener: int, n, arch: str, name: str, exe: str, check, complaints: _Complaints) -> None:
     from . import seccomp as sec
     from . import watch
@@ -479,7 +576,14 @@ def _check_path(listener: int, n, arch: str, name: str, exe: str, check, complai
                 return None
             return int.from_bytes(b, sys.byteorder) if len(b) == 8 else None
 
-        acc = watch.access_of(name, list(n.syscall_args), n.pid, read_str, read_u64)
+        if name in watch.NET_WATCH:
+            try:
+                raw = os.pread(fd, min(int(n.syscall_args[2]), 128), n.syscall_args[1])
+            except (OSError, OverflowError, ValueError):
+                raw = b""
+            acc = watch.net_access_of(name, raw, _sock_type(n.pid, int(n.syscall_args[0])))
+        else:
+            acc = watch.access_of(name, list(n.syscall_args), n.pid, read_str, read_u64)
     finally:
         os.close(fd)
     if acc is None or not sec.notify_id_valid(listener, n.id):

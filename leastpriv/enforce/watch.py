@@ -31,11 +31,13 @@ WATCH: dict[str, tuple[int | None, int, str]] = {
     "mkdir": (None, 0, "mkdir"), "mkdirat": (0, 1, "mkdir"), "unlink": (None, 0, "unlink"),
     "unlinkat": (0, 1, "unlinkat"), "rmdir": (None, 0, "rmdir"), "truncate": (None, 0, "truncate"),
 }
+# TCP ports (Landlock ABI 4+): the socket fd, the address
+NET_WATCH = {"bind": "bind_tcp", "connect": "connect_tcp"}
 
 
 @dataclass(frozen=True)
 class Access:
-    path: str                  # absolute, resolved
+    path: str                  # absolute, resolved; "tcp:PORT" for a TCP bind/connect
     rights: frozenset[str]     # Landlock rights needed ("read_file", "make_reg", ...)
     on_parent: bool = False    # the rights are checked on the directory that holds path (create/remove)
 
@@ -43,6 +45,18 @@ class Access:
 def _signed(v: int) -> int:
     v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def net_access_of(name: str, sockaddr: bytes, sock_type: int | None) -> Access | None:
+    """A TCP bind/connect's port as an Access (None: not TCP over IPv4/IPv6, or unreadable)."""
+    import socket
+
+    if name not in NET_WATCH or sock_type is None or sock_type & 0xF != socket.SOCK_STREAM or len(sockaddr) < 4:
+        return None
+    fam = int.from_bytes(sockaddr[:2], "little")
+    if fam not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    return Access(f"tcp:{int.from_bytes(sockaddr[2:4], 'big')}", frozenset({NET_WATCH[name]}))
 
 
 def access_of(name: str, args: list[int], pid: int, read_str: Callable[[int], str | None],
@@ -110,6 +124,8 @@ class LandlockCheck:
 
     def __init__(self, rs: Ruleset):
         self.handled = frozenset(rs.handled_fs)
+        self.handled_net = frozenset(rs.handled_net)
+        self.ports = {k: frozenset(v) for k, v in rs.ports.items()}
         self.rules: list[tuple[str, frozenset[str]]] = []
         for r in rs.paths:
             try:
@@ -126,10 +142,13 @@ class LandlockCheck:
         return got
 
     def missing(self, a: Access) -> frozenset[str]:
+        if a.path.startswith("tcp:"):
+            port = int(a.path[4:])
+            return frozenset(r for r in a.rights if r in self.handled_net and port not in self.ports.get(r, ()))
         where = os.path.dirname(a.path) or "/" if a.on_parent else a.path
         need = a.rights & self.handled
         return frozenset(need - self.granted(where)) if need else frozenset()
 
 
-def names() -> Iterable[str]:
-    return WATCH.keys()
+def names(net: bool = False) -> Iterable[str]:
+    return [*WATCH, *(NET_WATCH if net else ())]

@@ -10,8 +10,11 @@ def _calls(n: int) -> str:
 
 def denial_line(d, complain: bool) -> str:
     verb = "would deny" if complain else "denied"
+    if d.kind == "capability":
+        return f"{verb}: capability {d.capability} by {d.exe} ({_calls(d.count).replace('call', 'check')})"
     if d.kind == "landlock":
-        return f"{verb}: landlock {'+'.join(d.access)} {d.path} by {d.exe} ({d.syscall}, {_calls(d.count)})"
+        where = f"TCP port {d.path[4:]}" if d.path.startswith("tcp:") else d.path
+        return f"{verb}: landlock {'+'.join(d.access)} {where} by {d.exe} ({d.syscall}, {_calls(d.count)})"
     args = f" [{'; '.join(d.args)}]" if d.args else ""
     return f"{verb}: seccomp {d.syscall}{args} ({d.arch}) by {d.exe} ({_calls(d.count)})"
 

@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from tests.conftest import lp, need_root
+from tests.conftest import ROOT, lp, need_root
 from tests.learning import learn_profile
 
 
@@ -189,3 +189,13 @@ def test_cpu_with_ebpf_is_said_to_be_ignored(tmp_path):
     proc = lp("learn", "--backend", "ebpf", "--cpu", "1", "-o", str(tmp_path / "x.json"), "--", "true")
     assert proc.returncode == 0, proc.stderr
     assert "--cpu 1: only the ptrace backend" in proc.stderr
+
+
+def test_pyproject_license_is_an_spdx_string():
+    """setuptools >= 77 warns (dozens of lines in `make install`) about a license TOML table."""
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert isinstance(data["project"]["license"], str) and data["project"]["license"] == "Apache-2.0"
+    assert any(r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77
+               for r in data["build-system"]["requires"])

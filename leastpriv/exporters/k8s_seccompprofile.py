@@ -18,6 +18,9 @@ from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, r
 from .oci import seccomp_object
 
 API_VERSION = "security-profiles-operator.x-k8s.io/v1"
+# the namespace of the object, and so of the path SPO installs it at (operator/<ns>/<name>.json), when
+# --namespace is not given; k8s-pod references the same path by default
+DEFAULT_NAMESPACE = "default"
 
 
 def k8s_name(profile: Any, options: ExportOptions) -> str:
@@ -44,13 +47,11 @@ class SeccompProfileExporter(Exporter):
         seccomp, model = seccomp_object(profile, options)
         notes += model_notes(model, self.name)
         name = k8s_name(profile, options)
-        meta: dict[str, Any] = {"name": name}
-        if options.namespace:
-            meta["namespace"] = options.namespace
+        meta: dict[str, Any] = {"name": name, "namespace": options.namespace or DEFAULT_NAMESPACE}
         meta["annotations"] = {"leastpriv.io/runs": str(len(profile.runs)),
                                "leastpriv.io/args-mode": str(profile.rules.get("args_mode", "safe"))}
         obj = {"apiVersion": API_VERSION, "kind": "SeccompProfile", "metadata": meta, "spec": seccomp}
-        ns = options.namespace or "<namespace>"
+        ns = meta["namespace"]
         notes.append(f"pods reference it as seccompProfile: {{type: Localhost, localhostProfile: "
                      f"operator/{ns}/{name}.json}}")
         return ExportResult(dump_yaml(obj), tuple(notes))

@@ -33,12 +33,16 @@ def report_learn(output, profile, rec, added, as_json) -> None:
         if added.get("capabilities"):
             caps = profile.facts.get("capabilities", {})
             needed = [c for c in added["capabilities"] if c in profile.rules.get("capabilities", [])]
-            checked = [c for c in added["capabilities"] if c not in needed]
+            # no-audit probes (the overcommit CAP_SYS_ADMIN check on every mmap) are not news: only capabilities
+            # the workload asked for with audit and was refused are said (`show` lists every check)
+            from ..learner.capabilities import wanted_not_granted
+            checked = [c for c in added["capabilities"] if c in wanted_not_granted(profile.facts)]
             if needed:
                 labels = [capability_label({"cap": c, "inferred": caps.get(c, {}).get("inferred")}) for c in needed]
                 console.info(f"new capabilities needed: {', '.join(labels)}")
             if checked:
-                console.info(f"capabilities checked but not needed (no-audit or denied checks): {', '.join(checked)}")
+                console.warn(f"capabilities asked for and refused (the workload ran without them): "
+                             f"{', '.join(checked)}")
         for kind in ("execs", "network"):
             if added.get(kind):
                 console.info(f"new {kind}: {', '.join(added[kind])}")

@@ -1,0 +1,25 @@
+"""What learn says after a run is news, not noise."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import need_root, which
+
+
+def test_ebpf_learn_does_not_report_the_overcommit_probe_but_does_report_a_refused_capability(tmp_path):
+    """Every eBPF run sees CAP_SYS_ADMIN no-audit checks (overcommit accounting on mmap): not said. A capability
+    the workload asked for with audit and was refused is said, as a warning."""
+    need_root()
+    res = subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--backend", "ebpf", "-o",
+                          str(tmp_path / "p.json"), "--", "ls", "/usr"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "CAP_SYS_ADMIN" not in res.stderr and "checked but not needed" not in res.stderr, res.stderr
+    res = subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--backend", "ebpf", "-o",
+                          str(tmp_path / "q.json"), "--", which("setpriv"), "--reuid=65534", "--regid=65534",
+                          "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "cat", "/etc/shadow"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "Permission denied" in res.stderr
+    assert "leastpriv: warning: capabilities asked for and refused (the workload ran without them): " \
+           "CAP_DAC_OVERRIDE" in res.stderr, res.stderr
+    assert "CAP_SYS_ADMIN" not in res.stderr

@@ -470,8 +470,14 @@ def _trace(chosen, target, **options):
 
     shares = isinstance(target, Command) or (isinstance(target, Pid) and
                                              console.workload_shares_terminal(target.pid))
+    def waiting(status: int, procs: list[tuple[int, str]]) -> None:
+        n = len(procs)
+        console.info(f"the command exited ({status}); still tracing {n} process{'es' * (n != 1)} it left running: "
+                     + ", ".join(f"{pid} {exe}" for pid, exe in procs[:5]) + (" ..." if n > 5 else "")
+                     + " (the run ends when they exit; Ctrl-C ends it now)")
+
     with console.live_status("learning", shares_terminal=shares) as progress:
-        return chosen.trace(target, TraceOptions(progress=progress, **options))
+        return chosen.trace(target, TraceOptions(progress=progress, waiting=waiting, **options))
 
 
 @main.command(cls=DashDashCommand, context_settings={**CONTEXT, "ignore_unknown_options": True})

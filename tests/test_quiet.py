@@ -23,3 +23,24 @@ def test_ebpf_learn_does_not_report_the_overcommit_probe_but_does_report_a_refus
     assert "leastpriv: warning: capabilities asked for and refused (the workload ran without them): " \
            "CAP_DAC_OVERRIDE" in res.stderr, res.stderr
     assert "CAP_SYS_ADMIN" not in res.stderr
+
+
+def test_learn_says_when_it_waits_for_a_process_that_outlived_the_command(tmp_path):
+    """The command exits at once, leaving `sleep 1` behind: learn says it goes on tracing it, naming it,
+    and the run ends when it does (both backends where they run)."""
+    import time
+
+    backends = ["ptrace"] + (["ebpf"] if __import__("os").geteuid() == 0 else [])
+    for backend in backends:
+        t = time.monotonic()
+        res = subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--backend", backend, "-o",
+                              str(tmp_path / f"{backend}.json"), "--", "sh", "-c", "sleep 1.5 & sleep 0.3; exit 3"],
+                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert res.returncode == 3, res.stderr
+        line = [x for x in res.stderr.splitlines() if "still tracing" in x]
+        assert line and "the command exited (3); still tracing 1 process it left running: " in line[0], res.stderr
+        assert "/usr/bin/sleep" in line[0] and "Ctrl-C" in line[0]
+        assert time.monotonic() - t >= 1.0
+    res = subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--backend", "ptrace", "-o",
+                          str(tmp_path / "q.json"), "--", "sh", "-c", "exit 0"], capture_output=True, text=True)
+    assert "still tracing" not in res.stderr

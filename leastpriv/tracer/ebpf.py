@@ -1063,6 +1063,12 @@ class EbpfBackend(Backend):
             if status < 0:
                 status = 128 - status
             # like ptrace (strace -f): the run ends when every traced process has ended
+            left = [p for p in sess.live if p != pid and _alive(p)]
+            if left and options.waiting is not None:
+                from .base import processes
+                procs = processes(left)
+                if procs:
+                    options.waiting(status, procs)
             last = 0.0
             while stop is None or not stop.is_set():
                 now = time.monotonic()

@@ -563,6 +563,11 @@ class _Session:
                 self.exit_status = os.WEXITSTATUS(status)
             elif os.WIFSIGNALED(status):
                 self.exit_status = 128 + os.WTERMSIG(status)
+            if self.options.waiting is not None and self.exit_status is not None and self.tables:
+                from .base import processes
+                left = processes(list(self.tables))
+                if left:
+                    self.options.waiting(self.exit_status, left)
 
     def _new_task(self, pid) -> dict:
         """A task we have not seen: a new child (maybe before its parent's fork event) or thread."""

@@ -27,6 +27,13 @@ def add_run(output: str, existing, rec, save_recording: str | None):
     return profile, added
 
 
+def other_programs(existing, rec) -> list[str]:
+    """The programs ``existing`` was learned from, when ``rec`` runs another one (else [])."""
+    from .learner import aggregate
+
+    return aggregate.other_programs(existing, rec)
+
+
 def learn_from_log(source: str, *, since: str | None = None, exes: Sequence[str] = (), comms: Sequence[str] = ()):
     """learn --from-log: the seccomp log records in SOURCE that the filters keep, as a Recording of kind log,
     and the report of what was read and left out."""

@@ -207,11 +207,12 @@ def _say_fast_gate(rec, alternative):
 
 
 def _add_run(output, existing, rec, save_recording, as_json):
-    from .app import add_run
+    from .app import add_run, other_programs
     from .ui.learn import report_learn
 
+    others = other_programs(existing, rec)
     profile, added = add_run(output, existing, rec, save_recording)
-    report_learn(output, profile, rec, added, as_json)
+    report_learn(output, profile, rec, added, as_json, others=others)
 
 
 # ---------------------------------------------------------------------- show

@@ -44,3 +44,18 @@ def test_learn_says_when_it_waits_for_a_process_that_outlived_the_command(tmp_pa
     res = subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--backend", "ptrace", "-o",
                           str(tmp_path / "q.json"), "--", "sh", "-c", "exit 0"], capture_output=True, text=True)
     assert "still tracing" not in res.stderr
+
+
+def test_learn_warns_when_a_run_is_another_program_than_the_profiles(tmp_path):
+    out = str(tmp_path / "p.json")
+
+    def learn(*argv):
+        return subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--backend", "ptrace", "-o", out, "--",
+                               *argv], capture_output=True, text=True, timeout=60)
+
+    assert "was learned from" not in learn("ls", "/").stderr
+    assert "was learned from" not in learn("ls", "/usr").stderr        # same program, other input: fine
+    res = learn("cat", "/etc/hostname")
+    assert res.returncode == 0
+    assert f"leastpriv: warning: {out} was learned from ls; this run is cat: the profile now allows what both " \
+           "need" in res.stderr, res.stderr

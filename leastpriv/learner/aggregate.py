@@ -4,6 +4,8 @@ All functions are pure: they take Profiles/Recordings and return new ones.
 """
 from __future__ import annotations
 
+import os
+
 from typing import Iterable
 
 from ..kernel import constants, syscalls
@@ -307,3 +309,13 @@ def relearn(profile: Profile, rules_options: dict | None = None) -> Profile:
     from .rules import derive_rules
 
     return Profile(runs=profile.runs, facts=profile.facts, rules=derive_rules(profile.facts, profile.runs, **(rules_options or {})))
+
+
+def other_programs(profile: Any, rec: Any) -> list[str]:
+    """The programs of the profile's runs when ``rec`` runs another one (compared by the command's
+    first word, as a path's last part): one profile would then mix unrelated commands."""
+    if profile is None or not getattr(profile, "runs", None) or not rec.command:
+        return []
+    mine = os.path.basename(str(rec.command[0]))
+    theirs = sorted({os.path.basename(str(r["command"][0])) for r in profile.runs if r.get("command")})
+    return [] if not theirs or mine in theirs else theirs

@@ -7,8 +7,9 @@ from . import console
 from .show import capability_label, convergence
 
 
-def report_learn(output, profile, rec, added, as_json) -> None:
-    """What one learn run added to the profile: status lines on stderr, ``--json`` on stdout."""
+def report_learn(output, profile, rec, added, as_json, others=()) -> None:
+    """What one learn run added to the profile: status lines on stderr, ``--json`` on stdout.
+    ``others``: the programs the profile was learned from when this run is another one."""
     n_sys = sum(len(t) for t in rec.syscalls.values())
     if as_json:
         console.out.print_json(json.dumps({"profile": output, "run": rec.id, "complete": rec.complete,
@@ -51,3 +52,6 @@ def report_learn(output, profile, rec, added, as_json) -> None:
     if len(profile.runs) > 1 and profile.runs_without_growth:
         console.info("this run added nothing new")
     console.info(f"{output}: {convergence(len(profile.runs), profile.runs_without_growth)[0]}")
+    if others:
+        console.warn(f"{output} was learned from {', '.join(others)}; this run is {rec.command[0]}: the profile now "
+                     f"allows what both need (learn into another file with -o NAME.json to keep them apart)")

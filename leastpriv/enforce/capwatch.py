@@ -22,7 +22,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .. import constants
+from ..kernel import constants
 
 _LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[\d+\]\s+\S+\s+[\d.]+: (?P<ev>[\w<> ]+?): ?(?P<rest>.*)$")
 _TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")

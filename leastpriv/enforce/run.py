@@ -125,7 +125,7 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
     nnp = os.geteuid() != 0 or bool(rules.get("no_new_privileges", True))
     from . import watch
     if options.complain and options.landlock and options.seccomp:
-        from ..exporters.landlock import ruleset
+        from .landlock import ruleset
         from . import landlock as ll
         abi = ll.kernel_abi()
         files = rules.get("files", {})

@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from ..exporters.landlock import Ruleset
+from .landlock import Ruleset
 
 AT_FDCWD = -100
 AT_REMOVEDIR = 0x200

@@ -54,7 +54,9 @@ def _runc():
 
 
 def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
-                        network: str = "loopback", duration: float | None = None):
+                        network: str = "loopback", duration: float | None = None, overrides=None,
+                        stdin: bool = False):
+    """Learn one run of a container; its stdout and stderr are ours (like docker run), stdin with ``stdin``."""
     from .tracer.container import learn_container
     from .oci.workspace import open_workspace
 
@@ -62,32 +64,36 @@ def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence
         raise UserError("--backend ptrace: cannot attach to a runc container (use ebpf or seccomp-notify; see README "
                         "## Containers)")
     runc = _runc()
-    with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
+    with open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws:
         for c in ws.changes:
             console.info(f"bundle: {c}")
         if ws.unpack:
             console.info(f"unpacked {ws.unpack.layers} layers, {ws.unpack.files} files")
             for n in ws.unpack.neutralized:
                 console.warn(n)
-        rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration)
+        rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration,
+                                        stdio={"passthrough": True, "stdin": stdin})
         console.info(why)
-        if res.stdout:
-            console.info("container stdout: " + res.stdout.strip()[-500:])
-        if res.stderr:
-            console.info("container stderr: " + res.stderr.strip()[-500:])
         return rec
 
 
 def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runtime: str, args: Sequence[str],
-               as_json: bool, network: str = "loopback", duration: float = 120) -> int:
+               as_json: bool, network: str = "loopback", duration: float = 120, overrides=None,
+               stdin: bool = False) -> int:
+    """Verify a container under the profile; the enforced run's stdout and stderr are ours (like docker run),
+    stdin with ``stdin``; the complain run before it is captured."""
     from .learner.profile import Profile
     from .enforce.verify import verify
     from .oci.workspace import open_workspace
 
     profile = Profile.load(profile_path)
     runc = _runc()
-    with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
-        res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration)
+    if as_json:
+        console.info("the container's stdout goes to stderr: the verdict is on stdout")
+    with open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws, \
+            _stdout_to_stderr(as_json):
+        res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration,
+                     stdio={"passthrough": True, "stdin": stdin})
     if as_json:
         console.out.print_json(json.dumps(res.to_json()))
     for d in res.denials:
@@ -109,7 +115,10 @@ def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runt
 
 
 def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str], fmt: str, backend: str,
-                     runtime: str, network: str = "loopback") -> None:
+                     runtime: str, network: str = "loopback", overrides=None, stdin: bool = False,
+                     output: str | None = None) -> None:
+    """Review a container image. The learning run's stdout and stderr are ours (like docker run; its stdout
+    goes to stderr when the report itself goes to stdout in a machine format), stdin with ``stdin``."""
     from .learner import aggregate
     from .learner.profile import Profile
     from .tracer.container import learn_container
@@ -118,14 +127,20 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
     from .oci.workspace import open_workspace
 
     runc = _runc()
-    with open_workspace(image=image, args=args, network=network) as ws:
+    machine_on_stdout = output is None and fmt in ("json", "markdown")
+    with open_workspace(image=image, args=args, network=network, overrides=overrides) as ws:
         from .ui.image_review import scan_rootfs
         scan = scan_rootfs(ws.rootfs)   # before anything runs in it
         learn_exit = None
         if profile_path:
             profile = Profile.load(profile_path)
         else:
-            rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=120)
+            if machine_on_stdout:
+                console.info("the container's stdout goes to stderr: the report is on stdout (-o FILE to keep "
+                             "them apart)")
+            with _stdout_to_stderr(machine_on_stdout):
+                rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=120,
+                                                stdio={"passthrough": True, "stdin": stdin})
             console.info(why)
             learn_exit = res.exit_status
             profile, _ = aggregate.add_recording(None, rec)
@@ -141,9 +156,39 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
             report["profile_review"] = profile_review(profile)
         except Exception as exc:  # noqa: BLE001 - the learner's review is an extra
             report["profile_review"] = {"error": str(exc)}
+    from .ui.output import emit_report
     if fmt == "json":
-        print(json.dumps(report, indent=2, sort_keys=True))
+        emit_report(output, json.dumps(report, indent=2, sort_keys=True))
     elif fmt == "markdown":
-        print(markdown(report))
+        emit_report(output, markdown(report))
     else:
-        render(report)
+        emit_report(output, render=lambda con: render(report, con))
+
+
+def container_overrides(*, env=(), workdir=None, user=None, entrypoint=None):
+    """docker run's -e/--workdir/--user/--entrypoint for a container run."""
+    from .oci.bundle import Overrides
+
+    return Overrides(env=tuple(env), workdir=workdir, user=user, entrypoint=entrypoint)
+
+
+class _stdout_to_stderr:
+    """While active (``on``), fd 1 is fd 2: a child's stdout lands on our stderr."""
+
+    def __init__(self, on: bool):
+        self.on, self.saved = on, None
+
+    def __enter__(self):
+        import os
+        import sys
+        if self.on:
+            sys.stdout.flush()
+            self.saved = os.dup(1)
+            os.dup2(2, 1)
+        return self
+
+    def __exit__(self, *exc):
+        import os
+        if self.saved is not None:
+            os.dup2(self.saved, 1)
+            os.close(self.saved)

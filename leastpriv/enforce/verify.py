@@ -119,7 +119,7 @@ def _with(conf: dict, seccomp: dict | None, caps, nnp: bool) -> dict:
 
 
 def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", timeout: float = 120,
-           complain_first: bool = True, trace_caps: bool | None = None) -> VerifyResult:
+           complain_first: bool = True, trace_caps: bool | None = None, stdio: dict | None = None) -> VerifyResult:
     """Complain run, then enforce run, of the container ``conf`` (rootfs in ``bundle``) under ``profile``."""
     rules = profile.rules
     nnp = bool(rules.get("no_new_privileges", True))
@@ -178,7 +178,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
     from ..exporters.base import ExportOptions
     from ..exporters.oci import seccomp_object
     exported, _ = seccomp_object(profile, ExportOptions(runtime=rt))
-    enforce = runc.run(bundle, _with(conf, exported, caps, nnp), timeout=timeout, ephemeral=True)
+    enforce = runc.run(bundle, _with(conf, exported, caps, nnp), timeout=timeout, ephemeral=True, **(stdio or {}))
     for cap in cap_denials:
         denials.append(Denial(cap, "", "workload", (), 1, "capability not in the learned set"))
     ok = not denials and enforce.started and enforce.exit_status == (complain.exit_status if complain else 0)

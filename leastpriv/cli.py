@@ -299,25 +299,36 @@ def _add_run(output, existing, rec, save_recording, as_json):
 
 # ---------------------------------------------------------------------- show
 
-@main.command(context_settings=CONTEXT)
+@main.command(cls=DashDashCommand, context_settings=CONTEXT)
 @click.argument("profile", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="The profile as JSON (facts, rules, convergence).")
-def show(profile, as_json):
-    """Show what a profile holds: runs, syscalls by group, arguments, capabilities, files.
+@click.option("--format", "fmt", type=_FORMAT_TEXT_JSON, default="text", show_default=True,
+              help="json: the profile as JSON (facts, rules, convergence).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--all", "all_rows", is_flag=True, help="Every file, argument value and endpoint (default: the first "
+                                                      "25 of each, and how many more).")
+def show(profile, as_json, fmt="text", all_rows=False):
+    """Show what a profile (or a recording) holds: runs, syscalls by group, arguments, capabilities, files.
 
     \b
     Examples:
       leastpriv show app.lp.json
+      leastpriv show app.lp.json --all | grep /etc/
       leastpriv show --json app.lp.json | jq '.rules.syscalls'
     """
-    from .learner.profile import Profile
+    from .learner.diff import as_profile
+    from .learner.profile import load_profile_or_recording
+    from .tracer.recording import Recording
 
-    p = Profile.load(profile)
-    if as_json:
+    item = load_profile_or_recording(profile)
+    if isinstance(item, Recording):
+        console.info(f"{profile} is a recording (one run of {' '.join(item.command)[:60]}), not a profile: shown "
+                     f"as the profile it would make (`leastpriv merge {profile} -o PROFILE.json` writes it)")
+    p = as_profile(item)
+    if as_json or fmt == "json":
         click.echo(json.dumps(p.to_json(), indent=2, sort_keys=True))
         return
     from .ui.show import render
-    render(p, profile)
+    render(p, profile, all_rows=all_rows)
 
 
 # ----------------------------------------------------------------------- run

@@ -268,8 +268,9 @@ class _Complaints:
         self.counts[k] = self.counts.get(k, 0) + 1
         spec = syscalls.tracked_args(arch, name)
         if spec is not None:
-            desc = ", ".join(f"{n}={constants.describe(g, argv[i])}"
-                             for n, i, g in zip(spec.names, spec.indexes, spec.groups))
+            vals = [argv[i] for i in spec.indexes]
+            desc = ", ".join(f"{n}={d}" for n, d in
+                             zip(spec.names, constants.describe_args(spec.groups, vals).split(", ")))
             self.args.setdefault(k, set()).add(desc)
 
     def add_path(self, arch: str, name: str, exe: str, path: str, access: frozenset[str]) -> None:

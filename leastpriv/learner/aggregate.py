@@ -18,9 +18,11 @@ from .profile import Profile, empty_facts
 
 def _describe_args(arch: str, name: str, values: tuple[int, ...]) -> str:
     spec = syscalls.tracked_args(arch, name)
+    if name == "clone3" and len(values) == 1:   # its flags, read from struct clone_args by the tracer
+        return constants.describe("clone", values[0])
     if spec is None or len(spec.groups) != len(values):
         return ", ".join(str(v) for v in values)
-    return ", ".join(constants.describe(g, v) for g, v in zip(spec.groups, values))
+    return constants.describe_args(spec.groups, values)
 
 
 def _net_key(e: dict) -> tuple:

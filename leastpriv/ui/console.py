@@ -9,7 +9,8 @@ from typing import Iterator
 from rich.console import Console
 from rich.markup import escape
 
-out = Console(highlight=False, soft_wrap=True)
+# piped or redirected: as wide as the content (a pipe has no width; rich's 80 columns would cut values with "…")
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

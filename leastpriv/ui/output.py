@@ -49,7 +49,7 @@ def emit_report(output: str | None, text: str | None = None, render=None) -> Non
             render(console.out)
             return
         buf = io.StringIO()
-        render(Console(file=buf, highlight=False, soft_wrap=True, width=100))
+        render(Console(file=buf, highlight=False, soft_wrap=True, width=4096))
         text = buf.getvalue()
     if output is None:
         console.out.file.write(text if text.endswith("\n") else text + "\n")

@@ -91,10 +91,7 @@ class CapWatch:
             self._write("tracing_on", "0")
             with open(os.path.join(self.path, "trace"), errors="replace") as fh:
                 text = fh.read()
-            for ev in ("capability/cap_capable", "sched/sched_process_exec", "sched/sched_process_fork"):
-                self._write(f"events/{ev}/enable", "0")
-            self._write("events/capability/cap_capable/trigger", "!stacktrace")
-        finally:
+        finally:   # removing the instance disables its events and trigger (faster than one by one)
             try:
                 os.rmdir(self.path)
             except OSError:

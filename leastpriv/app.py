@@ -9,6 +9,7 @@ import json
 from typing import Sequence
 
 from .errors import UserError
+from .text import plural
 from .ui import console
 
 
@@ -68,7 +69,7 @@ def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence
         for c in ws.changes:
             console.info(f"bundle: {c}")
         if ws.unpack:
-            console.info(f"unpacked {ws.unpack.layers} layers, {ws.unpack.files} files")
+            console.info(f"unpacked {plural(ws.unpack.layers, 'layer')}, {plural(ws.unpack.files, 'file')}")
             for n in ws.unpack.neutralized:
                 console.warn(n)
         rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration,

@@ -132,6 +132,19 @@ def container_options(f):
     return f
 
 
+def _given(param: str) -> bool:
+    """Was this option on the command line (not its default)?"""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(param) == ParameterSource.COMMANDLINE
+
+
+def _only_with(option: str, given: bool, applies, where: str) -> None:
+    """An option that would be silently ignored is a usage error instead."""
+    if given and not applies:
+        raise click.UsageError(f"{option}: only with {where}")
+
+
 def _container_overrides(env, workdir, user, entrypoint, interactive, containers: bool):
     """The docker-run overrides, refused (usage) without a container."""
     given = [n for n, v in (("--env", env), ("--workdir", workdir), ("--user", user), ("--entrypoint", entrypoint),
@@ -230,6 +243,10 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         refuse_special(save_recording, "recording")
     as_json = as_json or fmt == "json"
     overrides = _container_overrides(env, workdir, user, entrypoint, interactive, bool(bundle or image))
+    _only_with("--duration", duration is not None, pid is not None or cgroup or bundle or image,
+               "--pid, --cgroup, --image or --bundle (a command runs until it exits; Ctrl-C stops it)")
+    _only_with("--network", _given("network"), bundle or image, "--image or --bundle (a command run here uses "
+               "this host's network)")
     command = tuple(command)
     if command and command[0] == "--":
         command = command[1:]
@@ -555,8 +572,10 @@ def merge(inputs, output, as_json, fmt="text"):
                "capabilities": profile.rules.get("capabilities", []), "seen_in_one_run_only": rare}
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
-    console.info(f"merged {len(inputs)} input(s) -> {output}: {nruns} run(s), "
-                 f"{profile.runs_without_growth} trailing run(s) added nothing")
+    from .text import plural
+    console.info(f"merged {plural(len(inputs), 'input')} -> {output}: {plural(nruns, 'run')}, "
+                 f"{profile.runs_without_growth} trailing {'run' if profile.runs_without_growth == 1 else 'runs'} "
+                 f"added nothing")
     if rare:
         console.warn(f"seen in only one of {nruns} runs (look at these): {escape(', '.join(rare))}")
 

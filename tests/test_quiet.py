@@ -59,3 +59,40 @@ def test_learn_warns_when_a_run_is_another_program_than_the_profiles(tmp_path):
     assert res.returncode == 0
     assert f"leastpriv: warning: {out} was learned from ls; this run is cat: the profile now allows what both " \
            "need" in res.stderr, res.stderr
+
+
+def test_attach_hints_agree_and_inapplicable_options_are_usage_errors(tmp_path):
+    """--pid/--cgroup hints never send the user in a circle (ptrace <-> ebpf), the cgroup hint never says to
+    mount cgroup2 over /sys/fs/cgroup, and --duration/--network where they do nothing are usage errors."""
+    def lp(*args, **kw):
+        return subprocess.run([sys.executable, "-m", "leastpriv", *args], capture_output=True, text=True,
+                              timeout=60, **kw)
+
+    res = lp("learn", "--backend", "ptrace", "--pid", "1", "--duration", "1", "-o", str(tmp_path / "p.json"))
+    assert res.returncode == 2 and "needs --backend ebpf (as root)" in res.stderr
+    if __import__("os").geteuid() == 0:
+        res = lp("learn", "--cgroup", str(tmp_path), "--duration", "1", "-o", str(tmp_path / "c.json"))
+        assert res.returncode == 2 and "not in a cgroup v2 hierarchy" in res.stderr, res.stderr
+        assert "none /sys/fs/cgroup)" not in res.stderr
+        # not root: attaching needs eBPF, which needs root; ptrace is not offered for it
+        res = subprocess.run([which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                              "-m", "leastpriv", "learn", "--pid", "1", "--duration", "1", "-o",
+                              str(tmp_path / "n.json")], capture_output=True, text=True, timeout=60, cwd="/")
+        assert res.returncode == 2 and "needs root" in res.stderr and "--backend ptrace" not in res.stderr, \
+            res.stderr
+    for argv, opt in ((["--duration", "3"], "--duration"), (["--network", "none"], "--network")):
+        res = lp("learn", *argv, "-o", str(tmp_path / "d.json"), "--", "true")
+        assert res.returncode == 2 and f"{opt}: only with" in res.stderr, res.stderr
+
+
+def test_counts_are_said_in_the_right_number():
+    """"1 call", "1 layer", "new socket family" (not "1 calls", "1 layers", "new socket familie")."""
+    from leastpriv.learner.diff import KIND_NAMES, KINDS
+    from leastpriv.text import plural
+    from leastpriv.ui.formats import _message
+
+    assert plural(1, "call") == "1 call" and plural(2, "call") == "2 calls"
+    assert plural(1, "layer") == "1 layer" and plural(3, "family", "families") == "3 families"
+    assert set(KIND_NAMES) == set(KINDS)
+    assert _message({"kind": "family", "label": "AF_NETLINK"}) == "new socket family: AF_NETLINK"
+    assert _message({"kind": "arg", "label": "x"}).startswith("new argument value:")

@@ -128,7 +128,7 @@ def _tracefs() -> str | None:
 def usable_reason() -> str:
     """'' when eBPF tracing works here, else what is missing and how to fix it."""
     if os.geteuid() != 0:
-        return "needs root (run with sudo), or use --backend ptrace"
+        return "needs root (run with sudo)"
     try:
         import bcc  # noqa: F401
     except ImportError:
@@ -357,7 +357,15 @@ def _fmt_cgroup(path: str) -> tuple[int, int, str]:
                 if mount is None or len(mp) > len(mount[0]):
                     mount = (mp, root)
     if mount is None:
-        raise UserError(f"--cgroup {path}: not in a cgroup v2 hierarchy (mount -t cgroup2 none /sys/fs/cgroup)")
+        mounts = sorted({line.split(" - ")[0].split()[4]
+                         for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                         if line.partition(" - ")[2].split()[:1] == ["cgroup2"]})
+        if mounts:
+            raise UserError(f"--cgroup {path}: not in a cgroup v2 hierarchy; cgroup2 is mounted at "
+                            f"{', '.join(mounts)}: give a cgroup under it")
+        raise UserError(f"--cgroup {path}: not in a cgroup v2 hierarchy, and none is mounted: mount one on a "
+                        f"directory of its own (mkdir -p /run/cgroup2 && mount -t cgroup2 none /run/cgroup2); "
+                        f"not over /sys/fs/cgroup, which would hide the cgroup v1 controllers")
     mp, root = mount
     rel = os.path.relpath(p, mp)
     parts = [x for x in root.split("/") if x] + ([x for x in rel.split("/") if x and x != "."])

@@ -172,8 +172,8 @@ class PtraceBackend(Backend):
 
     def trace(self, target: Target, options: TraceOptions) -> Recording:
         if not isinstance(target, Command):
-            raise UserError("the ptrace backend traces a command it starts; attaching to a PID or a cgroup "
-                            "needs --backend ebpf")
+            raise UserError("--backend ptrace traces only a command it starts; attaching to a PID or a cgroup "
+                            "needs --backend ebpf (as root)")
         if not target.argv:
             raise UserError("learn: no command given")
         path = resolve_command(target.argv[0])

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..text import plural
+
 
 def _calls(n: int) -> str:
-    return f"{n} call" if n == 1 else f"{n} calls"
+    return plural(n, "call")
 
 
 def denial_line(d, complain: bool) -> str:

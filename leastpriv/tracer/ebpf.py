@@ -58,7 +58,7 @@ NARCH = 3
 SLOTS = 640                 # syscall numbers per ABI counted in arrays (others in a hash)
 WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)
 PBUF = 4096                 # a path event's buffer (PATH_MAX)
-MAX_DEPTH = 128             # components and mount crossings the kernel walks (ebpf.c)
+MAX_DEPTH = 32 * 8          # components and mount crossings the kernel walks (ebpf.c: WALK_CHUNK * MAX_CHUNKS)
 USER_SLOTS = 4096           # process slots userspace fills (the command, attached processes)
 PROCS_PER_TRACE = 32768     # process slots the kernel fills (forks, cgroup newcomers), split over CPUs
 MAX_PATHS = 32768

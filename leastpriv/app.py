@@ -1,13 +1,14 @@
 """The use cases: what a command does, between parsing (cli.py) and rendering (ui/).
 
-Each function takes what the user asked for, does it with the packages below (tracer, learner, exporters,
-enforce, oci) and returns a result for ui/ to render; progress lines go to a ``status`` object (ui/console
-in the CLI; anything with ``info`` and ``warn``). Nothing here prints or reads ``sys.argv``.
+learn (trace, add a run to a profile), export (retarget, then a pure exporter), and the container use
+cases (learn a container, verify a profile under runc, review an image), which pass the container's stdio
+through like docker run and say what they do as they go. Nothing here reads ``sys.argv``.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from .errors import UserError
 from .exporters import base as exporters
@@ -16,13 +17,11 @@ from .fileio import write_atomic
 from .learner import aggregate
 from .learner.profile import Profile
 from .learner.retarget import retarget
+from .text import plural
 from .tracer import kernlog, select
 from .tracer.base import Backend, Target, TraceOptions
 from .tracer.recording import Recording
-
-if TYPE_CHECKING:
-    from .enforce.verify import VerifyResult
-    from .oci.runc import Runc
+from .ui import console
 
 
 class Status(Protocol):
@@ -73,6 +72,12 @@ def add_run(output: str, existing: Profile | None, rec: Recording, save_recordin
     return profile, added
 
 
+def other_programs(existing, rec) -> list[str]:
+    """The programs ``existing`` was learned from, when ``rec`` runs another one (else [])."""
+
+    return aggregate.other_programs(existing, rec)
+
+
 def learn_from_log(source: str, *, since: str | None = None, exes: Sequence[str] = (), comms: Sequence[str] = ()):
     """learn --from-log: the seccomp log records in SOURCE that the filters keep, as a Recording of kind log,
     and the report of what was read and left out."""
@@ -98,8 +103,8 @@ def export(profile: Profile, fmt: str, options: ExportOptions) -> ExportResult:
 
 # ----------------------------------------------------------- containers
 
-def _runc() -> Runc:
-    from .oci.runc import Runc   # the container machinery loads only for the container commands
+def _runc():
+    from .oci.runc import Runc
 
     ok, why = Runc.usable()
     if not ok:
@@ -107,74 +112,143 @@ def _runc() -> Runc:
     return Runc()
 
 
-def learn_container(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
-                    network: str = "loopback", duration: float | None = None, status: Status = Quiet) -> Recording:
-    """Run an OCI bundle or image under runc and record it (eBPF by cgroup, or seccomp-notify)."""
+def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
+                        network: str = "loopback", duration: float | None = None, overrides=None,
+                        stdin: bool = False):
+    """Learn one run of a container; its stdout and stderr are ours (like docker run), stdin with ``stdin``."""
+    from .tracer.container import learn_container
     from .oci.workspace import open_workspace
-    from .tracer.container import learn_container as _learn_container
 
     if backend == "ptrace":
         raise UserError("--backend ptrace: cannot attach to a runc container (use ebpf or seccomp-notify; see README "
                         "## Containers)")
     runc = _runc()
-    with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
+    with open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws:
         for c in ws.changes:
-            status.info(f"bundle: {c}")
+            console.info(f"bundle: {c}")
         if ws.unpack:
-            status.info(f"unpacked {ws.unpack.layers} layers, {ws.unpack.files} files")
+            console.info(f"unpacked {plural(ws.unpack.layers, 'layer')}, {plural(ws.unpack.files, 'file')}")
             for n in ws.unpack.neutralized:
-                status.warn(n)
-        rec, res, why = _learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration)
-        status.info(why)
-        if res.stdout:
-            status.info("container stdout: " + res.stdout.strip()[-500:])
-        if res.stderr:
-            status.info("container stderr: " + res.stderr.strip()[-500:])
+                console.warn(n)
+        rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration,
+                                        stdio={"passthrough": True, "stdin": stdin})
+        console.info(why)
         return rec
 
 
-def verify_container(*, bundle: str | None, image: str | None, profile_path: str, runtime: str,
-                     args: Sequence[str], network: str = "loopback", duration: float = 120) -> VerifyResult:
-    """Run the container under runc with the profile's filter and capabilities: complain run, then enforce run."""
+def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runtime: str, args: Sequence[str],
+               as_json: bool, network: str = "loopback", duration: float = 120, overrides=None,
+               stdin: bool = False) -> int:
+    """Verify a container under the profile; the enforced run's stdout and stderr are ours (like docker run),
+    stdin with ``stdin``; the complain run before it is captured."""
+    from .learner.profile import Profile
     from .enforce.verify import verify
     from .oci.workspace import open_workspace
 
     profile = Profile.load(profile_path)
     runc = _runc()
-    with open_workspace(image=image, bundle=bundle, args=args, network=network) as ws:
-        return verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration)
+    if as_json:
+        console.info("the container's stdout goes to stderr: the verdict is on stdout")
+    with open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws, \
+            _stdout_to_stderr(as_json):
+        res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration,
+                     stdio={"passthrough": True, "stdin": stdin})
+    if as_json:
+        console.out.print_json(json.dumps(res.to_json()))
+    for d in res.denials:
+        if d.name.startswith("CAP_"):
+            console.err.print(f"[red]denied[/] {d.name} to the {d.by}: {d.why}", highlight=False)
+        else:
+            console.err.print(f"[red]denied[/] {d.name} ({d.arch}) by the {d.by}: {d.why}, {d.count} call"
+                              f"{'s' * (d.count != 1)}", highlight=False)
+    for m in res.messages:
+        console.warn(m)
+    if res.ok:
+        e = res.enforce
+        console.info(f"verified under runc with runtime base {res.runtime!r}: the container ran with the profile's "
+                     f"seccomp filter and capabilities [{', '.join(res.capabilities) or 'none'}] and exited "
+                     f"{e.exit_status if e else '?'}")
+        return 0
+    console.err.print("[red]leastpriv: verify: FAILED[/]")
+    return 1
 
 
-def review_image(*, image: str, profile_path: str | None, args: Sequence[str], backend: str, runtime: str,
-                 network: str = "loopback", status: Status = Quiet) -> dict:
-    """The security review of a container image: learn it (or use PROFILE), prove the capability set by a run
-    with exactly those capabilities, scan the rootfs. The report (learner/image_review.py)."""
-    from .enforce.verify import verify
+def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str], fmt: str, backend: str,
+                     runtime: str, network: str = "loopback", overrides=None, stdin: bool = False,
+                     output: str | None = None) -> None:
+    """Review a container image. The learning run's stdout and stderr are ours (like docker run; its stdout
+    goes to stderr when the report itself goes to stdout in a machine format), stdin with ``stdin``."""
+    from .learner import aggregate
+    from .learner.profile import Profile
+    from .tracer.container import learn_container
     from .learner.image_review import build_report
-    from .learner.review import review as profile_review
-    from .oci.image import scan_rootfs
+    from .ui.image_review import markdown, render
+    from .enforce.verify import verify
     from .oci.workspace import open_workspace
-    from .tracer.container import learn_container as _learn_container
 
     runc = _runc()
-    with open_workspace(image=image, args=args, network=network) as ws:
+    machine_on_stdout = output is None and fmt in ("json", "markdown")
+    with open_workspace(image=image, args=args, network=network, overrides=overrides) as ws:
+        from .oci.image import scan_rootfs
         scan = scan_rootfs(ws.rootfs)   # before anything runs in it
         learn_exit = None
         if profile_path:
             profile = Profile.load(profile_path)
         else:
-            rec, res, why = _learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=120)
-            status.info(why)
+            if machine_on_stdout:
+                console.info("the container's stdout goes to stderr: the report is on stdout (-o FILE to keep "
+                             "them apart)")
+            with _stdout_to_stderr(machine_on_stdout):
+                rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=120,
+                                                stdio={"passthrough": True, "stdin": stdin})
+            console.info(why)
             learn_exit = res.exit_status
             profile, _ = aggregate.add_recording(None, rec)
         # prove the capability set: run under the profile with exactly the learned capabilities
         v = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime)
+        caps_proved = bool(v.ok)
         report = build_report(image=image, name=ws.name, conf=ws.conf, profile=profile, unpack=ws.unpack,
-                              rootfs=ws.rootfs, runtime=runtime, caps_proved=bool(v.ok), learn_exit=learn_exit,
+                              rootfs=ws.rootfs, runtime=runtime, caps_proved=caps_proved, learn_exit=learn_exit,
                               scan=scan)
         report["verify"] = v.to_json()
         try:
+            from .learner.review import review as profile_review
             report["profile_review"] = profile_review(profile)
         except Exception as exc:  # noqa: BLE001 - the learner's review is an extra
             report["profile_review"] = {"error": str(exc)}
-    return report
+    from .ui.output import emit_report
+    if fmt == "json":
+        emit_report(output, json.dumps(report, indent=2, sort_keys=True))
+    elif fmt == "markdown":
+        emit_report(output, markdown(report))
+    else:
+        emit_report(output, render=lambda con: render(report, con))
+
+
+def container_overrides(*, env=(), workdir=None, user=None, entrypoint=None):
+    """docker run's -e/--workdir/--user/--entrypoint for a container run."""
+    from .oci.bundle import Overrides
+
+    return Overrides(env=tuple(env), workdir=workdir, user=user, entrypoint=entrypoint)
+
+
+class _stdout_to_stderr:
+    """While active (``on``), fd 1 is fd 2: a child's stdout lands on our stderr."""
+
+    def __init__(self, on: bool):
+        self.on, self.saved = on, None
+
+    def __enter__(self):
+        import os
+        import sys
+        if self.on:
+            sys.stdout.flush()
+            self.saved = os.dup(1)
+            os.dup2(2, 1)
+        return self
+
+    def __exit__(self, *exc):
+        import os
+        if self.saved is not None:
+            os.dup2(self.saved, 1)
+            os.close(self.saved)

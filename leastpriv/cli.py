@@ -62,11 +62,98 @@ class Group(click.Group):
 
 class DashDashCommand(click.Command):
     """Remembers whether the arguments had a ``--`` (click drops it): ``check -- CMD`` traces CMD even when it
-    is one word, ``check NEW`` reads a file."""
+    is one word, ``check NEW`` reads a file.
+
+    An option leastpriv does not know, before ``--`` (and, for commands that run a COMMAND, before its first
+    word), is a usage error (exit 2: ``no such option: --foo``), never taken for the command.
+    """
+
+    stop_at_positional = False   # True: the first word that is not an option starts COMMAND (learn ls -la)
 
     def parse_args(self, ctx, args):
         ctx.meta["leastpriv.dashdash"] = "--" in args
+        ctx.meta["leastpriv.after_dashdash"] = tuple(args[args.index("--") + 1:]) if "--" in args else ()
+        self._refuse_unknown_options(ctx, args)
         return super().parse_args(ctx, args)
+
+    def _refuse_unknown_options(self, ctx, args) -> None:
+        opts: dict[str, click.Option] = {}
+        for p in self.get_params(ctx):
+            if isinstance(p, click.Option):
+                for name in (*p.opts, *p.secondary_opts):
+                    opts[name] = p
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a == "--":
+                return
+            if a.startswith("-") and a != "-":
+                name = a.split("=", 1)[0]
+                p = opts.get(name)
+                attached = "=" in a
+                if p is None and not a.startswith("--") and len(a) > 2 and a[:2] in opts:
+                    p, attached = opts[a[:2]], not (opts[a[:2]].is_flag or opts[a[:2]].count)   # -oFILE, -ix
+                    name = a[:2]
+                if p is None:
+                    raise click.NoSuchOption(name, possibilities=list(opts), ctx=ctx)
+                if not (p.is_flag or p.count) and not attached:
+                    i += 1   # its value
+            elif self.stop_at_positional:
+                return
+            i += 1
+
+
+class CommandRunner(DashDashCommand):
+    """A command that runs COMMAND: options end at ``--`` or at COMMAND's first word."""
+
+    stop_at_positional = True
+
+
+_FORMAT_TEXT_JSON = click.Choice(["text", "json"])
+
+
+def container_options(f):
+    """docker run's process options, for learn/verify/review --image (and --bundle)."""
+    for dec in reversed([
+        click.option("-i", "--interactive", is_flag=True,
+                     help="Containers: keep stdin attached (docker run -i); else it reads /dev/null."),
+        click.option("-e", "--env", "env", multiple=True, metavar="KEY[=VALUE]",
+                     help="Containers: set an environment variable (KEY alone: pass this one's value); "
+                          "repeatable."),
+        click.option("-w", "--workdir", default=None, metavar="DIR", help="Containers: the process's working "
+                                                                          "directory."),
+        click.option("-u", "--user", default=None, metavar="USER[:GROUP]",
+                     help="Containers: run as this user (name or uid, resolved in the image)."),
+        click.option("--entrypoint", default=None, metavar="PROGRAM",
+                     help="Containers: replace the image's Entrypoint (its Cmd is then not used; ARGS follow "
+                          "PROGRAM)."),
+    ]):
+        f = dec(f)
+    return f
+
+
+def _given(param: str) -> bool:
+    """Was this option on the command line (not its default)?"""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(param) == ParameterSource.COMMANDLINE
+
+
+def _only_with(option: str, given: bool, applies, where: str) -> None:
+    """An option that would be silently ignored is a usage error instead."""
+    if given and not applies:
+        raise click.UsageError(f"{option}: only with {where}")
+
+
+def _container_overrides(env, workdir, user, entrypoint, interactive, containers: bool):
+    """The docker-run overrides, refused (usage) without a container."""
+    given = [n for n, v in (("--env", env), ("--workdir", workdir), ("--user", user), ("--entrypoint", entrypoint),
+                            ("--interactive", interactive)) if v]
+    if given and not containers:
+        raise click.UsageError(f"{', '.join(given)}: only with --image or --bundle (a command run here keeps "
+                               "leastpriv's own stdin, environment, directory and user)")
+    from .app import container_overrides
+    return container_overrides(env=tuple(env), workdir=workdir, user=user, entrypoint=entrypoint)
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
@@ -88,7 +175,7 @@ def main() -> None:
 
 # --------------------------------------------------------------------- learn
 
-@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@main.command(cls=CommandRunner, context_settings={**CONTEXT, "ignore_unknown_options": True})
 @click.option("-o", "--output", "output", default="leastpriv.json", show_default=True,
               type=click.Path(dir_okay=False), help="Profile to write; an existing one gets this run added.")
 @click.option("--backend", type=click.Choice(["auto", "ptrace", "ebpf", "seccomp-notify"]), default="auto",
@@ -104,7 +191,9 @@ def main() -> None:
               help="With --pid/--cgroup: stop after SECONDS (default: Ctrl-C).")
 @click.option("--save-recording", type=click.Path(dir_okay=False), default=None,
               help="Also write this run's raw Recording (for merge).")
-@click.option("--json", "as_json", is_flag=True, help="Print what this run added as JSON on stdout.")
+@click.option("--format", "fmt", type=_FORMAT_TEXT_JSON, default="text", show_default=True,
+              help="json: what this run added, as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--bundle", "bundle", type=click.Path(file_okay=False), default=None,
               help="Run this OCI bundle with runc and learn the container (root; ARGS replace process.args).")
 @click.option("--image", "image", type=click.Path(), default=None,
@@ -122,9 +211,11 @@ def main() -> None:
 @click.option("--fast", is_flag=True,
               help="Into an existing profile: let the kernel allow, without a stop, the calls the profile "
                    "already explains (the fast gate of check); their counts are not collected.")
+@container_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, command, bundle=None, image=None,
-          network="loopback", from_log=None, since=None, exes=(), comms=(), fast=False):
+          network="loopback", from_log=None, since=None, exes=(), comms=(), fast=False, fmt="text",
+          interactive=False, env=(), workdir=None, user=None, entrypoint=None):
     """Run COMMAND (or attach) and add what it did to a profile.
 
     \b
@@ -134,13 +225,15 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
       sudo leastpriv learn --backend ebpf --pid 1234 --duration 60 -o web.json
       sudo leastpriv learn --cgroup /sys/fs/cgroup/system.slice/nginx.service -o nginx.json
       sudo leastpriv learn --image app.tar -o app.json              # OCI layout or docker save, run by runc
+      sudo leastpriv learn --image app.tar -e MODE=test -u app -- /app --selftest   # like docker run
       sudo leastpriv learn --bundle ./bundle -o app.json -- /app --selftest
       sudo leastpriv learn --from-log /var/log/audit/audit.log --exe /usr/sbin/nginx --since 1d -o nginx.json
       leastpriv learn --fast -o app.json -- ./app --other-input   # re-learn at near-native speed
 
     Exits with the workload's exit status (128+N if a signal N killed it).
     Ctrl-C reaches the workload; what was seen until then is saved and marked
-    incomplete.
+    incomplete. A container's stdout and stderr are yours, as with docker run
+    (stdin with -i); leastpriv's own lines go to stderr.
     """
     from . import app
     from .launch import resolve_command
@@ -151,6 +244,12 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
 
     if save_recording:
         refuse_special(save_recording, "recording")
+    as_json = as_json or fmt == "json"
+    overrides = _container_overrides(env, workdir, user, entrypoint, interactive, bool(bundle or image))
+    _only_with("--duration", duration is not None, pid is not None or cgroup or bundle or image,
+               "--pid, --cgroup, --image or --bundle (a command runs until it exits; Ctrl-C stops it)")
+    _only_with("--network", _given("network"), bundle or image, "--image or --bundle (a command run here uses "
+               "this host's network)")
     command = tuple(command)
     if command and command[0] == "--":
         command = command[1:]
@@ -168,8 +267,9 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         if pid is not None or cgroup or fast:
             raise UserError("learn: --bundle/--image cannot be combined with --pid/--cgroup/--fast")
         existing = Profile.load_existing(output)   # fail before running anything
-        rec = app.learn_container(bundle=bundle, image=image, args=command, backend=backend, network=network,
-                                  duration=duration, status=console)
+        from .app import learn_container_cmd
+        rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
+                                  duration=duration, overrides=overrides, stdin=interactive)
         _add_run(output, existing, rec, save_recording, as_json)
         sys.exit(rec.exit_status if rec.exit_status is not None else 0)
     targets = [t for t in (command or None, pid, cgroup) if t is not None]
@@ -206,39 +306,51 @@ def _say_fast_gate(rec, alternative):
 
 
 def _add_run(output, existing, rec, save_recording, as_json):
-    from . import app
+    from .app import add_run, other_programs
     from .ui.learn import report_learn
 
-    profile, added = app.add_run(output, existing, rec, save_recording)
-    report_learn(output, profile, rec, added, as_json)
+    others = other_programs(existing, rec)
+    profile, added = add_run(output, existing, rec, save_recording)
+    report_learn(output, profile, rec, added, as_json, others=others)
 
 
 # ---------------------------------------------------------------------- show
 
-@main.command(context_settings=CONTEXT)
+@main.command(cls=DashDashCommand, context_settings=CONTEXT)
 @click.argument("profile", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="The profile as JSON (facts, rules, convergence).")
-def show(profile, as_json):
-    """Show what a profile holds: runs, syscalls by group, arguments, capabilities, files.
+@click.option("--format", "fmt", type=_FORMAT_TEXT_JSON, default="text", show_default=True,
+              help="json: the profile as JSON (facts, rules, convergence).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--all", "all_rows", is_flag=True, help="Every file, argument value and endpoint (default: the first "
+                                                      "25 of each, and how many more).")
+def show(profile, as_json, fmt="text", all_rows=False):
+    """Show what a profile (or a recording) holds: runs, syscalls by group, arguments, capabilities, files.
 
     \b
     Examples:
       leastpriv show app.lp.json
+      leastpriv show app.lp.json --all | grep /etc/
       leastpriv show --json app.lp.json | jq '.rules.syscalls'
     """
-    from .learner.profile import Profile
-    from .ui.show import render
+    from .learner.diff import as_profile
+    from .learner.profile import load_profile_or_recording
+    from .tracer.recording import Recording
 
-    p = Profile.load(profile)
-    if as_json:
+    item = load_profile_or_recording(profile)
+    if isinstance(item, Recording):
+        console.info(f"{profile} is a recording (one run of {' '.join(item.command)[:60]}), not a profile: shown "
+                     f"as the profile it would make (`leastpriv merge {profile} -o PROFILE.json` writes it)")
+    p = as_profile(item)
+    if as_json or fmt == "json":
         click.echo(json.dumps(p.to_json(), indent=2, sort_keys=True))
         return
-    render(p, profile)
+    from .ui.show import render
+    render(p, profile, all_rows=all_rows)
 
 
 # ----------------------------------------------------------------------- run
 
-@main.command("run", context_settings={**CONTEXT, "ignore_unknown_options": True})
+@main.command("run", cls=CommandRunner, context_settings={**CONTEXT, "ignore_unknown_options": True})
 @click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False),
               help="Profile whose rules confine the command.")
 @click.option("--complain", is_flag=True,
@@ -250,8 +362,8 @@ def show(profile, as_json):
 @click.option("--no-seccomp", is_flag=True, help="Do not install the seccomp filter.")
 @click.option("--no-landlock", is_flag=True, help="Do not apply the Landlock file/network rules.")
 @click.option("--no-caps", is_flag=True, help="Do not drop capabilities to the learned set.")
-@click.option("--report", type=click.Path(dir_okay=False), default=None,
-              help="Write what was applied and (with --complain) the denials as JSON to this file.")
+@click.option("-o", "--output", "--report", "report", type=click.Path(dir_okay=False), default=None,
+              help="Write what was applied and the denials as JSON to this file (--report: the old name).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, command, complain_log=False):
     """Run COMMAND confined by PROFILE, here, to prove the profile before shipping it.
@@ -262,10 +374,13 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
       leastpriv run --profile app.lp.json --complain -- ./app --new-feature
       sudo leastpriv run --profile app.lp.json --complain-log -- ./app   # then: learn --from-log /dev/kmsg
       leastpriv run --profile app.lp.json --no-landlock -- ./app
+      leastpriv run --profile app.lp.json -o run-report.json -- ./app
 
     Seccomp denials return EPERM. The filter also allows execve: leastpriv
-    installs it just before exec'ing COMMAND. Exits with COMMAND's status
-    (128+N if signal N killed it); 127 if COMMAND is not found.
+    installs it just before exec'ing COMMAND. After the run, one line per
+    denial names what was denied (seccomp syscall, Landlock path or port,
+    capability) and by which executable. Exits with COMMAND's status (128+N
+    if signal N killed it); 127 if COMMAND is not found.
     """
     from .enforce.run import RunOptions, run
     from .fileio import dumps
@@ -286,14 +401,11 @@ def run_cmd(profile_path, complain, no_seccomp, no_landlock, no_caps, report, co
                                               landlock=not no_landlock, capabilities=not no_caps))
     for note in result.notes:
         console.warn(note)
-    if complain:
-        if result.denials:
-            console.warn(f"complain mode: {sum(d.count for d in result.denials)} calls the profile would deny:")
-            for d in result.denials:
-                args = f" ({'; '.join(d.args)})" if d.args else ""
-                console.err.print(f"  {d.arch} {d.syscall}{args} x{d.count} by {d.exe}", markup=False)
-        else:
-            console.info("complain mode: the profile denied nothing in this run")
+    from .ui.run import denial_lines
+    for line in denial_lines(result.denials, complain):
+        console.warn(line)
+    if complain and not result.denials:
+        console.info("complain mode: the profile would have denied nothing in this run")
     if complain_log:
         console.info(f"complain-log: the calls the profile would deny went to the kernel log (with auditd: "
                      f"/var/log/audit/audit.log); add them with: sudo leastpriv learn --from-log /dev/kmsg "
@@ -378,7 +490,7 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, exact, r
 
 # ------------------------------------------------------------- containers (app.py, oci/)
 
-@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@main.command(cls=CommandRunner, context_settings={**CONTEXT, "ignore_unknown_options": True})
 @click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False), help="The learned profile.")
 @click.option("--bundle", type=click.Path(file_okay=False, exists=True), default=None, help="An OCI bundle to run.")
 @click.option("--image", type=click.Path(exists=True), default=None, help="An OCI layout or docker-save archive.")
@@ -387,32 +499,38 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, exact, r
 @click.option("--network", type=click.Choice(["loopback", "none"]), default="loopback", show_default=True)
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=120, show_default=True,
               help="Stop each run after SECONDS (SIGTERM; for servers) and compare how both runs ended.")
-@click.option("--json", "as_json", is_flag=True, help="The verdict as JSON on stdout.")
+@click.option("--format", "fmt", type=_FORMAT_TEXT_JSON, default="text", show_default=True,
+              help="json: the verdict as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@container_options
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def verify(profile_path, bundle, image, runtime, network, duration, as_json, args):
+def verify(profile_path, bundle, image, runtime, network, duration, as_json, args, fmt="text", interactive=False,
+           env=(), workdir=None, user=None, entrypoint=None):
     """Run a container under runc with the profile's seccomp filter and capabilities: does it still work?
 
     \b
     First a complain run (every call the filter would deny goes to leastpriv, is
     named, and runs), then an enforce run with exactly the exported filter,
     the learned capabilities and noNewPrivileges.
-    Exit 0: it works; 1: denied (the syscall is named); 2: error.
+    Exit 0: it works; 1: denied (the syscall is named); 2: error. The enforced
+    run's stdout and stderr are yours, as with docker run (stdin with -i).
 
     \b
     Examples:
       sudo leastpriv verify --image app.tar --profile app.lp.json
       sudo leastpriv verify --bundle ./bundle --profile app.lp.json --json
       sudo leastpriv verify --image app.tar --profile app.lp.json --runtime none   # shows runc's own needs
+      sudo leastpriv verify --image app.tar --profile app.lp.json -e MODE=test -- /app --selftest
     """
-    from . import app
-    from .ui.verify import render_verify
+    from .app import verify_cmd
 
+    overrides = _container_overrides(env, workdir, user, entrypoint, interactive, True)
     args = tuple(args)
     if args and args[0] == "--":
         args = args[1:]
-    res = app.verify_container(bundle=bundle, image=image, profile_path=profile_path, runtime=runtime, args=args,
-                               network=network, duration=duration)
-    sys.exit(render_verify(res, as_json))
+    sys.exit(verify_cmd(bundle=bundle, image=image, profile_path=profile_path, runtime=runtime, args=args,
+                        as_json=as_json or fmt == "json", network=network, duration=duration, overrides=overrides,
+                        stdin=interactive))
 
 
 # ------------------------------------------------------------- merge / check / diff / review
@@ -421,8 +539,10 @@ def verify(profile_path, bundle, image, runtime, network, duration, as_json, arg
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="INPUT...")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Profile to write (may be one of the inputs).")
-@click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON on stdout.")
-def merge(inputs, output, as_json):
+@click.option("--format", "fmt", type=_FORMAT_TEXT_JSON, default="text", show_default=True,
+              help="json: a summary as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+def merge(inputs, output, as_json, fmt="text"):
     """Merge profiles and recordings (other machines, replicas, containers) into one profile.
 
     Runs keep their order; each run keeps what it was first to add. Merging
@@ -441,6 +561,7 @@ def merge(inputs, output, as_json):
 
 
     refuse_special(output, "profile")
+    as_json = as_json or fmt == "json"
     items = [load_profile_or_recording(p) for p in inputs]
     profile = aggregate.merge(items)
     profile.save(output)
@@ -452,8 +573,10 @@ def merge(inputs, output, as_json):
                "capabilities": profile.rules.get("capabilities", []), "seen_in_one_run_only": rare}
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
-    console.info(f"merged {len(inputs)} input(s) -> {output}: {nruns} run(s), "
-                 f"{profile.runs_without_growth} trailing run(s) added nothing")
+    from .text import plural
+    console.info(f"merged {plural(len(inputs), 'input')} -> {output}: {plural(nruns, 'run')}, "
+                 f"{profile.runs_without_growth} trailing {'run' if profile.runs_without_growth == 1 else 'runs'} "
+                 f"added nothing")
     if rare:
         console.warn(f"seen in only one of {nruns} runs (look at these): {escape(', '.join(rare))}")
 
@@ -466,17 +589,25 @@ def _choose(backend, target, cpu="same"):
 
 def _trace(chosen, target, **options):
     """Trace with a live status line; the Recording."""
-    from . import app
+    from .tracer.base import Command, Pid, TraceOptions
 
-    with console.live_status("learning") as progress:
-        return app.trace(chosen, target, progress, **options)
+    shares = isinstance(target, Command) or (isinstance(target, Pid) and
+                                             console.workload_shares_terminal(target.pid))
+    def waiting(status: int, procs: list[tuple[int, str]]) -> None:
+        n = len(procs)
+        console.info(f"the command exited ({status}); still tracing {n} process{'es' * (n != 1)} it left running: "
+                     + ", ".join(f"{pid} {exe}" for pid, exe in procs[:5]) + (" ..." if n > 5 else "")
+                     + " (the run ends when they exit; Ctrl-C ends it now)")
+
+    with console.live_status("learning", shares_terminal=shares) as progress:
+        return chosen.trace(target, TraceOptions(progress=progress, waiting=waiting, **options))
 
 
 @main.command(cls=DashDashCommand, context_settings={**CONTEXT, "ignore_unknown_options": True})
 @click.option("--baseline", required=True, type=click.Path(dir_okay=False), help="The committed profile.")
-@click.option("--format", "fmt", type=click.Choice(["rich", "json", "junit", "sarif", "github"]), default="rich",
-              show_default=True, help="Report format on stdout.")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "rich", "json", "junit", "sarif", "github"]),
+              default="text", show_default=True, help="Report format (text: for people; rich is the same).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the report here instead of stdout (e.g. report.xml for a CI test tab).")
 @click.option("--only", default=",".join(("syscall", "arg", "capability", "file", "exec", "network", "family",
                                           "unknown_syscall")), show_default=True,
@@ -505,7 +636,7 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
     matches a path pattern, a path beneath an owned directory) are listed and
     exit 0; --strict fails on them too. Growth in a dangerous syscall or capability is
     called out. With -- CMD the workload's own output goes to stdout as well:
-    write machine formats with --output.
+    write machine formats with -o FILE.
 
     Fast gate (with -- CMD, unless --full-trace): a seccomp filter (ptrace)
     or an in-kernel bitmap (eBPF) lets the calls the baseline already
@@ -517,9 +648,9 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
     \b
     Examples:
       leastpriv check --baseline app.lp.json -- ./app --selftest
-      leastpriv check --baseline app.lp.json new.json --format junit --output leastpriv.xml
-      leastpriv check --baseline app.lp.json --format sarif -- ./app > leastpriv.sarif
-      leastpriv check --baseline app.lp.json --format github -- ./app   # GitHub annotations
+      leastpriv check --baseline app.lp.json new.json -f junit -o leastpriv.xml
+      leastpriv check --baseline app.lp.json -f sarif -o leastpriv.sarif -- ./app
+      leastpriv check --baseline app.lp.json -f github -- ./app   # GitHub annotations
     """
     from .learner.check import check as do_check, known_calls
     from .learner.diff import as_profile
@@ -560,7 +691,7 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
     except Exception as exc:  # noqa: BLE001 - a CI gate must say "error" (2), never "grew" (1)
         console.error(f"check failed: {type(exc).__name__}: {exc}")
         sys.exit(2)
-    if fmt == "rich":
+    if fmt in ("text", "rich"):
         if output:
             import io
 
@@ -584,9 +715,11 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
 @main.command(context_settings=CONTEXT)
 @click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="The diff as JSON on stdout.")
+@click.option("--format", "fmt", type=_FORMAT_TEXT_JSON, default="text", show_default=True,
+              help="json: the diff as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--ignore-path", "ignore_paths", multiple=True, metavar="GLOB", help="Paths to leave out (repeatable).")
-def diff(old, new, as_json, ignore_paths):
+def diff(old, new, as_json, ignore_paths, fmt="text"):
     """Added and removed syscalls, argument values, capabilities, paths, network, with counts.
 
     OLD and NEW are profiles or recordings.
@@ -601,15 +734,18 @@ def diff(old, new, as_json, ignore_paths):
     from .ui.check import render_diff
 
     d = do_diff(load_profile_or_recording(old), load_profile_or_recording(new), ignore_paths)
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps({"old": old, "new": new, **d}, indent=2, sort_keys=True))
         return
     render_diff(d, old, new)
 
 
-@main.command(context_settings=CONTEXT)
-@click.argument("profile_path", metavar="PROFILE", type=click.Path(dir_okay=False), required=False)
-@click.option("--format", "fmt", type=click.Choice(["rich", "json", "markdown"]), default="rich", show_default=True)
+@main.command(cls=DashDashCommand, context_settings=CONTEXT)
+@click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="[PROFILE] [-- ARGS...]")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "rich", "json", "markdown"]), default="text",
+              show_default=True, help="Report format (text: for people; rich is the same).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report here instead of stdout.")
 @click.option("--arch", default=None, metavar="ARCH", help="Architecture to compare with Docker's default "
                                                           "(default: the one the profile was learned on).")
 @click.option("--image", type=click.Path(exists=True), default=None,
@@ -617,7 +753,9 @@ def diff(old, new, as_json, ignore_paths):
                    "PROFILE), prove the capability set, scan the rootfs (root; see README ## Containers).")
 @click.option("--backend", type=click.Choice(["auto", "ebpf", "seccomp-notify"]), default="auto", show_default=True,
               help="With --image: how to learn the container.")
-def review(profile_path, fmt, arch, image=None, backend="auto"):
+@container_options
+def review(words, fmt, arch, image=None, backend="auto", output=None, interactive=False, env=(), workdir=None,
+           user=None, entrypoint=None):
     """The risk report for a security review of a profile.
 
     Dangerous syscalls, argument values and capabilities in use (each with why
@@ -630,25 +768,31 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
       leastpriv review app.lp.json
       leastpriv review app.lp.json --format markdown > REVIEW.md
       leastpriv review app.lp.json --format json | jq '.docker'
-      sudo leastpriv review --image app.tar --format json
+      sudo leastpriv review --image app.tar -f json -o review.json
+      sudo leastpriv review --image app.tar -e MODE=test -- /app --selftest   # like docker run IMAGE ARGS
+
+    With --image, the learning run's stdout and stderr are yours, as with
+    docker run (stdin with -i).
     """
-    from . import app
     from .kernel import syscalls
     from .learner.diff import as_profile
     from .learner.profile import load_profile_or_recording
     from .learner.review import review as do_review
-    from .ui import image_review as ui_image_review
-    from .ui.review import render_rich, to_markdown
+    from .ui.output import emit_report
 
-    if image:   # container image review: app.review_image -> learner/image_review.py, ui/image_review.py
-        report = app.review_image(image=image, profile_path=profile_path, args=(), backend=backend, runtime="runc",
-                                  status=console)
-        if fmt == "json":
-            click.echo(json.dumps(report, indent=2, sort_keys=True))
-        elif fmt == "markdown":
-            click.echo(ui_image_review.markdown(report))
-        else:
-            ui_image_review.render(report)
+    after = click.get_current_context().meta.get("leastpriv.after_dashdash", ())
+    words = tuple(words)
+    before = words[:len(words) - len(after)] if after else words
+    if len(before) > 1:
+        raise click.UsageError(f"review: one PROFILE at most (got {', '.join(before)}); container ARGS go after --")
+    profile_path = before[0] if before else None
+    overrides = _container_overrides(env, workdir, user, entrypoint, interactive, bool(image))
+    if after and not image:
+        raise click.UsageError("review: ARGS after -- are for --image (they replace the image's Cmd)")
+    if image:   # container image review: app.review_image_cmd
+        from .app import review_image_cmd
+        review_image_cmd(image=image, profile_path=profile_path, args=tuple(after), fmt=fmt, backend=backend,
+                         runtime="runc", overrides=overrides, stdin=interactive, output=output)
         return
     if not profile_path:
         raise UserError("review: give a PROFILE or --image IMAGE")
@@ -658,11 +802,13 @@ def review(profile_path, fmt, arch, image=None, backend="auto"):
             raise UserError(f"--arch: unknown architecture {arch!r} (known: {', '.join(syscalls.arches())})")
     r = do_review(p, arch)
     if fmt == "json":
-        click.echo(json.dumps({"profile": profile_path, **r}, indent=2, sort_keys=True))
+        emit_report(output, json.dumps({"profile": profile_path, **r}, indent=2, sort_keys=True))
     elif fmt == "markdown":
-        click.echo(to_markdown(r, profile_path), nl=False)
+        from .ui.review import to_markdown
+        emit_report(output, to_markdown(r, profile_path))
     else:
-        render_rich(r, profile_path)
+        from .ui.review import render_rich
+        emit_report(output, render=lambda con: render_rich(r, profile_path, con))
 
 
 @main.command(context_settings=CONTEXT)

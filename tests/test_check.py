@@ -112,3 +112,23 @@ def test_diff_counts_and_json(probe):
         - d["summary"]["syscall"]["removed"]
     human = lp("diff", base, grown)
     assert human.returncode == 0 and "+ syscalls: [x86_64] bpf" in human.stdout
+
+
+def test_helps_sarif_example_writes_valid_sarif_with_the_workloads_output_apart(probe, tmp_path):
+    """check --help's SARIF example (-f sarif -o FILE -- CMD): FILE is valid SARIF even though the workload
+    writes to stdout; and the usage errors the old flags gave are gone (-o, -f are check's own)."""
+    exe, base, _grown, _d = probe
+    helptext = lp("check", "--help", check=True).stdout
+    assert "-f sarif -o leastpriv.sarif -- ./app" in helptext
+    out = tmp_path / "leastpriv.sarif"
+    res = lp("check", "--baseline", base, "-f", "sarif", "-o", str(out), "--backend", "ptrace", "--", exe, "base")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout and not res.stdout.lstrip().startswith("{")     # the workload's own output, not the report
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    doc = json.loads(out.read_text())
+    validator_for(schema)(schema).validate(doc)
+    assert doc["runs"][0]["results"] == []
+    # text is the human format's name (rich is the same)
+    text = lp("check", "--baseline", base, base, "-f", "text")
+    rich = lp("check", "--baseline", base, base, "-f", "rich")
+    assert text.returncode == rich.returncode == 0 and text.stdout == rich.stdout

@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from tests.conftest import lp, need_root
+from tests.conftest import ROOT, lp, need_root
 from tests.learning import learn_profile
 
 
@@ -189,3 +189,52 @@ def test_cpu_with_ebpf_is_said_to_be_ignored(tmp_path):
     proc = lp("learn", "--backend", "ebpf", "--cpu", "1", "-o", str(tmp_path / "x.json"), "--", "true")
     assert proc.returncode == 0, proc.stderr
     assert "--cpu 1: only the ptrace backend" in proc.stderr
+
+
+def test_pyproject_license_is_an_spdx_string():
+    """setuptools >= 77 warns (dozens of lines in `make install`) about a license TOML table."""
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert isinstance(data["project"]["license"], str) and data["project"]["license"] == "Apache-2.0"
+    assert any(r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77
+               for r in data["build-system"]["requires"])
+
+
+def test_unknown_options_are_usage_errors_not_the_command(good, tmp_path):
+    """Before --, an option leastpriv does not know is click's usage error (exit 2, which option), never run
+    as the command ('--foo: command not found', 127)."""
+    g = str(good)
+    for argv in (["learn", "--foo", "--", "ls"], ["learn", "-o", str(tmp_path / "x.json"), "--foo", "--", "ls"],
+                 ["run", "--profile", g, "--nope", "--", "true"], ["check", "--baseline", g, "-Z", "--", "true"],
+                 ["verify", "--profile", g, "--image", g, "--nope", "--", "true"], ["review", "--nope", g]):
+        proc = lp(*argv)
+        line = _one_line_error(proc, 2, "No such option")
+        assert argv[[i for i, a in enumerate(argv) if a.startswith("--n") or a in ("--foo", "-Z")][0]] in line
+        assert "command not found" not in proc.stderr
+    # the command's own options after its first word (or after --) are the command's
+    res = lp("learn", "--backend", "ptrace", "-o", str(tmp_path / "y.json"), "ls", "-d", "/")
+    assert res.returncode == 0 and res.stdout == "/\n", res.stderr
+    res = lp("learn", "--backend", "ptrace", "-o", str(tmp_path / "y.json"), "--", "ls", "--foo")
+    assert res.returncode == 2 and "unrecognized option" in res.stderr     # ls's own usage error, exit 2
+
+
+def test_one_flag_vocabulary(good, tmp_path):
+    """-o/--output for every file a command writes, --format for machine output with --json kept as alias."""
+    g = str(good)
+    rep = tmp_path / "run.json"
+    res = lp("run", "--profile", g, "-o", str(rep), "--", "true")
+    assert res.returncode == 0 and json.loads(rep.read_text())["status"] == 0, res.stderr
+    res = lp("run", "--profile", g, "--report", str(tmp_path / "old.json"), "--", "true")   # the old name
+    assert res.returncode == 0 and (tmp_path / "old.json").exists()
+    for cmd in (["diff", g, g], ["merge", g, "-o", str(tmp_path / "m.json")]):
+        a, b = lp(*cmd, "--json"), lp(*cmd, "--format", "json")
+        assert a.returncode == b.returncode == 0 and json.loads(a.stdout) == json.loads(b.stdout)
+    out = tmp_path / "review.md"
+    res = lp("review", g, "-f", "markdown", "-o", str(out))
+    assert res.returncode == 0 and res.stdout == "" and out.read_text().startswith("# leastpriv review")
+    res = lp("review", g, "-o", str(tmp_path / "review.txt"))
+    assert res.returncode == 0 and "review" in (tmp_path / "review.txt").read_text()
+    assert "\x1b[" not in (tmp_path / "review.txt").read_text()
+    res = lp("learn", "--backend", "ptrace", "-o", str(tmp_path / "l.json"), "--format", "json", "--", "true")
+    assert res.returncode == 0 and json.loads(res.stdout)["runs"] == 1

@@ -223,7 +223,7 @@ def test_learn_verify_image(tmp_path, app, kind):
     prof = tmp_path / "app.lp.json"
     r = lp("learn", "--image", str(img), "-o", str(prof), timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "app ok on leastpriv in /tmp" in r.stderr
+    assert r.stdout == "app ok on leastpriv in /tmp\n", r.stdout   # the container's stdout is ours
     shown = lp("show", str(prof), check=True).stdout
     assert "runtime base (runc 1.1.5" in shown and "fstatfs" in shown.split("runtime base", 1)[1]
     names = set(json.loads(prof.read_text())["rules"]["syscalls"]["x86_64"])
@@ -372,3 +372,56 @@ def test_docker_save_layer_must_match_its_diff_id(tmp_path):
     with pytest.raises(UserError) as exc:
         load_and_unpack(tmp_path / "e.tar", tmp_path / "bad")
     assert "sha256 does not match" in str(exc.value)
+
+
+def test_container_stdio_and_overrides_like_docker_run(tmp_path):
+    """learn --image IMG -- echo hi prints hi on stdout and nothing else there; stderr is stderr; -i gives
+    stdin; -e/--workdir/--user/--entrypoint override the image like docker run; verify passes the enforced
+    run's output through the same way (and keeps stdout for JSON with --json)."""
+    import subprocess
+    import sys
+
+    need_root()
+    which("runc")
+    base = base_layer(None)
+    img = oci_archive(tmp_path / "img.tar", [base, layer([("bin/echo", "symlink", "busybox"),
+                                                           ("bin/cat", "symlink", "busybox")])],
+                      {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"], "WorkingDir": "/"})
+    prof = tmp_path / "hi.json"
+    r = lp("learn", "--image", str(img), "-o", str(prof), "--", "echo", "hi", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hi\n", r.stdout
+    assert "leastpriv:" in r.stderr and "hi" not in r.stderr.replace("hi.json", "")
+
+    # stdout to stdout, stderr to stderr, exit status through
+    r = lp("learn", "--image", str(img), "-o", str(tmp_path / "o.json"), "--", "sh", "-c",
+           "echo out; echo err >&2; exit 3", timeout=120)
+    assert (r.returncode, r.stdout) == (3, "out\n") and "err\n" in r.stderr, r.stderr
+
+    # -e, --workdir, --user, --entrypoint (Cmd then unused; ARGS follow the entrypoint)
+    r = lp("learn", "--image", str(img), "-o", str(tmp_path / "e.json"), "-e", "FOO=bar", "-e", "LP_FROM_HERE",
+           "--workdir", "/tmp", "--user", "app", "--entrypoint", "/bin/sh", "--",
+           "-c", "echo $FOO $LP_FROM_HERE $(pwd) $(busybox id -u):$(busybox id -g)", timeout=120,
+           env={**os.environ, "LP_FROM_HERE": "passed"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "bar passed /tmp 1000:1000\n", r.stdout
+
+    # stdin: /dev/null unless -i
+    def learn_cat(*flags):
+        return subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--image", str(img), "-o",
+                               str(tmp_path / "c.json"), *flags, "--", "cat"], input="from stdin\n",
+                              capture_output=True, text=True, timeout=120)
+    assert learn_cat().stdout == ""
+    r = learn_cat("-i")
+    assert (r.returncode, r.stdout) == (0, "from stdin\n"), r.stderr
+
+    # verify: the enforced run's output is ours; with --json stdout is the verdict alone
+    r = lp("verify", "--image", str(img), "--profile", str(prof), "--", "echo", "hi", timeout=120)
+    assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
+    r = lp("verify", "--image", str(img), "--profile", str(prof), "--format", "json", "--", "echo", "hi",
+           timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True and "hi" in r.stderr
+
+    # the overrides belong to containers: a usage error elsewhere
+    r = lp("learn", "-e", "A=1", "--", "true")
+    assert r.returncode == 2 and "only with --image or --bundle" in r.stderr

@@ -69,19 +69,58 @@ def test_complain_reports_the_missing_syscall_and_the_program_succeeds(build_c, 
     res = lp("run", "--profile", path, "--complain", "--report", str(report), "--", exe)
     assert res.returncode == 0, res.stderr
     assert res.stdout == learned.stdout
-    assert f"x86_64 uname x1 by {os.path.realpath(exe)}" in res.stderr
+    assert f"would deny: seccomp uname (x86_64) by {os.path.realpath(exe)} (1 call)" in res.stderr
     data = json.loads(report.read_text())
     assert [(d["syscall"], d["exe"]) for d in data["denials"]] == [("uname", os.path.realpath(exe))]
-    # and enforcing the same profile does deny it
-    assert lp("run", "--profile", path, "--", exe).returncode == 3
+    # and enforcing the same profile does deny it, and says so
+    res = lp("run", "--profile", path, "--", exe)
+    assert res.returncode == 3
+    assert f"denied: seccomp uname (x86_64) by {os.path.realpath(exe)} (1 call)" in res.stderr, res.stderr
 
+
+def test_run_names_what_landlock_and_seccomp_denied(tmp_path):
+    """A profile learned from `cat /etc/hostname`: `cat /etc/hostname /etc/os-release` is refused the second
+    by Landlock, `uname` by Landlock (exec) or, without Landlock, by seccomp; each denial is one line naming
+    kind, path or syscall, and the executable. --complain lists both and lets the command finish.
+    (Files under /etc: learned paths there are never generalized into patterns.)"""
+    a, b = "/etc/hostname", "/etc/os-release"
+    real_b = os.path.realpath(b)
+    profile, learned = learn_profile(["sh", "-c", f"cat {a}"])
+    hostname = Path(a).read_text()
+    assert learned.stdout == hostname
+    path = _save(profile, tmp_path)
+    report = tmp_path / "r.json"
+    res = lp("run", "--profile", path, "--report", str(report), "--", "sh", "-c", f"cat {a} {b}; uname -s")
+    assert res.stdout == hostname and "PRETTY_NAME" not in res.stdout
+    lines = [x for x in res.stderr.splitlines() if "denied: " in x]
+    assert f"leastpriv: warning: denied: landlock read_file {real_b} by /usr/bin/cat (openat, 1 call)" in lines, \
+        res.stderr
+    # Landlock refuses to execute uname (the learning run never did): named as such
+    assert any(x.startswith("leastpriv: warning: denied: landlock execute /usr/bin/uname by /usr/bin/dash (execve, ")
+               for x in lines), lines   # dash tries each PATH entry: /bin/uname is /usr/bin/uname here
+    kinds = {d["kind"] for d in json.loads(report.read_text())["denials"]}
+    assert "landlock" in kinds
+    # a path the profile allows is not reported: a denial line can be absent
+    ok = lp("run", "--profile", path, "--", "sh", "-c", f"cat {a}")
+    assert ok.returncode == 0 and "denied" not in ok.stderr, ok.stderr
+
+    # without Landlock, seccomp is what stops uname: named as a seccomp denial
+    res = lp("run", "--profile", path, "--no-landlock", "--", "sh", "-c", f"cat {a}; uname -s")
+    assert "denied: seccomp uname (x86_64) by /usr/bin/uname (1 call)" in res.stderr, res.stderr
+
+    # --complain: everything runs, and both kinds are listed as would-be denials
+    res = lp("run", "--profile", path, "--complain", "--", "sh", "-c", f"cat {a} {b}; uname -s")
+    assert res.returncode == 0 and "PRETTY_NAME" in res.stdout and os.uname().sysname in res.stdout, res.stderr
+    assert f"would deny: landlock read_file {real_b} by /usr/bin/cat (openat, 1 call)" in res.stderr, res.stderr
+    assert "would deny: landlock execute /usr/bin/uname by /usr/bin/dash" in res.stderr
+    assert "would deny: seccomp uname (x86_64) by /usr/bin/uname (1 call)" in res.stderr
 
 def test_complain_names_each_executable(tmp_path):
     cmd = ["sh", "-c", "uname -s; true"]
     profile, learned = learn_profile(cmd)
     res = lp("run", "--profile", _save(without_syscall(profile, "uname"), tmp_path), "--complain", "--", *cmd)
     assert res.returncode == 0 and res.stdout == learned.stdout
-    assert "uname x1 by /usr/bin/uname" in res.stderr
+    assert "would deny: seccomp uname (x86_64) by /usr/bin/uname (1 call)" in res.stderr
 
 
 def test_python_threads_and_subprocesses(tmp_path):
@@ -185,7 +224,7 @@ def test_denylist_style_enforced(build_c, tmp_path):
     # complain: the denied clone is reported, and it runs
     res = lp("run", "--profile", path, "--complain", "--", exe, "userns")
     assert res.returncode == 0 and "userns ok" in res.stdout
-    assert "clone (flags=" in res.stderr and "CLONE_NEWUSER" in res.stderr, res.stderr
+    assert "would deny: seccomp clone [flags=" in res.stderr and "CLONE_NEWUSER" in res.stderr, res.stderr
 
 
 # ------------------------------------------------------------------ Landlock + capabilities: an HTTP server
@@ -306,3 +345,34 @@ def test_non_root_keeps_only_learned_capabilities_through_ambient(tmp_path):
     assert (got["CapEff"], got["CapPrm"], got["CapAmb"]) == ("0" * 16,) * 3
     import shutil
     shutil.rmtree(shared)
+
+
+def test_run_names_capability_and_tcp_port_denials(tmp_path):
+    """A server learned on an unprivileged port, run on port 81: Landlock refuses the port, and without
+    Landlock the dropped CAP_NET_BIND_SERVICE does; each is named; --complain lists both; a run that stays
+    within the profile names nothing (no-audit probes like the overcommit CAP_SYS_ADMIN are not denials)."""
+    need_root()
+    from .learning import free_port
+
+    code = "import socket, sys; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); print('bound')"
+    port = free_port()
+    profile, learned = learn_profile([PYTHON, "-c", code, str(port)])
+    assert learned.stdout == "bound\n" and profile.rules["capabilities"] == []
+    path = _save(profile, tmp_path)
+    exe = os.path.realpath(PYTHON)
+    ok = lp("run", "--profile", path, "--", PYTHON, "-c", code, str(free_port()))
+    assert ok.returncode != 0 and "denied: landlock bind_tcp TCP port" in ok.stderr   # another port: refused
+    ok = lp("run", "--profile", path, "--", PYTHON, "-c", code, str(port))
+    assert ok.returncode == 0 and "denied" not in ok.stderr, ok.stderr
+    res = lp("run", "--profile", path, "--", PYTHON, "-c", code, "81")
+    assert res.returncode == 1 and "PermissionError" in res.stderr
+    assert f"leastpriv: warning: denied: landlock bind_tcp TCP port 81 by {exe} (bind, 1 call)" in res.stderr
+    res = lp("run", "--profile", path, "--no-landlock", "--", PYTHON, "-c", code, "81")
+    assert res.returncode == 1
+    assert f"leastpriv: warning: denied: capability CAP_NET_BIND_SERVICE by {exe} (1 check)" in res.stderr, \
+        res.stderr
+    res = lp("run", "--profile", path, "--complain", "--", PYTHON, "-c", code, "81")
+    assert res.returncode == 0 and res.stdout == "bound\n", res.stderr
+    assert f"would deny: capability CAP_NET_BIND_SERVICE by {exe} (1 check)" in res.stderr
+    assert f"would deny: landlock bind_tcp TCP port 81 by {exe}" in res.stderr
+    assert "CAP_SYS_ADMIN" not in res.stderr

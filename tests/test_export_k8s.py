@@ -172,3 +172,29 @@ def test_manifest_with_unknown_container_is_one_line(httpd, tmp_path):
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "web, sidecar" in res.stderr
     res = lp("export", str(httpd), "--format", "k8s-pod", "--manifest", str(m))
     assert res.returncode == 2 and "--container" in res.stderr
+
+
+def test_pod_and_seccompprofile_agree_on_the_operator_path_by_default(httpd, tmp_path):
+    """Without flags the Pod references exactly where SPO installs the SeccompProfile object
+    (operator/<its namespace>/<its name>.json); a manifest's own namespace wins, --namespace otherwise."""
+    spo = yaml.safe_load(_export(httpd, "--format", "k8s-seccompprofile")[0])
+    pod = yaml.safe_load(_export(httpd, "--format", "k8s-pod")[0])
+    meta = spo["metadata"]
+    ref = pod["spec"]["containers"][0]["securityContext"]["seccompProfile"]["localhostProfile"]
+    assert ref == f"operator/{meta['namespace']}/{meta['name']}.json" and meta["namespace"] == "default"
+    assert pod["metadata"]["namespace"] == meta["namespace"]
+    assert not list(_crd_validator("seccompprofile-crd.yaml").iter_errors(spo))
+    # --namespace moves both
+    spo = yaml.safe_load(_export(httpd, "--format", "k8s-seccompprofile", "--namespace", "web")[0])
+    pod = yaml.safe_load(_export(httpd, "--format", "k8s-pod", "--namespace", "web")[0])
+    assert pod["spec"]["containers"][0]["securityContext"]["seccompProfile"]["localhostProfile"] == \
+        f"operator/web/{spo['metadata']['name']}.json"
+    # a manifest in its own namespace: the reference follows the document, not the default
+    manifest = tmp_path / "deploy.yaml"
+    manifest.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\n"
+                        "spec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n"
+                        "      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n"
+                        "        image: web:1\n")
+    out = yaml.safe_load(_export(httpd, "--format", "k8s-pod", "--manifest", str(manifest))[0])
+    sc = out["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    assert sc["seccompProfile"]["localhostProfile"] == f"operator/shop/{meta['name']}.json"

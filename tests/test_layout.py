@@ -15,11 +15,13 @@ from .conftest import ROOT
 # function-level imports too, so a cycle between layers fails test_import_contracts_hold wherever it is.
 LAZY_FILES = {
     "leastpriv/cli.py": "each command loads only what it uses (startup: without .pyc files every import compiles)",
+    "leastpriv/app.py": "the container use cases load runc, images and seccomp-notify only when asked for",
 }
 LAZY = {
     ("leastpriv/tracer/select.py", ".ptrace"): "the ptrace backend is imported only when chosen",
     ("leastpriv/tracer/select.py", ".ebpf"): "bcc (and its LLVM) is loaded only when eBPF is chosen",
     ("leastpriv/tracer/ptrace.py", "."): "the fast gate (tracer/fastpath.py) only with a baseline",
+    ("leastpriv/enforce/capwatch.py", "..tracer.ebpf"): "the eBPF tracer's classifier only when capabilities are watched",
     ("leastpriv/learner/review.py", "..reach.coverage"): "reach (pyelftools, capstone) only when coverage is shown",
     ("leastpriv/ui/review.py", ".reach"): "reach only when coverage is shown",
     ("leastpriv/ui/show.py", "..reach.coverage"): "reach only when coverage is shown",

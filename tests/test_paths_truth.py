@@ -211,18 +211,22 @@ def test_check_reports_a_new_read_and_a_new_exec_relative_and_absolute(tmp_path,
 
 
 def test_a_path_deeper_than_the_kernel_walk_is_counted_and_reported_never_cut(tmp_path):
-    deep = tmp_path.joinpath(*(["d"] * 130))
-    deep.mkdir(parents=True)
-    (deep / "f").write_text("deep\n")
-    rel = os.path.relpath(deep / "f", tmp_path)
+    """100 components: walked in several steps (tail calls), recorded by both; 260: left out and noted by eBPF."""
+    deep = tmp_path.joinpath(*(["d"] * 260))
+    mid = tmp_path.joinpath(*(["m"] * 100))
+    for d in (deep, mid):
+        d.mkdir(parents=True)
+        (d / "f").write_text("deep\n")
+    rel = [os.path.relpath(d / "f", tmp_path) for d in (deep, mid)]
     by = {}
     for backend in BACKENDS:
         rec = tmp_path / f"r-{backend}.json"
         proc = lp("learn", "--backend", backend, "-o", str(tmp_path / f"{backend}.json"), "--save-recording",
-                  str(rec), "--", "cat", rel, cwd=tmp_path)
+                  str(rec), "--", "cat", *rel, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         by[backend] = Recording.load(str(rec))
     assert by["ptrace"].files[str(deep / "f")] == {"read"}
     ebpf = by["ebpf"]
-    assert not [p for p in ebpf.files if p.startswith(str(tmp_path))], "a path cut short was recorded"
-    assert any("deeper than 128 components" in n and "left out" in n for n in ebpf.notes), ebpf.notes
+    assert {p for p in ebpf.files if p.startswith(str(tmp_path))} == {str(mid / "f")}, "a path cut short was recorded"
+    assert ebpf.files[str(mid / "f")] == by["ptrace"].files[str(mid / "f")] == {"read"}
+    assert any("deeper than 256 components" in n and "left out" in n for n in ebpf.notes), ebpf.notes

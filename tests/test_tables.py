@@ -66,3 +66,27 @@ def test_constants_decode():
     assert "CLONE_NEWUSER" in constants.describe("clone", 0x10000000 | 17)
     assert constants.describe("personality", 0x0040000) == "ADDR_NO_RANDOMIZE"
     assert constants.value("capability", "CAP_SYS_ADMIN") == 21
+
+
+def test_argument_values_have_their_names(tmp_path):
+    """setsockopt levels and option names (per level), prctl options and clone3 flags come out as names from
+    the generated tables, not numbers (`setsockopt 1, 2; 6, 1`, `prctl 23`, `clone3 4001536`)."""
+    assert constants.describe_args(("sol", "sockopt"), (1, 2)) == "SOL_SOCKET, SO_REUSEADDR"
+    assert constants.describe_args(("sol", "sockopt"), (6, 1)) == "SOL_TCP, TCP_NODELAY"
+    assert constants.describe_args(("sol", "sockopt"), (41, 26)) == "SOL_IPV6, IPV6_V6ONLY"
+    assert constants.describe_args(("sol", "sockopt"), (0, 1)) == "SOL_IP, IP_TOS"
+    assert constants.describe("prctl", 23) == "PR_CAPBSET_READ" and constants.describe("prctl", 38) == \
+        "PR_SET_NO_NEW_PRIVS"
+    assert constants.describe("prctl", 1) == "PR_SET_PDEATHSIG"     # not an argument value of another option
+    assert "CLONE_THREAD" in constants.describe("clone", 4001536)
+    # and as learn reports them, from a real run
+    import subprocess
+    import sys
+    code = ("import socket, ctypes; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            "s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1); ctypes.CDLL(None).prctl(23, 0, 0, 0, 0)")
+    res = subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--backend", "ptrace", "-o",
+                          str(tmp_path / "p.json"), "--", sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "new setsockopt arguments (x86_64): SOL_SOCKET, SO_REUSEADDR; SOL_TCP, TCP_NODELAY" in res.stderr
+    assert "new prctl arguments (x86_64): PR_CAPBSET_READ" in res.stderr

@@ -25,7 +25,8 @@ INC = Path("/usr/include")
 # group -> (headers to include, header to scan, name regex, names to skip)
 GROUPS = {
     "clone": (["linux/sched.h"], "linux/sched.h", r"CLONE_[A-Z0-9_]+", {"CLONE_ARGS_SIZE_VER0", "CLONE_ARGS_SIZE_VER1", "CLONE_ARGS_SIZE_VER2"}),
-    "prctl": (["linux/prctl.h"], "linux/prctl.h", r"PR_(?:SET|GET|CAP|TASK|MCE|MPX|SVE|SME|PAC|SCHED|SPEC|RISCV|PPC|LOCK|FUTEX|TIMER|RISCV_V)_[A-Z0-9_]+", set()),
+    # prctl's options only: linux/prctl.h writes them "#define PR_X n" and their argument values "# define"
+    "prctl": (["linux/prctl.h"], "linux/prctl.h", r"PR_[A-Z0-9_]+", set()),
     "capability": (["linux/capability.h"], "linux/capability.h", r"CAP_[A-Z0-9_]+", {"CAP_LAST_CAP"}),
     "audit_arch": (["linux/audit.h"], "linux/audit.h", r"AUDIT_ARCH_[A-Z0-9_]+", set()),
     "personality": (["linux/personality.h"], "linux/personality.h", r"(?:ADDR_[A-Z_]+|MMAP_PAGE_ZERO|READ_IMPLIES_EXEC|SHORT_INODE|WHOLE_SECONDS|STICKY_TIMEOUTS|FDPIC_FUNCPTRS|UNAME26|PER_[A-Z0-9_]+)", {"PER_MASK"}),
@@ -33,10 +34,22 @@ GROUPS = {
     "mmap_prot": (["sys/mman.h"], "asm-generic/mman-common.h", r"PROT_[A-Z0-9_]+", set()),
     "socket_family": (["sys/socket.h"], "bits/socket.h", r"AF_[A-Z0-9_]+", {"AF_MAX"}),
     "socket_type": (["sys/socket.h"], "bits/socket_type.h", r"SOCK_[A-Z0-9_]+", set()),
-    "sol": (["sys/socket.h", "netinet/in.h", "netinet/tcp.h", "linux/netlink.h", "netpacket/packet.h"], "bits/socket.h", r"SOL_[A-Z0-9_]+", set()),
+    "sol": (["sys/socket.h", "netinet/in.h", "netinet/tcp.h", "netinet/udp.h", "linux/netlink.h", "netpacket/packet.h"],
+            ["bits/socket.h", "asm-generic/socket.h", "bits/in.h", "netinet/tcp.h", "netinet/udp.h"], r"SOL_[A-Z0-9_]+",
+            set()),
+    # setsockopt/getsockopt option names, one group per level (kernel/constants.py describe_args picks by level)
+    "so": (["sys/socket.h"], "asm-generic/socket.h", r"SO_[A-Z0-9_]+", set()),
+    "ip": (["netinet/in.h"], "bits/in.h", r"IP_(?!PMTUDISC|DEFAULT_|MAX_|MIN_)[A-Z0-9_]+", set()),
+    "ipv6": (["netinet/in.h"], "bits/in.h", r"IPV6_(?!PMTUDISC|RTHDR_)[A-Z0-9_]+", set()),
+    "tcp": (["netinet/tcp.h"], "netinet/tcp.h",
+            r"TCP_(?!CA_|MSS_|COOKIE_|MD5SIG_|NO_QUEUE|RECV_QUEUE|SEND_QUEUE|QUEUES_NR|S_DATA|MAX_|REPAIR_O|AO_)"
+            r"[A-Z0-9_]+", set()),
     "seccomp": (["linux/seccomp.h", "linux/ptrace.h", "linux/filter.h"], "linux/seccomp.h", r"SECCOMP_(?:RET|SET|FILTER|MODE|GET|USER)_[A-Z0-9_]+", {"SECCOMP_RET_ACTION", "SECCOMP_RET_DATA"}),
     "landlock": (["linux/landlock.h"], "linux/landlock.h", r"LANDLOCK_[A-Z0-9_]+", set()),
 }
+# groups whose names are "#define NAME" lines only (not "# define", not enum members)
+STRICT_DEFINE = {"prctl"}
+NO_ENUM = {"tcp", "so", "ip", "ipv6"}
 # arch-specific headers are found under the multiarch include dir
 MULTIARCH = [p for p in INC.glob("*-linux-gnu") if p.is_dir()]
 
@@ -55,8 +68,10 @@ def main() -> int:
     includes: set[str] = set()
     for group, (incs, scan, pattern, skip) in GROUPS.items():
         includes.update(incs)
-        found = re.findall(rf"^\s*#\s*define\s+({pattern})\b(?!\()", header_text(scan), re.M)
-        enum_members = set(re.findall(rf"^\s*({pattern})\s*=", header_text(scan), re.M))
+        text = "\n".join(header_text(h) for h in ([scan] if isinstance(scan, str) else scan))
+        define = r"^#define\s+" if group in STRICT_DEFINE else r"^\s*#\s*define\s+"
+        found = re.findall(rf"{define}({pattern})\b(?!\()", text, re.M)
+        enum_members = set() if group in NO_ENUM else set(re.findall(rf"^\s*({pattern})\s*=", text, re.M))
         found += enum_members
         names[group] = sorted(set(found) - skip)
         enums.update(enum_members)

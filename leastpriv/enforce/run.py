@@ -14,12 +14,15 @@ It keeps the child in its own process group, so the terminal's signals
 (Ctrl-C, Ctrl-\\, window size) reach the child directly; signals sent to the
 parent with kill(2) (si_code SI_USER/SI_QUEUE) are forwarded.
 
-Complain mode: the filter's denials become SECCOMP_RET_USER_NOTIF. The parent
-takes the listener out of the child with pidfd_getfd(2) (the child waits for
-it before exec), and answers each notification with
-SECCOMP_USER_NOTIF_FLAG_CONTINUE after recording the ABI, syscall, tracked
-argument values and the caller's executable. Notifications that arrive before
-the child's execve (seen as: the close-on-exec status pipe is still open) are
+Naming denials: the filter's denials become SECCOMP_RET_USER_NOTIF. The
+parent takes the listener out of the child with pidfd_getfd(2) (the child
+waits for it before exec), records the ABI, syscall, tracked argument values
+and the caller's executable, and answers EPERM (enforcing) or
+SECCOMP_USER_NOTIF_FLAG_CONTINUE (--complain). The path syscalls of
+enforce/watch.py are notified too and always continued, after checking the
+path against the Landlock ruleset: what Landlock denies (or, with --complain,
+would deny) is named the same way. Notifications that arrive before the
+child's execve (seen as: the close-on-exec status pipe is still open) are
 leastpriv's own and are not reported.
 """
 from __future__ import annotations
@@ -42,6 +45,8 @@ from ..errors import UserError
 from . import capabilities as caps, landlock as ll
 from ..policy import libseccomp as sec, seccomp_model as sm
 from ..policy.rules import settings
+from . import capwatch, watch
+from .landlock import ruleset
 
 FORWARD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
            signal.SIGALRM, signal.SIGWINCH)
@@ -61,17 +66,22 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class Denial:
-    """A syscall the profile would have denied (complain mode)."""
+    """What the profile denied (or, with --complain, would have denied): a seccomp syscall or a Landlock access."""
 
     arch: str
     syscall: str
     exe: str
     count: int
     args: tuple[str, ...] = ()    # distinct tracked argument values, described
+    kind: str = "seccomp"         # "seccomp" | "landlock" | "capability"
+    path: str = ""                # landlock: the path
+    access: tuple[str, ...] = ()  # landlock: the rights the ruleset does not grant
+    capability: str = ""          # capability: CAP_*
 
     def to_json(self) -> dict:
-        return {"arch": self.arch, "syscall": self.syscall, "exe": self.exe, "count": self.count,
-                "args": list(self.args)}
+        return {"kind": self.kind, "arch": self.arch, "syscall": self.syscall, "exe": self.exe, "count": self.count,
+                "args": list(self.args), "path": self.path, "access": list(self.access),
+                "capability": self.capability}
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,8 @@ class _Prepared:
         self.notes: list[str] = []
         self.applied: list[str] = []
         self.fds: list[int] = []      # closed in the parent once the child is forked
+        self.landlock = None          # watch.LandlockCheck: names Landlock's denials
+        self.capwatch = None          # capwatch.CapWatch: names refused capability checks
 
 
 def prepare(profile: Any, options: RunOptions) -> _Prepared:
@@ -110,8 +122,20 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
     rules = getattr(profile, "rules", {}) or {}
     # the filter is loaded without no_new_privs only for root when the workload gains privileges
     nnp = os.geteuid() != 0 or settings(rules).no_new_privileges
-    if (options.complain or options.log) and (options.landlock or options.capabilities):
-        prep.notes.append("complain mode covers seccomp only: Landlock and capability dropping are not applied")
+    if options.complain and options.landlock and options.seccomp:
+        abi = ll.kernel_abi()
+        files = rules.get("files", {})
+        if any(files.get(k) for k in ("read", "write", "exec", "create")):
+            prep.landlock = watch.LandlockCheck(ruleset(profile, abi or 7))
+    if options.capabilities and not options.log:
+        why_not = capwatch.unavailable_reason()
+        if not why_not:
+            prep.capwatch = capwatch.CapWatch(frozenset(rules.get("capabilities", [])), options.complain)
+        elif os.geteuid() == 0 or rules.get("capabilities"):
+            prep.notes.append(why_not)
+    if options.log and (options.landlock or options.capabilities):
+        prep.notes.append("--complain-log covers seccomp only: Landlock and capability dropping are not applied")
+    if options.complain or options.log:
         options = RunOptions(complain=options.complain, log=options.log, seccomp=options.seccomp, landlock=False,
                              capabilities=False)
     if options.landlock:
@@ -120,6 +144,10 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
             prep.fds.append(lplan.fd)
             prep.steps.append(lplan.apply)
             prep.applied.append(lplan.label)
+            if lplan.rules is not None and options.seccomp:
+                prep.landlock = watch.LandlockCheck(lplan.rules)
+            elif lplan.rules is not None:
+                prep.notes.append("Landlock denials are named through the seccomp listener: not with --no-seccomp")
         prep.notes += lplan.notes
     if options.capabilities:
         cplan = caps.plan(rules.get("capabilities", []), keep_sys_admin_until_exec=options.seccomp and not nnp)
@@ -135,7 +163,10 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
             learned = ", ".join(sorted(rules.get("syscalls", {})))
             raise UserError(f"profile: it allows no syscall of this {model.native} host (it was learned for "
                             f"{learned}): learn it on this machine to run it here")
-        prep.filter = sec.build_filter(model, complain_mode=options.complain, no_new_privs=nnp)
+        prep.filter = sec.build_filter(model, complain_mode=options.complain, no_new_privs=nnp,
+                                       notify_denials=not (options.complain or options.log),
+                                       watch=watch.names(bool(prep.landlock.handled_net))
+                                       if prep.landlock is not None else ())
         prep.notes += list(model.notes) + sec.describe_skipped(prep.filter.skipped)
         prep.applied.append("seccomp (complain: denials recorded, not enforced)" if options.complain else
                             "seccomp (log: denials logged by the kernel, audit type 1326, not enforced)" if options.log
@@ -217,19 +248,28 @@ class _Complaints:
     def __init__(self):
         self.counts: dict[tuple[str, str, str], int] = {}
         self.args: dict[tuple[str, str, str], set[str]] = {}
+        self.paths: dict[tuple[str, str, str, tuple[str, ...], str], int] = {}
 
     def add(self, arch: str, name: str, exe: str, argv: list[int]) -> None:
         k = (arch, name, exe)
         self.counts[k] = self.counts.get(k, 0) + 1
         spec = syscalls.tracked_args(arch, name)
         if spec is not None:
-            desc = ", ".join(f"{n}={constants.describe(g, argv[i])}"
-                             for n, i, g in zip(spec.names, spec.indexes, spec.groups))
+            vals = [argv[i] for i in spec.indexes]
+            desc = ", ".join(f"{n}={d}" for n, d in
+                             zip(spec.names, constants.describe_args(spec.groups, vals).split(", ")))
             self.args.setdefault(k, set()).add(desc)
 
+    def add_path(self, arch: str, name: str, exe: str, path: str, access: frozenset[str]) -> None:
+        k = (path, exe, name, tuple(sorted(access)), arch)
+        self.paths[k] = self.paths.get(k, 0) + 1
+
     def result(self) -> tuple[Denial, ...]:
-        return tuple(Denial(a, n, e, c, tuple(sorted(self.args.get((a, n, e), ()))))
-                     for (a, n, e), c in sorted(self.counts.items()))
+        sc = [Denial(a, n, e, c, tuple(sorted(self.args.get((a, n, e), ()))))
+              for (a, n, e), c in sorted(self.counts.items())]
+        ll = [Denial(a, n, e, c, kind="landlock", path=p, access=acc)
+              for (p, e, n, acc, a), c in sorted(self.paths.items())]
+        return tuple(sc + ll)
 
 
 def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
@@ -237,12 +277,12 @@ def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
     """Run ``argv`` confined by ``profile``; return its status and, in complain mode, the denials."""
     path = resolve_command(argv)
     prep = prepare(profile, options)
-    complain = options.complain and prep.filter is not None
+    listen = prep.filter is not None and prep.filter.notify
     env = dict(os.environ if env is None else env)
 
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     go_r = go_w = None
-    if complain:
+    if listen or prep.capwatch is not None:
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
     shm = mmap.mmap(-1, 1)   # MAP_SHARED|MAP_ANONYMOUS: the child's failure byte (see _child)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, (*FORWARD, signal.SIGCHLD))
@@ -259,16 +299,34 @@ def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
         os.close(status_w)
         if go_r is not None:
             os.close(go_r)
+        if prep.capwatch is not None:
+            try:
+                prep.capwatch.start(pid)   # before the child may exec (it waits for "go" when listening)
+            except OSError as exc:
+                prep.notes.append(f"capability denials are not named: ftrace instance: {exc.strerror}")
+                prep.capwatch.stop(pid)
+                prep.capwatch = None
+        if go_w is not None and not listen:
+            os.write(go_w, b"g")   # the capability watch is on: the child may exec
+            os.close(go_w)
+            go_w = None
         for fd in prep.fds:
             os.close(fd)
-        return _supervise(pid, prep, status_r, go_w, complain, shm)
+        result = _supervise(pid, prep, status_r, go_w, listen, shm, options.complain)
+        if prep.capwatch is not None:
+            caps = tuple(Denial("", "", exe, n, (why,), kind="capability", capability=cap)
+                         for cap, exe, n, why in prep.capwatch.stop(pid))
+            result = RunResult(result.status, result.denials + caps, result.notes, result.applied)
+        return result
     finally:
+        if prep.capwatch is not None and prep.capwatch.path:
+            prep.capwatch.stop(pid)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         shm.close()
 
 
-def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, complain: bool,
-               shm: mmap.mmap) -> RunResult:
+def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, listen: bool,
+               shm: mmap.mmap, complain: bool) -> RunResult:
     complaints = _Complaints()
     listener = None
     pidfd = None
@@ -289,7 +347,7 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
                 return
             status_buf += chunk
 
-    if complain:
+    if listen:
         pidfd = os.pidfd_open(pid)
         try:
             listener = _find_listener(pid, pidfd, status_r, time.monotonic() + 10)
@@ -316,7 +374,7 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
                 events = []
             for _fd, ev in events:
                 if ev & select.POLLIN:
-                    _answer(listener, pid, complaints, drain_status, lambda: status_open, host)
+                    _answer(listener, pid, complaints, drain_status, lambda: status_open, host, prep, complain)
                 elif ev & (select.POLLHUP | select.POLLERR):
                     os.close(listener)   # no task uses the filter any more
                     listener = None
@@ -347,7 +405,14 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
             ev = p.poll(0)
             if not ev or not ev[0][1] & select.POLLIN:
                 break
-            _answer(listener, pid, complaints, drain_status, lambda: status_open, host)
+            _answer(listener, pid, complaints, drain_status, lambda: status_open, host, prep, complain)
+        p = select.poll()
+        p.register(listener, select.POLLIN)
+        ev = p.poll(0)
+        if not (ev and ev[0][1] & (select.POLLHUP | select.POLLERR)):
+            _hand_over(listener, prep, complain)
+            prep.notes.append("processes of the command still run: their denials are enforced after leastpriv "
+                              "exits but not named")
         os.close(listener)
     if pidfd is not None:
         os.close(pidfd)
@@ -371,22 +436,143 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, compl
     return RunResult(exited if exited is not None else 126, complaints.result(), tuple(notes), tuple(prep.applied))
 
 
-def _answer(listener: int, child: int, complaints: _Complaints, drain_status, status_open, host: str) -> None:
+def _hand_over(listener: int, prep: _Prepared, complain: bool) -> None:
+    """Processes that outlive the command still use the filter: a detached helper keeps answering its
+    notifications (watched calls continue, denials get EPERM, or continue with --complain) until none
+    is left, so they never see ENOSYS from a listener nobody reads."""
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    first = os.fork()
+    if first:
+        os.waitpid(first, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, listener)
+        os.closerange(listener + 1, 1 << 16)
+        watched = prep.filter.watched if prep.filter is not None else frozenset()
+        while True:
+            p = select.poll()
+            p.register(listener, select.POLLIN)
+            ev = p.poll(-1)
+            if not ev or ev[0][1] & (select.POLLHUP | select.POLLERR):
+                break
+            try:
+                n = sec.notify_receive(listener)
+            except OSError:
+                continue
+            arch, nr = syscalls.from_audit(n.syscall_arch, n.syscall)
+            name = syscalls.name(arch, nr) if arch in syscalls.arches() else f"#{nr}"
+            if complain or (arch, name) in watched:
+                sec.notify_continue(listener, n.id)
+            else:
+                sec.notify_error(listener, n.id, _errno.EPERM)
+    finally:
+        os._exit(0)
+
+
+def _answer(listener: int, child: int, complaints: _Complaints, drain_status, status_open, host: str,
+            prep: _Prepared, complain: bool) -> None:
+    """One notification: a watched path syscall (check it against Landlock, continue) or a denial
+    (record it; EPERM, or continue with --complain)."""
 
     try:
         n = sec.notify_receive(listener)
     except OSError:
         return   # the task died before we read it
+    deny = False
     try:
         drain_status(block=False)
-        pre_exec = n.pid == child and status_open()
-        if not pre_exec:
-            arch, nr = syscalls.from_audit(n.syscall_arch, n.syscall)
-            name = syscalls.name(arch, nr) if arch in syscalls.arches() else f"#{nr}"
-            try:
-                exe = os.readlink(f"/proc/{n.pid}/exe")
-            except OSError:
-                exe = "?"
-            complaints.add(arch, name, exe, n.syscall_args)
+        if n.pid == child and status_open():
+            return   # leastpriv's own, before the command's execve
+        arch, nr = syscalls.from_audit(n.syscall_arch, n.syscall)
+        name = syscalls.name(arch, nr) if arch in syscalls.arches() else f"#{nr}"
+        try:
+            exe = os.readlink(f"/proc/{n.pid}/exe")
+        except OSError:
+            exe = "?"
+        if (arch, name) in prep.filter.watched:
+            if prep.landlock is not None:
+                _check_path(listener, n, arch, name, exe, prep.landlock, complaints)
+            return
+        complaints.add(arch, name, exe, n.syscall_args)
+        deny = not complain
     finally:
-        sec.notify_continue(listener, n.id)
+        if deny:
+            sec.notify_error(listener, n.id, _errno.EPERM)
+        else:
+            sec.notify_continue(listener, n.id)
+
+
+def _sock_type(pid: int, fd: int) -> int | None:
+    """SO_TYPE of the caller's socket ``fd`` (a copy taken with pidfd_getfd)."""
+    import socket
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        mine = _pidfd_getfd(pidfd, fd)
+    except OSError:
+        return None
+    finally:
+        os.close(pidfd)
+    try:
+        with socket.socket(fileno=mine) as s:
+            return s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+    except OSError:
+        return None
+
+
+def _check_path(listener: int, n, arch: str, name: str, exe: str, check, complaints: _Complaints) -> None:
+
+    try:
+        fd = os.open(f"/proc/{n.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        def read_str(addr: int) -> str | None:
+            out = b""
+            while len(out) < 4096:
+                try:
+                    chunk = os.pread(fd, 256 - (addr + len(out)) % 256, addr + len(out))
+                except OSError:
+                    return None
+                if not chunk:
+                    return None
+                end = chunk.find(b"\0")
+                if end >= 0:
+                    return os.fsdecode(out + chunk[:end])
+                out += chunk
+            return None
+
+        def read_u64(addr: int) -> int | None:
+            try:
+                b = os.pread(fd, 8, addr)
+            except OSError:
+                return None
+            return int.from_bytes(b, sys.byteorder) if len(b) == 8 else None
+
+        if name in watch.NET_WATCH:
+            try:
+                raw = os.pread(fd, min(int(n.syscall_args[2]), 128), n.syscall_args[1])
+            except (OSError, OverflowError, ValueError):
+                raw = b""
+            acc = watch.net_access_of(name, raw, _sock_type(n.pid, int(n.syscall_args[0])))
+        else:
+            acc = watch.access_of(name, list(n.syscall_args), n.pid, read_str, read_u64)
+    finally:
+        os.close(fd)
+    if acc is None or not sec.notify_id_valid(listener, n.id):
+        return
+    missing = check.missing(acc)
+    if missing:
+        complaints.add_path(arch, name, exe, acc.path, missing)

@@ -85,7 +85,7 @@ def _with(conf: dict, seccomp: dict | None, caps, nnp: bool) -> dict:
 
 
 def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", timeout: float = 120,
-           complain_first: bool = True, trace_caps: bool | None = None) -> VerifyResult:
+           complain_first: bool = True, trace_caps: bool | None = None, stdio: dict | None = None) -> VerifyResult:
     """Complain run, then enforce run, of the container ``conf`` (rootfs in ``bundle``) under ``profile``."""
     rules = profile.rules
     nnp = settings(rules).no_new_privileges
@@ -141,7 +141,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
                             "let it run unobserved; the enforce run will show whether it is needed")
     # enforce with exactly what `leastpriv export --format oci --runtime RUNTIME` writes
     exported = sm.to_oci(model)
-    enforce = runc.run(bundle, _with(conf, exported, caps, nnp), timeout=timeout, ephemeral=True)
+    enforce = runc.run(bundle, _with(conf, exported, caps, nnp), timeout=timeout, ephemeral=True, **(stdio or {}))
     for cap in cap_denials:
         denials.append(Denial(cap, "", "workload", (), 1, "capability not in the learned set"))
     ok = not denials and enforce.started and enforce.exit_status == (complain.exit_status if complain else 0)

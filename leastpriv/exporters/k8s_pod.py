@@ -2,10 +2,13 @@
 
 The securityContext:
 
-* ``seccompProfile``: Localhost, ``leastpriv/<name>.json`` under the kubelet's
-  seccomp root (/var/lib/kubelet/seccomp: copy ``--format docker`` output
-  there), or ``operator/<namespace>/<name>.json`` with ``--namespace`` (the
-  Security Profiles Operator installs ``--format k8s-seccompprofile`` there);
+* ``seccompProfile``: Localhost, ``operator/<namespace>/<name>.json`` under
+  the kubelet's seccomp root (/var/lib/kubelet/seccomp), where the Security
+  Profiles Operator installs the ``--format k8s-seccompprofile`` object of the
+  same name and namespace. The namespace is the manifest document's own, else
+  ``--namespace``, else ``default`` -- the same default the SeccompProfile
+  export writes, so the two agree without flags. (Without the operator: copy
+  ``--format docker`` output to that path on each node.)
 * ``capabilities``: drop ALL, add exactly the learned set;
 * ``allowPrivilegeEscalation: false`` unless the workload needs to gain
   privileges (setuid/setgid/setpcap use);
@@ -32,7 +35,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..policy import pod_security
-from ..policy.pod_security import k8s_name, pss_level
+from ..policy.pod_security import DEFAULT_NAMESPACE, k8s_name, pss_level, seccomp_localhost
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from .k8s_seccompprofile import dump_yaml
 
@@ -106,8 +109,10 @@ def _indented_sequences(text: str) -> bool:
     return False
 
 
-def patch_manifest(text: str, container: str, sc: dict, source: str) -> tuple[str, list[tuple[str, Any]]]:
-    """``text`` with ``container``'s securityContext patched in every workload document.
+def patch_manifest(text: str, container: str, sc: dict, source: str, name: str = "",
+                   namespace: str = "") -> tuple[str, list[tuple[str, Any]]]:
+    """``text`` with ``container``'s securityContext patched in every workload document
+    (its seccompProfile in the document's namespace, else ``namespace``, when ``name`` is given).
 
     Returns the new text and [(document description, pod spec)] of what was patched.
     """
@@ -147,13 +152,17 @@ def patch_manifest(text: str, container: str, sc: dict, source: str) -> tuple[st
     for doc, kind, spec in specs:
         for c in spec.get("containers") or []:
             if c.get("name") == target:
+                meta = doc.get("metadata") or {}
+                this = sc
+                if name and "seccompProfile" in sc:
+                    this = {**sc, "seccompProfile": {**sc["seccompProfile"], "localhostProfile":
+                                                     seccomp_localhost(name, meta.get("namespace") or namespace)}}
                 current = c.get("securityContext")
                 if current is None:
-                    c["securityContext"] = sc
+                    c["securityContext"] = this
                 else:
-                    for k, v in sc.items():
+                    for k, v in this.items():
                         current[k] = v
-                meta = doc.get("metadata") or {}
                 patched.append((f"{kind}/{meta.get('name', '?')} container {target}", spec))
     if not patched:
         raise UserError(f"{source}: no container named {container!r} in a Pod/Deployment/StatefulSet/DaemonSet/"
@@ -179,7 +188,7 @@ class PodExporter(Exporter):
                     text = fh.read()
             except OSError as exc:
                 raise UserError(f"{options.manifest}: cannot read: {exc.strerror}") from None
-            new, patched = patch_manifest(text, options.container, sc, options.manifest)
+            new, patched = patch_manifest(text, options.container, sc, options.manifest, name, options.namespace)
             for what, spec in patched:
                 notes.append(f"patched {what}")
                 notes += _level_notes(sc, profile, spec)
@@ -187,8 +196,7 @@ class PodExporter(Exporter):
         container = options.container or name
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                "spec": {"containers": [{"name": container, "securityContext": sc}]}}
-        if options.namespace:
-            pod["metadata"]["namespace"] = options.namespace
+        pod["metadata"]["namespace"] = options.namespace or DEFAULT_NAMESPACE
         notes += _level_notes(sc, profile, pod["spec"])
         notes.append("add the container's image (and the rest of its spec), or patch your own manifest with "
                      "--manifest FILE --container NAME")

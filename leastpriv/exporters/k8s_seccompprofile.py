@@ -13,12 +13,14 @@ from typing import Any
 
 import yaml
 
-from ..policy.pod_security import k8s_name
+from ..policy.pod_security import DEFAULT_NAMESPACE, k8s_name
 from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, register
 from .oci import seccomp_object
 from ..policy.rules import settings
 
 API_VERSION = "security-profiles-operator.x-k8s.io/v1"
+# the namespace of the object, and so of the path SPO installs it at (operator/<ns>/<name>.json), when
+# --namespace is not given; k8s-pod references the same path by default
 
 
 def dump_yaml(obj: Any) -> str:
@@ -36,13 +38,11 @@ class SeccompProfileExporter(Exporter):
         seccomp, model = seccomp_object(profile, options)
         notes += model_notes(model, self.name)
         name = k8s_name(profile, options.name)
-        meta: dict[str, Any] = {"name": name}
-        if options.namespace:
-            meta["namespace"] = options.namespace
+        meta: dict[str, Any] = {"name": name, "namespace": options.namespace or DEFAULT_NAMESPACE}
         meta["annotations"] = {"leastpriv.io/runs": str(len(profile.runs)),
                                "leastpriv.io/args-mode": settings(profile).args_mode}
         obj = {"apiVersion": API_VERSION, "kind": "SeccompProfile", "metadata": meta, "spec": seccomp}
-        ns = options.namespace or "<namespace>"
+        ns = meta["namespace"]
         notes.append(f"pods reference it as seccompProfile: {{type: Localhost, localhostProfile: "
                      f"operator/{ns}/{name}.json}}")
         return ExportResult(dump_yaml(obj), tuple(notes))

@@ -65,7 +65,7 @@ def namespace_mask() -> int:
 
 def describe(group_name: str | None, val: int) -> str:
     """A readable rendering of an argument value: a name, flags joined by |, or hex."""
-    if group_name is None:
+    if group_name is None or group_name == "sockopt":   # sockopt: named by its level (describe_args)
         return str(val)
     if group_name == "socket_type":
         flags = group("socket_type")
@@ -103,3 +103,23 @@ def describe(group_name: str | None, val: int) -> str:
     if n:
         return n
     return hex(val) if group_name == "ioctl" else str(val)
+
+
+# setsockopt/getsockopt: the option's names depend on the level (generated groups so, ip, ipv6, tcp)
+_SOCKOPT_GROUPS = {"SOL_SOCKET": "so", "SOL_IP": "ip", "SOL_IPV6": "ipv6", "SOL_TCP": "tcp"}
+
+
+def describe_args(groups, values) -> str:
+    """A tuple of tracked argument values for people: each by its group; a group "sockopt" is named in
+    the group of the level before it (setsockopt 1, 2 -> SOL_SOCKET, SO_REUSEADDR)."""
+    out: list[str] = []
+    level = None
+    for g, v in zip(groups, values):
+        if g == "sockopt":
+            og = _SOCKOPT_GROUPS.get(level or "")
+            out.append(describe(og, v) if og else str(v))
+            continue
+        if g == "sol":
+            level = name_of("sol", v)
+        out.append(describe(g, v))
+    return ", ".join(out)

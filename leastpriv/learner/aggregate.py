@@ -4,7 +4,9 @@ All functions are pure: they take Profiles/Recordings and return new ones.
 """
 from __future__ import annotations
 
-from typing import Iterable
+import os
+
+from typing import Any, Iterable
 
 from ..kernel import constants, syscalls
 from ..fileio import copy_json
@@ -19,9 +21,11 @@ from .rules import derive_rules
 
 def _describe_args(arch: str, name: str, values: tuple[int, ...]) -> str:
     spec = syscalls.tracked_args(arch, name)
+    if name == "clone3" and len(values) == 1:   # its flags, read from struct clone_args by the tracer
+        return constants.describe("clone", values[0])
     if spec is None or len(spec.groups) != len(values):
         return ", ".join(str(v) for v in values)
-    return ", ".join(constants.describe(g, v) for g, v in zip(spec.groups, values))
+    return constants.describe_args(spec.groups, values)
 
 
 def _net_key(e: dict) -> tuple:
@@ -309,3 +313,13 @@ def relearn(profile: Profile, rules_options: dict | None = None) -> Profile:
     """The same facts with rules derived again under other options (export --args ...)."""
 
     return Profile(runs=profile.runs, facts=profile.facts, rules=derive_rules(profile.facts, profile.runs, **(rules_options or {})))
+
+
+def other_programs(profile: Any, rec: Any) -> list[str]:
+    """The programs of the profile's runs when ``rec`` runs another one (compared by the command's
+    first word, as a path's last part): one profile would then mix unrelated commands."""
+    if profile is None or not getattr(profile, "runs", None) or not rec.command:
+        return []
+    mine = os.path.basename(str(rec.command[0]))
+    theirs = sorted({os.path.basename(str(r["command"][0])) for r in profile.runs if r.get("command")})
+    return [] if not theirs or mine in theirs else theirs

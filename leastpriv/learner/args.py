@@ -145,7 +145,7 @@ def _value_set_rules(arch: str, name: str, entries: list[dict], sc_runs: int, mo
                 conds.append(_cond(idx, UINT_MASK, "SCMP_CMP_MASKED_EQ", v & UINT_MASK))
             else:
                 conds.append(_cond(idx, v))
-        desc = ", ".join(constants.describe(g, v) for g, v in zip(spec.groups, t))
+        desc = constants.describe_args(spec.groups, t)
         rules.append(_rule(name, conds, f"{name}({desc}) as seen"))
     return rules, []
 

@@ -30,6 +30,9 @@ KINDS = ("syscall", "arg", "capability", "file", "exec", "network", "family", "u
 KIND_TITLES = {"syscall": "syscalls", "arg": "argument values", "capability": "capabilities", "file": "paths",
                "exec": "executables", "network": "network endpoints", "family": "socket families",
                "unknown_syscall": "unknown syscall numbers"}
+KIND_NAMES = {"syscall": "syscall", "arg": "argument value", "capability": "capability", "file": "path",
+              "exec": "executable", "network": "network endpoint", "family": "socket family",
+              "unknown_syscall": "unknown syscall number"}   # one of each (a message about one fact)
 
 _PROC = re.compile(r"^/proc/\d+(/task/\d+)?(?=/|$)")
 

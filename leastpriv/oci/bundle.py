@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -85,20 +86,79 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int]:
     return uid, gid if gid is not None else 0
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """What `docker run` lets the user change about an image's process, and leastpriv too.
+
+    env         ``KEY=VALUE`` (set) or ``KEY`` (this environment's value, left out when unset): -e/--env
+    workdir     the process's cwd: --workdir
+    user        ``name``, ``uid``, ``name:group``, ``uid:gid`` (resolved in the image): --user
+    entrypoint  replaces the image's Entrypoint, and then its Cmd is not used: --entrypoint
+    """
+
+    env: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    entrypoint: str | None = None
+
+    def __post_init__(self):
+        for e in self.env:
+            if not e or e.startswith("=") or "\0" in e:
+                raise UserError(f"--env {e!r}: expected KEY=VALUE or KEY")
+        if self.workdir is not None and not self.workdir.startswith("/"):
+            raise UserError(f"--workdir {self.workdir!r}: must be an absolute path in the container")
+
+
+def merge_env(env: Sequence[str], overrides: Sequence[str]) -> list[str]:
+    """``env`` with each ``KEY=VALUE`` set (in place, or appended) and each bare ``KEY`` taken from here."""
+    out = list(env)
+    for e in overrides:
+        key, eq, value = e.partition("=")
+        if not eq:
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        out = [x for x in out if x.partition("=")[0] != key] + [f"{key}={value}"]
+    return out
+
+
+def apply_overrides(conf: dict, rootfs: str, ov: Overrides, args: Sequence[str] = ()) -> dict:
+    """``conf`` (a bundle's) with the overrides applied: --entrypoint replaces args[0] and ARGS follow it."""
+    c = copy.deepcopy(conf)
+    proc = c["process"]
+    if ov.entrypoint is not None:
+        proc["args"] = [ov.entrypoint, *args]
+    if ov.env:
+        proc["env"] = merge_env(proc.get("env", []), ov.env)
+    if ov.workdir is not None:
+        proc["cwd"] = ov.workdir
+    if ov.user is not None:
+        uid, gid = resolve_user(rootfs, ov.user)
+        proc["user"] = {**proc.get("user", {}), "uid": uid, "gid": gid}
+    return c
+
+
 def config_from_image(cfg: ImageConfig, rootfs: str, args: Sequence[str] = (), caps: Sequence[str] = DOCKER_DEFAULT_CAPS,
-                      network: str = "loopback") -> dict:
-    """A runc config.json for the image (args, when given, replace the image's Cmd like `docker run IMAGE ARGS`)."""
-    argv = list(cfg.entrypoint) + (list(args) if args else list(cfg.cmd))
+                      network: str = "loopback", overrides: Overrides = Overrides()) -> dict:
+    """A runc config.json for the image (args, when given, replace the image's Cmd like `docker run IMAGE ARGS`;
+    ``overrides`` as docker run's -e, --workdir, --user, --entrypoint)."""
+    ov = overrides
+    if ov.entrypoint is not None:   # docker: --entrypoint resets Cmd
+        argv = [ov.entrypoint, *args]
+    else:
+        argv = list(cfg.entrypoint) + (list(args) if args else list(cfg.cmd))
     if not argv:
         raise UserError(f"image {cfg.name or ''}: has neither Entrypoint nor Cmd; give the command after --")
     env = list(cfg.env)
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, DEFAULT_PATH)
-    uid, gid = resolve_user(rootfs, cfg.user)
+    env = merge_env(env, ov.env)
+    uid, gid = resolve_user(rootfs, ov.user if ov.user is not None else cfg.user)
     annotations = {"org.leastpriv.image": cfg.name}
     if cfg.exposed_ports:
         annotations["org.opencontainers.image.exposedPorts"] = ",".join(cfg.exposed_ports)
-    return base_config(argv, env, uid, gid, cfg.working_dir or "/", caps, network, annotations)
+    cwd = ov.workdir if ov.workdir is not None else (cfg.working_dir or "/")
+    return base_config(argv, env, uid, gid, cwd, caps, network, annotations)
 
 
 def base_config(argv: Sequence[str], env: Sequence[str] = (DEFAULT_PATH,), uid: int = 0, gid: int = 0, cwd: str = "/",

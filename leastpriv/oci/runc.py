@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -127,8 +128,13 @@ class Runc:
         self._call("delete", "--force", cid, timeout=30)
 
     def run(self, bundle: str | os.PathLike, conf: dict, on_created: Callable[[str, int], None] | None = None,
-            timeout: float | None = 120, cid: str | None = None, ephemeral: bool = False) -> RunResult:
+            timeout: float | None = 120, cid: str | None = None, ephemeral: bool = False,
+            passthrough: bool = False, stdin: bool = False) -> RunResult:
         """Run the container described by ``conf`` with ``bundle``'s rootfs; wait for it to exit.
+
+        ``passthrough``: the container's stdout and stderr are ours (like `docker run`; RunResult's
+        stdout/stderr stay empty), else they are captured. ``stdin``: the container reads ours (`-i`),
+        else /dev/null.
 
         ``conf`` is written to a private bundle directory next to ``bundle``'s
         rootfs (the user's config.json is never modified). ``on_created(cgroup,
@@ -167,9 +173,14 @@ class Runc:
         pid = -1
         try:
             with open(out_p, "wb") as out, open(err_p, "wb") as err:
+                if passthrough:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
                 create = subprocess.run(self.argv("--log", str(log_p), "create", "--bundle", str(work),
                                                   "--pid-file", str(work / "pid"), cid),
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=60)
+                                        stdin=None if stdin else subprocess.DEVNULL,
+                                        stdout=None if passthrough else out, stderr=None if passthrough else err,
+                                        timeout=60)
             if create.returncode != 0:
                 runc_err = _runc_error(log_p, err_p)
                 return RunResult(cid, False, None, runc_err or f"runc create exited {create.returncode}",

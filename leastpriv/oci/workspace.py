@@ -37,7 +37,8 @@ class Workspace:
 
 
 def open_workspace(*, image: str | None = None, bundle: str | None = None, args: Sequence[str] = (),
-                   network: str = "loopback", keep: str | None = None) -> Workspace:
+                   network: str = "loopback", keep: str | None = None,
+                   overrides: "bdl.Overrides | None" = None) -> Workspace:
     if bool(image) == bool(bundle):
         raise UserError("give exactly one of --image FILE or --bundle DIR")
     if image:
@@ -52,7 +53,8 @@ def open_workspace(*, image: str | None = None, bundle: str | None = None, args:
         rootfs = base / "rootfs"
         try:
             cfg, report = load_and_unpack(image, rootfs)
-            conf = bdl.config_from_image(cfg, str(rootfs), args, network=network)
+            conf = bdl.config_from_image(cfg, str(rootfs), args, network=network,
+                                         overrides=overrides or bdl.Overrides())
             if keep:
                 bdl.save_config(base, conf)
         except BaseException:
@@ -62,10 +64,13 @@ def open_workspace(*, image: str | None = None, bundle: str | None = None, args:
         return Workspace(str(base), str(rootfs), conf, f"image:{os.path.abspath(image)}", cfg.name or image,
                          cfg, report, (), tmp)
     conf = bdl.load_config(bundle)
-    conf, changes = bdl.prepare_for_here(conf, args)
+    ov = overrides or bdl.Overrides()
+    conf, changes = bdl.prepare_for_here(conf, () if ov.entrypoint is not None else args)
     root = conf["root"]["path"]
     rootfs = root if os.path.isabs(root) else os.path.join(os.path.abspath(bundle), root)
     if not os.path.isdir(rootfs):
         raise UserError(f"{bundle}: root.path {root!r} is not a directory")
+    if ov != bdl.Overrides():
+        conf = bdl.apply_overrides(conf, rootfs, ov, args)
     return Workspace(os.path.abspath(bundle), rootfs, conf, f"bundle:{os.path.abspath(bundle)}",
                      os.path.basename(os.path.abspath(bundle)), None, None, tuple(changes), None)

@@ -10,6 +10,13 @@ records it and lets it continue (SECCOMP_USER_NOTIF_FLAG_CONTINUE). LOG itself
 is not used: without auditd its records (audit type=1326) go to the kernel
 ring buffer, rate limited ("kauditd_printk_skb: N callbacks suppressed", seen
 on the development VM), without arguments, and readable only by root.
+
+Enforcing, the same listener names what is denied: a denial (the default
+action, or a deny rule answered EPERM) becomes SECCOMP_RET_USER_NOTIF and the
+listener answers it with EPERM after recording it. Syscalls listed in
+``watch`` (allowed ones that open, execute, create or remove a path) are
+notified too and continued, so ``leastpriv run`` can check them against the
+Landlock ruleset and name what Landlock denies (enforce/run.py).
 """
 from __future__ import annotations
 
@@ -51,10 +58,13 @@ def scmp_arch(arch: str) -> int:
         raise UserError(f"seccomp: libseccomp has no architecture {arch!r}") from None
 
 
-def _action(rule_action: str, errno_name: str | None, arch: str, complain_mode: bool) -> int:
+def _action(rule_action: str, errno_name: str | None, arch: str, complain_mode: bool,
+            notify_denials: bool = False) -> int:
     if rule_action == sm.ALLOW:
         return pyseccomp.ALLOW
     if rule_action == sm.ERRNO:
+        if notify_denials and (errno_name or "EPERM") == "EPERM":
+            return NOTIFY    # a denial: the listener records it and answers EPERM
         return pyseccomp.ERRNO(sm.errno_value(errno_name or "EPERM", arch))
     if rule_action == sm.LOG:
         return NOTIFY if complain_mode else pyseccomp.LOG
@@ -81,6 +91,7 @@ class Filter:
         self.flt = flt
         self.skipped = skipped
         self.notify = notify
+        self.watched: frozenset[tuple[str, str]] = frozenset()   # (arch, name) notified and continued
 
     def load(self) -> int | None:
         """Install the filter on this process; returns the listener fd in notify mode."""
@@ -99,16 +110,22 @@ class Filter:
             return fh.read()
 
 
-def build_filter(model: sm.Model, *, complain_mode: bool | None = None, no_new_privs: bool = True) -> Filter:
+def build_filter(model: sm.Model, *, complain_mode: bool | None = None, no_new_privs: bool = True,
+                 notify_denials: bool = False, watch: Iterable[str] = ()) -> Filter:
     """A libseccomp filter for ``model`` (built for this host: the model's native ABI must be ours).
 
-    ``complain_mode`` (default: ``model.complain``) maps LOG to NOTIFY.
+    ``complain_mode`` (default: ``model.complain``) maps LOG to NOTIFY;
+    ``notify_denials`` maps EPERM denials to NOTIFY (the listener answers EPERM);
+    ``watch``: names allowed unconditionally by the model that are notified
+    too (the listener continues them). ``Filter.watched`` says which were.
     """
+    watch = set(watch)
+    watched: set[tuple[str, str]] = set()
     lib = library()
     if model.native != syscalls.host_arch():
         raise UserError(f"seccomp: cannot enforce a {model.native} filter on this {syscalls.host_arch()} host")
     notify = model.complain if complain_mode is None else complain_mode
-    default = _action(model.default_action, model.default_errno, model.native, notify)
+    default = _action(model.default_action, model.default_errno, model.native, notify, notify_denials)
     merged = None
     skipped: dict[str, list[str]] = {a: list(v) for a, v in model.skipped.items()}
     for arch in model.arches:
@@ -119,7 +136,14 @@ def build_filter(model: sm.Model, *, complain_mode: bool | None = None, no_new_p
             f.remove_arch(pyseccomp.Arch.NATIVE)
         f.set_attr(pyseccomp.Attr.CTL_NNP, 1 if no_new_privs else 0)
         for rule in model.rules.get(arch, ()):
-            action = _action(rule.action, rule.errno, arch, notify)
+            action = _action(rule.action, rule.errno, arch, notify, notify_denials)
+            if action == pyseccomp.ALLOW and not rule.args and watch & set(rule.names):
+                for name in sorted(watch & set(rule.names)):
+                    nr = _syscall_number(lib, arch, name)
+                    if nr is not None:
+                        if default != NOTIFY:   # else the default action notifies it already
+                            f.add_rule(NOTIFY, nr)
+                        watched.add((arch, name))
             if action == default and not rule.args:
                 continue
             args = [pyseccomp.Arg(c.index, _OPS[c.op], c.value, c.value_two) for c in rule.args]
@@ -127,6 +151,8 @@ def build_filter(model: sm.Model, *, complain_mode: bool | None = None, no_new_p
                 nr = _syscall_number(lib, arch, name)
                 if nr is None:
                     skipped.setdefault(arch, []).append(name)
+                    continue
+                if (arch, name) in watched:
                     continue
                 try:
                     f.add_rule(action, nr, *args)
@@ -138,7 +164,9 @@ def build_filter(model: sm.Model, *, complain_mode: bool | None = None, no_new_p
             merged = f
         else:
             merged.merge(f)
-    return Filter(merged, skipped, notify)
+    flt = Filter(merged, skipped, notify or notify_denials or bool(watched))
+    flt.watched = frozenset(watched)
+    return flt
 
 
 def notify_receive(fd: int):
@@ -172,6 +200,29 @@ def notify_continue(fd: int, notif_id: int) -> None:
         lib.seccomp_notify_respond(fd, resp)   # ENOENT: the task died meanwhile; nothing to do
     finally:
         lib.seccomp_notify_free(None, resp)
+
+
+def notify_error(fd: int, notif_id: int, err: int) -> None:
+    """Fail the notified syscall with ``err`` (an errno number)."""
+    lib = pyseccomp._libseccomp  # noqa: SLF001
+    resp = ctypes.POINTER(pyseccomp._NotifResp)()  # noqa: SLF001
+    rc = lib.seccomp_notify_alloc(None, ctypes.byref(resp))
+    if rc < 0:
+        raise OSError(-rc, os.strerror(-rc))
+    try:
+        resp.contents.id = notif_id
+        resp.contents.val = 0
+        resp.contents.error = -err
+        resp.contents.flags = 0
+        lib.seccomp_notify_respond(fd, resp)
+    finally:
+        lib.seccomp_notify_free(None, resp)
+
+
+def notify_id_valid(fd: int, notif_id: int) -> bool:
+    """The notified task is still waiting (so what was read from its memory is its own)."""
+    lib = pyseccomp._libseccomp  # noqa: SLF001
+    return lib.seccomp_notify_id_valid(fd, ctypes.c_uint64(notif_id)) == 0
 
 
 def describe_skipped(skipped: dict[str, Iterable[str]]) -> list[str]:

@@ -30,9 +30,12 @@ def k8s_name(profile: Any, name: str = "") -> str:
     return out or "leastpriv"
 
 
+DEFAULT_NAMESPACE = "default"   # the SeccompProfile's namespace when neither --namespace nor a manifest says
+
+
 def seccomp_localhost(name: str, namespace: str = "") -> str:
-    """The kubelet path of the SeccompProfile: where SPO installs it, or where to copy the JSON by hand."""
-    return f"operator/{namespace}/{name}.json" if namespace else f"leastpriv/{name}.json"
+    """Where SPO installs SeccompProfile ``namespace/name`` below the kubelet's seccomp root."""
+    return f"operator/{namespace or DEFAULT_NAMESPACE}/{name}.json"
 
 
 def security_context(profile: Any, *, name: str = "", namespace: str = "", apparmor_name: str = "") -> dict:

@@ -1,6 +1,8 @@
 """The small interface every tracer backend implements, and what it traces."""
 from __future__ import annotations
 
+import os
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable
@@ -51,11 +53,14 @@ class TraceOptions:
     progress: called now and then with a short status dict for the live display.
     known: calls a baseline explains, which the backend may leave to the kernel (fast gate);
            None: observe everything.
+    waiting: called once when the command has exited but processes it started still run (the
+         trace goes on until they exit, like strace -f), with its status and [(pid, exe)] of them.
     """
     cpu: str = "same"
     duration: float | None = None
     progress: Callable[[dict], None] | None = None
     known: Known | None = None
+    waiting: Callable[[int, list[tuple[int, str]]], None] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -76,3 +81,17 @@ class Backend(ABC):
         Raises UserError for a target that cannot be traced (command not found:
         exit_code 127; not executable: 126; unsupported target for this backend: 2).
         """
+
+
+def processes(tids) -> list[tuple[int, str]]:
+    """The distinct processes (tgid, executable) of these tasks that still exist."""
+    out: dict[int, str] = {}
+    for tid in tids:
+        try:
+            with open(f"/proc/{tid}/status") as fh:
+                tgid = next(int(line.split()[1]) for line in fh if line.startswith("Tgid:"))
+            exe = os.readlink(f"/proc/{tgid}/exe")
+        except (OSError, StopIteration, ValueError):
+            continue
+        out[tgid] = exe
+    return sorted(out.items())

@@ -65,18 +65,19 @@ def choose(backend: str) -> str:
 
 
 def learn_container(runc: Runc, bundle: str, conf: dict, target: str, backend: str = "auto",
-                    timeout: float | None = None) -> tuple[Recording, RunResult, str]:
-    """(recording, the run, why this backend) for one run of the container."""
+                    timeout: float | None = None, stdio: dict | None = None) -> tuple[Recording, RunResult, str]:
+    """(recording, the run, why this backend) for one run of the container.
+    ``stdio``: Runc.run's passthrough/stdin (the container's stdio are the caller's, like docker run)."""
     which = choose(backend)
     if which == "ebpf":
-        return (*_learn_ebpf(runc, bundle, conf, target, timeout), "backend ebpf (container cgroup)")
-    return (*_learn_notify(runc, bundle, conf, target, timeout),
+        return (*_learn_ebpf(runc, bundle, conf, target, timeout, stdio=stdio), "backend ebpf (container cgroup)")
+    return (*_learn_notify(runc, bundle, conf, target, timeout, stdio=stdio),
             "backend seccomp-notify (ebpf not usable: " + _ebpf_backend()[1] + ")" if backend == "auto"
             else "backend seccomp-notify (asked for)")
 
 
 def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
-                  timeout: float | None) -> tuple[Recording, RunResult]:
+                  timeout: float | None, stdio: dict | None = None) -> tuple[Recording, RunResult]:
     arch = syscalls.host_arch()
     b = RecordingBuilder(conf["process"]["args"], "seccomp-notify", target=target, uid=conf["process"]["user"]["uid"])
     lock = threading.Lock()
@@ -103,7 +104,7 @@ def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
     c = dict(conf)
     c["linux"] = {**conf.get("linux", {}), "seccomp": {**notify_seccomp(arch, set()), "listenerPath": obs.path}}
     try:
-        res = runc.run(bundle, c, timeout=timeout)
+        res = runc.run(bundle, c, timeout=timeout, **(stdio or {}))
     finally:
         obs.close()
         os.rmdir(d)
@@ -118,7 +119,7 @@ def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
 
 
 def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float | None,
-                ephemeral: bool = False) -> tuple[Recording, RunResult]:
+                ephemeral: bool = False, stdio: dict | None = None) -> tuple[Recording, RunResult]:
 
     backend = select.load("ebpf")()
     ready, stop = threading.Event(), threading.Event()
@@ -155,7 +156,7 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
         time.sleep(0.35)
 
     try:
-        res = runc.run(bundle, conf, on_created=on_created, timeout=timeout, ephemeral=ephemeral)
+        res = runc.run(bundle, conf, on_created=on_created, timeout=timeout, ephemeral=ephemeral, **(stdio or {}))
     finally:
         stop.set()
         for t in thread:

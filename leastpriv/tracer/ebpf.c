@@ -60,12 +60,13 @@ static long (*lp_read_user_str)(void *dst, u32 size, const void *src) = (void *)
 #define WORDS 32   // >= NARCH * SLOTS / 64, a power of two (the verifier wants a masked index)
 #define PBUF 4096  // PATH_MAX: a path event's buffer; the walk writes backwards into a buffer twice as big
 #define NAME_MASK 255   // NAME_MAX: one component
-#define MAX_DEPTH 128   // components + mount crossings walked; deeper paths are marked truncated
+#define WALK_CHUNK 32   // walk steps (components, mount crossings) per call of the walker
+#define MAX_CHUNKS 8    // calls of the walker per path: deeper than 256 steps is marked truncated
 #define ADDR_MAX 128
 #define NO_ARG 255
 
 // path status bits (ev_path.status)
-#define ST_TRUNC 1    // deeper than MAX_DEPTH or longer than PBUF: the path is incomplete
+#define ST_TRUNC 1    // deeper than WALK_CHUNK * MAX_CHUNKS steps or longer than PBUF: the path is incomplete
 #define ST_OUTSIDE 2  // the walk met a root other than the task's (not reachable from its root)
 #define ST_JOIN 4     // a directory's path + "/" + the name the call passed: to be normalised (. and ..)
 #define ST_CWD 8      // EV_ADDR: buf[ADDR_MAX..] holds the cwd (for a relative unix socket path)
@@ -549,18 +550,46 @@ static __always_inline u64 fd_file(void *task, s64 fd) {
     return kread(kread(fdt + OFF_FDT_FD) + (u64)fd * 8);
 }
 
-// The path of (vfsmount, dentry) as the task sees it, written backwards into w->b so that it ends
-// at PBUF - 1 (its NUL); returns where it starts. Like the kernel's prepend_path: climb d_parent
-// to the mount's root, then continue from the mount point in the parent mount, until the task's
-// root (task->fs->root) is met. ST_TRUNC when deeper than MAX_DEPTH or longer than PBUF;
-// ST_OUTSIDE when a namespace's root or a disconnected dentry comes first.
-static __always_inline u32 walk(struct walkbuf *w, u64 vfsmnt, u64 dentry, u64 root_mnt, u64 root_dentry,
-                                u32 *status) {
-    u32 off = PBUF - 1;
-    w->b[PBUF - 1] = 0;
-    u64 mnt = vfsmnt - OFF_MOUNT_MNT;
+// What the walker program (lp_walk) is to do: the event in `pevs` has its header filled by the caller;
+// the walker writes the path, sends the event, then does the second job (rename's new name, a script
+// after its interpreter) by tail-calling itself. One walk site for every kind of path keeps the
+// verifier's work (and the start-up) small: it checks the bounded walk once, not once per caller.
+struct job {
+    u64 pathp;        // a struct path to walk (0: none, the name alone)
+    u64 name;         // a name to join to it, or alone when absolute (0: none)
+    u32 name_user;    // the name is in user memory (else kernel memory)
+    u32 dst;          // 0: the path starts buf; ADDR_MAX: after a sockaddr (ST_CWD)
+    u32 keyed;        // once sent, remember `key` in `paths`
+    u32 next_type;    // 0: no second job; else its event type,
+    u64 next_acc;     //   access bits,
+    u64 next_pathp;   //   what to walk
+    u64 next_name;    //   and the name to join
+    struct filekey key;
+    // a walk in progress (continued by the next tail call after WALK_CHUNK steps)
+    u64 dentry, vfsmnt, mnt, root_mnt, root_dentry;
+    u32 off;          // the path is w->b[off, PBUF - 1), its NUL at PBUF - 1
+    u32 chunks;       // tail calls the walk has taken
+    u32 walking;
+    u32 pad;
+};
+
+BPF_PERCPU_ARRAY(jobs, struct job, 1);
+BPF_PROG_ARRAY(walkers, 1);
+
+// Up to WALK_CHUNK steps of the walk of j's (vfsmount, dentry) towards the task's root, prepending each
+// name to w->b (backwards, ending at PBUF - 1): like the kernel's prepend_path, climb d_parent to the
+// mount's root, then continue from the mount point in the parent mount. 1 when the walk ended (the
+// task's root met, or ST_OUTSIDE: a namespace's root or a disconnected dentry came first; ST_TRUNC:
+// longer than PBUF); 0 when it is to go on (the caller tail-calls the walker again: a short loop is
+// verified quickly, and MAX_CHUNKS tail calls allow WALK_CHUNK * MAX_CHUNKS steps).
+static __always_inline u32 walk_chunk(struct walkbuf *w, struct job *j, u32 *status) {
+    u64 dentry = j->dentry, vfsmnt = j->vfsmnt, mnt = j->mnt;
+    u64 root_mnt = j->root_mnt, root_dentry = j->root_dentry;
+    u32 off = j->off;
+    OPAQUE(off);
+    off &= PBUF - 1;
     u32 ended = 0;   // not the loop counter: kept dead after the loop, states of different depths merge
-    for (int i = 0; i < MAX_DEPTH; i++) {
+    for (int i = 0; i < WALK_CHUNK; i++) {
         if (dentry == root_dentry && vfsmnt == root_mnt) {
             ended = 1;
             break;
@@ -601,34 +630,12 @@ static __always_inline u32 walk(struct walkbuf *w, u64 vfsmnt, u64 dentry, u64 r
         OPAQUE(off);
         off &= PBUF - 1;
     }
-    if (!ended)
-        *status |= ST_TRUNC;
-    if (off == PBUF - 1) {
-        off--;
-        w->b[off & (PBUF - 1)] = '/';
-    }
-    return off;
+    j->dentry = dentry;
+    j->vfsmnt = vfsmnt;
+    j->mnt = mnt;
+    j->off = off;
+    return ended;
 }
-
-// What the walker program (lp_walk) is to do: the event in `pevs` has its header filled by the caller;
-// the walker writes the path, sends the event, then does the second job (rename's new name, a script
-// after its interpreter) by tail-calling itself. One walk site for every kind of path keeps the
-// verifier's work (and the start-up) small: it checks the bounded walk once, not once per caller.
-struct job {
-    u64 pathp;        // a struct path to walk (0: none, the name alone)
-    u64 name;         // a name to join to it, or alone when absolute (0: none)
-    u32 name_user;    // the name is in user memory (else kernel memory)
-    u32 dst;          // 0: the path starts buf; ADDR_MAX: after a sockaddr (ST_CWD)
-    u32 keyed;        // once sent, remember `key` in `paths`
-    u32 next_type;    // 0: no second job; else its event type,
-    u64 next_acc;     //   access bits,
-    u64 next_pathp;   //   what to walk
-    u64 next_name;    //   and the name to join
-    struct filekey key;
-};
-
-BPF_PERCPU_ARRAY(jobs, struct job, 1);
-BPF_PROG_ARRAY(walkers, 1);
 
 static __always_inline struct ev_path *path_event(u32 type, u32 tgid, u32 tid, u32 gen, u32 abi, s32 nr, s64 ret) {
     int zero = 0;
@@ -702,9 +709,32 @@ int lp_walk(struct bpf_raw_tracepoint_args *ctx) {
     if (j->pathp == 1) {
         e->status |= ST_OUTSIDE;
     } else if (j->pathp) {
-        u64 fs = kread((u64)task + OFF_TASK_FS);
-        u32 off = walk(w, kread(j->pathp), kread(j->pathp + 8), kread(fs + OFF_FS_ROOT), kread(fs + OFF_FS_ROOT + 8),
-                       &e->status);
+        if (!j->walking) {
+            u64 fs = kread((u64)task + OFF_TASK_FS);
+            j->vfsmnt = kread(j->pathp);
+            j->dentry = kread(j->pathp + 8);
+            j->mnt = j->vfsmnt - OFF_MOUNT_MNT;
+            j->root_mnt = kread(fs + OFF_FS_ROOT);
+            j->root_dentry = kread(fs + OFF_FS_ROOT + 8);
+            j->off = PBUF - 1;
+            j->chunks = 0;
+            j->walking = 1;
+            w->b[PBUF - 1] = 0;
+        }
+        if (!walk_chunk(w, j, &e->status)) {
+            j->chunks++;
+            if (j->chunks < MAX_CHUNKS) {
+                walk_later(ctx);   // the rest of the walk in the next tail call
+                return 0;
+            }
+            e->status |= ST_TRUNC;
+        }
+        j->walking = 0;
+        u32 off = j->off;
+        if (off == PBUF - 1) {
+            off--;
+            w->b[off & (PBUF - 1)] = '/';
+        }
         u32 n = PBUF - 1 - off;   // the path's length
         if (j->dst) {
             if (n >= PBUF / 2) {

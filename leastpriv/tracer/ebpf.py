@@ -49,6 +49,7 @@ from .recording import CapCheck, Endpoint, Recording, RecordingBuilder
 from .btf import BtfError, kernel_btf
 from .paths import in_root, resolve_in_root, root_of
 from .sockaddr import endpoint, record_endpoint
+from .base import processes
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 CGROUP2_MAGIC = 0x63677270
@@ -58,7 +59,7 @@ NARCH = 3
 SLOTS = 640                 # syscall numbers per ABI counted in arrays (others in a hash)
 WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)
 PBUF = 4096                 # a path event's buffer (PATH_MAX)
-MAX_DEPTH = 128             # components and mount crossings the kernel walks (ebpf.c)
+MAX_DEPTH = 32 * 8          # components and mount crossings the kernel walks (ebpf.c: WALK_CHUNK * MAX_CHUNKS)
 USER_SLOTS = 4096           # process slots userspace fills (the command, attached processes)
 PROCS_PER_TRACE = 32768     # process slots the kernel fills (forks, cgroup newcomers), split over CPUs
 MAX_PATHS = 32768
@@ -128,7 +129,7 @@ def _tracefs() -> str | None:
 def usable_reason() -> str:
     """'' when eBPF tracing works here, else what is missing and how to fix it."""
     if os.geteuid() != 0:
-        return "needs root (run with sudo), or use --backend ptrace"
+        return "needs root (run with sudo)"
     try:
         import bcc  # noqa: F401
     except ImportError:
@@ -356,7 +357,15 @@ def _fmt_cgroup(path: str) -> tuple[int, int, str]:
                 if mount is None or len(mp) > len(mount[0]):
                     mount = (mp, root)
     if mount is None:
-        raise UserError(f"--cgroup {path}: not in a cgroup v2 hierarchy (mount -t cgroup2 none /sys/fs/cgroup)")
+        mounts = sorted({line.split(" - ")[0].split()[4]
+                         for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                         if line.partition(" - ")[2].split()[:1] == ["cgroup2"]})
+        if mounts:
+            raise UserError(f"--cgroup {path}: not in a cgroup v2 hierarchy; cgroup2 is mounted at "
+                            f"{', '.join(mounts)}: give a cgroup under it")
+        raise UserError(f"--cgroup {path}: not in a cgroup v2 hierarchy, and none is mounted: mount one on a "
+                        f"directory of its own (mkdir -p /run/cgroup2 && mount -t cgroup2 none /run/cgroup2); "
+                        f"not over /sys/fs/cgroup, which would hide the cgroup v1 controllers")
     mp, root = mount
     rel = os.path.relpath(p, mp)
     parts = [x for x in root.split("/") if x] + ([x for x in rel.split("/") if x and x != "."])
@@ -1051,6 +1060,11 @@ class EbpfBackend(Backend):
             _, wst = os.waitpid(pid, 0)
             status = launch.status_of(wst)
             # like ptrace (strace -f): the run ends when every traced process has ended
+            left = [p for p in sess.live if p != pid and _alive(p)]
+            if left and options.waiting is not None:
+                procs = processes(left)
+                if procs:
+                    options.waiting(status, procs)
             last = 0.0
             while stop is None or not stop.is_set():
                 now = time.monotonic()

@@ -87,6 +87,7 @@ from ..launch import resolve_command
 from .paths import in_root, resolve_in_root, root_of
 from .sockaddr import endpoint, record_endpoint
 from .recording import Recording, RecordingBuilder
+from .base import processes
 
 NO_SECCOMP_ENV = "LEASTPRIV_PTRACE_NO_SECCOMP"
 SAMPLE_FIRST = 8
@@ -106,6 +107,36 @@ _PATH_OPS = {name: tuple((pa.dirfd, pa.index, pa.access) for pa in row.paths)
              for name, row in semantics.SEMANTICS.items() if row.kind == "pathop"}
 _OPENS = frozenset(name for name, row in semantics.SEMANTICS.items() if row.kind in ("open", "creat", "openat2"))
 _EXECS = frozenset(name for name, row in semantics.SEMANTICS.items() if row.kind == "exec")
+
+
+def _privileged_exe(path: str) -> str:
+    """'set-user-ID root' (etc.) when exec'ing ``path`` would gain privileges (an owner or group other
+    than ours, or file capabilities); '' otherwise."""
+    import pwd
+    import grp
+    import stat as _stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    what = []
+    if st.st_mode & _stat.S_ISUID and st.st_uid != os.geteuid():
+        try:
+            what.append(f"set-user-ID {pwd.getpwuid(st.st_uid).pw_name}")
+        except KeyError:
+            what.append(f"set-user-ID {st.st_uid}")
+    if st.st_mode & _stat.S_ISGID and st.st_mode & _stat.S_IXGRP and st.st_gid != os.getegid():
+        try:
+            what.append(f"set-group-ID {grp.getgrgid(st.st_gid).gr_name}")
+        except KeyError:
+            what.append(f"set-group-ID {st.st_gid}")
+    try:
+        if os.getxattr(path, "security.capability"):
+            what.append("given file capabilities")
+    except OSError:
+        pass
+    return " and ".join(what)
 
 
 def _no_new_privs(pid) -> bool:
@@ -143,8 +174,8 @@ class PtraceBackend(Backend):
 
     def trace(self, target: Target, options: TraceOptions) -> Recording:
         if not isinstance(target, Command):
-            raise UserError("the ptrace backend traces a command it starts; attaching to a PID or a cgroup "
-                            "needs --backend ebpf")
+            raise UserError("--backend ptrace traces only a command it starts; attaching to a PID or a cgroup "
+                            "needs --backend ebpf (as root)")
         if not target.argv:
             raise UserError("learn: no command given")
         path = resolve_command(target.argv[0])
@@ -164,6 +195,8 @@ class _Session:
         self.exe_tables: dict[str, dict] = {}      # exe -> table
         self.prelaunch: dict = {}                  # the root before its first exec
         self.first_exe = ""
+        self.nnp = False
+        self.nnp_named: set[str] = set()
         self.pending: dict[int, list] = {}         # tid -> entry awaiting its exit stop
         self.extra: dict[int, object] = {}         # tid -> handler data for the exit stop
         self.exec_arg: dict[int, str] = {}         # tid -> execve path argument
@@ -510,8 +543,13 @@ class _Session:
         self.pending.pop(pid, None)
         self.extra.pop(pid, None)
         self.exec_arg.pop(pid, None)
-        if pid == self.root and self.exit_status is None and (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
-            self.exit_status = launch.status_of(status)
+        if pid == self.root and self.exit_status is None:
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                self.exit_status = launch.status_of(status)
+            if self.options.waiting is not None and self.exit_status is not None and self.tables:
+                left = processes(list(self.tables))
+                if left:
+                    self.options.waiting(self.exit_status, left)
 
     def _new_task(self, pid) -> dict:
         """A task we have not seen: a new child (maybe before its parent's fork event) or thread."""
@@ -561,9 +599,15 @@ class _Session:
                 self.b.exec_(real)
         if not self.first_exe:
             self.first_exe = exe
-            if not self.fallback and _no_new_privs(pid) and not _no_new_privs("self"):
-                self.b.note("no_new_privs was set on the workload (without CAP_SYS_ADMIN the kernel requires it "
-                            "for the seccomp filter): setuid/file-capability programs ran without their privileges")
+            self.nnp = not self.fallback and _no_new_privs(pid) and not _no_new_privs("self")
+        if getattr(self, "nnp", False):
+            why = _privileged_exe(exe)
+            if why and exe not in self.nnp_named:
+                self.nnp_named.add(exe)
+                self.b.note(f"{exe} is {why} but ran without it: no_new_privs was set on the workload (without "
+                            f"CAP_SYS_ADMIN the kernel requires it for the tracer's seccomp filter), so its "
+                            f"output and needs may differ from a normal run (learn it as root, or with "
+                            f"--backend ebpf)")
         self.tables[pid] = self._exe_table(exe)
 
     # ------------------------------------------------------------ entries

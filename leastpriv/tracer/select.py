@@ -26,7 +26,8 @@ def choose(name: str, target: Target) -> tuple[Backend, str]:
         cls = load(name)
         ok, why = cls.usable()
         if not ok:
-            raise UserError(f"--backend {name}: not usable here: {why}")
+            hint = ", or use --backend ptrace (for a command)" if name == "ebpf" and isinstance(target, Command) else ""
+            raise UserError(f"--backend {name}: not usable here: {why}{hint}")
         return cls(), f"backend {name} (asked for)"
     try:
         ebpf = load("ebpf")
@@ -36,6 +37,7 @@ def choose(name: str, target: Target) -> tuple[Backend, str]:
     if ok:
         return ebpf(), "backend ebpf (auto: root and bcc usable)"
     if not isinstance(target, Command):
-        raise UserError(f"attaching to a running process or cgroup needs the ebpf backend, which is not usable: {why}")
+        raise UserError(f"attaching to a running process or cgroup needs the ebpf backend (ptrace traces only a "
+                        f"command it starts), which is not usable here: {why}")
     reason = "not root" if os.geteuid() != 0 else why
     return load("ptrace")(), f"backend ptrace (auto: ebpf not usable: {reason})"

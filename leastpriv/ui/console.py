@@ -9,7 +9,8 @@ from typing import Iterator
 from rich.console import Console
 from rich.markup import escape
 
-out = Console(highlight=False, soft_wrap=True)
+# piped or redirected: as wide as the content (a pipe has no width; rich's 80 columns would cut values with "…")
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -27,18 +28,60 @@ def error(msg: str) -> None:
     err.print(f"[red]leastpriv: error:[/] {escape(msg)}", markup=True, highlight=False)
 
 
-@contextmanager
-def live_status(label: str) -> Iterator:
-    """A one-line live status on stderr while something long runs; silent when stderr is not a tty.
+class _Elapsed:
+    """The status text, with the clock read when rich draws it (so it runs between events)."""
 
+    def __init__(self, label: str):
+        self.label = label
+        self.start = time.monotonic()
+        self.parts = ""
+
+    def __rich__(self) -> str:
+        return f"{self.label} [dim]{time.monotonic() - self.start:5.1f}s[/] {escape(self.parts)}"
+
+
+def _tty_of(fd_path: str) -> int | None:
+    """The terminal device (st_rdev) an fd is open on, or None."""
+    import os
+    import stat
+
+    try:
+        st = os.stat(fd_path)
+    except OSError:
+        return None
+    return st.st_rdev if stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in (4, 5, 136) else None
+
+
+def workload_shares_terminal(pid: int | None = None) -> bool:
+    """Does the workload write to the terminal our stderr is? ``pid`` None: a command we start
+    (it inherits our stdin/stdout/stderr); else a running process (its fds 0-2)."""
+    import os
+
+    mine = _tty_of("/proc/self/fd/2")
+    if mine is None:
+        return False
+    if pid is None:
+        return True
+    return any(_tty_of(f"/proc/{pid}/fd/{fd}") == mine for fd in (0, 1, 2)) or not os.path.exists(f"/proc/{pid}")
+
+
+@contextmanager
+def live_status(label: str, shares_terminal: bool = True) -> Iterator:
+    """A one-line live status on stderr while something long runs.
+
+    Silent when stderr is not a tty, and when the workload writes to the same
+    terminal (``shares_terminal``): the workload owns it, and a status line
+    redrawn over its output (or over an editor's screen) would corrupt what
+    the user sees; what the run did is said after it. The clock is read at
+    each redraw (rich refreshes it), so it runs between events.
     Yields a callback taking the backend's progress dict.
     """
-    if not sys.stderr.isatty():
+    if not sys.stderr.isatty() or shares_terminal:
         yield lambda _d: None
         return
-    start = time.monotonic()
-    with err.status(label) as status:
+    text = _Elapsed(label)
+    with err.status(text) as status:
         def update(d: dict) -> None:
-            parts = [f"{k} {v}" for k, v in d.items()]
-            status.update(f"{label} [dim]{time.monotonic() - start:5.1f}s[/] " + "  ".join(parts))
+            text.parts = "  ".join(f"{k} {v}" for k, v in d.items())
+            status.update(text)
         yield update

@@ -9,7 +9,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from .. import __version__
-from ..learner.diff import KIND_TITLES, KINDS
+from ..learner.diff import KIND_NAMES, KIND_TITLES, KINDS
 
 FORMATS = ("rich", "json", "junit", "sarif", "github")
 
@@ -21,7 +21,7 @@ _RULE_NAMES = {"syscall": "NewSyscall", "arg": "NewArgumentValue", "capability":
 
 def _message(c: dict) -> str:
     where = f" ({c['arch']})" if c.get("arch") else ""
-    text = f"new {KIND_TITLES[c['kind']].rstrip('s') if c['kind'] != 'capability' else 'capability'}{where}: {c['label']}"
+    text = f"new {KIND_NAMES[c['kind']]}{where}: {c['label']}"
     if c.get("danger"):
         d = c["danger"]
         text += f" -- DANGEROUS: {d['why']} (e.g. {d['example']})"
@@ -46,7 +46,8 @@ def to_junit(result: dict, baseline: str) -> str:
         case = ET.SubElement(suite, "testcase", classname="leastpriv.check", name=f"no new {KIND_TITLES[k]}")
         if grown:
             dangerous = [c for c in grown if c.get("danger")]
-            msg = f"{len(grown)} new {KIND_TITLES[k]}" + (f", {len(dangerous)} dangerous" if dangerous else "")
+            msg = f"{len(grown)} new {KIND_NAMES[k] if len(grown) == 1 else KIND_TITLES[k]}" + \
+                (f", {len(dangerous)} dangerous" if dangerous else "")
             fail = ET.SubElement(case, "failure", message=msg, type="dangerous-growth" if dangerous else "growth")
             fail.text = "\n".join(_message(c) for c in grown)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

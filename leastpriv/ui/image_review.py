@@ -5,7 +5,7 @@ import json
 
 from rich.table import Table
 
-from .console import out
+from . import console
 
 
 def markdown(r: dict) -> str:
@@ -33,7 +33,8 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def render(r: dict) -> None:
+def render(r: dict, out=None) -> None:
+    out = out or console.out
     out.print(f"[bold]review[/] [cyan]{r['name'] or r['image']}[/]: {' '.join(r['command'])}")
     out.print(("[red]runs as root[/]" if r["runs_as_root"] else "[green]runs as a non-root user[/]")
               + f" (uid {r['user']['uid']})")

@@ -5,10 +5,12 @@ import json
 
 from . import console
 from .show import capability_label, convergence
+from ..learner.capabilities import wanted_not_granted
 
 
-def report_learn(output, profile, rec, added, as_json) -> None:
-    """What one learn run added to the profile: status lines on stderr, ``--json`` on stdout."""
+def report_learn(output, profile, rec, added, as_json, others=()) -> None:
+    """What one learn run added to the profile: status lines on stderr, ``--json`` on stdout.
+    ``others``: the programs the profile was learned from when this run is another one."""
     n_sys = sum(len(t) for t in rec.syscalls.values())
     if as_json:
         console.out.print_json(json.dumps({"profile": output, "run": rec.id, "complete": rec.complete,
@@ -33,12 +35,15 @@ def report_learn(output, profile, rec, added, as_json) -> None:
         if added.get("capabilities"):
             caps = profile.facts.get("capabilities", {})
             needed = [c for c in added["capabilities"] if c in profile.rules.get("capabilities", [])]
-            checked = [c for c in added["capabilities"] if c not in needed]
+            # no-audit probes (the overcommit CAP_SYS_ADMIN check on every mmap) are not news: only capabilities
+            # the workload asked for with audit and was refused are said (`show` lists every check)
+            checked = [c for c in added["capabilities"] if c in wanted_not_granted(profile.facts)]
             if needed:
                 labels = [capability_label({"cap": c, "inferred": caps.get(c, {}).get("inferred")}) for c in needed]
                 console.info(f"new capabilities needed: {', '.join(labels)}")
             if checked:
-                console.info(f"capabilities checked but not needed (no-audit or denied checks): {', '.join(checked)}")
+                console.warn(f"capabilities asked for and refused (the workload ran without them): "
+                             f"{', '.join(checked)}")
         for kind in ("execs", "network"):
             if added.get(kind):
                 console.info(f"new {kind}: {', '.join(added[kind])}")
@@ -47,3 +52,6 @@ def report_learn(output, profile, rec, added, as_json) -> None:
     if len(profile.runs) > 1 and profile.runs_without_growth:
         console.info("this run added nothing new")
     console.info(f"{output}: {convergence(len(profile.runs), profile.runs_without_growth)[0]}")
+    if others:
+        console.warn(f"{output} was learned from {', '.join(others)}; this run is {rec.command[0]}: the profile now "
+                     f"allows what both need (learn into another file with -o NAME.json to keep them apart)")

@@ -10,6 +10,7 @@ import os
 
 from ..errors import UserError
 from ..fileio import write_atomic
+from . import console
 
 
 def is_special(path: str) -> bool:
@@ -33,3 +34,25 @@ def refuse_special(path: str, what: str) -> None:
     """A profile or recording is only ever a regular file (it is written by an atomic rename)."""
     if is_special(path):
         raise UserError(f"{path}: not a regular file: the {what} is written by renaming a new file over it")
+
+
+def emit_report(output: str | None, text: str | None = None, render=None) -> None:
+    """A report to stdout, or (``-o FILE``) atomically to FILE. ``text``: a machine format; ``render(console)``:
+    a rich rendering, plain text in a file."""
+    import io
+
+    from rich.console import Console
+
+
+    if render is not None:
+        if output is None:
+            render(console.out)
+            return
+        buf = io.StringIO()
+        render(Console(file=buf, highlight=False, soft_wrap=True, width=4096))
+        text = buf.getvalue()
+    if output is None:
+        console.out.file.write(text if text.endswith("\n") else text + "\n")
+        console.out.file.flush()
+    else:
+        write_output(output, text if text.endswith("\n") else text + "\n")

@@ -18,7 +18,7 @@ def _dangers(r: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
-def render_rich(r: dict, path: str) -> None:
+def render_rich(r: dict, path: str, out=out) -> None:
     words, style = convergence(r["runs"], r["runs_without_growth"])
     out.print(f"[bold]review[/] of [bold cyan]{escape(path)}[/] (architecture {r['arch']}): [{style}]{escape(words)}[/]")
     out.print(("[bold red]" if _dangers(r) else "[green]") + r["verdict"] + "[/]")

@@ -55,7 +55,18 @@ def capability_label(row: dict) -> str:
     return row["cap"] + (" (inferred)" if row.get("inferred") else "")
 
 
-def render(profile: Profile, path: str) -> None:
+SUMMARY_ROWS = 25   # rows of a long table (files, argument values, endpoints) shown without --all
+
+
+def _more(table_rows: int, shown: int, what: str) -> None:
+    if table_rows > shown:
+        out.print(f"[dim]  ... and {table_rows - shown} more {what} (show --all lists them)[/]")
+
+
+def render(profile: Profile, path: str, all_rows: bool = False) -> None:
+    """The profile for people. Long tables (files, argument values, network) are cut to their first
+    SUMMARY_ROWS rows unless ``all_rows``; each says how many it left out."""
+    limit = None if all_rows else SUMMARY_ROWS
     runs = profile.runs
     words, style = convergence(len(runs), profile.runs_without_growth)
     head = Text.assemble(("profile ", "bold"), (path, "bold cyan"), ": ", (words, style))
@@ -96,11 +107,12 @@ def render(profile: Profile, path: str) -> None:
         a_t = Table(title="argument values", title_justify="left", show_edge=False)
         for col in ("arch", "syscall", "values", "count", "runs"):
             a_t.add_column(col)
-        for arch, table in sorted(args.items()):
-            for name, entries in sorted(table.items()):
-                for e in entries:
-                    a_t.add_row(arch, name, e.get("describe", str(e["values"])), str(e["count"]), f"{e['runs']}/{nruns}")
+        rows = [(arch, name, e.get("describe", str(e["values"])), str(e["count"]), f"{e['runs']}/{nruns}")
+                for arch, table in sorted(args.items()) for name, entries in sorted(table.items()) for e in entries]
+        for row in rows[:limit]:
+            a_t.add_row(*row)
         out.print(a_t)
+        _more(len(rows), len(rows[:limit]), "argument values")
 
     caps = profile.facts.get("capabilities", {})
     if caps:
@@ -119,17 +131,21 @@ def render(profile: Profile, path: str) -> None:
         f_t.add_column("path")
         f_t.add_column("access")
         f_t.add_column("runs")
-        for p, e in sorted(files.items()):
-            f_t.add_row(p, ",".join(e["access"]), f"{e['runs']}/{nruns}")
+        rows = sorted(files.items())
+        for p, e in rows[:limit]:
+            f_t.add_row(escape(p), ",".join(e["access"]), f"{e['runs']}/{nruns}")
         out.print(f_t)
+        _more(len(rows), len(rows[:limit]), "files")
     net = profile.facts.get("network", [])
     if net:
         n_t = Table(title="network", title_justify="left", show_edge=False)
         for col in ("op", "proto", "family", "address", "port", "runs"):
             n_t.add_column(col)
-        for e in net:
-            n_t.add_row(e["op"], e.get("proto", "?"), e["family"], e["address"], str(e.get("port") or ""), f"{e['runs']}/{nruns}")
+        for e in net[:limit]:
+            n_t.add_row(e["op"], e.get("proto", "?"), e["family"], escape(e["address"]), str(e.get("port") or ""),
+                        f"{e['runs']}/{nruns}")
         out.print(n_t)
+        _more(len(net), len(net[:limit]), "endpoints")
     unknown = profile.facts.get("unknown_syscalls", {})
     if any(unknown.values()):
         out.print("[yellow]unknown syscall numbers (not in the tables; reported, not allowed by name):[/] " +

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import re
@@ -13,48 +14,63 @@ from typing import Any
 from .errors import UserError
 
 
-def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int | None = None) -> None:
+FILE_MODE = 0o644    # every file leastpriv writes (profiles, recordings, exports, reports)
+CACHE_MODE = 0o600   # caches (kernel addresses are secrets under KASLR)
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int = FILE_MODE) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never half.
 
-    The new content goes to a temporary file in the same directory, is
-    fsync'ed, then renamed over ``path``. An existing file keeps its mode.
+    The rules for every file leastpriv writes (it runs as root, often in directories others can write):
+
+    * the path the user named is written, never a symlink's target: a symlink there is refused
+      (name the target itself), so a dangling link cannot create ``/etc/x`` and a link to a device
+      or a setuid file cannot have it replaced or copy its mode;
+    * only a regular file is ever replaced (never a device, fifo or directory);
+    * the new content goes to a temporary file created ``O_EXCL`` in the same directory, gets
+      ``mode`` (0644; caches 0600) whatever the old file had, is fsync'ed, then renamed over ``path``.
     """
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
     directory = path.parent if str(path.parent) else Path(".")
     try:
-        st = path.stat()
+        st = os.lstat(path)
     except FileNotFoundError:
         st = None
     except OSError as exc:   # e.g. a path component that is a file (ENOTDIR)
         raise UserError(f"{path}: cannot write: {exc.strerror}") from None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise UserError(f"{path}: is a symlink: leastpriv never writes through one (name the file it points to)")
     if st is not None and not stat.S_ISREG(st.st_mode):
         # never rename over a device, pipe or directory (-o /dev/null as root would replace the device)
         raise UserError(f"{path}: not a regular file: refusing to replace it")
-    if mode is None:
-        if st is not None:
-            mode = st.st_mode & 0o7777
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise UserError(f"{path}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+            raise DiskFull(str(path), exc.strerror) from None
         raise
+
+
+class DiskFull(UserError):
+    """Writing failed for lack of space (or a dead or read-only disk); nothing was replaced."""
+
+    def __init__(self, path: str, why: str):
+        super().__init__(f"{path}: cannot write: {why} (the old file, if any, is unchanged)")
+        self.path = path
 
 
 try:

@@ -135,6 +135,9 @@ class Profile:
         profile is an error now, not after the run.
         """
         if os.path.lexists(path):
+            if os.path.islink(path):   # write_atomic would refuse it after the run: refuse it now
+                raise UserError(f"{path}: is a symlink: leastpriv never writes through one (name the file it "
+                                "points to)")
             if not os.path.isfile(path):   # /dev/null, a fifo: the atomic rename would replace it
                 raise UserError(f"{path}: not a regular file: the profile is written by renaming a new file "
                                 "over it")

@@ -126,22 +126,68 @@ def copy_json(x: Any) -> Any:
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 
 
-def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """Read a JSON file or raise a one-line UserError naming it and the problem."""
+MAX_INPUT_BYTES = 64 << 20   # a profile, recording or bundle config larger than this is refused unread
+
+
+def read_bounded(path: str | os.PathLike, what: str = "file", limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is refused before reading.
+
+    Opened non-blocking (a fifo does not hang the open), then checked on the descriptor: a fifo, a
+    device (a link to /dev/zero), a directory or a file over the limit is refused in one line.
+    """
     path = Path(path)
     try:
-        text = path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         raise UserError(f"{path}: no such {what}") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a {what}") from None
     except PermissionError:
         raise UserError(f"{path}: permission denied") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a {what} (not UTF-8 text)") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        return json.loads(text)
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UserError(f"{path}: is a directory, expected a {what}")
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{path}: not a regular file (a device, fifo or socket): refusing to read it as a {what}")
+        if st.st_size > limit:
+            raise UserError(f"{path}: {st.st_size} bytes: larger than the {limit >> 20} MiB a {what} may have "
+                            "(refused unread)")
+        chunks, left = [], limit + 1
+        while left > 0:
+            try:
+                chunk = os.read(fd, min(left, 1 << 20))
+            except OSError as exc:
+                raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        raw = b"".join(chunks)
+        if len(raw) > limit:   # grew while we read it
+            raise UserError(f"{path}: larger than the {limit >> 20} MiB a {what} may have (refused)")
+        return raw
+    finally:
+        os.close(fd)
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Read a JSON file (bounded, strict: no NaN/Infinity) or raise a one-line UserError naming it and
+    the problem."""
+    raw = read_bounded(path, what)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a {what} (not UTF-8 text)") from None
+    try:
+        return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise UserError(f"{path}: malformed JSON: nested too deeply") from None
+    except ValueError as exc:   # NaN/Infinity, an integer of more than 4300 digits
+        raise UserError(f"{path}: malformed JSON: {str(exc).splitlines()[0][:120]}") from None

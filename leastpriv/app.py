@@ -14,17 +14,32 @@ from .ui import console
 
 
 def add_run(output: str, existing, rec, save_recording: str | None):
-    """Add a Recording to the profile at ``output`` (``existing``: its loaded content, or None), save it
-    (first: a bad --save-recording path must not lose the run), then the Recording if asked.
+    """Add a Recording to the profile at ``output``, save it, then the Recording if asked.
+
+    ``existing`` was read before the run to fail early; under the profile's lock (fileio.locked) the
+    profile is read again, so that concurrent learns and merges into one file each keep their run.
+    The profile is saved first: a bad --save-recording path must not lose the run. When the disk is
+    full, the Recording is saved elsewhere (rescue_recording) and the one error line says where.
 
     Returns (profile, what this run added).
     """
+    from .fileio import DiskFull, locked
     from .learner import aggregate
+    from .learner.profile import Profile
 
-    profile, added = aggregate.add_recording(existing, rec)
-    profile.save(output)
+    del existing   # read again under the lock
+    try:
+        with locked(output):
+            profile, added = aggregate.add_recording(Profile.load_existing(output), rec)
+            profile.save(output)
+    except DiskFull as exc:
+        where = rescue_recording(rec, [save_recording] if save_recording else [], output)
+        raise UserError(f"{exc}; this run was not added: {where}") from None
     if save_recording:
-        rec.save(save_recording)
+        try:
+            rec.save(save_recording)
+        except DiskFull as exc:
+            raise UserError(f"{exc}; the run is in {output}") from None
     return profile, added
 
 
@@ -43,6 +58,32 @@ def learn_from_log(source: str, *, since: str | None = None, exes: Sequence[str]
     filt = kernlog.LogFilter(since=kernlog.parse_since(since) if since else None, exe=tuple(exes),
                              comm=tuple(comms))
     return kernlog.load(source, filt)
+
+
+def rescue_recording(rec, first: list[str], output: str) -> str:
+    """Save a run that could not be added to its profile somewhere else; say where (or why nowhere).
+
+    Tried in order: the --save-recording path, $XDG_STATE_HOME/leastpriv/unsaved (~/.local/state),
+    /var/tmp, /dev/shm (memory: a full disk does not fill it).
+    """
+    import os
+
+    from .fileio import DiskFull
+
+    name = f"leastpriv-unsaved-{rec.id}.rec.json"
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    candidates = list(first) + [os.path.join(state, "leastpriv", "unsaved", name),
+                                os.path.join("/var/tmp", name), os.path.join("/dev/shm", name)]
+    tried = []
+    for path in candidates:
+        try:
+            os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+            rec.save(path)
+        except (OSError, UserError, DiskFull) as exc:
+            tried.append(f"{path} ({exc.strerror if isinstance(exc, OSError) else 'no space'})")
+            continue
+        return f"its recording was saved to {path}; add it with: leastpriv merge {output} {path} -o {output}"
+    return "its recording could not be saved anywhere either (tried " + ", ".join(tried) + ")"
 
 
 def _runc():

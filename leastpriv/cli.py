@@ -559,11 +559,14 @@ def merge(inputs, output, as_json, fmt="text"):
 
     from .ui.output import refuse_special
 
+    from .fileio import locked
+
     refuse_special(output, "profile")
     as_json = as_json or fmt == "json"
-    items = [load_profile_or_recording(p) for p in inputs]
-    profile = aggregate.merge(items)
-    profile.save(output)
+    with locked(output):   # the output may be one of the inputs: read, merge, write as one step
+        items = [load_profile_or_recording(p) for p in inputs]
+        profile = aggregate.merge(items)
+        profile.save(output)
     nruns = len(profile.runs)
     rare = profile.seen_in_one_run()
     summary = {"output": output, "inputs": list(inputs), "runs": nruns,

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import copy
 import errno
+import fcntl
 import json
 import os
 import re
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import UserError
 
@@ -47,6 +49,8 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int = FILE_MO
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise DiskFull(str(path), exc.strerror) from None
         raise UserError(f"{path}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -71,6 +75,50 @@ class DiskFull(UserError):
     def __init__(self, path: str, why: str):
         super().__init__(f"{path}: cannot write: {why} (the old file, if any, is unchanged)")
         self.path = path
+
+
+@contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock for a read-modify-write of ``path`` (learn and merge into one profile).
+
+    The lock is ``fcntl.flock`` on a sidecar file, ``.NAME.lock`` next to ``path`` (the profile itself
+    is replaced by a rename, so it cannot carry the lock). The holder removes the sidecar before it
+    unlocks; a waiter that then gets the lock of a removed file sees that the name no longer leads to
+    its file and starts again, so no two writers ever hold "the" lock at once and nothing is left
+    behind. Never opened through a symlink.
+    """
+    path = Path(path)
+    lock = (path.parent if str(path.parent) else Path(".")) / f".{path.name}.lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY, 0o600)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise DiskFull(str(path), exc.strerror) from None
+            raise UserError(f"{lock}: cannot lock {path}: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UserError(f"{lock}: not a regular file: cannot lock {path}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                now = os.lstat(lock)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            break
+        os.close(fd)       # the holder before us removed it: lock the new one
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        os.close(fd)       # releases the lock
 
 
 try:

@@ -123,7 +123,7 @@ def check_names(doc: dict, where: str, what: str) -> None:
     become Kubernetes ``add: [ALL]``; an unknown syscall name would be dropped or mis-resolved by a
     runtime). Unknown syscall *numbers* are kept as ``#N`` by the tracers and stay allowed here.
     """
-    from . import constants, syscalls
+    from .kernel import constants, syscalls
 
     arches = set(syscalls.arches())
     caps = constants.group("capability")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from leastpriv.container.image import load_and_unpack
+from leastpriv.oci.image import load_and_unpack
 from leastpriv.errors import UserError
 from tests.conftest import need_root
 from tests.test_container import _add, _sha, layer

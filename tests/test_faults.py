@@ -1,0 +1,132 @@
+"""Faults keep the run: concurrent writers, a full disk, signals, a crashing workload, leastpriv killed.
+
+Each outcome is the documented one (README ## Exit codes, ## Faults): one line, the exit code, the
+run saved (or saved elsewhere and said where), no traceback, no orphaned or stopped process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import lp, need_root
+
+
+def _one_line(proc, code, *needles):
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("leastpriv: error:")]
+    assert len(errors) == 1, proc.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]
+    return errors[0]
+
+
+def _procs_with(marker: str) -> list[str]:
+    """Processes whose command line holds ``marker`` (the workload of one test), with their state."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmd and state != "Z":
+            out.append(f"{pid} {state} {cmd}")
+    return out
+
+
+def test_ten_concurrent_learns_keep_ten_runs(tmp_path):
+    out = tmp_path / "same.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--backend", "ptrace", "-o", str(out),
+                               "--", "true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(10)]
+    for p in procs:
+        _stdout, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    doc = json.loads(out.read_text())
+    assert len(doc["runs"]) == 10 and len({r["id"] for r in doc["runs"]}) == 10
+    assert doc["facts"]["execs"][next(iter(doc["facts"]["execs"]))]["runs"] == 10
+    # merges into the same file, concurrently with each other: none lost either
+    recs = [tmp_path / f"r{i}.rec.json" for i in range(4)]
+    for rec in recs:
+        assert lp("learn", "--backend", "ptrace", "-o", str(tmp_path / "x.json"), "--save-recording", str(rec),
+                  "--", "true").returncode == 0
+    procs = [subprocess.Popen([sys.executable, "-m", "leastpriv", "merge", str(out), str(rec), "-o", str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rec in recs]
+    for p in procs:
+        p.communicate(timeout=120)
+        assert p.returncode == 0
+    assert len(json.loads(out.read_text())["runs"]) == 14
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs, filled up: every write there fails with ENOSPC."""
+    need_root()
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(mnt: Path) -> None:
+    with open(mnt / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_disk_full_keeps_the_run_elsewhere(tmp_path, full_disk):
+    good = tmp_path / "good.json"
+    assert lp("learn", "--backend", "ptrace", "-o", str(good), "--", "true").returncode == 0
+    prof = full_disk / "p.json"
+    prof.write_bytes(good.read_bytes())
+    before = prof.read_bytes()
+    _fill(full_disk)
+    state = tmp_path / "state"
+    env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    proc = lp("learn", "--backend", "ptrace", "-o", str(prof), "--", "ls", "/", env=env)
+    line = _one_line(proc, 2, str(prof), "No space left on device", "saved to")
+    saved = Path(line.split("saved to ", 1)[1].split(";", 1)[0])
+    assert saved.is_relative_to(state) and saved.exists()
+    assert prof.read_bytes() == before, "the old profile must be untouched"
+    assert [n for n in os.listdir(full_disk) if n.endswith(".tmp")] == []
+    # the saved run is added with the command the line gives (here into a copy on a disk with space)
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(before)
+    assert lp("merge", str(copy), str(saved), "-o", str(copy)).returncode == 0
+    assert len(json.loads(copy.read_text())["runs"]) == 2
+    # --save-recording on the full disk too: rescued to the state directory
+    proc = lp("learn", "--backend", "ptrace", "-o", str(prof), "--save-recording", str(full_disk / "r.json"),
+              "--", "true", env=env)
+    _one_line(proc, 2, "saved to " + str(state))
+    # export, merge and check --output to the full disk: one line, exit 2, nothing half-written
+    for cmd in (["export", str(good), "--format", "oci", "-o", str(full_disk / "e.json")],
+                ["merge", str(good), "-o", str(full_disk / "m.json")],
+                ["check", "--baseline", str(good), str(good), "--format", "json", "--output",
+                 str(full_disk / "c.json")]):
+        _one_line(lp(*cmd), 2, "No space left on device")
+    assert sorted(os.listdir(full_disk)) == ["filler", "p.json"]
+
+
+def test_crashing_workload(tmp_path):
+    prof = tmp_path / "p.json"
+    proc = lp("learn", "--backend", "ptrace", "-o", str(prof), "--", "sh", "-c", "kill -SEGV $$")
+    assert proc.returncode == 128 + signal.SIGSEGV and "Traceback" not in proc.stderr, proc.stderr
+    run = json.loads(prof.read_text())["runs"][0]
+    assert run["exit_status"] == 128 + signal.SIGSEGV and run["complete"] is True

@@ -6,9 +6,12 @@ verify a profile under runc, review an image.
 from __future__ import annotations
 
 import json
-from typing import Sequence
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
-from .errors import UserError
+from .errors import Interrupted, UserError
 from .text import plural
 from .ui import console
 
@@ -86,6 +89,26 @@ def rescue_recording(rec, first: list[str], output: str) -> str:
     return "its recording could not be saved anywhere either (tried " + ", ".join(tried) + ")"
 
 
+@contextmanager
+def signals_unwind() -> Iterator[None]:
+    """While a container's files exist (an unpacked image, runc's state): SIGTERM and SIGHUP raise, like
+    Ctrl-C, so every ``with`` block on the way out removes what it made; runc.run stops the container
+    itself when a signal comes while it runs (the run is then saved, marked interrupted)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum, _frame):
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, unwind) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def _runc():
     from .oci.runc import Runc
 
@@ -106,7 +129,8 @@ def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence
         raise UserError("--backend ptrace: cannot attach to a runc container (use ebpf or seccomp-notify; see README "
                         "## Containers)")
     runc = _runc()
-    with open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws:
+    with signals_unwind(), open_workspace(image=image, bundle=bundle, args=args, network=network,
+                                          overrides=overrides) as ws:
         for c in ws.changes:
             console.info(f"bundle: {c}")
         if ws.unpack:
@@ -132,7 +156,8 @@ def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runt
     runc = _runc()
     if as_json:
         console.info("the container's stdout goes to stderr: the verdict is on stdout")
-    with open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws, \
+    with signals_unwind(), \
+            open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws, \
             _stdout_to_stderr(as_json):
         res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration,
                      stdio={"passthrough": True, "stdin": stdin})
@@ -170,7 +195,7 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
 
     runc = _runc()
     machine_on_stdout = output is None and fmt in ("json", "markdown")
-    with open_workspace(image=image, args=args, network=network, overrides=overrides) as ws:
+    with signals_unwind(), open_workspace(image=image, args=args, network=network, overrides=overrides) as ws:
         from .ui.image_review import scan_rootfs
         scan = scan_rootfs(ws.rootfs)   # before anything runs in it
         learn_exit = None
@@ -188,6 +213,9 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
             profile, _ = aggregate.add_recording(None, rec)
         # prove the capability set: run under the profile with exactly the learned capabilities
         v = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime)
+        first = v.complain if v.complain is not None else v.enforce
+        if first is not None and not first.started:   # not even the unenforced run started: no review to give
+            raise UserError(f"runc could not start the container: {first.runc_error or 'no reason given'}")
         caps_proved = bool(v.ok)
         report = build_report(image=image, name=ws.name, conf=ws.conf, profile=profile, unpack=ws.unpack,
                               rootfs=ws.rootfs, runtime=runtime, caps_proved=caps_proved, learn_exit=learn_exit,

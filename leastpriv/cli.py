@@ -7,6 +7,7 @@ Exit codes (README has the table): a command's own status for learn/run
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import click
@@ -48,9 +49,11 @@ class Group(click.Group):
         except UserError as exc:
             console.error(str(exc))
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            console.err.print("leastpriv: interrupted")
-            sys.exit(130)
+        except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM/SIGHUP while a container's files exist (app.py)
+            signum = getattr(exc, "signum", 2)
+            console.err.print(f"leastpriv: interrupted ({signal.Signals(signum).name}); nothing was saved",
+                              markup=False)
+            sys.exit(128 + signum)
         except BrokenPipeError:
             sys.exit(141)
         except OSError as exc:
@@ -269,6 +272,8 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
                                   duration=duration, overrides=overrides, stdin=interactive)
         _add_run(output, existing, rec, save_recording, as_json)
+        if rec.interrupted in ("SIGINT", "SIGTERM", "SIGHUP"):   # leastpriv was told to stop: 128+N, run saved
+            sys.exit(128 + signal.Signals[rec.interrupted].value)
         sys.exit(rec.exit_status if rec.exit_status is not None else 0)
     targets = [t for t in (command or None, pid, cgroup) if t is not None]
     if len(targets) != 1:

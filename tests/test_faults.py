@@ -39,7 +39,7 @@ def _procs_with(marker: str) -> list[str]:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if marker in cmd and state != "Z":
+        if marker in cmd and "leastpriv" not in cmd and "pytest" not in cmd and state != "Z":
             out.append(f"{pid} {state} {cmd}")
     return out
 
@@ -130,3 +130,127 @@ def test_crashing_workload(tmp_path):
     assert proc.returncode == 128 + signal.SIGSEGV and "Traceback" not in proc.stderr, proc.stderr
     run = json.loads(prof.read_text())["runs"][0]
     assert run["exit_status"] == 128 + signal.SIGSEGV and run["complete"] is True
+
+
+def _wait_for(marker: str, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if _procs_with(marker):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the workload ({marker}) never started")
+
+
+def _gone(marker: str, timeout: float = 10) -> list[str]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and _procs_with(marker):
+        time.sleep(0.1)
+    return _procs_with(marker)
+
+
+@pytest.mark.parametrize("backend", ["ptrace", "ebpf"])
+def test_signals_to_learn_a_command(tmp_path, backend):
+    """SIGINT and SIGTERM reach the workload; the run is saved, marked interrupted; exit 128+N on both
+    backends; kill -9 of leastpriv takes the workload with it (ptrace EXITKILL, eBPF PR_SET_PDEATHSIG)."""
+    if backend == "ebpf":
+        need_root()
+    for i, sig in enumerate((signal.SIGINT, signal.SIGTERM, signal.SIGKILL)):
+        marker = f"3{i}.4{'1' if backend == 'ptrace' else '2'}7"
+        prof = tmp_path / f"{sig.name}.json"
+        p = subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--backend", backend, "-o", str(prof),
+                              "--", "sleep", marker], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        _wait_for(f"sleep {marker}")
+        time.sleep(0.3)
+        p.send_signal(sig)
+        _out, err = p.communicate(timeout=60)
+        assert p.returncode == (128 + sig if sig != signal.SIGKILL else -sig), (sig, p.returncode, err)
+        assert "Traceback" not in err
+        assert _gone(f"sleep {marker}") == [], f"{backend}: the workload outlived leastpriv ({sig.name})"
+        if sig == signal.SIGKILL:
+            assert not prof.exists()
+            continue
+        run = json.loads(prof.read_text())["runs"][-1]
+        assert run["complete"] is False and run["interrupted"] == sig.name, run
+        assert run["exit_status"] == 128 + sig
+
+
+def test_crashing_and_stopping_workloads_leave_nothing(tmp_path):
+    """A workload that stops itself (SIGSTOP) and is then killed, and one whose child segfaults."""
+    prof = tmp_path / "p.json"
+    proc = lp("learn", "--backend", "ptrace", "-o", str(prof), "--", "sh", "-c",
+              "sh -c 'kill -SEGV $$'; echo child-crashed; exit 3")
+    assert proc.returncode == 3 and "child-crashed" in proc.stdout and "Traceback" not in proc.stderr
+    assert _procs_with("kill -SEGV") == []
+
+
+@pytest.fixture
+def busybox_image(tmp_path):
+    from tests.test_container import base_layer, oci_archive
+    need_root()
+    import shutil
+    if not shutil.which("runc"):
+        pytest.fail("runc is needed (make install)")
+    return oci_archive(tmp_path / "img.tar", [base_layer(None)], {"Entrypoint": ["/bin/busybox", "sleep", "375"],
+                                                                    "Env": ["PATH=/bin"]})
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("backend", ["ebpf", "seccomp-notify"])
+def test_signals_to_learn_an_image(tmp_path, busybox_image, sig, backend):
+    """SIGINT/SIGTERM during learn --image: the container is stopped and removed with its cgroup, runc state
+    and leastpriv's working directory; the run is saved, marked interrupted; exit 128+N."""
+    from tests.test_hostile_image import snapshot
+    work = tmp_path / "tmpdir"
+    work.mkdir()
+    prof = tmp_path / "p.json"
+    before = snapshot(tmp_path, skip=work)
+    p = subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--image", str(busybox_image), "--backend",
+                          backend, "-o", str(prof)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "TMPDIR": str(work)},
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    _wait_for("sleep 375")
+    pid = _procs_with("sleep 375")[0].split()[0]
+    cgroup = Path(f"/proc/{pid}/cgroup").read_text().strip().splitlines()[-1].split(":", 2)[2]
+    cid = cgroup.rstrip("/").rsplit("/", 1)[1]
+    assert cid.startswith("lp-"), cgroup
+    time.sleep(0.5)
+    p.send_signal(sig)
+    _out, err = p.communicate(timeout=90)
+    assert p.returncode == 128 + sig, (p.returncode, err)
+    assert "Traceback" not in err
+    assert _gone("sleep 375") == []
+    assert not Path("/run/leastpriv-runc", cid).exists(), "runc's state of the container was left behind"
+    assert not any(Path(m, cgroup.lstrip("/")).exists() for m in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"))
+    assert os.listdir(work) == [], "leastpriv's working directory was left behind"
+    run = json.loads(prof.read_text())["runs"][-1]
+    assert run["complete"] is False and run["interrupted"] == sig.name
+    after = snapshot(tmp_path, skip=work)
+    assert set(after) - set(before) == {str(prof)}
+
+
+def test_sigterm_while_unpacking_removes_the_working_directory(tmp_path):
+    """SIGTERM before the container exists (while the image unpacks): one line, 143, nothing left."""
+    need_root()
+    import io
+    import tarfile
+    from tests.test_container import oci_archive
+    lay = io.BytesIO()
+    with tarfile.open(fileobj=lay, mode="w") as tf:
+        for i in range(64):
+            ti = tarfile.TarInfo(f"f{i}")
+            ti.size = 4 << 20
+            tf.addfile(ti, io.BytesIO(bytes(4 << 20)))
+    img = oci_archive(tmp_path / "big.tar", [lay.getvalue()], {"Cmd": ["/x"]}, gzip_layers=True)
+    work = tmp_path / "tmpdir"
+    work.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--image", str(img), "-o",
+                          str(tmp_path / "p.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "TMPDIR": str(work)})
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not any(work.iterdir()):
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and "Traceback" not in err, err
+    assert os.listdir(work) == [] and not (tmp_path / "p.json").exists()

@@ -168,6 +168,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
         finally:
             obs.close()
             os.rmdir(d)
+        _stop_if_interrupted(complain)
         messages += obs.errors
         for (name, arch, by, why), (count, args) in sorted(verdicts.items()):
             denials.append(Denial(name, arch, by, tuple(args), count, why))
@@ -179,6 +180,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
     from ..exporters.oci import seccomp_object
     exported, _ = seccomp_object(profile, ExportOptions(runtime=rt))
     enforce = runc.run(bundle, _with(conf, exported, caps, nnp), timeout=timeout, ephemeral=True, **(stdio or {}))
+    _stop_if_interrupted(enforce)
     for cap in cap_denials:
         denials.append(Denial(cap, "", "workload", (), 1, "capability not in the learned set"))
     ok = not denials and enforce.started and enforce.exit_status == (complain.exit_status if complain else 0)
@@ -199,6 +201,15 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
     return VerifyResult(ok, rt, complain, enforce, tuple(denials), caps, tuple(messages))
 
 
+def _stop_if_interrupted(res: RunResult | None) -> None:
+    """A verify run that leastpriv was told to stop proves nothing: unwind (the CLI exits 128+N)."""
+    if res is not None and res.interrupted:
+        import signal
+
+        from ..errors import Interrupted
+        raise Interrupted(signal.Signals[res.interrupted].value)
+
+
 def _complain_with_caps(runc: Runc, bundle: str, conf: dict, timeout: float) -> tuple[RunResult, list[str]]:
     """The complain run traced by eBPF by cgroup: (the run, the capabilities the workload needed)."""
     from ..errors import UserError
@@ -209,6 +220,9 @@ def _complain_with_caps(runc: Runc, bundle: str, conf: dict, timeout: float) -> 
     try:
         rec, res = _learn_ebpf(runc, bundle, conf, "verify", timeout, ephemeral=True)
     except UserError as exc:
+        if exc.exit_code > 128:   # stopped by a signal before the container started
+            from ..errors import Interrupted
+            raise Interrupted(exc.exit_code - 128) from None
         if "could not start" in str(exc):
             return runc.run(bundle, conf, timeout=timeout, ephemeral=True), []
         raise

@@ -61,6 +61,7 @@ WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)
 PBUF = 4096                 # a path event's buffer (PATH_MAX)
 MAX_DEPTH = 32 * 8          # components and mount crossings the kernel walks (ebpf.c: WALK_CHUNK * MAX_CHUNKS)
 USER_SLOTS = 4096           # process slots userspace fills (the command, attached processes)
+PR_SET_PDEATHSIG = constants.value("prctl", "PR_SET_PDEATHSIG")
 PROCS_PER_TRACE = 32768     # process slots the kernel fills (forks, cgroup newcomers), split over CPUs
 MAX_PATHS = 32768
 POLL_MS = 25                # userspace reads the ring buffer this often
@@ -990,13 +991,23 @@ class EbpfBackend(Backend):
         stop = options.extra.get("stop_event")
         gate_r, gate_w = os.pipe()
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # child: wait until tracked, then exec
             try:
                 os.close(gate_w)
                 os.close(err_r)
-                for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+                # the workload dies with leastpriv (kill -9 included), as ptrace's EXITKILL does: an eBPF
+                # trace must not leave it running untraced. Kept across execve (not for setuid programs).
+                ct.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:
+                    os._exit(125)
+                # Python ignores SIGPIPE/SIGXFSZ and handles SIGINT; the workload gets the dispositions
+                # leastpriv was started with (a SIGINT ignored by nohup or `&` stays ignored, as untraced)
+                for s in (signal.SIGPIPE, signal.SIGXFSZ):
                     signal.signal(s, signal.SIG_DFL)
+                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
                 for fd in _open_fds() - keep - {gate_r, err_w}:
                     try:
                         os.close(fd)

@@ -142,3 +142,28 @@ def test_other_formats_hold(profiles, fmt):
     else:
         doc = json.loads(res.stdout)
         assert "\n[Service]" not in json.dumps(doc) or fmt == "landlock"
+
+
+def test_rich_output_never_reads_markup_from_data(profiles, tmp_path):
+    """show, review, diff, check and merge print names like 'a]b[/]c' as they are (no MarkupError)."""
+    hostile, plain = profiles
+    for cmd in (["show", str(hostile)], ["review", str(hostile)], ["diff", str(plain), str(hostile)],
+                ["check", "--baseline", str(plain), str(hostile)], ["merge", str(hostile), "-o",
+                                                                       str(tmp_path / "m[bold]x[red].json")]):
+        res = lp(*cmd)
+        assert res.returncode in (0, 1), (cmd, res.stderr)
+        assert "Traceback" not in res.stderr and "MarkupError" not in res.stderr
+    text = lp("diff", str(plain), str(hostile)).stdout
+    assert "a]b[/]c" in text
+
+
+def test_image_review_prints_file_names_as_they_are(tmp_path, capsys):
+    from leastpriv.ui.image_review import render
+    names = ["/evil[/]x", "/[bold]b[/]"]
+    report = {"name": "img[/]", "image": "i", "command": ["/bin/[red]x"], "runs_as_root": True, "user": {"uid": 0},
+              "findings": ["world-writable /evil[/]x"], "capabilities": {"granted_by_default": [], "used": []},
+              "syscalls": {"used": [], "docker_default_allows_unused": [], "dangerous_used": []},
+              "rootfs": {"setuid_setgid_files": names, "world_writable": names}}
+    render(report)
+    out = capsys.readouterr().out
+    assert "/evil[/]x" in out and "[bold]b[/]" in out and "img[/]" in out and "/bin/[red]x" in out

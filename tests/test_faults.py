@@ -254,3 +254,27 @@ def test_sigterm_while_unpacking_removes_the_working_directory(tmp_path):
     _out, err = p.communicate(timeout=60)
     assert p.returncode == 143 and "Traceback" not in err, err
     assert os.listdir(work) == [] and not (tmp_path / "p.json").exists()
+
+
+def test_runc_create_timeout_leaves_no_runc_init(tmp_path, busybox_image, monkeypatch):
+    """A `runc create` that does not finish in time is killed with the `runc init` it started (the issue:
+    300k Env entries made create time out, a TimeoutExpired traceback and an orphaned runc init spinning)."""
+    from leastpriv.oci import runc as runc_mod
+    from leastpriv.oci.workspace import open_workspace
+    monkeypatch.setattr(runc_mod, "CREATE_TIMEOUT", 0.05)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    r = runc_mod.Runc()
+    with open_workspace(image=str(busybox_image)) as ws:
+        res = r.run(ws.bundle, ws.conf, timeout=10)
+    assert not res.started and "did not finish within" in res.runc_error
+    me = str(os.getpid())
+    left = []
+    for d in os.listdir("/proc"):
+        try:
+            st = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        if st[st.rfind(")") + 2:].split()[1] == me and "runc" in st[st.find("(") + 1:st.rfind(")")]:
+            left.append(st)
+    assert left == []
+    assert [n for n in os.listdir(tmp_path) if n.startswith("leastpriv-image-")] == []

@@ -192,3 +192,20 @@ def test_docker_repotags_wrong_type_refused(tmp_path):
     with pytest.raises(UserError) as exc:
         load_and_unpack(tmp_path / "d.tar", tmp_path / "rootfs")
     assert "$[0].RepoTags: expected array or null, got an integer" in str(exc.value)
+
+
+def test_working_directory_gone_on_success_and_error(tmp_path, monkeypatch):
+    """open_workspace's directory (TMPDIR/leastpriv-image-*) is removed after use and when unpacking fails."""
+    from leastpriv.oci.workspace import open_workspace
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    good = image(tmp_path / "good.tar", [layer([("bin", "dir"), ("bin/x", "file", b"x")])],
+                 {"Entrypoint": ["/bin/x"]})
+    with open_workspace(image=str(good)) as ws:
+        assert os.path.isfile(os.path.join(ws.rootfs, "bin", "x"))
+    host = tmp_path / "host"
+    bad = image(tmp_path / "bad.tar", [layer([("a", "dir"), ("a/sub", "dir", None, {"mode": 0o777}),
+                                              ("h", "hardlink", "../host")])])
+    with pytest.raises(UserError):
+        open_workspace(image=str(bad))
+    assert [n for n in os.listdir(tmp_path) if n.startswith("leastpriv-image-")] == []
+    assert not host.exists()

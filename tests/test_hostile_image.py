@@ -209,3 +209,18 @@ def test_working_directory_gone_on_success_and_error(tmp_path, monkeypatch):
         open_workspace(image=str(bad))
     assert [n for n in os.listdir(tmp_path) if n.startswith("leastpriv-image-")] == []
     assert not host.exists()
+
+
+def test_layout_directory_with_a_fifo_blob_is_refused(tmp_path):
+    """An OCI layout directory whose blob is a fifo (or a device) is refused, not read forever."""
+    img = image(tmp_path / "img.tar", [layer([("f", "file", b"x")])])
+    d = tmp_path / "layout"
+    d.mkdir()
+    with tarfile.open(img) as tf:
+        tf.extractall(d, filter="data")
+    blob = next(p for p in (d / "blobs" / "sha256").iterdir() if p.stat().st_size > 1000)
+    blob.unlink()
+    os.mkfifo(blob)
+    with pytest.raises(UserError) as exc:
+        load_and_unpack(d, tmp_path / "rootfs")
+    assert "not a regular file" in str(exc.value)

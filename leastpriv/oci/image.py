@@ -205,10 +205,14 @@ class ImageSource:
         if self._tar is None:
             if _has_symlink_below(self.path, name):
                 raise UnsafeImage(f"{self.path}: {name}: is or passes through a symlink (refused)")
-            try:
-                return open(self.path / name, "rb")
+            try:   # non-blocking and checked on the fd: a fifo or a device in the layout is refused, not read
+                fd = os.open(self.path / name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError as exc:
                 raise UserError(f"{self.path}: {name}: {exc.strerror}") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise UnsafeImage(f"{self.path}: {name}: not a regular file (refused)")
+            return os.fdopen(fd, "rb")
         m = self._members.get(name)
         if m is None:
             raise UserError(f"{self.path}: {name}: missing from the archive")

@@ -24,6 +24,13 @@ class Group(click.Group):
     """Turns UserError, click's usage errors (and Ctrl-C outside a trace) into one line and an exit code."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # file names a program chose need not be UTF-8 (the tracers keep their bytes as surrogates): print
+        # them as \udcXX escapes rather than fail on a strict UTF-8 terminal or pipe
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (AttributeError, ValueError):
+                pass
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:

@@ -33,7 +33,7 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int = FILE_MO
       ``mode`` (0644; caches 0600) whatever the old file had, is fsync'ed, then renamed over ``path``.
     """
     path = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data   # non-UTF-8 names: their bytes
     directory = path.parent if str(path.parent) else Path(".")
     try:
         st = os.lstat(path)

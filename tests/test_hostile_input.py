@@ -30,7 +30,7 @@ HOSTILE_VALUES = [None, True, False, 0, -1, -2**63 - 1, 2**64, 10**30, 1.5, "", 
                   "[bold]x[/]", "a" * 5000, "\udcff", [], {}, [[[[]]]], {"a": {"b": {}}}, [1, "x", None],
                   {"count": -5}, {"values": []}, "SCMP_CMP_EQ", "/etc/shadow", "../../x", "\x00"]
 HOSTILE_KEYS = ["ALL", "CAP_ALL", "nosuchsyscall", "mips99", "#-1", "\n[/]", "", "x86_64", "i386", "read",
-                "/dev/zero", "a" * 300]
+                "/dev/zero", "a" * 300, "/x\udcff[/]", "/\udcfe\n"]
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +262,21 @@ def test_schemas_are_valid_and_agree(seeds):
         for doc in docs:
             assert jsonschema.Draft7Validator(s).is_valid(doc)
             schema.check_shipped(doc, name, "seed", name)
+
+
+def test_non_utf8_file_names_are_shown_and_exported(tmp_path):
+    """A program that opens a file whose name is not UTF-8: every reader prints it (escaped), no export
+    writes it raw, nothing fails on a strict UTF-8 output (click's CliRunner is one)."""
+    d = tmp_path / "w"
+    d.mkdir()
+    prof = tmp_path / "p.json"
+    code = f"open(b'{d}/\\xff\\xfe[b]x]', 'w').write('x')"
+    proc = lp("learn", "--backend", "ptrace", "-o", str(prof), "--", "python3", "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert "\\udcff" in prof.read_text()
+    runner = CliRunner()
+    for cmd in _commands(str(prof), str(prof), str(tmp_path / "m.json")):
+        result = runner.invoke(main, cmd)
+        assert _judge(cmd, result, prof) == "accepted", cmd
+    res = runner.invoke(main, ["show", "--json", str(prof)])
+    assert any("\udcff\udcfe[b]x]" in p for p in json.loads(res.stdout)["facts"]["files"])

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 from ..kernel import constants
 from ..errors import UserError
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
-from .escape import expressible, for_comment
+from .escape import expressible, expressible_files, for_comment
 from .landlock import _interpreter, globbable_dir
 
 GLOB_MIN_FILES = 3
@@ -256,6 +256,8 @@ class AppArmorExporter(Exporter):
 
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
         profile, options, notes = prepare(profile, options)
+        profile, dropped = expressible_files(profile)   # names the program chose that this format cannot hold
+        notes += dropped
         name = options.name or default_name(profile)
         attach = options.extra.get("attach") or attachment(profile)
         text = render(profile, name, complain=options.complain, attach=attach,

@@ -3,7 +3,8 @@
 Line formats (systemd units, AppArmor profiles, the comments of every format) get each value
 quoted by their own rules (systemd.py, apparmor.py); what no quoting can express -- a name with a
 newline or another control character, or not valid UTF-8 -- is dropped from the export with a note,
-never written raw. ``prepare`` in base.py applies :func:`expressible_files` for every exporter.
+never written raw. The line-format exporters (systemd, AppArmor, the SPO AppArmorProfile) apply
+:func:`expressible_files` after ``prepare``; selinux.py escapes and refuses with its own rules.
 """
 from __future__ import annotations
 

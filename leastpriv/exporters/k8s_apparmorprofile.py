@@ -12,6 +12,7 @@ from typing import Any
 
 from .apparmor import attachment, glob_path, network_rules, path_rules
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
+from .escape import expressible_files
 from .k8s_seccompprofile import API_VERSION, dump_yaml, k8s_name
 
 
@@ -59,6 +60,8 @@ class AppArmorProfileExporter(Exporter):
 
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
         profile, options, notes = prepare(profile, options)
+        profile, dropped = expressible_files(profile)   # names the program chose that this format cannot hold
+        notes += dropped
         name = k8s_name(profile, options)
         meta: dict[str, Any] = {"name": name}
         if options.namespace:

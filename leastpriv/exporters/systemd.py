@@ -41,7 +41,7 @@ from typing import Any, Mapping
 from ..kernel import groups, syscalls
 from ..text import plural
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
-from .escape import expressible, for_comment
+from .escape import expressible, expressible_files, for_comment
 from .landlock import _PROC_PID
 
 _API_FS = ("/dev/", "/proc/", "/sys/")
@@ -218,6 +218,8 @@ class SystemdExporter(Exporter):
 
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
         profile, options, notes = prepare(profile, options)
+        profile, dropped = expressible_files(profile)   # names the program chose that this format cannot hold
+        notes += dropped
         text, more = render(profile, options, str(options.extra.get("profile_path", "")))
         return ExportResult(text, tuple(notes + more))
 

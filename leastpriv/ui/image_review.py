@@ -189,3 +189,9 @@ def render(r: dict, out=None) -> None:
     out.print(f"setuid/setgid files: {e(', '.join(fs['setuid_setgid_files']) or 'none')}")
     out.print(f"world-writable paths: {e(', '.join(fs['world_writable']) or 'none')}")
     out.print("[dim]--format json or markdown for the ready-to-apply OCI and Kubernetes artifacts[/]")
+
+
+def _exported(profile, runtime: str) -> dict:
+    from ..exporters.base import ExportOptions
+    from ..exporters.oci import seccomp_object
+    return seccomp_object(profile, ExportOptions(runtime=runtime))[0]

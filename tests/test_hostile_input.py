@@ -47,7 +47,12 @@ def seeds(tmp_path_factory):
     from leastpriv.learner import aggregate
     from leastpriv.learner.profile import Profile
     aggregate.relearn(Profile.from_json(p), {"args": "strict", "style": "denylist"}).save(str(deny))
-    return d, [json.loads(prof.read_text()), json.loads(deny.read_text())], json.loads(rec.read_text()), prof
+    # The mutated documents name no real executable: show and review analyse each executable's code
+    # (reach/, ~0.5 s of CPU each; tests/test_reach.py covers it); here the read path is under test.
+    docs = [json.loads(prof.read_text()), json.loads(deny.read_text()), json.loads(rec.read_text())]
+    for doc in docs:
+        (doc["facts"] if "facts" in doc else doc)["executables"] = {}
+    return d, docs[:2], docs[2], prof
 
 
 def _nodes(doc, path=()):
@@ -167,7 +172,6 @@ def test_fuzz_profiles_and_recordings(seeds):
     bad = d / "bad.json"
     out = d / "out.json"
     counts = {"accepted": 0, "refused": 0}
-    per_command: dict[str, int] = {}
     start = time.monotonic()
     cwd = os.getcwd()
     os.chdir(d)
@@ -176,20 +180,20 @@ def test_fuzz_profiles_and_recordings(seeds):
             base = recording if i % 3 == 2 else profiles[i % 2]
             bad.write_bytes(mutate(base, rng))
             cmds = _commands(str(bad), str(good), str(out))
-            # every document: the shared read path of two commands, rotating over all of them
-            for cmd in (cmds[i % len(cmds)], cmds[(i * 7 + 3) % len(cmds)]):
+            # every document goes to one command, rotating over all of them (19 commands, 3 kinds of base
+            # document: every command meets every kind); all of them share the read path under test
+            for cmd in (cmds[i % len(cmds)],):
                 result = runner.invoke(main, cmd, catch_exceptions=True)
                 try:
                     counts[_judge(cmd, result, bad)] += 1
                 except AssertionError as exc:
                     raise AssertionError(f"mutation #{i} (seed 20261130): {exc}\ninput: {bad.read_bytes()[:400]!r}")
-                per_command[cmd[0] if cmd[0] != "export" else cmd[-1]] = per_command.get(cmd[0], 0) + 1
     finally:
         os.chdir(cwd)
     elapsed = time.monotonic() - start
     print(f"\nfuzz: {N_MUTATIONS} documents, {sum(counts.values())} invocations: {counts}, 0 tracebacks, "
           f"{elapsed:.1f} s")
-    assert counts["refused"] > N_MUTATIONS // 2 and counts["accepted"] > 50
+    assert counts["refused"] > N_MUTATIONS // 3 and counts["accepted"] > 50
 
 
 def _load(path):

@@ -176,6 +176,8 @@ def check_names(doc: dict, where: str, what: str) -> None:
                 names_ok(f"$.rules.{key}.{arch}[{j}].names", arch, r["names"])
     for arch in (rules.get("unknown") or {}):
         arch_ok("$.rules.unknown", arch)
+    for arch, sibs in (rules.get("siblings") or {}).items():
+        names_ok(f"$.rules.siblings.{arch}", arch, [x["name"] for x in sibs] + [x["sibling_of"] for x in sibs])
     for arch, d in (rules.get("denylist") or {}).items():
         names_ok(f"$.rules.denylist.{arch}.names", arch, d.get("names") or [])
         for key in ("conditional", "errno"):

@@ -24,7 +24,7 @@ from tests.conftest import lp
 
 N_MUTATIONS = 1000
 FORMATS = ("oci", "docker", "k8s-seccompprofile", "k8s-apparmorprofile", "k8s-pod", "apparmor", "systemd",
-           "landlock", "seccomp-pfc")
+           "landlock", "seccomp-pfc", "selinux")
 HOSTILE_VALUES = [None, True, False, 0, -1, -2**63 - 1, 2**64, 10**30, 1.5, "", "ALL", "CAP_ALL", "CAP_BOGUS",
                   "nosuchsyscall", "#-1", "mips99", "x86_64", "read", "EPERM\n", "\n[/]\nExecStart=x", "[/]",
                   "[bold]x[/]", "a" * 5000, "\udcff", [], {}, [[[[]]]], {"a": {"b": {}}}, [1, "x", None],

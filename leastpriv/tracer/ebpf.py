@@ -1002,12 +1002,8 @@ class EbpfBackend(Backend):
                 ct.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
                 if os.getppid() != parent:
                     os._exit(125)
-                # Python ignores SIGPIPE/SIGXFSZ and handles SIGINT; the workload gets the dispositions
-                # leastpriv was started with (a SIGINT ignored by nohup or `&` stays ignored, as untraced)
-                for s in (signal.SIGPIPE, signal.SIGXFSZ):
+                for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
                     signal.signal(s, signal.SIG_DFL)
-                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-                    signal.signal(signal.SIGINT, signal.SIG_DFL)
                 for fd in _open_fds() - keep - {gate_r, err_w}:
                     try:
                         os.close(fd)

@@ -7,10 +7,13 @@ through like docker run and say what they do as they go. Nothing here reads ``sy
 from __future__ import annotations
 
 import json
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from .errors import UserError
+from .errors import Interrupted, UserError
 from .exporters import base as exporters
 from .exporters.base import ExportOptions, ExportResult
 from .fileio import write_atomic
@@ -59,16 +62,33 @@ def trace(chosen: Backend, target: Target, progress: Callable[[dict], None] | No
     return chosen.trace(target, TraceOptions(progress=progress, **options))
 
 
-def add_run(output: str, existing: Profile | None, rec: Recording, save_recording: str | None):
-    """Add a Recording to the profile at ``output`` (``existing``: its loaded content, or None), save it
-    (first: a bad --save-recording path must not lose the run), then the Recording if asked.
+def add_run(output: str, existing, rec, save_recording: str | None):
+    """Add a Recording to the profile at ``output``, save it, then the Recording if asked.
+
+    ``existing`` was read before the run to fail early; under the profile's lock (fileio.locked) the
+    profile is read again, so that concurrent learns and merges into one file each keep their run.
+    The profile is saved first: a bad --save-recording path must not lose the run. When the disk is
+    full, the Recording is saved elsewhere (rescue_recording) and the one error line says where.
 
     Returns (profile, what this run added).
     """
-    profile, added = aggregate.add_recording(existing, rec)
-    profile.save(output)
+    from .fileio import DiskFull, locked
+    from .learner import aggregate
+    from .learner.profile import Profile
+
+    del existing   # read again under the lock
+    try:
+        with locked(output):
+            profile, added = aggregate.add_recording(Profile.load_existing(output), rec)
+            profile.save(output)
+    except DiskFull as exc:
+        where = rescue_recording(rec, [save_recording] if save_recording else [], output)
+        raise UserError(f"{exc}; this run was not added: {where}") from None
     if save_recording:
-        rec.save(save_recording)
+        try:
+            rec.save(save_recording)
+        except DiskFull as exc:
+            raise UserError(f"{exc}; the run is in {output}") from None
     return profile, added
 
 
@@ -101,6 +121,52 @@ def export(profile: Profile, fmt: str, options: ExportOptions) -> ExportResult:
     return replace(result, notes=tuple(notes) + tuple(result.notes))
 
 
+def rescue_recording(rec, first: list[str], output: str) -> str:
+    """Save a run that could not be added to its profile somewhere else; say where (or why nowhere).
+
+    Tried in order: the --save-recording path, $XDG_STATE_HOME/leastpriv/unsaved (~/.local/state),
+    /var/tmp, /dev/shm (memory: a full disk does not fill it).
+    """
+    import os
+
+    from .fileio import DiskFull
+
+    name = f"leastpriv-unsaved-{rec.id}.rec.json"
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    candidates = list(first) + [os.path.join(state, "leastpriv", "unsaved", name),
+                                os.path.join("/var/tmp", name), os.path.join("/dev/shm", name)]
+    tried = []
+    for path in candidates:
+        try:
+            os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+            rec.save(path)
+        except (OSError, UserError, DiskFull) as exc:
+            tried.append(f"{path} ({exc.strerror if isinstance(exc, OSError) else 'no space'})")
+            continue
+        return f"its recording was saved to {path}; add it with: leastpriv merge {output} {path} -o {output}"
+    return "its recording could not be saved anywhere either (tried " + ", ".join(tried) + ")"
+
+
+@contextmanager
+def signals_unwind() -> Iterator[None]:
+    """While a container's files exist (an unpacked image, runc's state): SIGTERM and SIGHUP raise, like
+    Ctrl-C, so every ``with`` block on the way out removes what it made; runc.run stops the container
+    itself when a signal comes while it runs (the run is then saved, marked interrupted)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum, _frame):
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, unwind) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 # ----------------------------------------------------------- containers
 
 def _runc():
@@ -123,7 +189,8 @@ def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence
         raise UserError("--backend ptrace: cannot attach to a runc container (use ebpf or seccomp-notify; see README "
                         "## Containers)")
     runc = _runc()
-    with open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws:
+    with signals_unwind(), open_workspace(image=image, bundle=bundle, args=args, network=network,
+                                          overrides=overrides) as ws:
         for c in ws.changes:
             console.info(f"bundle: {c}")
         if ws.unpack:
@@ -149,7 +216,8 @@ def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runt
     runc = _runc()
     if as_json:
         console.info("the container's stdout goes to stderr: the verdict is on stdout")
-    with open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws, \
+    with signals_unwind(), \
+            open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws, \
             _stdout_to_stderr(as_json):
         res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration,
                      stdio={"passthrough": True, "stdin": stdin})
@@ -188,7 +256,7 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
 
     runc = _runc()
     machine_on_stdout = output is None and fmt in ("json", "markdown")
-    with open_workspace(image=image, args=args, network=network, overrides=overrides) as ws:
+    with signals_unwind(), open_workspace(image=image, args=args, network=network, overrides=overrides) as ws:
         from .oci.image import scan_rootfs
         scan = scan_rootfs(ws.rootfs)   # before anything runs in it
         learn_exit = None
@@ -206,6 +274,9 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
             profile, _ = aggregate.add_recording(None, rec)
         # prove the capability set: run under the profile with exactly the learned capabilities
         v = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime)
+        first = v.complain if v.complain is not None else v.enforce
+        if first is not None and not first.started:   # not even the unenforced run started: no review to give
+            raise UserError(f"runc could not start the container: {first.runc_error or 'no reason given'}")
         caps_proved = bool(v.ok)
         report = build_report(image=image, name=ws.name, conf=ws.conf, profile=profile, unpack=ws.unpack,
                               rootfs=ws.rootfs, runtime=runtime, caps_proved=caps_proved, learn_exit=learn_exit,

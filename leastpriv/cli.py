@@ -7,6 +7,7 @@ Exit codes (README has the table): a command's own status for learn/run
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import click
@@ -23,6 +24,13 @@ class Group(click.Group):
     """Turns UserError, click's usage errors (and Ctrl-C outside a trace) into one line and an exit code."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # file names a program chose need not be UTF-8 (the tracers keep their bytes as surrogates): print
+        # them as \udcXX escapes rather than fail on a strict UTF-8 terminal or pipe
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (AttributeError, ValueError):
+                pass
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
@@ -48,9 +56,11 @@ class Group(click.Group):
         except UserError as exc:
             console.error(str(exc))
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            console.err.print("leastpriv: interrupted")
-            sys.exit(130)
+        except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM/SIGHUP while a container's files exist (app.py)
+            signum = getattr(exc, "signum", 2)
+            console.err.print(f"leastpriv: interrupted ({signal.Signals(signum).name}); nothing was saved",
+                              markup=False)
+            sys.exit(128 + signum)
         except BrokenPipeError:
             sys.exit(141)
         except OSError as exc:
@@ -271,6 +281,8 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
                                   duration=duration, overrides=overrides, stdin=interactive)
         _add_run(output, existing, rec, save_recording, as_json)
+        if rec.interrupted in ("SIGINT", "SIGTERM", "SIGHUP"):   # leastpriv was told to stop: 128+N, run saved
+            sys.exit(128 + signal.Signals[rec.interrupted].value)
         sys.exit(rec.exit_status if rec.exit_status is not None else 0)
     targets = [t for t in (command or None, pid, cgroup) if t is not None]
     if len(targets) != 1:
@@ -558,13 +570,14 @@ def merge(inputs, output, as_json, fmt="text"):
     from .learner.profile import load_profile_or_recording
     from .ui.output import refuse_special
 
-
+    from .fileio import locked
 
     refuse_special(output, "profile")
     as_json = as_json or fmt == "json"
-    items = [load_profile_or_recording(p) for p in inputs]
-    profile = aggregate.merge(items)
-    profile.save(output)
+    with locked(output):   # the output may be one of the inputs: read, merge, write as one step
+        items = [load_profile_or_recording(p) for p in inputs]
+        profile = aggregate.merge(items)
+        profile.save(output)
     nruns = len(profile.runs)
     rare = profile.seen_in_one_run()
     summary = {"output": output, "inputs": list(inputs), "runs": nruns,

@@ -2,59 +2,123 @@
 from __future__ import annotations
 
 import copy
+import errno
+import fcntl
 import json
 import os
 import re
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import UserError
 
 
-def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int | None = None) -> None:
+FILE_MODE = 0o644    # every file leastpriv writes (profiles, recordings, exports, reports)
+CACHE_MODE = 0o600   # caches (kernel addresses are secrets under KASLR)
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int = FILE_MODE) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never half.
 
-    The new content goes to a temporary file in the same directory, is
-    fsync'ed, then renamed over ``path``. An existing file keeps its mode.
+    The rules for every file leastpriv writes (it runs as root, often in directories others can write):
+
+    * the path the user named is written, never a symlink's target: a symlink there is refused
+      (name the target itself), so a dangling link cannot create ``/etc/x`` and a link to a device
+      or a setuid file cannot have it replaced or copy its mode;
+    * only a regular file is ever replaced (never a device, fifo or directory);
+    * the new content goes to a temporary file created ``O_EXCL`` in the same directory, gets
+      ``mode`` (0644; caches 0600) whatever the old file had, is fsync'ed, then renamed over ``path``.
     """
     path = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data   # non-UTF-8 names: their bytes
     directory = path.parent if str(path.parent) else Path(".")
     try:
-        st = path.stat()
+        st = os.lstat(path)
     except FileNotFoundError:
         st = None
     except OSError as exc:   # e.g. a path component that is a file (ENOTDIR)
         raise UserError(f"{path}: cannot write: {exc.strerror}") from None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise UserError(f"{path}: is a symlink: leastpriv never writes through one (name the file it points to)")
     if st is not None and not stat.S_ISREG(st.st_mode):
         # never rename over a device, pipe or directory (-o /dev/null as root would replace the device)
         raise UserError(f"{path}: not a regular file: refusing to replace it")
-    if mode is None:
-        if st is not None:
-            mode = st.st_mode & 0o7777
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise DiskFull(str(path), exc.strerror) from None
         raise UserError(f"{path}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+            raise DiskFull(str(path), exc.strerror) from None
         raise
+
+
+class DiskFull(UserError):
+    """Writing failed for lack of space (or a dead or read-only disk); nothing was replaced."""
+
+    def __init__(self, path: str, why: str):
+        super().__init__(f"{path}: cannot write: {why} (the old file, if any, is unchanged)")
+        self.path = path
+
+
+@contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock for a read-modify-write of ``path`` (learn and merge into one profile).
+
+    The lock is ``fcntl.flock`` on a sidecar file, ``.NAME.lock`` next to ``path`` (the profile itself
+    is replaced by a rename, so it cannot carry the lock). The holder removes the sidecar before it
+    unlocks; a waiter that then gets the lock of a removed file sees that the name no longer leads to
+    its file and starts again, so no two writers ever hold "the" lock at once and nothing is left
+    behind. Never opened through a symlink.
+    """
+    path = Path(path)
+    lock = (path.parent if str(path.parent) else Path(".")) / f".{path.name}.lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY, 0o600)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise DiskFull(str(path), exc.strerror) from None
+            raise UserError(f"{lock}: cannot lock {path}: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UserError(f"{lock}: not a regular file: cannot lock {path}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                now = os.lstat(lock)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            break
+        os.close(fd)       # the holder before us removed it: lock the new one
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        os.close(fd)       # releases the lock
 
 
 try:
@@ -110,22 +174,68 @@ def copy_json(x: Any) -> Any:
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 
 
-def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """Read a JSON file or raise a one-line UserError naming it and the problem."""
+MAX_INPUT_BYTES = 64 << 20   # a profile, recording or bundle config larger than this is refused unread
+
+
+def read_bounded(path: str | os.PathLike, what: str = "file", limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is refused before reading.
+
+    Opened non-blocking (a fifo does not hang the open), then checked on the descriptor: a fifo, a
+    device (a link to /dev/zero), a directory or a file over the limit is refused in one line.
+    """
     path = Path(path)
     try:
-        text = path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         raise UserError(f"{path}: no such {what}") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a {what}") from None
     except PermissionError:
         raise UserError(f"{path}: permission denied") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a {what} (not UTF-8 text)") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        return json.loads(text)
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UserError(f"{path}: is a directory, expected a {what}")
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{path}: not a regular file (a device, fifo or socket): refusing to read it as a {what}")
+        if st.st_size > limit:
+            raise UserError(f"{path}: {st.st_size} bytes: larger than the {limit >> 20} MiB a {what} may have "
+                            "(refused unread)")
+        chunks, left = [], limit + 1
+        while left > 0:
+            try:
+                chunk = os.read(fd, min(left, 1 << 20))
+            except OSError as exc:
+                raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        raw = b"".join(chunks)
+        if len(raw) > limit:   # grew while we read it
+            raise UserError(f"{path}: larger than the {limit >> 20} MiB a {what} may have (refused)")
+        return raw
+    finally:
+        os.close(fd)
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Read a JSON file (bounded, strict: no NaN/Infinity) or raise a one-line UserError naming it and
+    the problem."""
+    raw = read_bounded(path, what)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a {what} (not UTF-8 text)") from None
+    try:
+        return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise UserError(f"{path}: malformed JSON: nested too deeply") from None
+    except ValueError as exc:   # NaN/Infinity, an integer of more than 4300 digits
+        raise UserError(f"{path}: malformed JSON: {str(exc).splitlines()[0][:120]}") from None

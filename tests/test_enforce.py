@@ -376,3 +376,26 @@ def test_run_names_capability_and_tcp_port_denials(tmp_path):
     assert f"would deny: capability CAP_NET_BIND_SERVICE by {exe} (1 check)" in res.stderr
     assert f"would deny: landlock bind_tcp TCP port 81 by {exe}" in res.stderr
     assert "CAP_SYS_ADMIN" not in res.stderr
+
+
+def test_capability_watch_leaves_no_ftrace_instance(tmp_path):
+    """run's ftrace instance is removed after the run, and one left by a killed run is removed by the next."""
+    need_root()
+    import glob
+
+    profile, _ = learn_profile(["true"])
+    path = _save(profile, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "leastpriv", "run", "--profile", path, "--", "sleep", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)   # the orphan ends by itself
+    deadline = time.monotonic() + 30
+    mine = []
+    while not mine and time.monotonic() < deadline:
+        mine = glob.glob(f"/sys/kernel/tracing/instances/leastpriv-run-{proc.pid}-*")
+        time.sleep(0.1)
+    assert mine, "run did not open its ftrace instance"
+    proc.kill()        # SIGKILL: no chance to clean up
+    proc.wait()
+    assert lp("run", "--profile", path, "--", "true").returncode == 0
+    assert not glob.glob(f"/sys/kernel/tracing/instances/leastpriv-run-{proc.pid}-*")
+    assert not [p for p in glob.glob("/sys/kernel/tracing/instances/leastpriv-run-*")
+                if not os.path.exists(f"/proc/{p.rsplit('-', 2)[1]}")]

@@ -111,7 +111,7 @@ def modules(tmp_path_factory):
              "write": [], "create": [], "exec": ["/usr/bin/true"]}
     patterns = [{"pattern": "/usr/share/zoneinfo/*", "base": "/usr/share/zoneinfo", "access": ["read"],
                  "paths": ["/usr/share/zoneinfo/UTC"], "count": 1, "runs": 1, "why": "test"},
-                {"pattern": 5}, {"pattern": "/x/*", "base": "/x/../etc", "access": ["read"]}]
+                {"pattern": "/x/*", "base": "/x/../etc", "access": ["read"]}]   # ({"pattern": 5}: refused on read)
     owned = [{"pattern": "/var/tmp/lp-owned-*", "base": "/var/tmp", "access": ["create", "write"],
               "paths": ["/var/tmp/lp-owned-1"], "count": 3, "runs": 1, "why": "created by the workload"}]
     with_rules(prof, files=files, patterns=patterns, owned=owned).save(str(d / "evil.json"))
@@ -184,8 +184,7 @@ def test_hostile_paths_cannot_reach_the_module(modules):
     assert not any("shadow_t" in r for r in rules_of(text)), text
     assert "\\n    (allow process shadow_t" in text          # escaped, inside a comment
     assert "\x1b" not in text and "; read: /srv/\\x1b[31mred[1]\n" in text   # a literal path, not a glob
-    assert "4 path(s) are not absolute, normalized paths; refused: /etc/../etc/shadow, relative/path, {'pattern': 5}, " \
-        in res.stderr
+    assert "3 path(s) are not absolute, normalized paths; refused: /etc/../etc/shadow, relative/path, " in res.stderr
     assert "under /proc/<pid>, /proc/self" in res.stderr and "genfscon" in res.stderr
     # a path the policy has no label for: default_t, granted, and said
     assert "; read: /lp-unlabelled/data\n    (allow process default_t ( file (" in text

@@ -42,17 +42,27 @@ def rootfs(tmp_path_factory):
     return make_rootfs(tmp_path_factory.mktemp("suite-root"))
 
 
+def _learn(name: str, d, backend: str | None):
+    first, _ = PROGRAMS[name]
+    path = d / f"{name}-{backend or 'default'}.json"
+    argv = ["sh", str(GEN / f"{name}.sh")]
+    for _ in range(2):
+        if backend:
+            _, proc = learn_profile(argv + first, path)
+        else:   # leastpriv learn with no flags at all (as root: eBPF)
+            proc = lp("learn", "-o", str(path), "--", *argv, *first)
+        assert proc.returncode == 0, proc.stderr
+    return path
+
+
 @pytest.fixture(scope="module", params=sorted(PROGRAMS))
 def learned(request, tmp_path_factory):
     need_root()
     name = request.param
     first, other = PROGRAMS[name]
     d = tmp_path_factory.mktemp(f"gen-{name}")
-    path = d / f"{name}.json"
     argv = ["sh", str(GEN / f"{name}.sh")]
-    for _ in range(2):
-        _, proc = learn_profile(argv + first, path)
-        assert proc.returncode == 0, proc.stderr
+    path = _learn(name, d, "ptrace")
     untraced = subprocess.run(argv + other, capture_output=True, text=True, timeout=120)
     assert untraced.returncode == 0, untraced.stderr
     return {"name": name, "path": path, "argv": argv + other, "want": untraced, "dir": d}
@@ -68,6 +78,18 @@ def test_run_with_the_profile_on_other_inputs(learned):
     with_rules(prof, owned=[]).save(str(bare))
     res = lp("run", "--profile", str(bare), "--", *learned["argv"])
     assert (res.returncode, res.stdout) != (learned["want"].returncode, learned["want"].stdout)
+
+
+@pytest.mark.parametrize("name", ["git", "sqlite"])
+def test_run_learned_with_default_flags(name, tmp_path):
+    """The same with `leastpriv learn` exactly as a user types it (as root: the eBPF backend). Two programs
+    only: an eBPF learning run costs seconds more than ptrace on this shared machine (all six pass by hand)."""
+    need_root()
+    path = _learn(name, tmp_path, None)
+    argv = ["sh", str(GEN / f"{name}.sh"), *PROGRAMS[name][1]]
+    want = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    res = lp("run", "--profile", str(path), "--", *argv)
+    assert (res.returncode, res.stdout) == (want.returncode, want.stdout), res.stderr
 
 
 def test_oci_export_under_runc(learned, rootfs):

@@ -65,7 +65,7 @@ def test_clone_rule_keeps_namespaces_out():
     ("{not json", "malformed JSON at line 1"),
     ('{"format": "something-else"}', "not a leastpriv profile"),
     ('{"format": "leastpriv-profile", "version": 99, "runs": [], "facts": {}}', "version 99 is newer"),
-    ('{"format": "leastpriv-profile", "version": 1, "runs": {}, "facts": {}}', "malformed profile"),
+    ('{"format": "leastpriv-profile", "version": 1, "runs": {}, "facts": {}}', "not a valid profile: $.runs: expected array"),
 ])
 def test_bad_profiles_give_one_line_and_exit_2(tmp_path, content, message):
     path = tmp_path / "bad.json"

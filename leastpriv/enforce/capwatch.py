@@ -65,6 +65,7 @@ class CapWatch:
         tfs = _tracefs()
         if tfs is None:
             return
+        _remove_stale(os.path.join(tfs, "instances"))
         self.path = os.path.join(tfs, "instances", f"leastpriv-run-{os.getpid()}-{pid}")
         os.mkdir(self.path, 0o700)
         capv = constants.group("capability")
@@ -98,6 +99,21 @@ class CapWatch:
                 pass
             self.path = ""
         return summarize(parse(text, child), self.complain)
+
+
+def _remove_stale(instances: str) -> None:
+    """Instances of leastpriv runs that were killed (SIGKILL leaves no chance to remove them): removed."""
+    try:
+        names = os.listdir(instances)
+    except OSError:
+        return
+    for name in names:
+        m = re.fullmatch(r"leastpriv-run-(\d+)-\d+", name)
+        if m and not os.path.exists(f"/proc/{m[1]}"):
+            try:
+                os.rmdir(os.path.join(instances, name))
+            except OSError:
+                pass
 
 
 def parse(text: str, child: int) -> list[tuple[CapCheck, str]]:

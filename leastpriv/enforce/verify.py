@@ -30,6 +30,7 @@ from ..learner.aggregate import facts_of
 from ..learner.capabilities import capability_set
 from ..tracer.container import _ebpf_backend, _learn_ebpf
 from ..policy.rules import settings
+from ..errors import Interrupted
 
 
 # With a listenerPath, runc's init waits for its parent to hand the notify fd over (a read on
@@ -133,6 +134,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
         finally:
             obs.close()
             os.rmdir(d)
+        _stop_if_interrupted(complain)
         messages += obs.errors
         for (name, arch, by, why), (count, args) in sorted(verdicts.items()):
             denials.append(Denial(name, arch, by, tuple(args), count, why))
@@ -142,6 +144,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
     # enforce with exactly what `leastpriv export --format oci --runtime RUNTIME` writes
     exported = sm.to_oci(model)
     enforce = runc.run(bundle, _with(conf, exported, caps, nnp), timeout=timeout, ephemeral=True, **(stdio or {}))
+    _stop_if_interrupted(enforce)
     for cap in cap_denials:
         denials.append(Denial(cap, "", "workload", (), 1, "capability not in the learned set"))
     ok = not denials and enforce.started and enforce.exit_status == (complain.exit_status if complain else 0)
@@ -162,12 +165,22 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
     return VerifyResult(ok, rt, complain, enforce, tuple(denials), caps, tuple(messages))
 
 
+def _stop_if_interrupted(res: RunResult | None) -> None:
+    """A verify run that leastpriv was told to stop proves nothing: unwind (the CLI exits 128+N)."""
+    if res is not None and res.interrupted:
+        import signal
+
+        raise Interrupted(signal.Signals[res.interrupted].value)
+
+
 def _complain_with_caps(runc: Runc, bundle: str, conf: dict, timeout: float) -> tuple[RunResult, list[str]]:
     """The complain run traced by eBPF by cgroup: (the run, the capabilities the workload needed)."""
 
     try:
         rec, res = _learn_ebpf(runc, bundle, conf, "verify", timeout, ephemeral=True)
     except UserError as exc:
+        if exc.exit_code > 128:   # stopped by a signal before the container started
+            raise Interrupted(exc.exit_code - 128) from None
         if "could not start" in str(exc):
             return runc.run(bundle, conf, timeout=timeout, ephemeral=True), []
         raise

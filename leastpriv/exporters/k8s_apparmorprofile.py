@@ -14,6 +14,7 @@ from ..policy import paths
 from ..policy.pod_security import k8s_name
 from .apparmor import attachment, glob_path, network_rules, path_rules
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
+from .escape import expressible_files
 from .k8s_seccompprofile import API_VERSION, dump_yaml
 
 
@@ -61,6 +62,8 @@ class AppArmorProfileExporter(Exporter):
 
     def export(self, profile: Any, options: ExportOptions) -> ExportResult:
         profile, options, notes = prepare(profile, options)
+        profile, dropped = expressible_files(profile)   # names the program chose that this format cannot hold
+        notes += dropped
         name = k8s_name(profile, options.name)
         meta: dict[str, Any] = {"name": name}
         if options.namespace:

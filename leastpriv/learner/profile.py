@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .. import __version__
+from .. import __version__, schema
 from ..errors import UserError
 from ..fileio import copy_json, dumps, read_json, write_atomic
 from ..tracer import kernlog
@@ -111,13 +111,9 @@ class Profile:
         if version > PROFILE_VERSION:
             raise UserError(f"{source}: profile format version {version} is newer than this leastpriv understands "
                             f"({PROFILE_VERSION}); upgrade leastpriv to read it")
+        schema.check_shipped(d, "profile", source, "profile")   # leastpriv/schemas/profile.schema.json
+        schema.check_names(d, source, "profile")
         runs, facts, rules = d.get("runs"), d.get("facts"), d.get("rules", {})
-        if not isinstance(runs, list) or not isinstance(facts, Mapping) or not isinstance(rules, Mapping):
-            raise UserError(f"{source}: malformed profile: \"runs\" must be a list, \"facts\" and \"rules\" objects")
-        for kind in FACT_KINDS:
-            expected = list if kind == "network" else Mapping
-            if kind in facts and not isinstance(facts[kind], expected):
-                raise UserError(f"{source}: malformed profile: facts.{kind} has the wrong type")
         full = empty_facts()
         full.update(facts)
         return cls(runs=tuple(runs), facts=full, rules=dict(rules))
@@ -137,6 +133,9 @@ class Profile:
         profile is an error now, not after the run.
         """
         if os.path.lexists(path):
+            if os.path.islink(path):   # write_atomic would refuse it after the run: refuse it now
+                raise UserError(f"{path}: is a symlink: leastpriv never writes through one (name the file it "
+                                "points to)")
             if not os.path.isfile(path):   # /dev/null, a fifo: the atomic rename would replace it
                 raise UserError(f"{path}: not a regular file: the profile is written by renaming a new file "
                                 "over it")

@@ -39,19 +39,74 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterator
 
+from .. import schema
 from ..errors import UserError
 from ..kernel import syscalls
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
 DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
-DEFAULT_MAX_BYTES = 8 << 30
+DEFAULT_MAX_BYTES = 8 << 30          # unpacked file data, further bounded by the free space where it goes
+DISK_RESERVE = 256 << 20             # left free on the rootfs' file system
+MAX_HEADER_BYTES = 1 << 20           # one pax / GNU long-name header (names, xattrs); real ones are < 64 KiB
+MAX_CONFIG_BYTES = 4 << 20           # the image config, a manifest, an index
+MAX_CONFIG_ITEMS = 4096              # Env / Entrypoint / Cmd entries (runc's create times out on 300k)
 MAX_SYMLINK_HOPS = 40
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
+_STR = {"type": "string", "maxLength": 4096}
+_DIGEST = {"type": "string", "maxLength": 200}
+_SIZE = {"type": "integer", "minimum": 0}
+_STRS = {"type": ["array", "null"], "items": {"type": "string", "maxLength": 1 << 16}, "maxItems": MAX_CONFIG_ITEMS}
+_ANNOTATIONS = {"type": ["object", "null"], "additionalProperties": _STR}
+# What leastpriv reads of the image metadata (OCI image-spec, docker save); other keys are left alone.
+INDEX_SCHEMA = {"type": "object", "required": ["manifests"], "properties": {
+    "manifests": {"type": "array", "minItems": 1, "maxItems": 1024, "items": {
+        "type": "object", "required": ["digest"], "properties": {
+            "digest": _DIGEST, "mediaType": _STR, "size": _SIZE, "annotations": _ANNOTATIONS,
+            "platform": {"type": "object", "properties": {"os": _STR, "architecture": _STR}}}}}}}
+MANIFEST_SCHEMA = {"type": "object", "required": ["config", "layers"], "properties": {
+    "mediaType": _STR,
+    "config": {"type": "object", "required": ["digest"], "properties": {"digest": _DIGEST, "size": _SIZE}},
+    "layers": {"type": "array", "maxItems": 1024, "items": {
+        "type": "object", "required": ["digest"], "properties": {"digest": _DIGEST, "mediaType": _STR,
+                                                                 "size": _SIZE}}}}}
+DOCKER_MANIFEST_SCHEMA = {"type": "array", "minItems": 1, "items": {
+    "type": "object", "required": ["Config", "Layers"], "properties": {
+        "Config": _STR, "RepoTags": {"type": ["array", "null"], "items": _STR, "maxItems": 1024},
+        "Layers": {"type": "array", "items": _STR, "maxItems": 1024}}}}
+_ARGV = {"type": ["array", "string", "null"], "items": {"type": "string", "maxLength": 1 << 16},
+         "maxItems": MAX_CONFIG_ITEMS, "maxLength": 1 << 16}
+CONFIG_SCHEMA = {"type": "object", "properties": {
+    "architecture": _STR, "os": _STR,
+    "config": {"type": ["object", "null"], "properties": {
+        "Entrypoint": _ARGV, "Cmd": _ARGV, "Env": _STRS, "User": {"type": ["string", "null"], "maxLength": 4096},
+        "WorkingDir": {"type": ["string", "null"], "maxLength": 4096},
+        "ExposedPorts": {"type": ["object", "null"], "maxProperties": MAX_CONFIG_ITEMS}}},
+    "rootfs": {"type": ["object", "null"], "properties": {
+        "diff_ids": {"type": ["array", "null"], "items": _DIGEST, "maxItems": 1024}}}}}
+
+
 class UnsafeImage(UserError):
     """The image tries something unpacking refuses (path traversal, bad sizes, ...)."""
+
+
+class _CappedTarInfo(tarfile.TarInfo):
+    """tarfile reads a pax or GNU long-name header whole into memory: refuse a huge one before it does."""
+
+    def _check_header_size(self) -> None:
+        if self.size > MAX_HEADER_BYTES:
+            raise UnsafeImage(f"a tar header of {self.size} bytes (pax or long name; limit {MAX_HEADER_BYTES}) "
+                              "(refused)")
+
+    def _proc_pax(self, tarfile):
+        self._check_header_size()
+        return super()._proc_pax(tarfile)
+
+    def _proc_gnulong(self, tarfile):
+        self._check_header_size()
+        return super()._proc_gnulong(tarfile)
 
 
 @dataclass(frozen=True)
@@ -117,7 +172,7 @@ class ImageSource:
             self._names = None
         elif self.path.is_file():
             try:
-                self._tar = tarfile.open(self.path, "r:*")
+                self._tar = tarfile.open(self.path, "r:*", tarinfo=_CappedTarInfo)
                 self._members = {}
                 for m in self._tar.getmembers():
                     self._members.setdefault(_clean_archive_name(m.name), m)
@@ -151,10 +206,14 @@ class ImageSource:
         if self._tar is None:
             if _has_symlink_below(self.path, name):
                 raise UnsafeImage(f"{self.path}: {name}: is or passes through a symlink (refused)")
-            try:
-                return open(self.path / name, "rb")
+            try:   # non-blocking and checked on the fd: a fifo or a device in the layout is refused, not read
+                fd = os.open(self.path / name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError as exc:
                 raise UserError(f"{self.path}: {name}: {exc.strerror}") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise UnsafeImage(f"{self.path}: {name}: not a regular file (refused)")
+            return os.fdopen(fd, "rb")
         m = self._members.get(name)
         if m is None:
             raise UserError(f"{self.path}: {name}: missing from the archive")
@@ -166,14 +225,14 @@ class ImageSource:
             raise UserError(f"{self.path}: {name}: not a regular file in the archive")
         return f
 
-    def read_json(self, name: str, limit: int = 16 << 20) -> dict | list:
+    def read_json(self, name: str, limit: int = MAX_CONFIG_BYTES) -> dict | list:
         with self.open(name) as f:
             raw = f.read(limit + 1)
         if len(raw) > limit:
             raise UnsafeImage(f"{self.path}: {name}: larger than {limit} bytes (refused)")
         try:
             return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
             raise UserError(f"{self.path}: {name}: malformed JSON ({exc})") from None
 
     # -- the image
@@ -198,17 +257,22 @@ class ImageSource:
         desc = {"mediaType": INDEX_TYPES[0], "digest": None}
         doc = self.read_json("index.json")
         name = ""
+        where = f"{self.path}: index.json"
         for _ in range(8):   # nested indexes
-            manifests = doc.get("manifests") if isinstance(doc, dict) else None
-            if not manifests:
-                raise UserError(f"{self.path}: index has no manifests")
+            schema.check(doc, INDEX_SCHEMA, where, "image index")
+            manifests = doc["manifests"]
             chosen = _pick_manifest(manifests, str(self.path))
-            name = name or chosen.get("annotations", {}).get("org.opencontainers.image.ref.name", "")
+            name = name or (chosen.get("annotations") or {}).get("org.opencontainers.image.ref.name", "")
             desc = chosen
+            where = f"{self.path}: {self._blob_name(chosen.get('digest'))}"
             doc = self.read_json(self._blob_name(chosen.get("digest")))
-            if chosen.get("mediaType") not in INDEX_TYPES and doc.get("mediaType") not in INDEX_TYPES:
+            if chosen.get("mediaType") not in INDEX_TYPES and \
+                    (not isinstance(doc, dict) or doc.get("mediaType") not in INDEX_TYPES):
                 break
+        else:
+            raise UnsafeImage(f"{self.path}: image indexes nested more than 8 deep (refused)")
         manifest = doc
+        schema.check(manifest, MANIFEST_SCHEMA, where, "image manifest")
         try:
             cfg_desc = manifest["config"]
             layers = [Layer(self._blob_name(d["digest"]), d.get("mediaType", ""), d["digest"], int(d.get("size", -1)))
@@ -216,17 +280,18 @@ class ImageSource:
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{self.path}: malformed image manifest ({exc})") from None
         cfg = self.read_json(self._blob_name(cfg_desc["digest"]))
+        schema.check(cfg, CONFIG_SCHEMA, f"{self.path}: {self._blob_name(cfg_desc['digest'])}", "image config")
         return _config_of(cfg, name or str(desc.get("digest", ""))), layers
 
     def _load_docker(self) -> tuple[ImageConfig, list[Layer]]:
         doc = self.read_json("manifest.json")
-        if not isinstance(doc, list) or not doc:
-            raise UserError(f"{self.path}: manifest.json: expected a non-empty list")
+        schema.check(doc, DOCKER_MANIFEST_SCHEMA, f"{self.path}: manifest.json", "docker save manifest")
         if len(doc) > 1:
             raise UserError(f"{self.path}: holds {len(doc)} images; save one image per archive")
         entry = doc[0]
         try:
             cfg = self.read_json(entry["Config"])
+            schema.check(cfg, CONFIG_SCHEMA, f"{self.path}: {entry['Config']}", "image config")
             # docker save stores layers uncompressed: each must hash to its diff_id in the config
             diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or [] if isinstance(cfg, dict) else []
             if len(diff_ids) != len(entry["Layers"]):
@@ -239,9 +304,16 @@ class ImageSource:
         return _config_of(cfg, tags[0] if tags else str(entry["Config"])), layers
 
     def layer_stream(self, layer: Layer) -> IO[bytes]:
-        """The layer's decompressed tar stream; digest and size are checked while reading."""
+        """The layer's blob; digest and size are checked while reading (see :meth:`verify_layer`)."""
         raw = self.open(layer.name)
         return _Checked(raw, layer, str(self.path))
+
+    def verify_layer(self, layer: Layer) -> None:
+        """Hash the blob before anything of it is unpacked: a blob longer than its descriptor stops at the
+        first byte too many, a wrong digest stops before a single file is written (a gzip bomb with a
+        wrong digest is never decompressed)."""
+        with self.layer_stream(layer) as stream:
+            stream.drain()
 
 
 class _Checked(io.RawIOBase):
@@ -284,13 +356,19 @@ class _Checked(io.RawIOBase):
             pass
         self._finish()
 
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        finally:
+            super().close()
+
 
 def _pick_manifest(manifests: list, where: str) -> dict:
     if len(manifests) == 1:
         return manifests[0]
     goarch = {"x86_64": "amd64", "aarch64": "arm64"}.get(syscalls.host_arch(), syscalls.host_arch())
     for m in manifests:
-        p = m.get("platform", {})
+        p = m.get("platform") or {}
         if p.get("os", "linux") == "linux" and p.get("architecture") == goarch:
             return m
     raise UserError(f"{where}: the index has {len(manifests)} manifests and none for linux/{goarch}")
@@ -436,23 +514,33 @@ def unpack(source: ImageSource, layers: list[Layer], rootfs: str | os.PathLike,
     if os.listdir(root):
         raise UserError(f"{rootfs}: not empty; unpack into a fresh directory")
     os.chmod(root, 0o755)
+    max_bytes = min(max_bytes, free_bytes(root))
     report = UnpackReport()
     for i, layer in enumerate(layers, 1):
         mt = layer.media_type
         if "zstd" in mt:
             raise UserError(f"{source.path}: layer {i}: zstd-compressed layers are not supported; "
                             "re-save the image with gzip or uncompressed layers")
+        source.verify_layer(layer)     # digest and size first: nothing of a lying blob is unpacked
         stream = source.layer_stream(layer)
         try:
-            with tarfile.open(fileobj=io.BufferedReader(stream, 1 << 20), mode="r|*") as tf:
+            with tarfile.open(fileobj=io.BufferedReader(stream, 1 << 20), mode="r|*", tarinfo=_CappedTarInfo) as tf:
                 _unpack_layer(tf, root, i, report, max_bytes)
             stream.drain()
         except tarfile.TarError as exc:
             raise UnsafeImage(f"{source.path}: layer {i}: broken or truncated tar ({exc}) (refused)") from None
         except EOFError as exc:
             raise UnsafeImage(f"{source.path}: layer {i}: truncated ({exc}) (refused)") from None
+        finally:
+            stream.close()
         report.layers += 1
     return report
+
+
+def free_bytes(path: str) -> int:
+    """What unpacking may write under ``path``: its file system's free space less a reserve."""
+    st = os.statvfs(path)
+    return max(0, st.f_bavail * st.f_frsize - DISK_RESERVE)
 
 
 def _unpack_layer(tf: tarfile.TarFile, root: str, n: int, report: UnpackReport, max_bytes: int) -> None:
@@ -507,7 +595,8 @@ def _unpack_layer(tf: tarfile.TarFile, root: str, n: int, report: UnpackReport, 
         if m.isreg():
             report.bytes += m.size
             if report.bytes > max_bytes:
-                raise UnsafeImage(f"layer {n}: {label}: the image unpacks to more than {max_bytes} bytes (refused)")
+                raise UnsafeImage(f"layer {n}: {label}: the image unpacks to more than {max_bytes} bytes (refused; "
+                                  "the limit is 8 GiB or the free space of the working directory less 256 MiB)")
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
                 src = tf.extractfile(m)
@@ -553,9 +642,42 @@ def _unpack_layer(tf: tarfile.TarFile, root: str, n: int, report: UnpackReport, 
             _chown(dest, m)
         else:
             report.neutralized.append(f"layer {n}: {label}: unsupported member type {m.type!r} skipped")
-    for d, mode in reversed(deferred_dirs):
-        if os.path.isdir(d) and not os.path.islink(d):
-            os.chmod(d, mode & 0o3777 & ~stat.S_ISUID)
+    # Directory modes wait for the end of the layer (a 0555 directory must still receive its files). By
+    # then a later member may have replaced a directory on the way by a symlink (a/, a/sub 0777, then
+    # a -> /host/dir): the path is walked again from the rootfs, one component at a time, fd-relative
+    # with O_NOFOLLOW, and the mode is set on the directory that was opened, never through a link.
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for d, mode in reversed(deferred_dirs):
+            fd = open_beneath(root_fd, _rel_parts(root, d))
+            if fd is None:
+                report.neutralized.append(f"layer {n}: /{os.path.relpath(d, root)}: replaced by a symlink or a "
+                                          "file later in the layer: its directory mode was not applied")
+                continue
+            try:
+                os.fchmod(fd, mode & 0o3777 & ~stat.S_ISUID)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
+
+
+def open_beneath(dir_fd: int, parts: list[str]) -> int | None:
+    """An O_RDONLY fd of the directory ``parts`` below ``dir_fd``, or None when a component is a symlink,
+    not a directory, or gone. Like openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), one openat per name."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.dup(dir_fd)
+    try:
+        for p in parts:
+            if p in ("", ".", "..") or "/" in p:
+                return None
+            nfd = os.open(p, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    except OSError:       # ELOOP (a symlink), ENOTDIR, ENOENT
+        os.close(fd)
+        return None
+    return fd
 
 
 def _climbs(parent_parts: list[str], target: str) -> bool:

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class RunResult:
     stderr: str
     duration: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    interrupted: str = ""          # "SIGINT" / "SIGTERM" / "SIGHUP": leastpriv was told to stop; the container was
 
 
 class Runc:
@@ -113,6 +115,12 @@ class Runc:
     def short_version(self) -> str:
         m = re.match(r"(\d+\.\d+\.\d+)", self.version())
         return m.group(1) if m else self.version()
+
+    def _cgroup_or_none(self, cid: str) -> str | None:
+        try:
+            return self.cgroup_path(cid)
+        except UserError:
+            return None
 
     def cgroup_path(self, cid: str) -> str:
         mnt = cgroup2_mount()
@@ -171,32 +179,55 @@ class Runc:
         status: int | None = None
         runc_err = ""
         pid = -1
+        # SIGINT/SIGTERM/SIGHUP while the container exists stop it (below, in _wait) instead of killing
+        # leastpriv: the container, its cgroup, runc's state and the bundle copy are removed, and the caller
+        # saves what was seen, marked interrupted. Handlers only from the main thread (signal's rule).
+        got: list[int] = []
+        old = {}
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                old[s] = signal.signal(s, lambda n, _f: got.append(n))
+
+        def result(ok: bool, err: str) -> RunResult:
+            return RunResult(cid, ok, status, err, _read(out_p), _read(err_p), time.monotonic() - t0, tuple(notes),
+                             signal.Signals(got[0]).name if got else "")
         try:
             with open(out_p, "wb") as out, open(err_p, "wb") as err:
                 if passthrough:
                     sys.stdout.flush()
                     sys.stderr.flush()
-                create = subprocess.run(self.argv("--log", str(log_p), "create", "--bundle", str(work),
-                                                  "--pid-file", str(work / "pid"), cid),
-                                        stdin=None if stdin else subprocess.DEVNULL,
-                                        stdout=None if passthrough else out, stderr=None if passthrough else err,
-                                        timeout=60)
+                try:
+                    create = subprocess.run(self.argv("--log", str(log_p), "create", "--bundle", str(work),
+                                                      "--pid-file", str(work / "pid"), cid),
+                                            stdin=None if stdin else subprocess.DEVNULL,
+                                            stdout=None if passthrough else out, stderr=None if passthrough else err,
+                                            timeout=CREATE_TIMEOUT)
+                except subprocess.TimeoutExpired:   # subprocess killed runc; its init may be left, spinning
+                    _kill_leftovers(self._cgroup_or_none(cid))
+                    return result(False, f"runc create did not finish within {CREATE_TIMEOUT} s (stopped; a very "
+                                         "large config, e.g. tens of thousands of Env entries?)")
             if create.returncode != 0:
                 runc_err = _runc_error(log_p, err_p)
-                return RunResult(cid, False, None, runc_err or f"runc create exited {create.returncode}",
-                                 _read(out_p), _read(err_p), time.monotonic() - t0, tuple(notes))
+                return result(False, runc_err or f"runc create exited {create.returncode}")
             pid = int((work / "pid").read_text().strip())
+            if got:
+                return result(False, f"{signal.Signals(got[0]).name} before the container started")
             if on_created is not None:
                 on_created(self.cgroup_path(cid), pid)
+            if got:
+                return result(False, f"{signal.Signals(got[0]).name} before the container started")
             start = self._call("--log", str(log_p), "start", cid, timeout=60)
             if start.returncode != 0:
                 runc_err = _runc_error(log_p, None) or start.stderr.strip()
-                return RunResult(cid, False, None, runc_err or f"runc start exited {start.returncode}",
-                                 _read(out_p), _read(err_p), time.monotonic() - t0, tuple(notes))
+                return result(False, runc_err or f"runc start exited {start.returncode}")
             started = True
-            status = _wait(pid, None if timeout is None else timeout - (time.monotonic() - t0), notes, timeout)
-            return RunResult(cid, started, status, _runc_error(log_p, None), _read(out_p), _read(err_p),
-                             time.monotonic() - t0, tuple(notes))
+            status = _wait(pid, None if timeout is None else timeout - (time.monotonic() - t0), notes, timeout,
+                           stop=lambda: bool(got))
+            if got:
+                notes.append(f"leastpriv got {signal.Signals(got[0]).name}: the container was stopped")
+            return result(True, _runc_error(log_p, None))
+        except subprocess.TimeoutExpired as exc:
+            return result(started, f"runc {exc.cmd[-2] if isinstance(exc.cmd, list) else ''} timed out")
         finally:
             if pid > 0 and status is None:
                 try:
@@ -204,8 +235,50 @@ class Runc:
                     os.waitpid(pid, 0)
                 except (ProcessLookupError, ChildProcessError):
                     pass
-            self.delete(cid)
+            try:
+                self.delete(cid)
+            except subprocess.TimeoutExpired:
+                pass
+            _kill_leftovers(self._cgroup_or_none(cid))
             shutil.rmtree(work, ignore_errors=True)
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+CREATE_TIMEOUT = 60
+
+
+def _kill_leftovers(cgroup: str | None) -> None:
+    """Kill what a failed or stopped runc left: every task of the container's cgroup (cgroup.kill) and any
+    runc process reparented to leastpriv (the child subreaper), e.g. a `runc init` whose `runc create`
+    was killed. Reaps them."""
+    if cgroup:
+        try:
+            with open(os.path.join(cgroup, "cgroup.kill"), "w") as f:
+                f.write("1")
+        except OSError:
+            pass
+    me = os.getpid()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat_line = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat_line[stat_line.find("(") + 1:stat_line.rfind(")")]
+        ppid = int(stat_line[stat_line.rfind(")") + 2:].split()[1])
+        if ppid == me and comm.startswith("runc"):
+            try:
+                os.kill(int(d), signal.SIGKILL)
+                os.waitpid(int(d), 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+    if cgroup:
+        try:
+            os.rmdir(cgroup)
+        except OSError:
+            pass
 
 
 def _set_subreaper() -> None:
@@ -213,12 +286,17 @@ def _set_subreaper() -> None:
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _wait(pid: int, timeout: float | None, notes: list[str], asked: float | None = None) -> int | None:
-    """The container init's exit status; after ``timeout`` seconds (None: never) it is stopped (SIGTERM, then
-    SIGKILL after 2 s: as its pid namespace's init it only gets the signals it handles) and the note says so."""
+def _wait(pid: int, timeout: float | None, notes: list[str], asked: float | None = None,
+          stop: Callable[[], bool] = lambda: False) -> int | None:
+    """The container init's exit status; after ``timeout`` seconds (None: never), or as soon as ``stop()``,
+    it is stopped (SIGTERM, then SIGKILL after 2 s: as its pid namespace's init it only gets the signals
+    it handles) and the note says so."""
     deadline = float("inf") if timeout is None else time.monotonic() + max(timeout, 1)
     termed = None
     while True:
+        if termed is None and stop():
+            os.kill(pid, signal.SIGTERM)
+            termed = time.monotonic()
         try:
             got, st = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:

@@ -109,13 +109,13 @@ def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
         obs.close()
         os.rmdir(d)
     if not res.started:
-        raise UserError(f"runc could not start the container: {res.runc_error}")
+        raise _not_started(res)
     b.syscall(arch, "write")
     b.note("seccomp-notify backend: write is assumed (runc cannot send write to a listener); "
            "capabilities are not observed (use the ebpf backend)")
     for e in obs.errors + list(res.notes):
         b.note(e)
-    return b.build(res.exit_status, complete=True), res
+    return b.build(res.exit_status, complete=not res.interrupted, interrupted=res.interrupted), res
 
 
 def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float | None,
@@ -164,12 +164,22 @@ def _learn_ebpf(runc: Runc, bundle: str, conf: dict, target: str, timeout: float
     if "error" in box:
         raise box["error"]
     if not res.started:
-        raise UserError(f"runc could not start the container: {res.runc_error}")
+        raise _not_started(res)
     from dataclasses import replace
 
     rec: Recording = replace(box["rec"], target=target, command=tuple(conf["process"]["args"]),
-                             notes=box["rec"].notes + tuple(res.notes))
+                             notes=box["rec"].notes + tuple(res.notes), exit_status=res.exit_status,
+                             complete=box["rec"].complete and not res.interrupted,
+                             interrupted=res.interrupted or box["rec"].interrupted)
     return _drop_runtime(rec, res), res
+
+
+def _not_started(res: RunResult) -> UserError:
+    """runc did not start the container: one line; when leastpriv was told to stop, exit 128+N (nothing ran)."""
+    if res.interrupted:
+        return UserError(f"{res.interrupted}: stopped before the container started (nothing to save; the container "
+                         "and its files were removed)", exit_code=128 + signal.Signals[res.interrupted].value)
+    return UserError(f"runc could not start the container: {res.runc_error}")
 
 
 def _drop_runtime(rec: Recording, res: RunResult) -> Recording:
@@ -181,7 +191,7 @@ def _drop_runtime(rec: Recording, res: RunResult) -> Recording:
     # (runc's init's own paths, e.g. /proc/self/fd and its exec fifo, never reach the Recording: the eBPF
     # backend leaves out paths of tasks named runc:[2:INIT], see `ignore_comms`)
     if not runtime:
-        return replace(rec, exit_status=res.exit_status, complete=True)
+        return replace(rec, exit_status=res.exit_status, complete=not res.interrupted, interrupted=res.interrupted)
     keep: dict[str, set[str]] = {}
     for exe, t in rec.executables.items():
         if exe in runtime:
@@ -192,7 +202,8 @@ def _drop_runtime(rec: Recording, res: RunResult) -> Recording:
                  for a, t in rec.syscalls.items()}
     caps = tuple(c for c in rec.capabilities if c.exe not in runtime)
     args = {a: {n: v for n, v in t.items() if n in syscalls_.get(a, {})} for a, t in rec.args.items()}
-    return replace(rec, syscalls=syscalls_, args=args, capabilities=caps, exit_status=res.exit_status, complete=True,
+    return replace(rec, syscalls=syscalls_, args=args, capabilities=caps, exit_status=res.exit_status,
+                   complete=not res.interrupted, interrupted=res.interrupted,
                    executables={e: t for e, t in rec.executables.items() if e not in runtime},
                    notes=rec.notes + ("runc's own calls before the workload's execve were removed "
                                       f"(attributed to {', '.join(sorted(runtime))})",))

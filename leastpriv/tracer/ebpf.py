@@ -44,6 +44,7 @@ from ..kernel import constants, semantics, syscalls
 from .. import launch
 from ..launch import resolve_command
 from ..errors import UserError
+from ..fileio import CACHE_MODE, write_atomic
 from .base import Backend, Cgroup, Command, Pid, Target, TraceOptions
 from .recording import CapCheck, Endpoint, Recording, RecordingBuilder
 from .btf import BtfError, kernel_btf
@@ -61,6 +62,7 @@ WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)
 PBUF = 4096                 # a path event's buffer (PATH_MAX)
 MAX_DEPTH = 32 * 8          # components and mount crossings the kernel walks (ebpf.c: WALK_CHUNK * MAX_CHUNKS)
 USER_SLOTS = 4096           # process slots userspace fills (the command, attached processes)
+PR_SET_PDEATHSIG = constants.value("prctl", "PR_SET_PDEATHSIG")
 PROCS_PER_TRACE = 32768     # process slots the kernel fills (forks, cgroup newcomers), split over CPUs
 MAX_PATHS = 32768
 POLL_MS = 25                # userspace reads the ring buffer this often
@@ -165,7 +167,10 @@ def kernel_offsets() -> dict[str, int]:
         key = hashlib.blake2b(f.read(), digest_size=12).hexdigest()
     cache = _cache_dir() / f"btf-offsets-v2-{platform.release()}-{key}.json"
     try:
-        return json.loads(cache.read_text())
+        got = json.loads(cache.read_text())
+        if isinstance(got, dict) and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 16
+                                         for v in got.values()):
+            return got
     except (OSError, ValueError):
         pass
     try:
@@ -212,8 +217,8 @@ def kernel_offsets() -> dict[str, int]:
         raise UserError(f"/sys/kernel/btf/vmlinux: cannot read task_struct offsets ({exc})") from None
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(off))
-    except OSError:
+        write_atomic(cache, json.dumps(off), mode=CACHE_MODE)
+    except (OSError, UserError):
         pass
     return off
 
@@ -276,7 +281,9 @@ class KernelSymbols:
         self.names: dict[int, str] = {}
         if self.path is not None:
             try:
-                self.cached = json.loads(self.path.read_text())
+                got = json.loads(self.path.read_text())
+                if isinstance(got, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in got.items()):
+                    self.cached = got
             except (OSError, ValueError):
                 pass
 
@@ -302,11 +309,8 @@ class KernelSymbols:
             for old in self.path.parent.glob("ksyms-*.json"):   # earlier boots' addresses mean nothing now
                 if old != self.path:
                     old.unlink(missing_ok=True)
-            fd = os.open(self.path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump({**self.cached, **self.fresh}, f)
-            os.replace(self.path.with_suffix(".tmp"), self.path)
-        except OSError:
+            write_atomic(self.path, json.dumps({**self.cached, **self.fresh}), mode=CACHE_MODE)
+        except (OSError, UserError):
             pass
 
 

@@ -435,8 +435,8 @@ def looks_like_log(path: str) -> bool:
     """Whether PATH is a log rather than a JSON profile/recording (check, merge, diff accept both)."""
     try:
         st = os.stat(path)
-        if stat.S_ISCHR(st.st_mode):
-            return True
+        if stat.S_ISCHR(st.st_mode):   # /dev/kmsg only: any other device (a link to /dev/zero) is refused unread
+            return (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 11)
         if not stat.S_ISREG(st.st_mode):
             return False
         with open(path, "rb") as f:

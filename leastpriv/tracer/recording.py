@@ -19,6 +19,7 @@ from ..kernel import constants, syscalls
 from ..errors import UserError
 from ..fileio import dumps, read_json, write_atomic
 from . import pathfacts
+from .. import schema
 
 RECORDING_FORMAT = "leastpriv-recording"
 RECORDING_VERSION = 1
@@ -172,9 +173,14 @@ class Recording:
     def from_json(cls, d: Mapping, source: str = "recording") -> "Recording":
         if not isinstance(d, Mapping) or d.get("format") != RECORDING_FORMAT:
             raise UserError(f"{source}: not a leastpriv recording")
-        if int(d.get("version", 0)) > RECORDING_VERSION:
-            raise UserError(f"{source}: recording format version {d.get('version')} is newer than this leastpriv "
+        version = d.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise UserError(f"{source}: recording has no integer \"version\"")
+        if version > RECORDING_VERSION:
+            raise UserError(f"{source}: recording format version {version} is newer than this leastpriv "
                             f"understands ({RECORDING_VERSION}); upgrade leastpriv")
+        schema.check_shipped(d, "recording", source, "recording")   # leastpriv/schemas/recording.schema.json
+        schema.check_names(d, source, "recording")
         try:
             return cls(
                 id=d["id"], command=tuple(d["command"]), cwd=d.get("cwd", ""), started=float(d["started"]),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
 from . import console
@@ -34,26 +35,31 @@ def markdown(r: dict) -> str:
 
 
 def render(r: dict, out=None) -> None:
+    """The review on a terminal. Everything from the image (names, paths, the command) is data: escaped,
+    never read as rich markup (a file named ``evil[/]x`` is printed as it is)."""
     out = out or console.out
-    out.print(f"[bold]review[/] [cyan]{r['name'] or r['image']}[/]: {' '.join(r['command'])}")
+
+    def e(x) -> str:
+        return escape(str(x))
+    out.print(f"[bold]review[/] [cyan]{e(r['name'] or r['image'])}[/]: {e(' '.join(r['command']))}")
     out.print(("[red]runs as root[/]" if r["runs_as_root"] else "[green]runs as a non-root user[/]")
-              + f" (uid {r['user']['uid']})")
+              + f" (uid {e(r['user']['uid'])})")
     for f in r["findings"]:
-        out.print(f"  [yellow]•[/] {f}")
+        out.print(f"  [yellow]•[/] {e(f)}")
     t = Table(title="capabilities", title_justify="left", show_edge=False)
     t.add_column("capability")
     t.add_column("default")
     t.add_column("used")
     c = r["capabilities"]
     for cap in sorted(set(c["granted_by_default"]) | set(c["used"])):
-        t.add_row(cap, "yes" if cap in c["granted_by_default"] else "", "[red]yes[/]" if cap in c["used"] else "")
+        t.add_row(e(cap), "yes" if cap in c["granted_by_default"] else "", "[red]yes[/]" if cap in c["used"] else "")
     out.print(t)
     s = r["syscalls"]
     out.print(f"syscalls used: {len(s['used'])}; allowed by Docker's default but never used: "
               f"{len(s['docker_default_allows_unused'])}")
     for d in s["dangerous_used"]:
-        out.print(f"  [red]{d['syscall']}[/]: {d['why']}")
+        out.print(f"  [red]{e(d['syscall'])}[/]: {e(d['why'])}")
     fs = r["rootfs"]
-    out.print(f"setuid/setgid files: {', '.join(fs['setuid_setgid_files']) or 'none'}")
-    out.print(f"world-writable paths: {', '.join(fs['world_writable']) or 'none'}")
+    out.print(f"setuid/setgid files: {e(', '.join(fs['setuid_setgid_files']) or 'none')}")
+    out.print(f"world-writable paths: {e(', '.join(fs['world_writable']) or 'none')}")
     out.print("[dim]--format json or markdown for the ready-to-apply OCI and Kubernetes artifacts[/]")

@@ -58,7 +58,7 @@ def render_rich(r: dict, path: str, out=out) -> None:
     ps = r["pod_security"]
     out.print(f"[bold]Pod Security Standard[/] of the exported securityContext: [bold]{ps['level']}[/]")
     for v in ps["baseline_violations"] + ps["restricted_violations"]:
-        out.print(f"  - {v}")
+        out.print(f"  - {v}", markup=False)
     t = Table(title="what each style leaves open", title_justify="left", show_edge=False)
     t.add_column("style")
     t.add_column("allows")

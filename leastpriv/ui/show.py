@@ -78,10 +78,10 @@ def render(profile: Profile, path: str, all_rows: bool = False) -> None:
     for i, r in enumerate(runs, 1):
         status = str(r.get("exit_status")) if r.get("exit_status") is not None else "-"
         if not r.get("complete", True):
-            status += f" [red](incomplete: {r.get('interrupted') or 'interrupted'})[/]"
+            status += f" [red](incomplete: {escape(str(r.get('interrupted') or 'interrupted'))})[/]"
         cmd = " ".join(r.get("command", []))
-        t.add_row(str(i), r.get("id", ""), _when(r.get("started")), r.get("backend", ""),
-                  cmd if len(cmd) < 60 else cmd[:57] + "...", status, _added_summary(r.get("added", {})))
+        t.add_row(str(i), Text(str(r.get("id", ""))), _when(r.get("started")), Text(str(r.get("backend", ""))),
+                  Text(cmd if len(cmd) < 60 else cmd[:57] + "..."), status, Text(_added_summary(r.get("added", {}))))
     out.print(t)
 
     nruns = max(len(runs), 1)
@@ -107,7 +107,7 @@ def render(profile: Profile, path: str, all_rows: bool = False) -> None:
         a_t = Table(title="argument values", title_justify="left", show_edge=False)
         for col in ("arch", "syscall", "values", "count", "runs"):
             a_t.add_column(col)
-        rows = [(arch, name, e.get("describe", str(e["values"])), str(e["count"]), f"{e['runs']}/{nruns}")
+        rows = [(arch, name, Text(str(e.get("describe", e["values"]))), str(e["count"]), f"{e['runs']}/{nruns}")
                 for arch, table in sorted(args.items()) for name, entries in sorted(table.items()) for e in entries]
         for row in rows[:limit]:
             a_t.add_row(*row)
@@ -122,7 +122,8 @@ def render(profile: Profile, path: str, all_rows: bool = False) -> None:
         for cap, e in sorted(caps.items()):
             how = "inferred: " + "; ".join(e.get("reasons", [])) if e.get("inferred") else \
                 f"kernel check ({e.get('audited', 0)} audited, {e.get('noaudit', 0)} no-audit)"
-            c_t.add_row(cap, str(e.get("granted", 0)), str(e.get("denied", 0)), ", ".join(e.get("syscalls", [])), how)
+            c_t.add_row(cap, str(e.get("granted", 0)), str(e.get("denied", 0)), Text(", ".join(e.get("syscalls", []))),
+                        Text(how))
         out.print(c_t)
 
     files = profile.facts.get("files", {})
@@ -155,7 +156,7 @@ def render(profile: Profile, path: str, all_rows: bool = False) -> None:
     if loose:
         out.print("[yellow]argument rules left loose:[/]")
         for line in loose:
-            out.print(f"  - {line}")
+            out.print(f"  - {line}", markup=False)
     rare = profile.seen_in_one_run()
     if rare:
         out.print(f"[yellow]seen in only one of {len(runs)} runs (look at these: an input-specific path, or "

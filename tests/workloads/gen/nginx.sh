@@ -15,7 +15,7 @@ EOF
 nginx -e "$d/logs/error.log" -c "$d/nginx.conf" &
 srv=$!
 trap 'kill $srv 2>/dev/null || true' EXIT
-i=0; until curl -s -o /dev/null "http://127.0.0.1:$PORT/"; do i=$((i+1)); [ $i -lt 100 ] || exit 9; sleep 0.05; done
+i=0; until curl -s -o /dev/null "http://127.0.0.1:$PORT/"; do i=$((i+1)); [ $i -lt 400 ] || exit 9; sleep 0.05; done
 for p in "$@"; do
     curl -s -w " %{http_code}\n" -o "$d/body.out" "http://127.0.0.1:$PORT/$p.html"
     grep -c page "$d/body.out" || true

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..kernel import constants, syscalls
 from ..fileio import copy_json
@@ -146,8 +146,9 @@ def merge_facts(a: dict, b: dict) -> dict:
             dst[arch] = sorted(set(dst.get(arch, [])) | set(names))
     for arch, nrs in b.get("unknown_syscalls", {}).items():
         out["unknown_syscalls"][arch] = sorted(set(out["unknown_syscalls"].get(arch, [])) | set(nrs))
-    if b.get("paths"):   # what the paths are: the later run's reading wins
-        out["paths"] = dict(sorted({**out.get("paths", {}), **copy_json(b["paths"])}.items()))
+    if isinstance(b.get("paths"), Mapping) and b["paths"]:   # what the paths are: the later run's reading wins
+        mine = out.get("paths") if isinstance(out.get("paths"), Mapping) else {}
+        out["paths"] = dict(sorted({**mine, **copy_json(b["paths"])}.items()))
     return out
 
 

@@ -197,7 +197,7 @@ class Recording:
                 executables={exe: {a: frozenset(s) for a, s in t.items()} for exe, t in d.get("executables", {}).items()},
                 unknown_syscalls={a: tuple(n) for a, n in d.get("unknown_syscalls", {}).items()},
                 lost_events=int(d.get("lost_events", 0)), notes=tuple(d.get("notes", [])),
-                paths={str(p): {str(k): str(v) for k, v in e.items()} for p, e in d.get("paths", {}).items()},
+                paths=_paths_of(d.get("paths", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{source}: malformed recording ({type(exc).__name__}: {exc})") from None
@@ -213,6 +213,13 @@ class Recording:
 def _user() -> str:
     import getpass   # only when a run ends (it brings termios and pwd)
     return getpass.getuser()
+
+
+def _paths_of(table: Any) -> dict:
+    """The recorded path facts of a recording's JSON (tracer/pathfacts.py), checked: an object of objects."""
+    if not isinstance(table, Mapping) or not all(isinstance(e, Mapping) for e in table.values()):
+        raise ValueError("\"paths\" must be an object of objects")
+    return {str(p): {str(k): str(v) for k, v in e.items()} for p, e in table.items()}
 
 
 def is_recording_json(d: Any) -> bool:

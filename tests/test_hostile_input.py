@@ -210,7 +210,7 @@ def _load(path):
     (("runs",), {}, "$.runs: expected array, got an object"),
     (("facts", "files", "/x"), {"access": ["read", "own"], "runs": 1}, "$.facts.files"),
     (("rules", "patterns"), [{"pattern": 5}], "$.rules.patterns[0]"),
-    (("rules", "siblings", "x86_64"), [{"name": "read", "sibling_of": "nosuch"}], "unknown syscall 'nosuch'"),
+    (("rules", "siblings", "x86_64"), [{"name": "read", "sibling_of": "nosuch", "family": "read"}], "unknown syscall 'nosuch'"),
 ])
 def test_names_and_types_refused_with_the_json_path(seeds, tmp_path, where, value, needle):
     _d, profiles, _rec, _good = seeds

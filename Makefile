@@ -41,6 +41,7 @@ tables:
 	$(PY) tools/gen_syscall_groups.py
 	$(PY) tools/gen_docker_default.py
 	$(PY) tools/gen_ebpf_semantics.py
+	$(VPY) tools/gen_validators.py   # needs fastjsonschema (the venv)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

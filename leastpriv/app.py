@@ -11,20 +11,20 @@ import signal
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 from .errors import Interrupted, UserError
-from .exporters import base as exporters
-from .exporters.base import ExportOptions, ExportResult
 from .fileio import write_atomic
 from .learner import aggregate
 from .learner.profile import Profile
-from .learner.retarget import retarget
 from .text import plural
-from .tracer import kernlog, select
+from .tracer import select
 from .tracer.base import Backend, Target, TraceOptions
 from .tracer.recording import Recording
 from .ui import console
+
+if TYPE_CHECKING:   # the exporters are imported by export itself: learn starts without them
+    from .exporters.base import ExportOptions, ExportResult
 
 
 class Status(Protocol):
@@ -101,6 +101,8 @@ def other_programs(existing, rec) -> list[str]:
 def learn_from_log(source: str, *, since: str | None = None, exes: Sequence[str] = (), comms: Sequence[str] = ()):
     """learn --from-log: the seccomp log records in SOURCE that the filters keep, as a Recording of kind log,
     and the report of what was read and left out."""
+    from .tracer import kernlog
+
     filt = kernlog.LogFilter(since=kernlog.parse_since(since) if since else None, exe=tuple(exes),
                              comm=tuple(comms))
     return kernlog.load(source, filt)
@@ -112,6 +114,9 @@ def export(profile: Profile, fmt: str, options: ExportOptions) -> ExportResult:
     """The profile in format ``fmt``: retargeted first (--args, --style, --arch: learner/retarget.py), then
     handed finished to the exporter, a pure function of it. A file the export replaces (oci --bundle) is
     written here, atomically."""
+    from .exporters import base as exporters
+    from .learner.retarget import retarget
+
     exporter = exporters.get(fmt)
     profile, notes = retarget(profile, args=options.args, style=options.style, arch=options.arch,
                               exact=options.exact)

@@ -11,11 +11,11 @@ import signal
 import sys
 
 import click
-from rich.markup import escape
 
 from . import __version__
 from .errors import UserError
 from .ui import console
+from .ui.console import escape
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -162,6 +162,8 @@ def _container_overrides(env, workdir, user, entrypoint, interactive, containers
     if given and not containers:
         raise click.UsageError(f"{', '.join(given)}: only with --image or --bundle (a command run here keeps "
                                "leastpriv's own stdin, environment, directory and user)")
+    if not containers:
+        return None   # (oci/ is not imported for a command run here)
     from .app import container_overrides
     return container_overrides(env=tuple(env), workdir=workdir, user=user, entrypoint=entrypoint)
 
@@ -247,7 +249,6 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
     """
     from . import app
     from .launch import resolve_command
-    from .learner.check import known_calls
     from .learner.profile import Profile
     from .tracer.base import Cgroup, Command, Pid
     from .ui.output import refuse_special
@@ -299,6 +300,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         if existing is None:
             raise UserError(f"learn --fast: {output} does not exist yet: the fast gate lets the kernel allow what "
                             f"an existing profile explains (learn without --fast first)")
+        from .learner.check import known_calls
         known = known_calls(existing)
     rec = _trace(chosen, target, cpu=cpu, duration=duration, known=known)
     if known is not None:

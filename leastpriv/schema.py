@@ -4,16 +4,18 @@ The schemas of the two documented types live in ``leastpriv/schemas/`` (``profil
 ``recording.schema.json``, JSON Schema draft 7) and ship with the package; smaller ones (image
 metadata) sit next to the code that reads them. fastjsonschema checks (compiled: fast enough for every
 read); this module says a refusal in one bounded line (a hostile file must not print itself back).
+The shipped schemas' validators are compiled ahead of time (tools/gen_validators.py, ``make tables``:
+leastpriv/schemas/_validate_NAME.py), so that reading a profile does not compile ~330 KB of Python first;
+fastjsonschema itself is imported only when a schema is checked.
 """
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import re
 from functools import lru_cache
-from importlib import resources
 from typing import Any
-
-import fastjsonschema
 
 from .errors import UserError
 from .kernel import constants, syscalls
@@ -27,7 +29,7 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _describe(exc: fastjsonschema.JsonSchemaValueException) -> str:
+def _describe(exc) -> str:
     """What is wrong, in a few words; values from the file only through _short (bounded, escaped)."""
     v, arg, inst = exc.rule, exc.rule_definition, exc.value
     if v == "type":
@@ -85,6 +87,7 @@ def check(doc: Any, schema: "dict | _Compiled", where: str, what: str) -> None:
     jsonschema's validator takes over 1 s (the tests check the shipped schemas with jsonschema).
     """
     compiled = schema if isinstance(schema, _Compiled) else _compile(json.dumps(schema, sort_keys=True))
+    import fastjsonschema
     try:
         compiled.fast(doc)
     except fastjsonschema.JsonSchemaValueException as exc:
@@ -94,9 +97,12 @@ def check(doc: Any, schema: "dict | _Compiled", where: str, what: str) -> None:
 
 
 class _Compiled:
-    def __init__(self, schema: dict):
+    def __init__(self, schema: dict, fast=None):
         self.schema = schema
-        self.fast = fastjsonschema.compile(schema, use_formats=False)
+        if fast is None:
+            import fastjsonschema
+            fast = fastjsonschema.compile(schema, use_formats=False)
+        self.fast = fast
 
 
 @lru_cache(maxsize=32)
@@ -106,8 +112,17 @@ def _compile(schema_text: str) -> _Compiled:
 
 @lru_cache(maxsize=None)
 def shipped(name: str) -> _Compiled:
-    """``leastpriv/schemas/NAME.schema.json``, compiled once per process."""
-    return _Compiled(json.loads(resources.files("leastpriv.schemas").joinpath(f"{name}.schema.json").read_text()))
+    """``leastpriv/schemas/NAME.schema.json``, compiled once per process: by tools/gen_validators.py when its
+    module was made from this very schema text, else now."""
+    with open(os.path.join(os.path.dirname(__file__), "schemas", f"{name}.schema.json"), encoding="utf-8") as fh:
+        text = fh.read()
+    try:
+        generated = importlib.import_module(f"{__package__}.schemas._validate_{name}")
+    except ImportError:
+        generated = None
+    if generated is not None and generated.SCHEMA_TEXT == text:
+        return _Compiled(json.loads(text), generated.validate)
+    return _Compiled(json.loads(text))
 
 
 def check_shipped(doc: Any, name: str, where: str, what: str) -> None:

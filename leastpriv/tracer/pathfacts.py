@@ -33,10 +33,7 @@ def kind_of(path: str) -> str:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return "missing"
-    for test, name in _KINDS:
-        if test(mode):
-            return name
-    return "other"
+    return _kind_of_mode(mode)
 
 
 def interpreter(path: str) -> str | None:
@@ -76,18 +73,81 @@ def interpreter(path: str) -> str | None:
     return None
 
 
+class _Lookup:
+    """kind / is-a-link / realpath of absolute paths, as kind_of, os.path.islink and os.path.realpath
+    answer them, with one lstat per path (plus a stat and os.path.realpath for the few that are
+    symbolic links) instead of stat + lstat + an lstat per component of every path.
+
+    A normalised path's realpath is its parent's realpath joined with its name unless that is a
+    symbolic link: os.path.realpath walks the components in order, so the walk of a path's parent is
+    the start of the path's own walk. (When that walk met a symlink loop, os.path.realpath stops and
+    appends the rest unresolved; the lstat of the join then fails on the same loop, as it would.)
+    Paths that are not normalised (``.``, ``..``, ``//``) take the plain functions."""
+
+    def __init__(self) -> None:
+        self._real: dict[str, str] = {"/": "/"}
+        self._stat: dict[str, tuple[str, bool]] = {}
+
+    @staticmethod
+    def normal(p: str, _norm=os.path.normpath) -> bool:
+        return p[:1] == "/" and p[:2] != "//" and _norm(p) == p
+
+    def kind_link(self, p: str) -> tuple[str, bool]:
+        """(kind_of(p), os.path.islink(p)) with one lstat (a stat too for a link)."""
+        got = self._stat.get(p)
+        if got is None:
+            try:
+                mode = os.lstat(p).st_mode
+            except (OSError, ValueError):
+                got = ("missing", False)
+            else:
+                got = (kind_of(p), True) if stat.S_ISLNK(mode) else (_kind_of_mode(mode), False)
+            self._stat[p] = got
+        return got
+
+    def realpath(self, p: str) -> str:
+        """os.path.realpath(p) of a normalised absolute path."""
+        got = self._real.get(p)
+        if got is not None:
+            return got
+        parent, _, name = p.rpartition("/")
+        base = self.realpath(parent or "/")
+        new = base + "/" + name if base != "/" else "/" + name
+        if new == p:
+            link = self.kind_link(p)[1]
+        else:
+            try:
+                link = stat.S_ISLNK(os.lstat(new).st_mode)
+            except OSError:
+                link = False
+        got = self._real[p] = os.path.realpath(p) if link else new
+        return got
+
+
+def _kind_of_mode(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "other"
+
+
 def describe(files: Iterable[str], executables: Iterable[str]) -> dict[str, dict]:
     """The facts of ``files`` (and their parent directories, and where symbolic links lead) and of
     ``executables`` (and their interpreters)."""
     out: dict[str, dict] = {}
+    look = _Lookup()
 
     def add(p: str) -> None:
         if p in out or len(out) >= MAX_PATHS or not p.startswith("/"):
             return
-        e = out[p] = {"kind": kind_of(p)}
-        if os.path.islink(p):
+        if look.normal(p):
+            kind, link = look.kind_link(p)
+            rp = look.realpath(p)
+        else:
+            kind, link, rp = kind_of(p), os.path.islink(p), os.path.realpath(p)
+        e = out[p] = {"kind": kind}
+        if link:
             e["link"] = "yes"
-        rp = os.path.realpath(p)
         if rp != p:
             e["realpath"] = rp
             add(rp)

@@ -1,31 +1,94 @@
 """The two consoles (stdout for results, stderr for status) and the live status line."""
 from __future__ import annotations
 
+import os
+import re
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
-from rich.console import Console
-from rich.markup import escape
 
-# piped or redirected: as wide as the content (a pipe has no width; rich's 80 columns would cut values with "…")
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+class _Lazy:
+    """A rich Console made on first use: importing rich costs ~30 ms, and a run whose status lines go to a
+    file or a pipe (CI, scripts, ``make bench``) never needs it (info/warn/error write those plainly)."""
+
+    def __init__(self, make: Callable[[], Any]):
+        self.__dict__["_make"] = make
+        self.__dict__["_console"] = None
+
+    def _get(self):
+        c = self.__dict__["_console"]
+        if c is None:
+            c = self.__dict__["_console"] = self._make()
+        return c
+
+    def __getattr__(self, name):
+        return getattr(self._get(), name)
+
+    def __setattr__(self, name, value):
+        setattr(self._get(), name, value)
+
+
+def _out():
+    from rich.console import Console
+    # piped or redirected: as wide as the content (a pipe has no width; rich's 80 columns would cut values with "…")
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
+
+
+def _err():
+    from rich.console import Console
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+out = _Lazy(_out)
+err = _Lazy(_err)
+
+# a line rich would print unchanged on a stream that is not a terminal: printable characters only (rich
+# expands tabs, drops control characters) and nothing that looks like an emoji code (":name:")
+_EMOJI_LIKE = re.compile(r":\S*?:")
+
+
+def _plain(prefix: str, msg: str) -> bool:
+    """Write ``prefix msg`` to stderr without rich when rich's output would be exactly that text: stderr is not
+    a terminal (and no FORCE_COLOR / TTY_COMPATIBLE makes rich treat it as one) and the message is plain."""
+    if not msg.isprintable() or _EMOJI_LIKE.search(msg):
+        return False
+    env = os.environ
+    if "FORCE_COLOR" in env or "TTY_COMPATIBLE" in env:
+        return False
+    stream = sys.stderr
+    try:
+        if stream.isatty():
+            return False
+    except (AttributeError, ValueError):
+        return False
+    stream.write(f"{prefix} {msg}\n")
+    stream.flush()
+    return True
+
+
+def escape(text: str) -> str:
+    """rich.markup.escape (imported when needed)."""
+    from rich.markup import escape as _escape
+    return _escape(text)
 
 
 def info(msg: str) -> None:
     """A status line on stderr; ``msg`` is plain text (paths with brackets are printed as they are)."""
-    err.print(f"[dim]leastpriv:[/] {escape(msg)}")
+    if not _plain("leastpriv:", msg):
+        err.print(f"[dim]leastpriv:[/] {escape(msg)}")
 
 
 def warn(msg: str) -> None:
-    err.print(f"[yellow]leastpriv: warning:[/] {escape(msg)}")
+    if not _plain("leastpriv: warning:", msg):
+        err.print(f"[yellow]leastpriv: warning:[/] {escape(msg)}")
 
 
 def error(msg: str) -> None:
     """The one error line: ``leastpriv: error: <msg>`` on stderr (the caller picks the exit code)."""
-    err.print(f"[red]leastpriv: error:[/] {escape(msg)}", markup=True, highlight=False)
+    if not _plain("leastpriv: error:", msg):
+        err.print(f"[red]leastpriv: error:[/] {escape(msg)}", markup=True, highlight=False)
 
 
 class _Elapsed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from . import console
-from .show import capability_label, convergence
+from .words import capability_label, convergence
 from ..learner.capabilities import wanted_not_granted
 
 

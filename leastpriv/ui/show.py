@@ -15,6 +15,7 @@ from ..policy.runtime_base import runtime_base
 from ..policy.rules import settings
 from ..learner.generalization import path_lines
 from .console import live_status
+from .words import capability_label, convergence  # noqa: F401 - used here and by review
 
 
 def _when(ts: float | None) -> str:
@@ -36,23 +37,6 @@ def _added_summary(added: dict) -> str:
             n = len(added[kind])
             parts.append(f"{n} {one if n == 1 else kind if kind != 'network' else 'endpoints'}")
     return ", ".join(parts) or "nothing new"
-
-
-def convergence(nruns: int, stable: int) -> tuple[str, str]:
-    """How many runs and whether the profile stopped growing, in words (show, review, learn), and a style."""
-    runs = f"{nruns} run{'s' * (nruns != 1)}"
-    if nruns < 2:
-        return f"{runs}: one run is a sample, not a proof: learn again with other inputs", "yellow"
-    if stable >= 2:
-        return f"{runs}, stopped growing ({stable} runs in a row added nothing)", "green"
-    if stable == 1:
-        return f"{runs}, the last run added nothing", "green"
-    return f"{runs}, still growing (the last run added facts): learn again with other inputs", "yellow"
-
-
-def capability_label(row: dict) -> str:
-    """A capability for a list: its name, marked when it was inferred from syscalls, not seen as a kernel check."""
-    return row["cap"] + (" (inferred)" if row.get("inferred") else "")
 
 
 SUMMARY_ROWS = 25   # rows of a long table (files, argument values, endpoints) shown without --all

@@ -136,5 +136,5 @@ def test_check_accepts_a_run_of_the_other_backend_both_ways_five_times(parity_ex
 
 
 def test_the_generated_ebpf_header_is_up_to_date():
-    here = Path(__file__).resolve().parent.parent / "leastpriv" / "tracer" / "ebpf_semantics.h"
+    here = Path(__file__).resolve().parent.parent / "leastpriv" / "tracer" / "ebpf" / "ebpf_semantics.h"
     assert here.read_text() == semantics.c_header(), "run `make tables` (tools/gen_ebpf_semantics.py)"

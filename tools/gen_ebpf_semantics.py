@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate leastpriv/tracer/ebpf_semantics.h from leastpriv/kernel/semantics.py.
+"""Generate leastpriv/tracer/ebpf/ebpf_semantics.h from leastpriv/kernel/semantics.py.
 
     python tools/gen_ebpf_semantics.py
 
@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from leastpriv.kernel import semantics  # noqa: E402
 
-OUT = ROOT / "leastpriv" / "tracer" / "ebpf_semantics.h"
+OUT = ROOT / "leastpriv" / "tracer" / "ebpf" / "ebpf_semantics.h"
 
 
 def main() -> int:

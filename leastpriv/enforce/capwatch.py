@@ -12,7 +12,7 @@ to name the executable. After the run the instance is read and removed.
 
 A check is reported only when it is audited (or its audit option cannot be
 told): the stack says who asked, with the same rule the eBPF tracer learns
-with (:func:`leastpriv.tracer.ebpf.classify_check`), so the overcommit probe
+with (:func:`leastpriv.tracer.ebpf.capabilities.classify_check`), so the overcommit probe
 (CAP_SYS_ADMIN on every mmap) and other no-audit "could I?" checks are not
 called denials.
 """

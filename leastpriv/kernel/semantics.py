@@ -15,7 +15,7 @@ this is that row for what leastpriv records. Each :class:`Semantics` says
   FMODE_CREATED for eBPF, "did not exist before" for ptrace).
 
 The ptrace backend reads these rows; the eBPF backend fills its in-kernel
-``specs`` map from them and compiles against ``tracer/ebpf_semantics.h``,
+``specs`` map from them and compiles against ``tracer/ebpf/ebpf_semantics.h``,
 generated from this module by ``tools/gen_ebpf_semantics.py`` (``make tables``):
 no number here is typed a second time in C.
 """
@@ -165,7 +165,7 @@ def open_access(flags: int, created: bool) -> tuple[str, ...]:
 
 
 def c_header() -> str:
-    """The C definitions the eBPF program compiles against (tracer/ebpf_semantics.h)."""
+    """The C definitions the eBPF program compiles against (tracer/ebpf/ebpf_semantics.h)."""
     out = ["// Generated from leastpriv/kernel/semantics.py by tools/gen_ebpf_semantics.py (make tables).",
            "// Do not edit: change the Python table and regenerate.", "#pragma once", ""]
     out += [f"#define K_{k.upper()} {i}" for k, i in KIND.items()]

@@ -1,4 +1,4 @@
-// leastpriv eBPF tracer (bcc). Loaded by leastpriv/tracer/ebpf.py, which defines:
+// leastpriv eBPF tracer (bcc). Loaded by leastpriv/tracer/ebpf/program.py, which defines:
 //   MODE_CGROUP        1: track every task whose cgroup v2 ancestor at CGROUP_LEVEL is CGROUP_ID
 //                      0: track the tgids in `procs` (seeded by userspace, followed through fork)
 //   OFF_TI_STATUS      offset of task_struct.thread_info.status  (running kernel's BTF)

@@ -585,7 +585,7 @@ def merge(inputs, output, as_json, fmt="text"):
     summary = {"output": output, "inputs": list(inputs), "runs": nruns,
                "runs_without_growth": profile.runs_without_growth,
                "syscalls": {a: len(t) for a, t in profile.facts.get("syscalls", {}).items()},
-               "capabilities": profile.rules.get("capabilities", []), "seen_in_one_run_only": rare}
+               "capabilities": list(profile.rules.capabilities), "seen_in_one_run_only": rare}
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     from .text import plural

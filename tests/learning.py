@@ -15,6 +15,7 @@ from pathlib import Path
 
 from leastpriv.learner import aggregate
 from leastpriv.learner.profile import Profile
+from leastpriv.policy.rules import Rules
 
 
 def learn_profile(argv: list[str], path: str | Path | None = None, runs: int = 1, args_mode: str = "safe",
@@ -39,7 +40,7 @@ def learn_profile(argv: list[str], path: str | Path | None = None, runs: int = 1
     finally:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
-    if args_mode != profile.rules.get("args_mode", "safe"):
+    if args_mode != profile.rules.args_mode:
         profile = aggregate.relearn(profile, {"args": args_mode})
         if path is not None:
             profile.save(str(path))
@@ -47,16 +48,16 @@ def learn_profile(argv: list[str], path: str | Path | None = None, runs: int = 1
 
 
 def with_rules(profile: Profile, **changes) -> Profile:
-    """The same profile with some rules replaced (tests remove a syscall, a path, a port)."""
-    rules = {**profile.rules, **changes}
-    return Profile(runs=profile.runs, facts=profile.facts, rules=rules)
+    """The same profile with some rules replaced, given in their JSON form (tests remove a syscall, a path,
+    a port, or write hostile values)."""
+    return Profile(runs=profile.runs, facts=profile.facts, rules=Rules.from_json({**profile.rules.to_json(), **changes}))
 
 
 def without_syscall(profile: Profile, name: str) -> Profile:
-    rules = dict(profile.rules)
-    rules["syscalls"] = {a: [n for n in v if n != name] for a, v in rules["syscalls"].items()}
-    rules["conditional"] = {a: [r for r in v if name not in r["names"]] for a, v in rules.get("conditional", {}).items()}
-    return Profile(runs=profile.runs, facts=profile.facts, rules=rules)
+    rules = profile.rules
+    return Profile(runs=profile.runs, facts=profile.facts, rules=rules.replace(
+        syscalls={a: tuple(n for n in v if n != name) for a, v in rules.syscalls.items()},
+        conditional={a: tuple(r for r in v if name not in r.names) for a, v in rules.conditional.items()}))
 
 
 # ------------------------------------------------------------------ a small HTTP server, learned for real
@@ -111,8 +112,8 @@ def learn_httpd(d: Path) -> tuple[Path, int, list[str], Profile]:
                                   str(path), "--", *argv], port, ["/index.html"])
     assert status == 0 and answers[0] == (200, b"<h1>hello</h1>\n"), err
     profile = Profile.load(str(path))
-    assert port in profile.rules["network"]["tcp_bind"]
-    assert str(d / "logs" / "access.log") in profile.rules["files"]["write"]
+    assert port in profile.rules.network.tcp("bind")
+    assert str(d / "logs" / "access.log") in profile.rules.files.write
     (d / "logs" / "access.log").unlink()
     return d, port, argv, profile
 

@@ -135,7 +135,7 @@ def test_capabilities_are_exact_and_the_learned_set_is_enough(build_c, tmp_path)
     # the overcommit probe is seen, and known for what it is
     admin = [c for c in rec.capabilities if c.cap == "CAP_SYS_ADMIN"]
     assert admin and all(c.audited is False for c in admin)
-    learned = Profile.load(prof).rules["capabilities"]
+    learned = list(Profile.load(prof).rules.capabilities)
     assert learned == ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"]
 
     def run_with(caps):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from leastpriv.policy import seccomp_model as sm
+from leastpriv.policy.rules import Rules
 
 from .conftest import ROOT, lp, need_root
 from .learning import PYTHON, learn_httpd, learn_profile, serve, with_rules, without_syscall
@@ -53,8 +54,8 @@ def test_clone_with_newuser_is_denied_while_fork_works(build_c, tmp_path):
     profile, learned = learn_profile([exe, "fork"])
     assert learned.stdout == "fork ok 7\n"
     rules = profile.rules
-    assert "clone" not in rules["syscalls"]["x86_64"], "clone must be argument-constrained"
-    assert any("clone" in r["names"] for r in rules["conditional"]["x86_64"])
+    assert "clone" not in rules.syscalls["x86_64"], "clone must be argument-constrained"
+    assert any("clone" in r.names for r in rules.conditional["x86_64"])
     path = _save(profile, tmp_path)
     res = lp("run", "--profile", path, "--", exe, "userns")
     assert res.stdout == "fork ok 7\nclone(CLONE_NEWUSER): Operation not permitted\n", res.stderr
@@ -183,10 +184,10 @@ def test_bad_profile_is_one_line_exit_2(tmp_path):
 
 
 def test_model_is_per_abi_and_flat_for_exporters():
-    rules = {"syscalls": {"x86_64": ["read", "write"], "x86": ["read", "socketcall"]},
-             "conditional": {"x86_64": [{"names": ["clone"], "args": [
-                 {"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]},
-             "errno": {"x86_64": [{"names": ["clone3"], "errno": "ENOSYS"}]}}
+    rules = Rules.from_json({"syscalls": {"x86_64": ["read", "write"], "x86": ["read", "socketcall"]},
+                             "conditional": {"x86_64": [{"names": ["clone"], "args": [
+                                 {"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]},
+                             "errno": {"x86_64": [{"names": ["clone3"], "errno": "ENOSYS"}]}})
     m = sm.build(rules, arch="x86_64")
     assert m.arches == ("x86_64", "x86")   # x32: no syscalls, not listed
     assert m.allowed_names("x86") == {"read", "socketcall"}
@@ -202,7 +203,7 @@ def test_model_is_per_abi_and_flat_for_exporters():
 def test_filter_is_per_abi(tmp_path):
     from leastpriv.policy.libseccomp import build_filter
 
-    rules = {"syscalls": {"x86_64": ["read", "write"], "x86": ["mmap2"]}}
+    rules = Rules(syscalls={"x86_64": ("read", "write"), "x86": ("mmap2",)})
     pfc = build_filter(sm.build(rules, runtime="leastpriv")).pfc()
     x86_64, _, rest = pfc.partition("# filter for arch x86 ")
     assert '"execve"' in x86_64 and '"read"' in x86_64 and "mmap2" not in x86_64
@@ -215,7 +216,7 @@ def test_denylist_style_enforced(build_c, tmp_path):
     exe = str(build_c("enforce_clone"))
     profile, _ = learn_profile([exe, "fork"])
     deny = aggregate.relearn(profile, {"style": "denylist"})
-    assert deny.rules["style"] == "denylist"
+    assert deny.rules.style == "denylist"
     path = _save(deny, tmp_path)
     # default allow: a program the profile never saw runs
     assert lp("run", "--profile", path, "--no-landlock", "--", "sh", "-c", "echo other").stdout == "other\n"
@@ -262,7 +263,7 @@ def test_httpd_serves_under_its_whole_profile(httpd, tmp_path):
 def test_httpd_log_write_fails_with_eacces_without_its_write_path(httpd, tmp_path):
     d, port, argv, profile = httpd
     log = str(d / "logs" / "access.log")
-    files = {k: [p for p in v if p != log] for k, v in profile.rules["files"].items()}
+    files = {k: [p for p in v if p != log] for k, v in profile.rules.files.to_json().items()}
     status, answers, err = serve(_run_argv(_save(with_rules(profile, files=files), tmp_path), argv), port,
                                   ["/index.html"])
     assert status == 0, err
@@ -272,7 +273,7 @@ def test_httpd_log_write_fails_with_eacces_without_its_write_path(httpd, tmp_pat
 
 def test_httpd_bind_fails_without_its_port(httpd, tmp_path):
     d, port, argv, profile = httpd
-    net = dict(profile.rules["network"], tcp_bind=[p for p in profile.rules["network"]["tcp_bind"] if p != port])
+    net = dict(profile.rules.network.to_json(), tcp_bind=[p for p in profile.rules.network.tcp("bind") if p != port])
     status, answers, err = serve(_run_argv(_save(with_rules(profile, network=net), tmp_path), argv), port, [])
     assert status == 6 and "bind: errno 13 Permission denied" in err, err
     # and the same profile without Landlock binds (the port rule is what denied it)
@@ -284,7 +285,7 @@ def test_httpd_bind_fails_without_its_port(httpd, tmp_path):
 def test_capabilities_dropped_to_the_learned_set(tmp_path):
     need_root()
     profile, _ = learn_profile(["cat", "/proc/self/status"])
-    assert profile.rules["capabilities"] == []
+    assert profile.rules.capabilities == ()
     res = lp("run", "--profile", _save(profile, tmp_path), "--", "cat", "/proc/self/status")
     caps = dict(line.split(":\t") for line in res.stdout.splitlines() if line.startswith("Cap"))
     assert caps == {k: "0000000000000000" for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}, caps
@@ -301,8 +302,8 @@ def test_capabilities_dropped_to_the_learned_set(tmp_path):
 def test_i386_program_runs_under_its_per_abi_profile(build_c, tmp_path):
     exe = str(build_c("enforce_probe", m32=True))
     profile, learned = learn_profile([exe, "/etc/hostname"])
-    assert "uname" in profile.rules["syscalls"]["x86"]
-    assert "uname" not in profile.rules["syscalls"].get("x86_64", [])
+    assert "uname" in profile.rules.syscalls["x86"]
+    assert "uname" not in profile.rules.allowed("x86_64")
     res = lp("run", "--profile", _save(profile, tmp_path), "--", exe, "/etc/hostname")
     assert (res.returncode, res.stdout) == (0, learned.stdout), res.stderr
     bad = lp("run", "--profile", _save(without_syscall(profile, "uname"), tmp_path, "bad.json"), "--",
@@ -357,7 +358,7 @@ def test_run_names_capability_and_tcp_port_denials(tmp_path):
     code = "import socket, sys; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); print('bound')"
     port = free_port()
     profile, learned = learn_profile([PYTHON, "-c", code, str(port)])
-    assert learned.stdout == "bound\n" and profile.rules["capabilities"] == []
+    assert learned.stdout == "bound\n" and profile.rules.capabilities == ()
     path = _save(profile, tmp_path)
     exe = os.path.realpath(PYTHON)
     ok = lp("run", "--profile", path, "--", PYTHON, "-c", code, str(free_port()))

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from leastpriv.exporters.apparmor import glob_path
+from leastpriv.policy.rules import FileRules, Rules
 
 from .conftest import lp, which
 from .learning import PYTHON, learn_httpd, learn_profile, with_rules
@@ -84,8 +85,7 @@ def test_path_with_spaces_is_quoted_and_parses(tmp_path):
     from leastpriv.learner.profile import Profile
 
     p = Profile(runs=({"command": ["/usr/bin/true"], "uid": 0},),
-                rules={"files": {"read": ["/srv/my data/a.txt", "/srv/x{y}.txt"], "write": [], "exec": [], "create": []},
-                       "capabilities": []})
+                rules=Rules(files=FileRules(read=("/srv/my data/a.txt", "/srv/x{y}.txt"))))
     text = render(p, "spaces")
     assert '"/srv/my data/a.txt" r,' in text
     assert _parse(text, tmp_path).returncode == 0, text
@@ -105,7 +105,7 @@ def test_socket_families_and_types_parse(tmp_path):
         {"values": [fam["AF_UNSPEC"], typ["SOCK_STREAM"], 0]}]}}
     assert network_rules(facts) == ["inet6 dgram", "netlink raw", "packet raw"]
     p = Profile(runs=({"command": ["/usr/bin/true"], "uid": 0},), facts=facts,
-                rules={"files": {}, "capabilities": ["CAP_NET_RAW"]})
+                rules=Rules(capabilities=("CAP_NET_RAW",)))
     text = render(p, "net")
     assert "  network netlink raw,\n" in text and "  capability net_raw,\n" in text
     assert _parse(text, tmp_path).returncode == 0, text

@@ -52,7 +52,7 @@ def test_siblings_let_the_other_variant_run_and_exact_does_not(build_c, tmp_path
     path = tmp_path / "v.json"
     learn_profile([exe, "a", out], path, runs=2)
     prof = Profile.load(str(path))
-    sib = {s["name"]: s["sibling_of"] for s in prof.rules["siblings"]["x86_64"]}
+    sib = {s.name: s.sibling_of for s in prof.rules.siblings["x86_64"]}
     assert sib["fdatasync"] == "fsync" and sib["ppoll"] == "poll" and "vfork" in sib and "pwrite64" in sib
     assert not {"fdatasync", "ppoll", "vfork", "pwrite64"} & set(prof.facts["syscalls"]["x86_64"])
     # the other input picks the other variants: the default profile runs it
@@ -60,7 +60,7 @@ def test_siblings_let_the_other_variant_run_and_exact_does_not(build_c, tmp_path
     assert (res.returncode, res.stdout) == (0, "sync: ok\npoll: ok\nfork: ok\n"), res.stderr
     # --exact: only what was traced, the other variants are denied
     exact = aggregate.relearn(prof, {"exact": True})
-    assert exact.rules["siblings"] == {} and "fdatasync" not in exact.rules["syscalls"]["x86_64"]
+    assert exact.rules.siblings == {} and "fdatasync" not in exact.rules.syscalls["x86_64"]
     exact.save(str(tmp_path / "exact.json"))
     res = lp("run", "--profile", str(tmp_path / "exact.json"), "--", exe, "b", out)
     assert res.returncode != 0 and "denied" in res.stdout
@@ -164,10 +164,10 @@ def test_own_mktemp_dir_is_owned_and_nothing_else_is_writable(tmp_path):
     for word in ("alpha", "beta"):
         learn_profile(["sh", script, word], path)
     prof = Profile.load(str(path))
-    owned = prof.rules["owned"]
-    assert [o["pattern"] for o in owned] == ["/tmp/tmp.*"] and owned[0]["runs"] == 2
-    assert len(owned[0]["paths"]) == 2 and all(p.startswith("/tmp/tmp.") for p in owned[0]["paths"])
-    assert not any(p.startswith("/tmp/tmp.") for ps in prof.rules["files"].values() for p in ps)
+    owned = prof.rules.owned
+    assert [o.pattern for o in owned] == ["/tmp/tmp.*"] and owned[0].runs == 2
+    assert len(owned[0].paths) == 2 and all(p.startswith("/tmp/tmp.") for p in owned[0].paths)
+    assert not any(p.startswith("/tmp/tmp.") for p in prof.rules.files.all_paths())
     # someone else's file in /tmp, writable by anyone as far as permissions go
     victim = tempfile.NamedTemporaryFile(prefix="lp-gen-victim.", dir="/tmp", delete=False)
     victim.write(b"theirs\n")

@@ -70,7 +70,7 @@ def learned(request, tmp_path_factory):
 
 def test_run_with_the_profile_on_other_inputs(learned):
     prof = Profile.load(str(learned["path"]))
-    assert prof.rules["owned"], "each program works in a temporary directory of its own"
+    assert prof.rules.owned, "each program works in a temporary directory of its own"
     res = lp("run", "--profile", str(learned["path"]), "--", *learned["argv"])
     assert (res.returncode, res.stdout) == (learned["want"].returncode, learned["want"].stdout), res.stderr
     # the owned temporary directory is what lets it run: without that rule it does not
@@ -104,7 +104,7 @@ def test_oci_export_under_runc(learned, rootfs):
 def test_docker_export_under_podman(learned, rootfs, runtime, nnp):
     seccomp = learned["dir"] / "docker.json"
     lp("export", str(learned["path"]), "--format", "docker", "-o", str(seccomp), check=True)
-    caps = Profile.load(str(learned["path"])).rules["capabilities"]
+    caps = list(Profile.load(str(learned["path"])).rules.capabilities)
     res = run_podman(rootfs, seccomp, learned["argv"], nnp=nnp, caps=caps, binds=[str(GEN)], runtime=runtime)
     assert (res.returncode, res.stdout) == (learned["want"].returncode, learned["want"].stdout), res.stderr
 

@@ -61,7 +61,7 @@ def never_seen(profile: Profile, *names: str) -> Profile:
         for arch, scs in per_arch.items():
             per_arch[arch] = [s for s in scs if s not in names]
     return aggregate.relearn(Profile(runs=profile.runs, facts=facts, rules=profile.rules),
-                             {"args": profile.rules.get("args_mode", "safe"), "style": "allowlist"})
+                             {"args": profile.rules.args_mode, "style": "allowlist"})
 
 
 def _logged(lines: list[str], exe: str, since: float) -> int:
@@ -102,7 +102,7 @@ def test_real_records_from_the_kernel_log_complete_the_profile(build_c, tmp_path
     learn_profile([str(app), str(tmp_path / "a")], path=full)
     learn_profile([str(app32), str(tmp_path / "a")], path=full)
     p = Profile.load(str(full))
-    assert {"uname", "getcwd"} <= set(p.rules["syscalls"]["x86_64"]) & set(p.rules["syscalls"]["x86"])
+    assert {"uname", "getcwd"} <= set(p.rules.syscalls["x86_64"]) & set(p.rules.syscalls["x86"])
     less = tmp_path / "less.json"
     never_seen(p, "uname", "getcwd").save(str(less))
     # what was taken away is needed: enforcing, the workload fails
@@ -130,8 +130,8 @@ def test_real_records_from_the_kernel_log_complete_the_profile(build_c, tmp_path
     assert rec["executables"] == {str(app): {"x86_64": ["getcwd", "uname"]}, str(app32): {"x86": ["getcwd", "uname"]}}
     assert {n: s["count"] for n, s in rec["syscalls"]["x86_64"].items()} == {"getcwd": 1, "uname": 1}
     assert str(other) not in prof.facts["executables"]
-    assert set(prof.rules["syscalls"]["x86_64"]) == set(p.rules["syscalls"]["x86_64"])
-    assert set(prof.rules["syscalls"]["x86"]) == set(p.rules["syscalls"]["x86"])
+    assert set(prof.rules.syscalls["x86_64"]) == set(p.rules.syscalls["x86_64"])
+    assert set(prof.rules.syscalls["x86"]) == set(p.rules.syscalls["x86"])
     # the result runs the workload, enforcing its seccomp filter, on another input (another directory: the
     # Landlock rules learned by the trace allow writing in "a" only, and a log says nothing about files)
     for exe in (app, app32):

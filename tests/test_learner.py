@@ -43,14 +43,14 @@ BASE = ["read", "write", "openat", "close", "mmap", "mprotect", "exit_group"]
 
 
 def _conds(rules, name):
-    return [r["args"] for r in rules["conditional"].get(X, []) if name in r["names"]]
+    return [r.args for r in rules.conditional_of(X) if name in r.names]
 
 
 def _admits(alternatives, values_by_index):
     """Would one of these seccomp rules (alternatives; conditions ANDed) allow this call?"""
     def ok(c):
-        v = values_by_index[c["index"]]
-        return {"SCMP_CMP_EQ": v == c["value"], "SCMP_CMP_MASKED_EQ": v & c["value"] == c["valueTwo"]}[c["op"]]
+        v = values_by_index[c.index]
+        return {"SCMP_CMP_EQ": v == c.value, "SCMP_CMP_MASKED_EQ": v & c.value == c.value_two}[c.op]
     return any(all(ok(c) for c in alt) for alt in alternatives)
 
 
@@ -60,7 +60,7 @@ def test_safe_socket_rules_keep_families_and_forbid_raw_and_packet():
     p = aggregate.learn([rec(BASE + ["socket"], [("socket", (AF_INET, DGRAM | 0x80000, 0)),
                                                   ("socket", (AF_UNIX, STREAM, 0))])])
     rules = p.rules
-    assert "socket" not in rules["syscalls"][X]
+    assert "socket" not in rules.syscalls[X]
     alts = _conds(rules, "socket")
     # separate rules are alternatives: the families used, any flags, TCP kept as well as UDP
     assert _admits(alts, {0: AF_INET, 1: DGRAM | 0x800, 2: 0})
@@ -83,8 +83,8 @@ def test_clone_namespace_rule_and_clone3_enosys_even_when_only_clone3_was_seen()
     alts = _conds(p.rules, "clone")
     assert _admits(alts, {0: FORK_FLAGS})
     assert not _admits(alts, {0: FORK_FLAGS | C.value("clone", "CLONE_NEWUSER")})
-    assert p.rules["errno"][X] == [{"names": ["clone3"], "errno": "ENOSYS", "comment": p.rules["errno"][X][0]["comment"]}]
-    assert "clone3" not in p.rules["syscalls"][X]
+    assert [(e.names, e.errno) for e in p.rules.errno[X]] == [(("clone3",), "ENOSYS")] and p.rules.errno[X][0].comment
+    assert "clone3" not in p.rules.syscalls[X]
 
 
 def test_unshare_allows_only_the_namespaces_used():
@@ -105,38 +105,38 @@ def test_personality_only_values_seen():
 def test_value_sets_need_two_stable_runs_in_safe_mode():
     one = rec(BASE + ["ioctl", "prctl"], [("ioctl", (TCGETS,)), ("prctl", (15,))])
     p1 = aggregate.learn([one])
-    assert "ioctl" in p1.rules["syscalls"][X] and "prctl" in p1.rules["syscalls"][X]
-    assert any("ioctl" in x and "one run" in x for x in p1.rules["loose"])
+    assert "ioctl" in p1.rules.syscalls[X] and "prctl" in p1.rules.syscalls[X]
+    assert any("ioctl" in x and "one run" in x for x in p1.rules.loose)
     p2 = aggregate.learn([one, rec(BASE + ["ioctl", "prctl"], [("ioctl", (TCGETS,)), ("prctl", (15,))])])
-    assert "ioctl" not in p2.rules["syscalls"][X]
+    assert "ioctl" not in p2.rules.syscalls[X]
     alts = _conds(p2.rules, "ioctl")
     assert _admits(alts, {1: TCGETS}) and _admits(alts, {1: TCGETS | 0xFFFFFFFF00000000})   # unsigned int request
     assert not _admits(alts, {1: C.value("ioctl", "TIOCSTI")})
     varying = aggregate.learn([one, rec(BASE + ["ioctl"], [("ioctl", (C.value("ioctl", "TIOCGWINSZ"),))])])
-    assert "ioctl" in varying.rules["syscalls"][X]
-    assert any("differ between runs" in x for x in varying.rules["loose"])
+    assert "ioctl" in varying.rules.syscalls[X]
+    assert any("differ between runs" in x for x in varying.rules.loose)
     strict = aggregate.relearn(p1, {"args": "strict"})
-    assert "ioctl" not in strict.rules["syscalls"][X] and _conds(strict.rules, "ioctl")
+    assert "ioctl" not in strict.rules.syscalls[X] and _conds(strict.rules, "ioctl")
 
 
 def test_prot_exec_rules():
     rx, r = C.value("mmap_prot", "PROT_READ") | C.value("mmap_prot", "PROT_EXEC"), C.value("mmap_prot", "PROT_READ")
     p = aggregate.learn([rec(BASE, [("mmap", (r,)), ("mprotect", (r,))])])
     assert _conds(p.rules, "mprotect") and not _admits(_conds(p.rules, "mprotect"), {2: rx})
-    assert "mmap" in p.rules["syscalls"][X]                    # safe: a later dlopen maps code
-    assert any(x.startswith("x86_64: mmap: PROT_EXEC never used") for x in p.rules["loose"])
+    assert "mmap" in p.rules.syscalls[X]                    # safe: a later dlopen maps code
+    assert any(x.startswith("x86_64: mmap: PROT_EXEC never used") for x in p.rules.loose)
     strict = aggregate.relearn(p, {"args": "strict"})
     assert not _admits(_conds(strict.rules, "mmap"), {2: rx}) and _admits(_conds(strict.rules, "mmap"), {2: r})
     exec_used = aggregate.learn([rec(BASE, [("mmap", (rx,)), ("mprotect", (rx,))])])
-    assert not _conds(exec_used.rules, "mprotect") and "mprotect" in exec_used.rules["syscalls"][X]
+    assert not _conds(exec_used.rules, "mprotect") and "mprotect" in exec_used.rules.syscalls[X]
 
 
 def test_args_off_and_missing_values():
     p = aggregate.learn([rec(BASE + ["socket", "clone"], [("socket", (AF_INET, STREAM, 0))])], {"args": "off"})
-    assert not p.rules["conditional"] and "socket" in p.rules["syscalls"][X] and "clone" in p.rules["syscalls"][X]
+    assert not p.rules.conditional and "socket" in p.rules.syscalls[X] and "clone" in p.rules.syscalls[X]
     no_args = aggregate.learn([rec(BASE + ["socket"])])
-    assert "socket" in no_args.rules["syscalls"][X]
-    assert any("no argument values were recorded" in x for x in no_args.rules["loose"])
+    assert "socket" in no_args.rules.syscalls[X]
+    assert any("no argument values were recorded" in x for x in no_args.rules.loose)
 
 
 # --- capabilities -----------------------------------------------------------------------------------
@@ -147,12 +147,12 @@ def test_inferred_capabilities_with_reasons():
             net=[Endpoint("bind", "AF_INET", "0.0.0.0", 80, "tcp"), Endpoint("bind", "AF_INET", "0.0.0.0", 8080, "tcp")],
             results={"mount": -1})   # mount failed with EPERM: wanted, not needed
     p = aggregate.learn([r])
-    assert p.rules["capabilities"] == ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETUID"]
+    assert p.rules.capabilities == ("CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETUID")
     caps = p.facts["capabilities"]
     assert all(caps[c]["inferred"] for c in caps)
     assert "port 80" in caps["CAP_NET_BIND_SERVICE"]["reasons"][0]
     assert caps["CAP_SYS_ADMIN"]["denied"] == 1 and not capabilities.needed(caps["CAP_SYS_ADMIN"])
-    unused = capabilities.docker_defaults_unused(p.rules["capabilities"])
+    unused = capabilities.docker_defaults_unused(p.rules.capabilities)
     assert "CAP_MKNOD" in unused and "CAP_CHOWN" not in unused and len(unused) == 10
 
 
@@ -161,7 +161,7 @@ def test_kernel_checks_granted_and_audited_are_needs_noaudit_are_not():
               CapCheck("CAP_SYS_ADMIN", True, False, "mmap"),     # __vm_enough_memory probe: no-audit
               CapCheck("CAP_SYS_PTRACE", False, True, "ptrace")]
     p = aggregate.learn([rec(BASE + ["chown"], caps=checks, backend="ebpf")])
-    assert p.rules["capabilities"] == ["CAP_DAC_OVERRIDE"]       # no inference for eBPF recordings (no CHOWN)
+    assert p.rules.capabilities == ("CAP_DAC_OVERRIDE",)       # no inference for eBPF recordings (no CHOWN)
     assert capabilities.wanted_not_granted(p.facts) == ["CAP_SYS_PTRACE"]
 
 
@@ -197,22 +197,22 @@ def test_denylist_rules_deny_unused_dangers_only():
     p = aggregate.learn([rec(BASE + ["clone", "socket", "ptrace"], [("clone", (FORK_FLAGS,)),
                                                                      ("socket", (AF_INET, STREAM, 0))])],
                         {"style": "denylist"})
-    assert p.rules["style"] == "denylist"
-    d = p.rules["denylist"][X]
-    assert {"bpf", "unshare", "mount", "io_uring_setup", "userfaultfd"} <= set(d["names"])
-    assert "ptrace" not in d["names"]                 # used: cannot be denied
-    deny = [r["args"] for r in d["conditional"] if r["names"] == ["clone"]]
+    assert p.rules.style == "denylist"
+    d = p.rules.denylist[X]
+    assert {"bpf", "unshare", "mount", "io_uring_setup", "userfaultfd"} <= set(d.names)
+    assert "ptrace" not in d.names                    # used: cannot be denied
+    deny = [r.args for r in d.conditional if r.names == ("clone",)]
     assert _admits(deny, {0: FORK_FLAGS | C.value("clone", "CLONE_NEWUSER")})
     assert not _admits(deny, {0: FORK_FLAGS})
-    sock = [r["args"] for r in d["conditional"] if r["names"] == ["socket"]]
+    sock = [r.args for r in d.conditional if r.names == ("socket",)]
     assert _admits(sock, {0: AF_PACKET, 1: RAW}) and _admits(sock, {0: AF_INET, 1: RAW})
     # the kernel reads an int from the register: garbage in the upper 32 bits must not dodge the rule
     assert _admits(sock, {0: (1 << 32) | AF_PACKET, 1: RAW})
     assert not _admits(sock, {0: AF_INET, 1: STREAM})
-    pers = [r["args"] for r in d["conditional"] if r["names"] == ["personality"]]
+    pers = [r.args for r in d.conditional if r.names == ("personality",)]
     assert _admits(pers, {0: C.value("personality", "ADDR_NO_RANDOMIZE")}) and not _admits(pers, {0: 0xFFFFFFFF})
-    assert d["errno"][0]["names"] == ["clone3"]
-    assert p.rules["syscalls"][X]                     # the allowlist view is still there
+    assert d.errno[0].names == ("clone3",)
+    assert p.rules.syscalls[X]                     # the allowlist view is still there
 
 
 # --- architectures ---------------------------------------------------------------------------------------
@@ -221,16 +221,16 @@ def test_translate_to_aarch64_and_s390x():
     p = aggregate.learn([rec(["open", "stat", "fork", "dup2", "arch_prctl", "read", "clone", "#999"],
                              [("clone", (FORK_FLAGS,))])])
     q, report = arches.translate(p, "aarch64")
-    names = set(q.rules["syscalls"]["aarch64"]) | {n for r in q.rules["conditional"]["aarch64"] for n in r["names"]}
+    names = set(q.rules.syscalls["aarch64"]) | {n for r in q.rules.conditional["aarch64"] for n in r.names}
     assert all(syscalls.exists("aarch64", n) for n in names)
     assert {"openat", "newfstatat", "dup3", "clone", "read"} <= names
     assert {(t["from"], t["to"]) for t in report["translated"]} >= {("open", "openat"), ("fork", "clone")}
     assert {u["syscall"] for u in report["untranslatable"]} == {"arch_prctl", "#999"}
     s, rep = arches.translate(p, "s390x")
-    assert _admits([r["args"] for r in s.rules["conditional"]["s390x"] if r["names"] == ["clone"]], {1: FORK_FLAGS})
+    assert _admits([r.args for r in s.rules.conditional["s390x"] if r.names == ("clone",)], {1: FORK_FLAGS})
     assert rep["arg_indexes"] == [{"syscall": "clone", "from": [0], "to": [1]}]
     arm, _ = arches.translate(p, "arm")
-    assert "clock_gettime64" not in arm.rules["syscalls"]["arm"]    # only twins of calls that were made
+    assert "clock_gettime64" not in arm.rules.syscalls["arm"]    # only twins of calls that were made
 
 
 # --- diff and check --------------------------------------------------------------------------------------
@@ -250,5 +250,5 @@ def test_a_profile_keeps_its_rule_options_when_it_grows():
     p = aggregate.relearn(aggregate.learn([rec(BASE)]), {"style": "denylist", "args": "strict"})
     grown, added = aggregate.add_recording(p, rec(BASE + ["getpid"]))
     assert added["syscalls"] == {X: ["getpid"]}
-    assert (grown.rules["style"], grown.rules["args_mode"]) == ("denylist", "strict")
-    assert "denylist" in grown.rules
+    assert (grown.rules.style, grown.rules.args_mode) == ("denylist", "strict")
+    assert grown.rules.denylist

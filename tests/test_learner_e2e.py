@@ -30,10 +30,10 @@ def test_safe_rules_keep_workloads_running_and_deny_packet_and_newuser(build_c, 
     assert "socket(AF_PACKET) ok" in free["packet"].stdout and "clone(CLONE_NEWUSER) ok" in free["userns"].stdout
     path = learn(tmp_path, "probe", exe, "base")
     rules = Profile.load(path).rules
-    assert rules["args_mode"] == "safe"
+    assert rules.args_mode == "safe"
     for name in ("socket", "clone"):
-        assert name not in rules["syscalls"]["x86_64"]
-        assert any(name in r["names"] for r in rules["conditional"]["x86_64"]), name
+        assert name not in rules.syscalls["x86_64"]
+        assert any(name in r.names for r in rules.conditional["x86_64"]), name
     ok = run(path, exe, "base")
     assert (ok.returncode, ok.stdout) == (0, "fork ok 7\nsockets ok\n"), ok.stderr
     packet = run(path, exe, "packet")
@@ -49,7 +49,7 @@ def test_safe_rules_keep_a_shell_pipeline_running(tmp_path):
     cmd = ["sh", "-c", "ls /etc | sort | head -n 3; cat /etc/hostname >/dev/null; exit 3"]
     path = str(tmp_path / "sh.json")
     assert lp("learn", "--backend", "ptrace", "-o", path, "--", *cmd).returncode == 3
-    assert Profile.load(path).rules["conditional"], "expected argument rules (clone, mprotect)"
+    assert Profile.load(path).rules.conditional, "expected argument rules (clone, mprotect)"
     first = subprocess.run(cmd, capture_output=True, text=True)
     res = run(path, *cmd)
     assert (res.returncode, res.stdout) == (3, first.stdout), res.stderr
@@ -142,7 +142,7 @@ def test_safe_rules_are_emitted_and_keep_ptrace_workloads_running(build_c, tmp_p
         learned = lp("learn", "--backend", "ptrace", "-o", path, "--", *argv)
         assert learned.returncode == 0, learned.stderr
         rules = Profile.load(path).rules
-        constrained = {n for r in rules["conditional"]["x86_64"] for n in r["names"]}
+        constrained = {n for r in rules.conditional["x86_64"] for n in r.names}
         assert {"clone", "socket"} <= constrained, (name, constrained)
         # seccomp only: this test is about the argument rules (Landlock is tested with the enforcer)
         ran = lp("run", "--profile", path, "--no-landlock", "--", *argv)
@@ -157,14 +157,14 @@ def test_capability_set_from_kernel_checks_and_from_inference(build_c, tmp_path)
     res = lp("learn", "--backend", "ebpf", "-o", ebpf, "--", exe, "packet")
     assert res.returncode == 0, res.stderr
     p = Profile.load(ebpf)
-    assert p.rules["capabilities"] == ["CAP_NET_RAW"]
+    assert p.rules.capabilities == ("CAP_NET_RAW",)
     caps = p.facts["capabilities"]
     assert not caps["CAP_NET_RAW"]["inferred"] and caps["CAP_NET_RAW"]["needed"] >= 1
     # mmap/brk ask "could I overcommit?" without audit: seen, not needed
     assert all(e["needed"] == 0 for c, e in caps.items() if c != "CAP_NET_RAW")
     pt = learn(tmp_path, "pt", exe, "packet")
     q = Profile.load(pt)
-    assert q.rules["capabilities"] == ["CAP_NET_RAW"]
+    assert q.rules.capabilities == ("CAP_NET_RAW",)
     assert q.facts["capabilities"]["CAP_NET_RAW"]["inferred"]
     assert "AF_PACKET" in q.facts["capabilities"]["CAP_NET_RAW"]["reasons"][0]
     review = json.loads(lp("review", ebpf, "--format", "json").stdout)
@@ -191,15 +191,15 @@ def test_strict_and_personality_rules_load_and_hold_under_run(build_c, tmp_path)
     exe = str(build_c("learner_probe"))
     path = learn(tmp_path, "aslr", exe, "aslr")
     rules = Profile.load(path).rules
-    pers = [r for r in rules["conditional"]["x86_64"] if r["names"] == ["personality"]]
-    assert len(pers) == 1 and pers[0]["args"][0]["value"] == 0x0040000     # ADDR_NO_RANDOMIZE, as seen
+    pers = [r for r in rules.conditional["x86_64"] if r.names == ("personality",)]
+    assert len(pers) == 1 and pers[0].args[0].value == 0x0040000     # ADDR_NO_RANDOMIZE, as seen
     ok = run(path, exe, "aslr")
     assert (ok.returncode, ok.stdout.splitlines()[-1]) == (0, "personality(ADDR_NO_RANDOMIZE) ok"), ok.stderr
     strict = str(tmp_path / "strict.json")
     aggregate.relearn(Profile.load(path), {"args": "strict"}).save(strict)
     srules = Profile.load(strict).rules
-    triples = [r for r in srules["conditional"]["x86_64"] if r["names"] == ["socket"]]
-    assert len(triples) == 2 and all(len(r["args"]) == 3 for r in triples)
+    triples = [r for r in srules.conditional["x86_64"] if r.names == ("socket",)]
+    assert len(triples) == 2 and all(len(r.args) == 3 for r in triples)
     ok = run(strict, exe, "aslr")
     assert (ok.returncode, ok.stdout.splitlines()[-1]) == (0, "personality(ADDR_NO_RANDOMIZE) ok"), ok.stderr
     packet = run(strict, exe, "packet")

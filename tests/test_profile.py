@@ -55,10 +55,10 @@ def test_merge_of_recordings_equals_learning_both():
 
 def test_clone_rule_keeps_namespaces_out():
     rules = aggregate.learn([_rec()]).rules
-    (rule,) = rules["conditional"]["x86_64"]
-    assert rule["names"] == ["clone"] and rule["args"][0]["op"] == "SCMP_CMP_MASKED_EQ"
-    assert rule["args"][0]["value"] & 0x10000000          # CLONE_NEWUSER is not allowed
-    assert rules["errno"]["x86_64"][0]["names"] == ["clone3"]
+    (rule,) = rules.conditional["x86_64"]
+    assert rule.names == ("clone",) and rule.args[0].op == "SCMP_CMP_MASKED_EQ"
+    assert rule.args[0].value & 0x10000000          # CLONE_NEWUSER is not allowed
+    assert rules.errno["x86_64"][0].names == ("clone3",)
 
 
 @pytest.mark.parametrize("content, message", [

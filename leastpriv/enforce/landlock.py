@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from ..kernel import syscalls
 from ..errors import UserError
 from ..policy.landlock import FS_RIGHTS, NET_RIGHTS, PRIVATE_TMP, SCOPES, Ruleset, ruleset
-from ..policy.rules import settings
 
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
@@ -158,8 +157,7 @@ def private_tmp_choice(rs: Ruleset, env: dict | None = None) -> tuple[tuple[str,
 def plan(profile, *, abi: int | None = None, env: dict | None = None) -> Plan | None:
     """Build the Landlock ruleset for ``profile`` on this kernel (None when the profile has no file facts)."""
     rules = profile.rules
-    files = rules.get("files", {})
-    if not any(files.get(k) for k in ("read", "write", "exec", "create")):
+    if not rules.files.all_paths():
         return Plan(None, 0, ["Landlock: the profile has no file facts; not applied"])
     k_abi = kernel_abi() if abi is None else abi
     if k_abi <= 0:
@@ -203,6 +201,6 @@ def plan(profile, *, abi: int | None = None, env: dict | None = None) -> Plan | 
             np_ = _NetPort(NET_RIGHTS[right][0], port)
             _sys("landlock_add_rule", ctypes.c_int(fd), ctypes.c_int(LANDLOCK_RULE_NET_PORT),
                  ctypes.byref(np_), ctypes.c_uint32(0))
-    nnp = os.geteuid() != 0 or settings(rules).no_new_privileges
+    nnp = os.geteuid() != 0 or rules.no_new_privileges
     tmpdir = (env if env is not None else os.environ).get("TMPDIR", "")
     return Plan(fd, k_abi, notes, nnp, rs, private, child_rules, tmpdir)

@@ -44,7 +44,6 @@ from ..launch import resolve_command as _resolve
 from ..errors import UserError
 from . import capabilities as caps, landlock as ll
 from ..policy import libseccomp as sec, seccomp_model as sm
-from ..policy.rules import settings
 from . import capwatch, watch
 from .landlock import ruleset
 
@@ -119,19 +118,18 @@ class _Prepared:
 def prepare(profile: Any, options: RunOptions) -> _Prepared:
 
     prep = _Prepared()
-    rules = getattr(profile, "rules", {}) or {}
+    rules = profile.rules
     # the filter is loaded without no_new_privs only for root when the workload gains privileges
-    nnp = os.geteuid() != 0 or settings(rules).no_new_privileges
+    nnp = os.geteuid() != 0 or rules.no_new_privileges
     if options.complain and options.landlock and options.seccomp:
         abi = ll.kernel_abi()
-        files = rules.get("files", {})
-        if any(files.get(k) for k in ("read", "write", "exec", "create")):
+        if rules.files.all_paths():
             prep.landlock = watch.LandlockCheck(ruleset(profile, abi or 7))
     if options.capabilities and not options.log:
         why_not = capwatch.unavailable_reason()
         if not why_not:
-            prep.capwatch = capwatch.CapWatch(frozenset(rules.get("capabilities", [])), options.complain)
-        elif os.geteuid() == 0 or rules.get("capabilities"):
+            prep.capwatch = capwatch.CapWatch(frozenset(rules.capabilities), options.complain)
+        elif os.geteuid() == 0 or rules.capabilities:
             prep.notes.append(why_not)
     if options.log and (options.landlock or options.capabilities):
         prep.notes.append("--complain-log covers seccomp only: Landlock and capability dropping are not applied")
@@ -150,17 +148,17 @@ def prepare(profile: Any, options: RunOptions) -> _Prepared:
                 prep.notes.append("Landlock denials are named through the seccomp listener: not with --no-seccomp")
         prep.notes += lplan.notes
     if options.capabilities:
-        cplan = caps.plan(rules.get("capabilities", []), keep_sys_admin_until_exec=options.seccomp and not nnp)
+        cplan = caps.plan(rules.capabilities, keep_sys_admin_until_exec=options.seccomp and not nnp)
         prep.steps.append(cplan.apply)
         prep.notes += cplan.notes
         prep.applied.append("capabilities")
     if options.seccomp:
-        if not rules.get("syscalls") and settings(rules).style == "allowlist":
+        if not rules.syscalls and rules.style == "allowlist":
             raise UserError("profile: has no learned syscalls (rules.syscalls is empty): nothing to enforce")
         model = sm.build(profile, complain=options.complain or options.log, runtime="leastpriv")
         if model.style == "allowlist" and not any(r.action == sm.ALLOW and r.names != ("execve",)
                                                   for rs in model.rules.values() for r in rs):
-            learned = ", ".join(sorted(rules.get("syscalls", {})))
+            learned = ", ".join(sorted(rules.syscalls))
             raise UserError(f"profile: it allows no syscall of this {model.native} host (it was learned for "
                             f"{learned}): learn it on this machine to run it here")
         prep.filter = sec.build_filter(model, complain_mode=options.complain, no_new_privs=nnp,

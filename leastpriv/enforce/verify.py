@@ -29,7 +29,6 @@ from ..errors import UserError
 from ..learner.aggregate import facts_of
 from ..learner.capabilities import capability_set
 from ..tracer.container import _ebpf_backend, _learn_ebpf
-from ..policy.rules import settings
 from ..errors import Interrupted
 
 
@@ -89,8 +88,8 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
            complain_first: bool = True, trace_caps: bool | None = None, stdio: dict | None = None) -> VerifyResult:
     """Complain run, then enforce run, of the container ``conf`` (rootfs in ``bundle``) under ``profile``."""
     rules = profile.rules
-    nnp = settings(rules).no_new_privileges
-    caps = tuple(rules.get("capabilities", []))
+    nnp = rules.no_new_privileges
+    caps = tuple(rules.capabilities)
     rt = runtime if runtime in ("none",) else (runtime if nnp else f"{runtime}:new-privileges")
     model = sm.build(profile, runtime=rt)
     messages: list[str] = list(model.notes)

@@ -33,6 +33,7 @@ from ..policy import paths
 from ..policy.landlock import globbable_dir
 from ..policy.paths import PathFacts
 from ..policy.pod_security import default_name
+from ..policy.rules import Rules
 from ..errors import UserError
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from .escape import expressible, expressible_files, for_comment
@@ -93,17 +94,17 @@ def _modes(s: set[str]) -> str:
     return out
 
 
-def path_rules(rules: Mapping[str, Any], attach: str | None = None, facts: PathFacts | None = None) -> list[FileRule]:
+def path_rules(rules: Rules, attach: str | None = None, facts: PathFacts | None = None) -> list[FileRule]:
     """File rules from the profile's files, globbed (shared with k8s-apparmorprofile). ``facts``: what the
     paths are, as recorded when the profile was learned (policy/paths.py)."""
     facts = facts or PathFacts(None)
-    files = rules.get("files", {})
+    files = rules.files
     perms: dict[str, set[str]] = {}
 
     def add(expr: str, *modes: str) -> None:
         perms.setdefault(expr, set()).update(modes)
 
-    reads = sorted(set(files.get("read", [])))
+    reads = sorted(set(files.read))
     plain: list[str] = []
     for p in reads:
         g = glob_path(p)
@@ -124,16 +125,16 @@ def path_rules(rules: Mapping[str, Any], attach: str | None = None, facts: PathF
             for p in ps:
                 add(glob_path(p), "r", *(["m"] if _SO.search(os.path.basename(p)) else []))
     _collapse_trees(perms, [p for p in reads if facts.is_dir(p)])
-    for p in sorted(set(files.get("write", [])) | set(files.get("create", []))):
+    for p in sorted(set(files.write) | set(files.create)):
         add(glob_path(p) + ("/" if facts.is_dir(p) else ""), "w")
-    for o in rules.get("owned", []):   # created by the workload: it may create, write, remove beneath (no l/k)
-        add(o["pattern"] + "/", "r", "w")
-        add(o["pattern"] + "/**", "r", "w", *(["ix"] if "exec" in o["access"] else []))
-    for pat in rules.get("patterns", []):
-        acc = set(pat["access"])
-        add(pat["pattern"], *(["r"] if acc & {"read", "exec"} else []), *(["w"] if acc & {"write", "create"} else []),
+    for o in rules.owned:   # created by the workload: it may create, write, remove beneath (no l/k)
+        add(o.pattern + "/", "r", "w")
+        add(o.pattern + "/**", "r", "w", *(["ix"] if "exec" in o.access else []))
+    for pat in rules.patterns:
+        acc = set(pat.access)
+        add(pat.pattern, *(["r"] if acc & {"read", "exec"} else []), *(["w"] if acc & {"write", "create"} else []),
             *(["ix"] if "exec" in acc else []))
-    for p in sorted(set(files.get("exec", []))):
+    for p in sorted(set(files.exec)):
         if attach and facts.realpath(p) == attach:
             add(glob_path(attach), "r", "m")
         else:
@@ -190,7 +191,7 @@ def attachment(profile: Any) -> str | None:
     A container's command names a path inside its image: it is never looked up on this machine; the
     executable the kernel ran is the one exec the run recorded (e.g. /bin/sh -> /bin/busybox).
     """
-    execs = profile.rules.get("files", {}).get("exec", [])
+    execs = profile.rules.files.exec
     facts = paths.of(profile)
     for run in getattr(profile, "runs", ()):
         cmd = run.get("command") or []
@@ -227,11 +228,11 @@ def render(profile: Any, name: str, *, complain: bool = False, attach: str | Non
         head + " {",
         "  include <abstractions/base>",
     ]
-    all_paths = {p for v in rules.get("files", {}).values() for p in v}
+    all_paths = rules.files.all_paths()
     if any(p == "/dev/tty" or p.startswith("/dev/pts/") for p in all_paths):
         lines.append("  include <abstractions/consoles>")
     lines.append("")
-    caps = sorted(rules.get("capabilities", []))
+    caps = sorted(rules.capabilities)
     for c in caps:
         lines.append(f"  capability {c.removeprefix('CAP_').lower()},")
     if caps:

@@ -13,13 +13,12 @@ from typing import Any
 
 from .base import ExportOptions, ExportResult, Exporter, dump_json, model_notes, prepare, register
 from .oci import seccomp_object
-from ..policy.rules import settings
 
 
 def docker_flags(profile: Any) -> str:
-    caps = sorted(profile.rules.get("capabilities", []))
+    caps = sorted(profile.rules.capabilities)
     flags = ["--cap-drop ALL"] + [f"--cap-add {c.removeprefix('CAP_')}" for c in caps]
-    if settings(profile).no_new_privileges:
+    if profile.rules.no_new_privileges:
         flags.append("--security-opt no-new-privileges")
     return " ".join(flags)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-PATH_KINDS = ("read", "write", "exec", "create")
+from ..policy.rules import ACCESSES as PATH_KINDS
 
 
 def expressible(text: str) -> bool:
@@ -27,16 +27,16 @@ def for_comment(text: str) -> str:
 
 def expressible_files(profile: Any) -> tuple[Any, list[str]]:
     """The profile without the file rules no line format can express, and a note for each dropped one."""
-    files = profile.rules.get("files") or {}
+    files = profile.rules.files
     dropped: list[str] = []
     kept: dict[str, list[str]] = {}
-    for kind, paths in files.items():
+    for kind in PATH_KINDS:
         kept[kind] = []
-        for p in paths:
+        for p in files.of(kind):
             (kept[kind] if expressible(p) else dropped).append(p)
     if not dropped:
         return profile, []
-    rules = {**profile.rules, "files": kept}
+    rules = profile.rules.replace(files=replace(files, **{k: tuple(v) for k, v in kept.items()}))
     facts = dict(profile.facts)
     facts["files"] = {p: e for p, e in (profile.facts.get("files") or {}).items() if expressible(p)}
     facts["execs"] = {p: e for p, e in (profile.facts.get("execs") or {}).items() if expressible(p)}

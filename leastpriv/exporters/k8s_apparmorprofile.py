@@ -48,7 +48,7 @@ def abstract(profile: Any) -> dict:
     udp = any(n.startswith(("inet ", "inet6 ")) and n.endswith("dgram") for n in net)
     raw = any(n.endswith(" raw") or n.startswith("packet") for n in net)
     out["network"] = {"allowRaw": raw, "allowedProtocols": {"allowTcp": tcp, "allowUdp": udp}}
-    caps = sorted(c.removeprefix("CAP_").lower() for c in rules.get("capabilities", []))
+    caps = sorted(c.removeprefix("CAP_").lower() for c in rules.capabilities)
     if caps:
         out["capability"] = {"allowedCapabilities": caps}
     return out

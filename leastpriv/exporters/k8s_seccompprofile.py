@@ -16,7 +16,6 @@ import yaml
 from ..policy.pod_security import DEFAULT_NAMESPACE, k8s_name
 from .base import ExportOptions, ExportResult, Exporter, model_notes, prepare, register
 from .oci import seccomp_object
-from ..policy.rules import settings
 
 API_VERSION = "security-profiles-operator.x-k8s.io/v1"
 # the namespace of the object, and so of the path SPO installs it at (operator/<ns>/<name>.json), when
@@ -40,7 +39,7 @@ class SeccompProfileExporter(Exporter):
         name = k8s_name(profile, options.name)
         meta: dict[str, Any] = {"name": name, "namespace": options.namespace or DEFAULT_NAMESPACE}
         meta["annotations"] = {"leastpriv.io/runs": str(len(profile.runs)),
-                               "leastpriv.io/args-mode": settings(profile).args_mode}
+                               "leastpriv.io/args-mode": profile.rules.args_mode}
         obj = {"apiVersion": API_VERSION, "kind": "SeccompProfile", "metadata": meta, "spec": seccomp}
         ns = meta["namespace"]
         notes.append(f"pods reference it as seccompProfile: {{type: Localhost, localhostProfile: "

@@ -18,7 +18,6 @@ from ..errors import UserError
 from ..fileio import read_json
 from ..policy import seccomp_model as sm
 from .base import ExportOptions, ExportResult, Exporter, dump_json, model_notes, prepare, register
-from ..policy.rules import settings
 
 
 def seccomp_object(profile: Any, options: ExportOptions, *, comments: bool = False) -> tuple[dict, sm.Model]:
@@ -28,7 +27,7 @@ def seccomp_object(profile: Any, options: ExportOptions, *, comments: bool = Fal
 
 
 def capabilities_object(profile: Any) -> dict:
-    caps = sorted(profile.rules.get("capabilities", []))
+    caps = sorted(profile.rules.capabilities)
     return {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": [], "ambient": []}
 
 
@@ -51,7 +50,7 @@ class OCIExporter(Exporter):
         seccomp, model = seccomp_object(profile, options)
         notes += model_notes(model)
         process = {"capabilities": capabilities_object(profile),
-                   "noNewPrivileges": settings(profile).no_new_privileges}
+                   "noNewPrivileges": profile.rules.no_new_privileges}
         if not options.bundle:
             fragment = {"process": process, "linux": {"seccomp": seccomp}}
             return ExportResult(dump_json(fragment), tuple(notes))

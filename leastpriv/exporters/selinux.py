@@ -47,6 +47,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..kernel import constants
 from ..errors import UserError
 from ..policy import paths as pathfacts
+from ..policy.rules import FileRules, PathPattern
 from .apparmor import attachment   # the workload's executable, as the AppArmor profile attaches to it
 from .base import ExportOptions, ExportResult, Exporter, prepare, register
 from .selinux_policy import TargetPolicy
@@ -140,26 +141,22 @@ def _literal_prefix(pattern: str) -> str:
     return head.rsplit("/", 1)[0] or "/"
 
 
-def _pattern_entries(items: Any, kind: str) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
-    """The profile's ``patterns``/``owned`` rules (learner/patterns.py: [{"pattern", "base", "access", "paths",
-    ...}]) as (access, pattern, kind, base, example paths); malformed entries become refused paths."""
+def _pattern_entries(items: Iterable[PathPattern], kind: str) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+    """The profile's ``patterns``/``owned`` rules (learner/patterns.py) as (access, pattern, kind, base,
+    example paths)."""
     out = []
-    for e in items if isinstance(items, list) else []:
-        if not isinstance(e, Mapping) or not isinstance(e.get("pattern"), str):
-            out.append(("read", repr(e), kind, "", ()))
-            continue
-        base = e.get("base") if isinstance(e.get("base"), str) else _literal_prefix(e["pattern"])
-        access = [a for a in e.get("access", []) if a in ("read", "write", "create", "exec")] \
-            if isinstance(e.get("access"), list) else []
-        paths = tuple(p for p in e.get("paths", []) if isinstance(p, str)) if isinstance(e.get("paths"), list) else ()
+    for e in items:
+        base = e.base or _literal_prefix(e.pattern)
+        access = [a for a in e.access if a in ("read", "write", "create", "exec")]
         if kind == "owned":
             access = ["owned"]
-        out += [(a, e["pattern"], kind, base, paths) for a in sorted(set(access))]
+        out += [(a, e.pattern, kind, base, e.paths) for a in sorted(set(access))]
     return out
 
 
-def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], str | None],
-                mode_of: Callable[[str], int] = host_mode, patterns: Any = None, owned: Any = None,
+def file_grants(files: FileRules, label: Callable[[str, int], str | None],
+                mode_of: Callable[[str], int] = host_mode, patterns: Iterable[PathPattern] = (),
+                owned: Iterable[PathPattern] = (),
                 entry: str | None = None, realpath: Callable[[str], str] = os.path.realpath
                 ) -> tuple[dict[tuple[str, str], _Grant], list[str]]:
     """{(type, class): grant} for the profile's files (literal paths), path patterns and owned directories
@@ -198,9 +195,8 @@ def file_grants(files: Mapping[str, Iterable[str]], label: Callable[[str, int], 
                 break
             d = os.path.dirname(d)
 
-    def listed(table: Mapping[str, Iterable[str]] | None, access: str) -> list:
-        items = (table or {}).get(access, []) if isinstance(table, Mapping) else []
-        return sorted({p if isinstance(p, str) else repr(p) for p in items} if isinstance(items, list) else [])
+    def listed(table: FileRules, access: str) -> list:
+        return sorted(set(table.of(access)))
 
     def bad(path: str) -> bool:
         return not path.startswith("/") or "\0" in path or "/../" in path + "/" or "/./" in path + "/"
@@ -308,10 +304,10 @@ def capability_rules(caps: Iterable[str]) -> tuple[tuple[str, tuple[str, ...]], 
 
 def port_rules(profile: Any, port_type: Callable[[str, int], str | None]) -> tuple[list[tuple], list[str], bool]:
     """(type, class, perm, why) for the ports bound/connected; notes; whether TCP/UDP networking is used."""
-    net_rules = profile.rules.get("network", {})
+    net_rules = profile.rules.network
     wanted: list[tuple[str, str, int]] = []   # (proto, op, port)
     for op in ("bind", "connect"):
-        wanted += [("tcp", op, int(p)) for p in net_rules.get(f"tcp_{op}", [])]
+        wanted += [("tcp", op, int(p)) for p in net_rules.tcp(op)]
     for e in profile.facts.get("network", []):   # UDP binds: the rules keep TCP only
         if e.get("proto") == "udp" and e.get("op") == "bind" and e.get("port") is not None:
             wanted.append(("udp", "bind", int(e["port"])))
@@ -326,7 +322,7 @@ def port_rules(profile: Any, port_type: Callable[[str, int], str | None]) -> tup
             continue
         out.setdefault((t, f"{proto}_socket", "name_bind" if op == "bind" else "name_connect"), []).append(port)
     rules = [(t, cls, perm, f"{perm} {', '.join(map(str, ports))}") for (t, cls, perm), ports in sorted(out.items())]
-    families = set(net_rules.get("families", []))
+    families = set(net_rules.families)
     net = bool(wanted) or bool(families & {"AF_INET", "AF_INET6"})
     other = sorted(families - {"AF_INET", "AF_INET6", "AF_UNIX"})
     if other:
@@ -351,8 +347,8 @@ def build(profile: Any, name: str, policy: Any, *, complain: bool = False,
     if not NAME.match(name):
         raise UserError(f"--name: {name!r} is not a CIL name (a letter, then letters, digits or _; at most 64)")
     rules = profile.rules
-    grants, notes = file_grants(rules.get("files", {}), policy.lookup, mode_of, rules.get("patterns"),
-                                rules.get("owned"), attachment(profile), realpath)
+    grants, notes = file_grants(rules.files, policy.lookup, mode_of, rules.patterns, rules.owned,
+                                attachment(profile), realpath)
     ports, port_notes, net = port_rules(profile, policy.port_type)
     files = []
     for (t, cls), g in sorted(grants.items()):
@@ -367,7 +363,7 @@ def build(profile: Any, name: str, policy: Any, *, complain: bool = False,
         notes.append(f"granted {', '.join(generic)}: the policy has no label for some of the paths (see the "
                      "module's comments), and every file it knows nothing about carries that type; label them "
                      "instead (semanage fcontext -a -t TYPE 'DIR(/.*)?'; restorecon -R DIR) and export again")
-    return Module(name=name, net=net, capabilities=capability_rules(rules.get("capabilities", [])),
+    return Module(name=name, net=net, capabilities=capability_rules(rules.capabilities),
                   ports=tuple(ports), files=tuple(files), notes=tuple(notes + port_notes), complain=complain)
 
 

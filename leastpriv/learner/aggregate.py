@@ -227,9 +227,10 @@ def new_facts(old: dict, new: dict) -> dict:
 
 def rules_options_of(profile: Profile | None) -> dict:
     """The options a profile's rules were derived with (args mode, style), to keep them when it grows."""
-    r = (profile.rules if profile is not None else None) or {}
-    out = {k: v for k, v in (("args", r.get("args_mode")), ("style", r.get("style"))) if v}
-    if r.get("exact"):
+    if profile is None:
+        return {}
+    out = profile.rules.rule_options()
+    if profile.rules.exact:
         out["exact"] = True
     return out
 

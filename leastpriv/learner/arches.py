@@ -24,6 +24,7 @@ import copy
 from typing import Mapping
 
 from ..kernel import syscalls
+from ..policy.rules import Rules
 from .profile import Profile
 from ..errors import UserError
 from .rules import derive_rules
@@ -194,12 +195,11 @@ def translate(profile: Profile, arch: str, rules_options: dict | None = None) ->
     new_facts["args"] = {arch: out_args} if out_args else {}
     new_facts["unknown_syscalls"] = {}
     new_facts["translated_from"] = {"arch": src, "origin": {k: sorted(v) for k, v in sorted(origin.items())}}
-    rules = derive_rules(new_facts, profile.runs, **(rules_options or {}))
-    rules["translated_from"] = src
+    rules = derive_rules(new_facts, profile.runs, **(rules_options or {})).replace(translated_from=src)
     return Profile(runs=profile.runs, facts=new_facts, rules=rules), report
 
 
-def translate_rules(profile: Profile, arch: str, rules_options: dict | None = None) -> tuple[Mapping, dict]:
+def translate_rules(profile: Profile, arch: str, rules_options: dict | None = None) -> tuple[Rules, dict]:
     """Just the rules for ``arch`` (what an exporter needs), and the report."""
     p, report = translate(profile, arch, rules_options)
     return p.rules, report

@@ -92,7 +92,7 @@ def _items(p: Profile, ignore_paths: Iterable[str] = ()) -> dict[tuple, dict]:
     for e in f.get("network", []):
         lab = _net_label(e)
         out[("network", lab)] = {"kind": "network", "arch": "", "item": lab, "label": lab, "danger": None}
-    for fam in p.rules.get("network", {}).get("families", []) if p.rules else []:
+    for fam in p.rules.network.families:
         d = risks.FAMILIES.get(fam)
         out[("family", fam)] = {"kind": "family", "arch": "", "item": fam, "label": fam,
                                 "danger": {"why": d[0], "example": d[1]} if d else None}
@@ -129,7 +129,7 @@ def diff(old: Profile | Recording, new: Profile | Recording, ignore_paths: Itera
     """``leastpriv diff``: changes grouped by kind, with counts."""
     ch = changes(old, new, ignore_paths)
     oldp = as_profile(old)
-    if oldp.rules:   # an added fact the old profile's policy already allows (a sibling, a pattern) says so
+    if not oldp.rules.empty:   # an added fact the old profile's policy already allows (a sibling, a pattern) says so
         ch = [{**c, "allowed_by": allowed_by(oldp.rules, c)} if c["change"] == "added" else c for c in ch]
     old_c, new_c = counts(old), counts(new)
     summary = {}

@@ -22,14 +22,13 @@ from ..oci.bundle import DOCKER_DEFAULT_CAPS
 from ..oci.image import UnpackReport, scan_rootfs
 from ..policy import docker_default, risks
 from ..policy import seccomp_model as sm
-from ..policy.rules import settings
 
 
 def build_report(*, image: str, name: str, conf: dict, profile, unpack: UnpackReport | None, rootfs: str,
                  runtime: str, caps_proved: bool | None, learn_exit: int | None, scan: dict | None = None) -> dict:
     arch = syscalls.host_arch()
     uid = int(conf["process"]["user"].get("uid", 0))
-    used_caps = sorted(profile.rules.get("capabilities", []))
+    used_caps = sorted(profile.rules.capabilities)
     cap_facts = profile.facts.get("capabilities", {})
     caps_observed = any(r.get("backend") == "ebpf" for r in profile.runs) or bool(cap_facts)
     default_caps = sorted(conf["process"].get("capabilities", {}).get("bounding", DOCKER_DEFAULT_CAPS))
@@ -44,7 +43,7 @@ def build_report(*, image: str, name: str, conf: dict, profile, unpack: UnpackRe
         for e in entries:
             for what, why, ex in risks.dangerous_values(n, tuple(e["values"])):
                 dangerous.append({"syscall": what, "why": why, "example": ex})
-    nnp = settings(profile).no_new_privileges
+    nnp = profile.rules.no_new_privileges
     rt = runtime if runtime == "none" or nnp else f"{runtime}:new-privileges"
     k8s = {"securityContext": {
         "allowPrivilegeEscalation": not nnp,

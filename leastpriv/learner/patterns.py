@@ -32,13 +32,13 @@ import re
 from typing import Iterable, Mapping
 
 from ..policy.globs import matches  # noqa: F401 - the one matcher; learner code calls patterns.matches
+from ..policy.rules import ACCESSES, Rules
 
 # never generalize, never own beneath these: secrets, other users, devices, other processes, the kernel
 NEVER = ("/etc", "/root", "/home", "/dev", "/proc", "/sys", "/boot")
 # packaged code and data: no generated names there, their paths stay literal
 PACKAGED = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/snap", "/nix/store")
 TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
-ACCESSES = ("read", "write", "exec", "create")
 EXAMPLES = 5
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -209,17 +209,16 @@ def file_rules(facts: Mapping) -> tuple[dict, list, list]:
     return out, patterns, owned
 
 
-def covered(rules: Mapping, path: str, access: str | Iterable[str] = ()) -> str | None:
+def covered(rules: Rules, path: str, access: str | Iterable[str] = ()) -> str | None:
     """The rule that already allows ``path`` with ``access`` (a literal path, a pattern, an owned
     directory), as words; None when nothing does."""
     wanted = {access} if isinstance(access, str) else set(access)
-    for o in rules.get("owned", []):
-        if matches(o["pattern"], path) or matches(o["pattern"] + "/**", path):
-            return f"beneath owned directory {o['pattern']}"
-    for p in rules.get("patterns", []):
-        if matches(p["pattern"], path) and wanted <= set(p["access"]):
-            return f"matches pattern {p['pattern']}"
-    files = rules.get("files", {})
-    if all(path in files.get(a, []) for a in wanted) and wanted:
+    for o in rules.owned:
+        if matches(o.pattern, path) or matches(o.pattern + "/**", path):
+            return f"beneath owned directory {o.pattern}"
+    for p in rules.patterns:
+        if matches(p.pattern, path) and wanted <= set(p.access):
+            return f"matches pattern {p.pattern}"
+    if all(path in rules.files.of(a) for a in wanted) and wanted:
         return "listed"
     return None

@@ -12,9 +12,9 @@ Layout (format "leastpriv-profile", version 1)::
     facts         syscalls / args / capabilities / files / execs / network /
                   executables / unknown_syscalls, each with counts and the
                   number of runs it appeared in
-    rules         what the learner derived from the facts: allowed syscalls
-                  per arch, argument rules, capability set, file and network
-                  rules (see learner/rules.py)
+    rules         what the learner derived from the facts (learner/rules.py):
+                  a policy.rules.Rules, whose JSON form policy/rules.py reads
+                  and writes
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from typing import Any, Mapping
 from .. import __version__, schema
 from ..errors import UserError
 from ..fileio import copy_json, dumps, read_json, write_atomic
+from ..policy.rules import EMPTY, Rules
 from ..tracer import kernlog
 from ..tracer.recording import Recording, is_recording_json
 
@@ -42,7 +43,7 @@ def empty_facts() -> dict:
 
 @dataclass(frozen=True)
 class Profile:
-    """The aggregate of runs. Values are JSON-shaped; treat them as read-only.
+    """The aggregate of runs. ``runs`` and ``facts`` are JSON-shaped (treat them as read-only); ``rules`` is typed.
 
     Build or change one only through learner.aggregate (pure functions that
     return a new Profile).
@@ -50,7 +51,7 @@ class Profile:
 
     runs: tuple[Mapping[str, Any], ...] = ()
     facts: Mapping[str, Any] = field(default_factory=empty_facts)
-    rules: Mapping[str, Any] = field(default_factory=dict)
+    rules: Rules = EMPTY
 
     # ---- derived -----------------------------------------------------------
     @property
@@ -98,7 +99,7 @@ class Profile:
             },
             "runs": [dict(r) for r in self.runs],
             "facts": copy_json(dict(self.facts)),
-            "rules": copy_json(dict(self.rules)),
+            "rules": copy_json(self.rules.to_json()),
         }
 
     @classmethod
@@ -116,7 +117,11 @@ class Profile:
         runs, facts, rules = d.get("runs"), d.get("facts"), d.get("rules", {})
         full = empty_facts()
         full.update(facts)
-        return cls(runs=tuple(runs), facts=full, rules=dict(rules))
+        try:
+            typed = Rules.from_json(rules)
+        except (ValueError, TypeError, KeyError) as exc:   # what the schema leaves open and the types need
+            raise UserError(f"{source}: rules: {exc}") from None
+        return cls(runs=tuple(runs), facts=full, rules=typed)
 
     def save(self, path: str) -> None:
         write_atomic(path, dumps(self.to_json()))

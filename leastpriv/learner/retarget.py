@@ -10,7 +10,6 @@ from typing import Any, Mapping
 from ..errors import UserError
 from . import aggregate, arches
 from .profile import Profile
-from ..policy.rules import settings
 
 
 def retarget(profile: Profile, *, args: str | None = None, style: str | None = None,
@@ -20,29 +19,29 @@ def retarget(profile: Profile, *, args: str | None = None, style: str | None = N
     Returns (profile, notes)."""
     notes: list[str] = []
     rule_opts: dict[str, Any] = {}
-    learned_with = settings(profile)
+    learned_with = profile.rules
     if args and args != learned_with.args_mode:
         rule_opts["args"] = args
     if style and style != learned_with.style:
         rule_opts["style"] = style
-    if exact and not profile.rules.get("exact"):
+    if exact and not learned_with.exact:
         rule_opts["exact"] = True
     if rule_opts:
-        rule_opts = {**learned_with.rule_options(), "exact": bool(profile.rules.get("exact")), **rule_opts}
+        rule_opts = {**learned_with.rule_options(), "exact": learned_with.exact, **rule_opts}
     learned = set(getattr(profile, "host_arches", []))
     try:
         if arch and learned and arch not in learned:
             profile, report = arches.translate(profile, arch, rule_opts or {
-                **learned_with.rule_options(), "exact": bool(profile.rules.get("exact"))})
+                **learned_with.rule_options(), "exact": learned_with.exact})
             notes += _report_lines(report)
         elif rule_opts:
             profile = aggregate.relearn(profile, rule_opts)
     except (TypeError, ValueError) as exc:
         raise UserError(f"export: cannot re-derive the rules with {rule_opts}: {exc}") from None
-    sibs = profile.rules.get("siblings", {})
-    if isinstance(sibs, Mapping) and any(sibs.values()):
+    sibs = profile.rules.siblings
+    if any(sibs.values()):
         notes.append("harmless siblings added (--exact leaves them out): " + "; ".join(
-            f"{a}: " + ", ".join(f"{s['name']} ({s['sibling_of']})" for s in v) for a, v in sorted(sibs.items()) if v))
+            f"{a}: " + ", ".join(f"{s.name} ({s.sibling_of})" for s in v) for a, v in sorted(sibs.items()) if v))
     return profile, notes
 
 

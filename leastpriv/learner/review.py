@@ -24,7 +24,6 @@ from .capabilities import capability_set, docker_defaults_unused, explain, wante
 from .profile import Profile
 from ..policy.denylist import denylist_rules
 from .arches import translate
-from ..policy.rules import settings
 from .generalization import lines as generalization_lines
 
 # Pod Security Standards: policy/pod_security.py; Docker's default: policy/docker_default.py
@@ -75,28 +74,28 @@ def styles(profile: Profile, arch: str) -> dict:
     facts = profile.facts
     used = {n for n in facts.get("syscalls", {}).get(arch, {}) if not n.startswith("#")}
     rules = profile.rules
-    allowed = set(rules.get("syscalls", {}).get(arch, []))
-    conditional = rules.get("conditional", {}).get(arch, [])
+    allowed = set(rules.allowed(arch))
+    conditional = rules.conditional_of(arch)
     table = set(syscalls.table(arch))
     dl = denylist_rules(arch, facts)
     dangerous_used = sorted(n for n in used if n in risks.SYSCALLS)
     return {
         "allowlist": {
-            "allowed": len(allowed) + len({n for r in conditional for n in r["names"]}),
+            "allowed": len(allowed) + len({n for r in conditional for n in r.names}),
             "unconditional": len(allowed),
             "conditional_rules": len(conditional),
             "open": [f"the {len(used)} syscalls the workload used, with any argument not constrained",
-                     *(f"loose: {x}" for x in rules.get("loose", []) if x.startswith(arch + ":"))]
+                     *(f"loose: {x}" for x in rules.loose if x.startswith(arch + ":"))]
                     + ([f"dangerous syscalls it used stay allowed: {', '.join(dangerous_used)}"] if dangerous_used else []),
-            "denies": f"the {len(table) - len(allowed | {n for r in conditional for n in r['names']})} "
+            "denies": f"the {len(table) - len(allowed | {n for r in conditional for n in r.names})} "
                       f"other syscalls of {arch}, including every new one a libc update may start using",
         },
         "denylist": {
-            "denied_names": len(dl["names"]),
-            "conditional_rules": len(dl["conditional"]),
-            "allowed": len(table) - len(dl["names"]),
-            "allowed_never_used": len(table - set(dl["names"]) - used),
-            "open": [f"{len(table - set(dl['names']) - used)} syscalls the workload never used stay allowed "
+            "denied_names": len(dl.names),
+            "conditional_rules": len(dl.conditional),
+            "allowed": len(table) - len(dl.names),
+            "allowed_never_used": len(table - set(dl.names) - used),
+            "open": [f"{len(table - set(dl.names) - used)} syscalls the workload never used stay allowed "
                      "(robust to libc updates, but a larger surface)",
                      "argument values outside the review list (prctl options, most ioctls, PROT_EXEC) are not checked"]
                     + ([f"dangerous syscalls it used cannot be denied: {', '.join(dangerous_used)}"] if dangerous_used else []),
@@ -111,7 +110,7 @@ def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dic
 
     translation = None
     if arch is not None and arch not in profile.facts.get("syscalls", {}):
-        profile, translation = translate(profile, arch, settings(profile).rule_options())
+        profile, translation = translate(profile, arch, profile.rules.rule_options())
     facts = profile.facts
     arches = sorted(facts.get("syscalls", {}))
     main = arch or (profile.host_arches[0] if profile.host_arches and profile.host_arches[0] in arches
@@ -152,7 +151,7 @@ def review(profile: Profile, arch: str | None = None, reach: bool = True) -> dic
         "docker": docker_comparison(profile, main),
         "pod_security": {**pss_level(sc), "securityContext": sc},
         "styles": styles(profile, main),
-        "loose": list(profile.rules.get("loose", [])),
+        "loose": list(profile.rules.loose),
         "generalization": generalization_lines(profile),
         "seen_in_one_run_only": profile.seen_in_one_run(),
         "unknown_syscalls": {a: v for a, v in facts.get("unknown_syscalls", {}).items() if v},

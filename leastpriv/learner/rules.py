@@ -1,31 +1,8 @@
 """Facts -> rules: what the profile allows. A pure function of the facts.
 
-The rules are the one model every exporter and the local enforcer read:
-
-    syscalls     {arch: [name]}            allowed whatever the arguments
-    conditional  {arch: [rule]}            allowed only when the arguments match;
-                                           rule = {"names": [..], "args": [{"index", "value",
-                                           "valueTwo", "op"}], "comment"}; conditions inside one
-                                           rule are ANDed, separate rules are alternatives
-    errno        {arch: [{"names", "errno", "comment"}]}   answered with an errno (clone3 -> ENOSYS)
-    siblings     {arch: [{"name", "sibling_of", "family", "why"}]}   harmless siblings of what was used,
-                                           included in ``syscalls`` (learner/siblings.py; none with exact)
-    exact        bool                      only what was traced (no siblings)
-    loose        [str]                      argument rules left out, and why
-    unknown      {arch: [nr]}               numbers no table names (reported, not allowed by name)
-    capabilities [CAP_*]                    the capability set
-    no_new_privileges bool
-    files        {read|write|exec|create: [path]}   literal paths no pattern covers
-    patterns     [{"pattern", "base", "access", "paths", "count", "runs", "why"}]   path globs (learner/patterns.py)
-    owned        [{"pattern", "base", "access", "paths", "count", "runs", "why"}]   directories the workload created:
-                                           it may create, write and remove beneath them
-    network      {families: [AF_*], tcp_bind: [port], tcp_connect: [port], ...}
-    style        "allowlist" | "denylist"      which policy the exporters should write
-    denylist     {arch: {"names": [..], "conditional": [rule], "errno": [{"names", "errno", "comment"}]}}
-                 only with style "denylist": under default ALLOW, deny these names; deny a call
-                 when ALL conditions of one conditional rule match (each rule is one alternative);
-                 answer "errno" rules with that errno (clone3 -> ENOSYS). The allowlist keys above
-                 are still filled, so an exporter can show both.
+``derive_rules(facts, ...)`` returns a policy.rules.Rules (the typed model every exporter, the seccomp
+model and the local enforcer read; its fields and JSON form are described in policy/rules.py). The
+allowlist fields are filled with style "denylist" too, so an exporter can show both.
 
 Argument-level minimisation (args modes strict/safe/off) lives in
 learner/args.py, the denylist in policy/denylist.py, capabilities in
@@ -37,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from ..kernel import constants, syscalls
 from ..policy.denylist import denylist_rules
-from ..policy.rules import ARGS_MODES, STYLES
+from ..policy.rules import ARGS_MODES, DEFAULT, STYLES, ArgRule, ErrnoRule, FileRules, NetworkRules, PathPattern, Rules
 from . import args as argrules
 from .capabilities import capability_set
 from .patterns import file_rules
@@ -63,8 +40,8 @@ def _sibling_clone(arch: str) -> tuple[list, list]:
     return cond, err
 
 
-def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe", style: str = "allowlist",
-                 exact: bool = False, **_: Any) -> dict:
+def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = DEFAULT.args_mode,
+                 style: str = DEFAULT.style, exact: bool = DEFAULT.exact, **_: Any) -> Rules:
     """Rules from facts. ``args`` is the argument mode (strict, safe, off); ``style`` allowlist or denylist;
     ``exact``: allow only what was traced (no harmless siblings)."""
     if args not in ARGS_MODES:
@@ -75,7 +52,7 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
     conditional: dict[str, list] = {}
     errno: dict[str, list] = {}
     loose: list[str] = []
-    added: dict[str, list] = {}
+    added: dict[str, tuple] = {}
     for arch, table in sorted(facts.get("syscalls", {}).items()):
         names = {n for n in table if not n.startswith("#")}
         cond, err, why = argrules.argument_rules(arch, facts, args)
@@ -91,12 +68,12 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
         errnoed = {n for r in err for n in r["names"]}
         sibs = [sb for sb in sibs if sb.name not in errnoed]
         if sibs:
-            added[arch] = [sb.to_json() for sb in sorted(sibs, key=lambda x: x.name)]
+            added[arch] = tuple(sorted(sibs, key=lambda x: x.name))
         allowed[arch] = sorted((names | {sb.name for sb in sibs}) - constrained - errnoed)
         if cond:
-            conditional[arch] = cond
+            conditional[arch] = tuple(ArgRule.from_json(r) for r in cond)
         if err:
-            errno[arch] = err
+            errno[arch] = tuple(ErrnoRule.from_json(r) for r in err)
         loose += [f"{arch}: {w}" for w in why]
     caps: list[str] = []
     try:
@@ -109,29 +86,28 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = "safe
         for sc in ("socket", "socketpair"):
             for e in arch_args.get(sc, []):
                 families.add(constants.name_of("socket_family", e["values"][0]) or str(e["values"][0]))
-    net: dict[str, list] = {"families": sorted(families)}
+    ports: dict[str, set[int]] = {}
     for e in facts.get("network", []):
         if e.get("port") is not None and e.get("proto") == "tcp" and e["family"] in ("AF_INET", "AF_INET6"):
-            net.setdefault(f"tcp_{e['op']}", []).append(e["port"])
-    for k in list(net):
-        net[k] = sorted(set(net[k]))
-    out_style: dict[str, Any] = {"style": style}
+            ports.setdefault(f"tcp_{e['op']}", set()).add(e["port"])
+    denylist = None
     if style == "denylist":
-        out_style["denylist"] = {arch: denylist_rules(arch, facts) for arch in sorted(facts.get("syscalls", {}))}
-    return {
-        **out_style,
-        "args_mode": args,
-        "syscalls": allowed,
-        "conditional": conditional,
-        "errno": errno,
-        "loose": loose,
-        "siblings": added,
-        "exact": exact,
-        "unknown": {a: v for a, v in facts.get("unknown_syscalls", {}).items() if v},
-        "capabilities": caps,
-        "no_new_privileges": not any(c in caps for c in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")),
-        "files": files,
-        "patterns": patterns,
-        "owned": owned,
-        "network": net,
-    }
+        denylist = {arch: denylist_rules(arch, facts) for arch in sorted(facts.get("syscalls", {}))}
+    return Rules(
+        style=style,
+        args_mode=args,
+        no_new_privileges=not any(c in caps for c in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")),
+        syscalls={a: tuple(v) for a, v in allowed.items()},
+        conditional=conditional,
+        errno=errno,
+        loose=tuple(loose),
+        siblings=added,
+        exact=exact,
+        unknown={a: tuple(v) for a, v in facts.get("unknown_syscalls", {}).items() if v},
+        capabilities=tuple(caps),
+        files=FileRules.from_json(files),
+        patterns=tuple(PathPattern.from_json(p) for p in patterns),
+        owned=tuple(PathPattern.from_json(o) for o in owned),
+        network=NetworkRules(families=tuple(sorted(families)), ports={k: tuple(sorted(v)) for k, v in ports.items()}),
+        denylist=denylist,
+    )

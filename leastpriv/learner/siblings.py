@@ -22,6 +22,7 @@ from typing import Iterable
 
 from ..kernel import syscalls
 from ..policy.risks import SYSCALLS as DANGEROUS
+from ..policy.rules import Sibling
 
 
 @dataclass(frozen=True)
@@ -32,19 +33,6 @@ class Family:
     group: str | None
     why: str
     deviation: str
-
-
-@dataclass(frozen=True)
-class Sibling:
-    """One added syscall and why."""
-
-    name: str
-    sibling_of: str       # the used syscall that brought it in
-    family: str
-    why: str
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "sibling_of": self.sibling_of, "family": self.family, "why": self.why}
 
 
 @lru_cache(maxsize=None)

@@ -1,6 +1,6 @@
 """The denylist style: allow everything except the dangerous things the workload never used.
 
-``denylist_rules(arch, facts) -> {"names": [...], "conditional": [rule], "errno": [rule]}``, pure.
+``denylist_rules(arch, facts) -> rules.Denylist`` (names, conditional rules, errno rules), pure.
 
 Under a default-allow policy, this denies:
 
@@ -25,6 +25,7 @@ from typing import Mapping
 
 from ..kernel import constants, syscalls
 from .risks import FAMILIES, IOCTLS, PERSONALITY_FLAGS, SYSCALLS, namespace_flags
+from .rules import Denylist
 
 PERSONA_QUERY_BIT = 0x80000000   # set only in personality(0xffffffff), the read-only query
 
@@ -43,7 +44,7 @@ def _eq32(index: int, value: int) -> dict:
     return {"index": index, "value": 0xFFFFFFFF, "valueTwo": value & 0xFFFFFFFF, "op": "SCMP_CMP_MASKED_EQ"}
 
 
-def denylist_rules(arch: str, facts: Mapping) -> dict:
+def denylist_rules(arch: str, facts: Mapping) -> Denylist:
     used = set(facts.get("syscalls", {}).get(arch, {}))
     args = facts.get("args", {}).get(arch, {})
 
@@ -112,4 +113,4 @@ def denylist_rules(arch: str, facts: Mapping) -> dict:
         errno.append({"names": ["clone3"], "errno": "ENOSYS",
                       "comment": "clone3 hides its flags from seccomp: ENOSYS makes glibc fall back to clone, "
                                  "whose namespace flags are checked"})
-    return {"names": names, "conditional": cond, "errno": errno}
+    return Denylist.from_json({"names": names, "conditional": cond, "errno": errno})

@@ -39,6 +39,7 @@ from ..kernel import constants
 from . import paths as pathfacts
 from .globs import matches
 from .paths import PathFacts
+from .rules import PathPattern, Rules
 
 
 def _c(name: str, fallback: int) -> int:
@@ -138,10 +139,10 @@ def existing_ancestor(path: str, facts: PathFacts) -> str:
     return p if facts.exists(p) else start
 
 
-def pattern_rights(item: Mapping, kind: str, bound_sockets: Iterable[str] = ()) -> tuple[str, ...]:
+def pattern_rights(item: PathPattern, kind: str, bound_sockets: Iterable[str] = ()) -> tuple[str, ...]:
     """The rights a pattern or owned directory needs, in FS_RIGHTS order: only what its accesses imply;
     an owned directory also gets removal and renames (the workload made it)."""
-    acc = set(item.get("access", []))
+    acc = set(item.access)
     r: set[str] = set()
     if "read" in acc:
         r |= {"read_file", "read_dir"}
@@ -158,8 +159,8 @@ def pattern_rights(item: Mapping, kind: str, bound_sockets: Iterable[str] = ()) 
     return tuple(x for x in FS_RIGHTS if x in r)
 
 
-def matches_any(item: Mapping, path: str) -> bool:
-    return matches(item["pattern"], path) or matches(item["pattern"] + "/**", path)
+def matches_any(item: PathPattern, path: str) -> bool:
+    return matches(item.pattern, path) or matches(item.pattern + "/**", path)
 
 
 def _uses_abstract_unix(network: Iterable[Mapping]) -> bool:
@@ -168,8 +169,8 @@ def _uses_abstract_unix(network: Iterable[Mapping]) -> bool:
 
 def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
     """The Landlock ruleset of a profile's file and network rules (for ``abi``)."""
-    rules = profile.rules
-    files: Mapping[str, list[str]] = rules.get("files", {})
+    rules: Rules = profile.rules
+    files = rules.files
     acc: dict[str, set[str]] = {}
     why: dict[str, str] = {}
     notes: list[str] = []
@@ -181,10 +182,10 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
     facts = pathfacts.of(profile)
     is_dir = facts.is_dir
 
-    read = sorted(set(files.get("read", [])))
-    write = set(files.get("write", []))
-    create = set(files.get("create", []))
-    execs = sorted(set(files.get("exec", [])))
+    read = sorted(set(files.read))
+    write = set(files.write)
+    create = set(files.create)
+    execs = sorted(set(files.exec))
     proc = False
     plain_reads: list[str] = []
     ptys = {p for p in set(read) | write if _PTY.match(p)}
@@ -235,17 +236,17 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
         if is_dir(p):
             rights = ["read_dir", "make_reg", "write_file", "truncate"]
         grant(p, rights, "written")
-    for kind, items in (("owned", rules.get("owned", [])), ("pattern", rules.get("patterns", []))):
+    for kind, items in (("owned", rules.owned), ("pattern", rules.patterns)):
         for item in items:
-            base = existing_ancestor(item["base"], facts)
+            base = existing_ancestor(item.base, facts)
             rights = pattern_rights(item, kind, bound_sockets)
-            grant(base, rights, f"{kind} {item['pattern']}")
-            if "exec" in item["access"]:
-                for ex in item.get("paths", []):
+            grant(base, rights, f"{kind} {item.pattern}")
+            if "exec" in item.access:
+                for ex in item.paths:
                     interp = facts.interpreter(ex)
                     if interp:
                         grant(interp, ("execute", "read_file"), f"interpreter of {ex}")
-            notes.append(f"Landlock: {kind} {item['pattern']} granted on {base}, its nearest existing ancestor "
+            notes.append(f"Landlock: {kind} {item.pattern} granted on {base}, its nearest existing ancestor "
                          f"(rights attach to inodes that exist when the ruleset is built): {', '.join(rights)}"
                          + (" -- leastpriv run gives the workload a private /tmp so this does not reach other "
                             "users' files there" if base in PRIVATE_TMP else ""))
@@ -267,13 +268,12 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
         order = [r for r in FS_RIGHTS if r in rights]
         if order:
             paths.append(PathRule(p, tuple(order), why.get(p, "")))
-    net = rules.get("network", {})
-    ports = {"bind_tcp": tuple(sorted(set(net.get("tcp_bind", [])))),
-             "connect_tcp": tuple(sorted(set(net.get("tcp_connect", []))))}
+    ports = {"bind_tcp": tuple(sorted(set(rules.network.tcp("bind")))),
+             "connect_tcp": tuple(sorted(set(rules.network.tcp("connect"))))}
     scoped = []
     if not _uses_abstract_unix(getattr(profile, "facts", {}).get("network", [])):
         scoped.append("abstract_unix_socket")
-    learned = {n for names in rules.get("syscalls", {}).values() for n in names}
+    learned = {n for names in rules.syscalls.values() for n in names}
     if not learned & {"kill", "pidfd_send_signal", "rt_sigqueueinfo"}:
         scoped.append("signal")
     full = Ruleset(MAX_ABI, tuple(FS_RIGHTS), tuple(NET_RIGHTS), tuple(scoped), tuple(paths),

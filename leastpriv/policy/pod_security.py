@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, Mapping
-from .rules import settings
 
 PSS_BASELINE_CAPS = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
                                "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
@@ -42,9 +41,9 @@ def security_context(profile: Any, *, name: str = "", namespace: str = "", appar
     """The container securityContext for ``profile``: what ``export --format k8s-pod`` writes and what
     ``review`` judges."""
     rules = profile.rules
-    caps = sorted(c.removeprefix("CAP_") for c in rules.get("capabilities", []))
+    caps = sorted(c.removeprefix("CAP_") for c in rules.capabilities)
     sc: dict[str, Any] = {}
-    if settings(rules).no_new_privileges:
+    if rules.no_new_privileges:
         sc["allowPrivilegeEscalation"] = False
     sc["capabilities"] = {"drop": ["ALL"], **({"add": caps} if caps else {})}
     sc["privileged"] = False

@@ -20,7 +20,7 @@ not know is kept as it was).
     unknown           {arch: (nr,)}            numbers no table names (reported, not allowed)
     capabilities      (CAP_*,)                 the capability set
     files             FileRules                literal paths no pattern covers, by access
-    patterns, owned   (PathRule,)              path globs; directories the workload created
+    patterns, owned   (PathPattern,)              path globs; directories the workload created
     network           NetworkRules             socket families and TCP ports
     denylist          {arch: Denylist} | None  only with style "denylist"
     translated_from   arch | None              set by ``--arch`` retargeting (learner/arches.py)
@@ -204,7 +204,7 @@ class Denylist:
 
 # ---- files and network --------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PathRule:
+class PathPattern:
     """A path glob (``patterns``) or a directory the workload created (``owned``: it may create, write and
     remove beneath it), learner/patterns.py; ``paths`` are examples of what it stands for."""
 
@@ -221,7 +221,7 @@ class PathRule:
     _KEYS = ("pattern", "access", "base", "paths", "count", "runs", "why")
 
     @classmethod
-    def from_json(cls, d: Any) -> "PathRule":
+    def from_json(cls, d: Any) -> "PathPattern":
         d = _obj(d, "path rule")
         return cls(pattern=str(d["pattern"]), access=_strs(d.get("access")), base=str(d.get("base", "")),
                    paths=_strs(d.get("paths")), count=int(d.get("count", 0)), runs=int(d.get("runs", 0)),
@@ -314,8 +314,8 @@ class Rules:
     unknown: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()
     files: FileRules = field(default_factory=FileRules)
-    patterns: tuple[PathRule, ...] = ()
-    owned: tuple[PathRule, ...] = ()
+    patterns: tuple[PathPattern, ...] = ()
+    owned: tuple[PathPattern, ...] = ()
     network: NetworkRules = field(default_factory=NetworkRules)
     denylist: Mapping[str, Denylist] | None = None
     translated_from: str | None = None
@@ -357,6 +357,7 @@ class Rules:
         style, args_mode = d.get("style", DEFAULT.style), d.get("args_mode", DEFAULT.args_mode)
         deny = d.get("denylist")
         tf = d.get("translated_from")
+        known = cls._KEYS if isinstance(tf, str) or tf is None else tuple(k for k in cls._KEYS if k != "translated_from")
         return cls(
             style=style if isinstance(style, str) else DEFAULT.style,
             args_mode=args_mode if isinstance(args_mode, str) else DEFAULT.args_mode,
@@ -370,12 +371,12 @@ class Rules:
             unknown={a: tuple(v or ()) for a, v in (d.get("unknown") or {}).items()},
             capabilities=_strs(d.get("capabilities")),
             files=FileRules.from_json(d.get("files")),
-            patterns=tuple(PathRule.from_json(p) for p in d.get("patterns") or ()),
-            owned=tuple(PathRule.from_json(p) for p in d.get("owned") or ()),
+            patterns=tuple(PathPattern.from_json(p) for p in d.get("patterns") or ()),
+            owned=tuple(PathPattern.from_json(p) for p in d.get("owned") or ()),
             network=NetworkRules.from_json(d.get("network")),
             denylist=None if deny is None else {a: Denylist.from_json(v) for a, v in _obj(deny, "denylist").items()},
             translated_from=tf if isinstance(tf, str) else None,
-            absent=_absent(d, cls._KEYS), extra=_extra(d, cls._KEYS))
+            absent=_absent(d, cls._KEYS), extra=_extra(d, known))
 
     def to_json(self) -> dict:
         """The ``rules`` object, exactly as :meth:`from_json` read it (keys it lacked stay absent)."""
@@ -410,27 +411,3 @@ DEFAULT = Rules()                     # the defaults, stated once
 EMPTY = Rules.from_json({})           # a profile without a ``rules`` object
 RULE_FIELDS = tuple(f.name for f in fields(Rules) if f.name not in ("absent", "extra"))
 
-
-# ---- until every reader takes Rules: the three settings of a JSON-shaped rules mapping -----------------
-@dataclass(frozen=True)
-class Settings:
-    style: str = DEFAULT.style
-    args_mode: str = DEFAULT.args_mode
-    no_new_privileges: bool = DEFAULT.no_new_privileges
-
-    def rule_options(self) -> dict:
-        """The options learner/rules.py derives rules with."""
-        return {"args": self.args_mode, "style": self.style}
-
-
-def settings(profile_or_rules: Any) -> Settings:
-    """The settings of a Profile (or of its ``rules``); defaults for what it does not say."""
-    rules = getattr(profile_or_rules, "rules", profile_or_rules)
-    if isinstance(rules, Rules):
-        return Settings(rules.style, rules.args_mode, rules.no_new_privileges)
-    if not isinstance(rules, Mapping):
-        return Settings()
-    style, args_mode = rules.get("style", DEFAULT.style), rules.get("args_mode", DEFAULT.args_mode)
-    return Settings(style=style if isinstance(style, str) else DEFAULT.style,
-                    args_mode=args_mode if isinstance(args_mode, str) else DEFAULT.args_mode,
-                    no_new_privileges=bool(rules.get("no_new_privileges", DEFAULT.no_new_privileges)))

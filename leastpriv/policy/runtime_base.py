@@ -16,7 +16,6 @@ from functools import lru_cache
 from importlib import resources
 
 from ..errors import UserError
-from .rules import settings
 
 RUNTIMES = ("runc", "crun", "none")
 
@@ -119,7 +118,7 @@ def export_runtime(profile, asked: str | None, fmt: str = "oci") -> str:
         # docker/k8s-seccompprofile: Docker runs runc, Podman (and CRI-O) crun by default: both bases
         runtime = "none" if fmt not in CONTAINER_FORMATS else "runc+crun" if fmt in WITHOUT_NNP_FORMATS else "runc"
     if runtime in ("runc", "crun", "runc+crun") and (fmt in WITHOUT_NNP_FORMATS or
-                                                     not settings(profile).no_new_privileges):
+                                                     not profile.rules.no_new_privileges):
         runtime = f"{runtime}:new-privileges"
     return runtime
 

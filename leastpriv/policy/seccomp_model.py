@@ -6,12 +6,12 @@ list for every ABI) both read :func:`build`'s :class:`Model`, so what
 ``leastpriv run`` enforces and what a runtime enforces come from the same
 place.
 
-Two styles (``rules["style"]``):
+Two styles (``Rules.style``):
 
 * ``allowlist`` (default): default action ERRNO(EPERM); the learned syscalls
   are allowed, argument rules allow only the values seen, ``errno`` rules
   answer with an errno (clone3 -> ENOSYS so glibc falls back to clone).
-* ``denylist``: default action ALLOW; ``rules["denylist"][arch]`` names what
+* ``denylist``: default action ALLOW; ``Rules.denylist[arch]`` names what
   to deny (``names`` unconditionally, ``conditional`` when the arguments
   match), answered with EPERM.
 
@@ -35,7 +35,7 @@ from ..errors import UserError
 from ..kernel import syscalls
 from .denylist import denylist_rules
 from .runtime_base import runtime_base
-from .rules import settings
+from .rules import ArgRule, Rules
 
 ALLOW = "SCMP_ACT_ALLOW"
 ERRNO = "SCMP_ACT_ERRNO"
@@ -188,26 +188,25 @@ class Model:
         return {n for r in self.rules.get(arch, ()) if r.action == ALLOW for n in r.names}
 
 
-def _rules_of(profile_or_rules: Any) -> Mapping:
+def _rules_of(profile_or_rules: Any) -> Rules:
     rules = getattr(profile_or_rules, "rules", profile_or_rules)
-    if not isinstance(rules, Mapping):
+    if not isinstance(rules, Rules):
         raise UserError("profile: rules must be an object")
     return rules
 
 
-def _conds(rule: Mapping, where: str) -> tuple[Cond, ...]:
+def _conds(rule: ArgRule, where: str) -> tuple[Cond, ...]:
     out = []
-    for a in rule.get("args", []):
-        op = a.get("op", "SCMP_CMP_EQ")
-        if op not in OPS:
-            raise UserError(f"profile: {where}: unknown comparison {op!r}")
-        out.append(Cond(int(a["index"]), int(a["value"]), int(a.get("valueTwo", 0)), op))
+    for a in rule.args:
+        if a.op not in OPS:
+            raise UserError(f"profile: {where}: unknown comparison {a.op!r}")
+        out.append(Cond(a.index, a.value, a.value_two, a.op))
     return tuple(out)
 
 
 def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = None,
           runtime: str = "none", extra_allow: Iterable[str] = (), compat: bool = False) -> Model:
-    """The seccomp model of a Profile (or its ``rules`` mapping).
+    """The seccomp model of a Profile (or of its Rules).
 
     ``arch``: the native ABI of the machine that will enforce it (default: this
     host). The filter lists only the ABIs the workload ran code in: the native
@@ -222,11 +221,10 @@ def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = N
     native = arch or syscalls.host_arch()
     if native not in syscalls.arches():
         raise UserError(f"--arch: unknown architecture {native!r} (known: {', '.join(syscalls.arches())})")
-    style = settings(rules).style
-    profile_arches = set(rules.get("syscalls", {})) | set(rules.get("conditional", {})) | \
-        set(rules.get("errno", {})) | set(rules.get("denylist", {}))
+    style = rules.style
+    profile_arches = set(rules.syscalls) | set(rules.conditional) | set(rules.errno) | set(rules.denylist or {})
     if style == "denylist":   # a denylist's keys are every ABI it could deny on: use what the workload ran
-        profile_arches = {a for a, v in rules.get("syscalls", {}).items() if v} or profile_arches
+        profile_arches = {a for a, v in rules.syscalls.items() if v} or profile_arches
     arches = [native] + [a for a in syscalls.COMPAT.get(native, ()) if a in syscalls.arches()
                          and (compat or a in profile_arches)]
     deny_action = LOG if complain else ERRNO
@@ -250,37 +248,37 @@ def build(profile_or_rules: Any, *, complain: bool = False, arch: str | None = N
 
     if style == "allowlist":
         for a in arches:
-            names = known(a, rules.get("syscalls", {}).get(a, []))
+            names = known(a, rules.allowed(a))
             if names:
                 per_arch[a].append(Rule(ALLOW, names))
-            for i, r in enumerate(rules.get("conditional", {}).get(a, [])):
-                ns = known(a, r["names"])
+            for i, r in enumerate(rules.conditional_of(a)):
+                ns = known(a, r.names)
                 if ns:
-                    per_arch[a].append(Rule(ALLOW, ns, _conds(r, f"conditional[{a}][{i}]"), None, r.get("comment", "")))
-            for r in rules.get("errno", {}).get(a, []):
-                ns = known(a, r["names"])
+                    per_arch[a].append(Rule(ALLOW, ns, _conds(r, f"conditional[{a}][{i}]"), None, r.comment))
+            for r in rules.errno_of(a):
+                ns = known(a, r.names)
                 if ns:
-                    per_arch[a].append(Rule(ERRNO, ns, (), str(r.get("errno", "EPERM")), r.get("comment", "")))
+                    per_arch[a].append(Rule(ERRNO, ns, (), r.errno or "EPERM", r.comment))
         default_action, default_errno = (LOG, None) if complain else (ERRNO, "EPERM")
     elif style == "denylist":
-        deny = dict(rules.get("denylist", {}))
+        deny = dict(rules.denylist or {})
         for a in arches:
             if a not in deny:
                 # an ABI the workload never used gets the whole denylist (no facts: nothing was used)
                 deny[a] = denylist_rules(a, {})
-            d = deny.get(a, {})
-            names = known(a, d.get("names", []))
+            d = deny[a]
+            names = known(a, d.names)
             if names:
                 per_arch[a].append(Rule(deny_action, names, (), deny_errno, "denied: never used by the workload"))
-            for i, r in enumerate(d.get("conditional", [])):
-                ns = known(a, r["names"])
+            for i, r in enumerate(d.conditional):
+                ns = known(a, r.names)
                 if ns:
                     per_arch[a].append(Rule(deny_action, ns, _conds(r, f"denylist[{a}].conditional[{i}]"),
-                                            deny_errno, r.get("comment", "")))
-            for r in d.get("errno", []):
-                ns = known(a, r["names"])
+                                            deny_errno, r.comment))
+            for r in d.errno:
+                ns = known(a, r.names)
                 if ns:
-                    per_arch[a].append(Rule(ERRNO, ns, (), str(r.get("errno", "EPERM")), r.get("comment", "")))
+                    per_arch[a].append(Rule(ERRNO, ns, (), r.errno or "EPERM", r.comment))
         default_action, default_errno = ALLOW, None
     else:
         raise UserError(f"profile: unknown rules style {style!r} (allowlist or denylist)")

@@ -34,7 +34,7 @@ def report_learn(output, profile, rec, added, as_json, others=()) -> None:
                 console.info(f"new {sc} arguments ({arch}): {'; '.join(vals)}")
         if added.get("capabilities"):
             caps = profile.facts.get("capabilities", {})
-            needed = [c for c in added["capabilities"] if c in profile.rules.get("capabilities", [])]
+            needed = [c for c in added["capabilities"] if c in profile.rules.capabilities]
             # no-audit probes (the overcommit CAP_SYS_ADMIN check on every mmap) are not news: only capabilities
             # the workload asked for with audit and was refused are said (`show` lists every check)
             checked = [c for c in added["capabilities"] if c in wanted_not_granted(profile.facts)]

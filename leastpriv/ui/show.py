@@ -12,7 +12,6 @@ from ..kernel.groups import group_of
 from .console import out
 from ..errors import UserError
 from ..policy.runtime_base import runtime_base
-from ..policy.rules import settings
 from ..learner.generalization import path_lines
 from .console import live_status
 from .words import capability_label, convergence  # noqa: F401 - used here and by review
@@ -136,7 +135,7 @@ def render(profile: Profile, path: str, all_rows: bool = False) -> None:
         out.print("[yellow]unknown syscall numbers (not in the tables; reported, not allowed by name):[/] " +
                   "; ".join(f"{a}: {', '.join(map(str, v))}" for a, v in unknown.items() if v))
     _runtime_base(profile)   # containers: what the OCI runtime needs, apart from what the app needs
-    loose = profile.rules.get("loose", [])
+    loose = profile.rules.loose
     if loose:
         out.print("[yellow]argument rules left loose:[/]")
         for line in loose:
@@ -157,8 +156,8 @@ def render(profile: Profile, path: str, all_rows: bool = False) -> None:
 
 def _generalization(profile: Profile) -> None:
     """What the rules allow beyond the facts: harmless siblings (and why)."""
-    sibs = profile.rules.get("siblings", {})
-    if profile.rules.get("exact"):
+    sibs = profile.rules.siblings
+    if profile.rules.exact:
         out.print("[bold]generalization[/]: none (--exact: only the syscalls traced)")
         return
     for arch, rows in sorted(sibs.items()):
@@ -166,7 +165,7 @@ def _generalization(profile: Profile) -> None:
             continue
         by_of: dict[str, list[str]] = {}
         for r in rows:
-            by_of.setdefault(f"{r['family']}: sibling of {r['sibling_of']}", []).append(r["name"])
+            by_of.setdefault(f"{r.family}: sibling of {r.sibling_of}", []).append(r.name)
         out.print(f"[bold]added by generalization[/] ({arch}, {len(rows)} harmless siblings of what was used; "
                   "export --exact leaves them out):")
         for k, names in sorted(by_of.items()):
@@ -181,7 +180,7 @@ def _generalization(profile: Profile) -> None:
 
 def _runtime_base(profile: Profile) -> None:
     """The runtime base an oci/docker/k8s export adds, listed apart from the app's needs."""
-    nnp = settings(profile).no_new_privileges
+    nnp = profile.rules.no_new_privileges
     for arch in profile.host_arches or ["x86_64"]:
         try:
             rb = runtime_base("runc", None, nnp, arch)

@@ -1,8 +1,10 @@
 """The use cases: what a command does, between parsing (cli.py) and rendering (ui/).
 
-learn (trace, add a run to a profile), export (retarget, then a pure exporter), and the container use
-cases (learn a container, verify a profile under runc, review an image), which pass the container's stdio
-through like docker run and say what they do as they go. Nothing here reads ``sys.argv``.
+learn (trace, add a run to a profile), check (trace or load, compare with a baseline), merge, export
+(retarget, then a pure exporter), and the container use cases (learn a container, verify a profile under
+runc, review an image), which pass the container's stdio through like docker run and say what they do as
+they go through the ``Status`` the caller hands them. Nothing here reads ``sys.argv`` or renders: results
+go back to cli.py, which hands them to ui/.
 """
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ from .text import plural
 from .tracer import select
 from .tracer.base import Backend, Target, TraceOptions
 from .tracer.recording import Recording
-from .ui import console
 
 if TYPE_CHECKING:   # the exporters are imported by export itself: learn starts without them
     from .exporters.base import ExportOptions, ExportResult
@@ -108,6 +109,72 @@ def learn_from_log(source: str, *, since: str | None = None, exes: Sequence[str]
     return kernlog.load(source, filt)
 
 
+def say_fast_gate(rec: Recording, alternative: str, status: Status) -> None:
+    """What the fast gate left out of this run (the backend's own note), or that it was not used."""
+    notes = [n for n in rec.notes if n.startswith("fast gate")]
+    for n in notes:
+        status.info(f"{n} ({alternative})")
+    if not notes:
+        status.info(f"fast gate: not available with the {rec.backend} backend: every call was looked at")
+
+
+# ---------------------------------------------------------------- merge / check
+
+def merge(inputs: Sequence[str], output: str) -> tuple[Profile, dict]:
+    """Merge profiles and recordings into the profile at ``output`` (which may be one of them: read, merge
+    and write under its lock as one step). The profile and a summary (what ``merge --json`` prints)."""
+    from .fileio import locked
+    from .learner.profile import load_profile_or_recording
+
+    with locked(output):
+        profile = aggregate.merge([load_profile_or_recording(p) for p in inputs])
+        profile.save(output)
+    summary = {"output": output, "inputs": list(inputs), "runs": len(profile.runs),
+               "runs_without_growth": profile.runs_without_growth,
+               "syscalls": {a: len(t) for a, t in profile.facts.get("syscalls", {}).items()},
+               "capabilities": list(profile.rules.capabilities),
+               "seen_in_one_run_only": profile.seen_in_one_run()}
+    return profile, summary
+
+
+class Tracer(Protocol):
+    def __call__(self, chosen: Backend, target: Target, *, known: Any) -> Recording: ...
+
+
+def check(baseline: str, new: Sequence[str], *, command: bool, backend: str = "auto", full_trace: bool = False,
+          save_recording: str | None = None, kinds: Sequence[str] = (), ignore_paths: Sequence[str] = (),
+          strict: bool = False, run: Tracer | None = None, status: Status = Quiet) -> dict:
+    """check: compare NEW (a profile or recording; with ``command`` the command ``new`` is traced first by
+    ``run``, through the fast gate unless ``full_trace``) with the baseline. learner/check.py's result."""
+    from .learner.check import check as compare, known_calls
+    from .learner.diff import as_profile
+    from .learner.profile import load_profile_or_recording
+    from .tracer.base import Command
+
+    base = as_profile(load_profile_or_recording(baseline))
+    if not new:
+        raise UserError("check: give NEW (a profile or recording) or -- CMD")
+    known = None
+    if command:
+        target = Command(tuple(new))
+        known = None if full_trace else known_calls(base)
+        rec = (run or trace_quietly)(choose_backend(backend, target, status=status), target, known=known)
+        say_fast_gate(rec, "--full-trace looks at every call", status)
+        if rec.exit_status not in (0, None):
+            status.warn(f"the workload exited with status {rec.exit_status}: it may have done less than usual")
+        if save_recording:
+            rec.save(save_recording)
+        newp = rec
+    else:
+        newp = load_profile_or_recording(new[0])
+    return compare(base, newp, kinds=kinds, ignore_paths=ignore_paths, unobserved=known, strict=strict)
+
+
+def trace_quietly(chosen: Backend, target: Target, *, known: Any = None) -> Recording:
+    """A Tracer without a live status line."""
+    return chosen.trace(target, TraceOptions(known=known))
+
+
 # ---------------------------------------------------------------- export
 
 def export(profile: Profile, fmt: str, options: ExportOptions) -> ExportResult:
@@ -174,6 +241,14 @@ def signals_unwind() -> Iterator[None]:
 
 # ----------------------------------------------------------- containers
 
+def _listener_filter() -> dict:
+    """The seccomp-notify backend's filter: every call of this host's arch goes to the listener."""
+    from .kernel.syscalls import host_arch
+    from .policy import seccomp_model as sm
+
+    return sm.listener_oci(host_arch(), set())
+
+
 def _runc():
     from .oci.runc import Runc
 
@@ -185,7 +260,7 @@ def _runc():
 
 def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence[str], backend: str,
                         network: str = "loopback", duration: float | None = None, overrides=None,
-                        stdin: bool = False):
+                        stdin: bool = False, status: Status = Quiet):
     """Learn one run of a container; its stdout and stderr are ours (like docker run), stdin with ``stdin``."""
     from .tracer.container import learn_container
     from .oci.workspace import open_workspace
@@ -197,22 +272,24 @@ def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence
     with signals_unwind(), open_workspace(image=image, bundle=bundle, args=args, network=network,
                                           overrides=overrides) as ws:
         for c in ws.changes:
-            console.info(f"bundle: {c}")
+            status.info(f"bundle: {c}")
         if ws.unpack:
-            console.info(f"unpacked {plural(ws.unpack.layers, 'layer')}, {plural(ws.unpack.files, 'file')}")
+            status.info(f"unpacked {plural(ws.unpack.layers, 'layer')}, {plural(ws.unpack.files, 'file')}")
             for n in ws.unpack.neutralized:
-                console.warn(n)
+                status.warn(n)
         rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration,
-                                        stdio={"passthrough": True, "stdin": stdin})
-        console.info(why)
+                                        stdio={"passthrough": True, "stdin": stdin},
+                                        listener_filter=_listener_filter())
+        status.info(why)
         return rec
 
 
 def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runtime: str, args: Sequence[str],
                as_json: bool, network: str = "loopback", duration: float = 120, overrides=None,
-               stdin: bool = False) -> int:
+               stdin: bool = False, status: Status = Quiet):
     """Verify a container under the profile; the enforced run's stdout and stderr are ours (like docker run),
-    stdin with ``stdin``; the complain run before it is captured."""
+    stdin with ``stdin``; the complain run before it is captured. The verdict (enforce/verify.py's result) is
+    for ui/verify.py to render."""
     from .learner.profile import Profile
     from .enforce.verify import verify
     from .oci.workspace import open_workspace
@@ -220,42 +297,24 @@ def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runt
     profile = Profile.load(profile_path)
     runc = _runc()
     if as_json:
-        console.info("the container's stdout goes to stderr: the verdict is on stdout")
+        status.info("the container's stdout goes to stderr: the verdict is on stdout")
     with signals_unwind(), \
             open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws, \
             _stdout_to_stderr(as_json):
-        res = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration,
-                     stdio={"passthrough": True, "stdin": stdin})
-    if as_json:
-        console.out.print_json(json.dumps(res.to_json()))
-    for d in res.denials:
-        if d.name.startswith("CAP_"):
-            console.err.print(f"[red]denied[/] {d.name} to the {d.by}: {d.why}", highlight=False)
-        else:
-            console.err.print(f"[red]denied[/] {d.name} ({d.arch}) by the {d.by}: {d.why}, {d.count} call"
-                              f"{'s' * (d.count != 1)}", highlight=False)
-    for m in res.messages:
-        console.warn(m)
-    if res.ok:
-        e = res.enforce
-        console.info(f"verified under runc with runtime base {res.runtime!r}: the container ran with the profile's "
-                     f"seccomp filter and capabilities [{', '.join(res.capabilities) or 'none'}] and exited "
-                     f"{e.exit_status if e else '?'}")
-        return 0
-    console.err.print("[red]leastpriv: verify: FAILED[/]")
-    return 1
+        return verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration,
+                      stdio={"passthrough": True, "stdin": stdin})
 
 
 def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str], fmt: str, backend: str,
                      runtime: str, network: str = "loopback", overrides=None, stdin: bool = False,
-                     output: str | None = None) -> None:
+                     output: str | None = None, status: Status = Quiet) -> dict:
     """Review a container image. The learning run's stdout and stderr are ours (like docker run; its stdout
-    goes to stderr when the report itself goes to stdout in a machine format), stdin with ``stdin``."""
+    goes to stderr when the report itself goes to stdout in a machine format), stdin with ``stdin``.
+    The report, for ui/image_review.py to render."""
     from .learner import aggregate
     from .learner.profile import Profile
     from .tracer.container import learn_container
     from .learner.image_review import build_report
-    from .ui.image_review import markdown, render
     from .enforce.verify import verify
     from .oci.workspace import open_workspace
 
@@ -269,12 +328,13 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
             profile = Profile.load(profile_path)
         else:
             if machine_on_stdout:
-                console.info("the container's stdout goes to stderr: the report is on stdout (-o FILE to keep "
+                status.info("the container's stdout goes to stderr: the report is on stdout (-o FILE to keep "
                              "them apart)")
             with _stdout_to_stderr(machine_on_stdout):
                 rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=120,
-                                                stdio={"passthrough": True, "stdin": stdin})
-            console.info(why)
+                                                stdio={"passthrough": True, "stdin": stdin},
+                                                listener_filter=_listener_filter())
+            status.info(why)
             learn_exit = res.exit_status
             profile, _ = aggregate.add_recording(None, rec)
         # prove the capability set: run under the profile with exactly the learned capabilities
@@ -292,13 +352,7 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
             report["profile_review"] = profile_review(profile)
         except Exception as exc:  # noqa: BLE001 - the learner's review is an extra
             report["profile_review"] = {"error": str(exc)}
-    from .ui.output import emit_report
-    if fmt == "json":
-        emit_report(output, json.dumps(report, indent=2, sort_keys=True))
-    elif fmt == "markdown":
-        emit_report(output, markdown(report))
-    else:
-        emit_report(output, render=lambda con: render(report, con))
+    return report
 
 
 def container_overrides(*, env=(), workdir=None, user=None, entrypoint=None):

@@ -280,7 +280,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         existing = Profile.load_existing(output)   # fail before running anything
         from .app import learn_container_cmd
         rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
-                                  duration=duration, overrides=overrides, stdin=interactive)
+                                  duration=duration, overrides=overrides, stdin=interactive, status=console)
         _add_run(output, existing, rec, save_recording, as_json)
         if rec.interrupted in ("SIGINT", "SIGTERM", "SIGHUP"):   # leastpriv was told to stop: 128+N, run saved
             sys.exit(128 + signal.Signals[rec.interrupted].value)
@@ -304,19 +304,10 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         known = known_calls(existing)
     rec = _trace(chosen, target, cpu=cpu, duration=duration, known=known)
     if known is not None:
-        _say_fast_gate(rec, "without --fast every call is looked at")
+        app.say_fast_gate(rec, "without --fast every call is looked at", console)
     _add_run(output, existing, rec, save_recording, as_json)
     status = rec.exit_status if rec.exit_status is not None else (130 if not rec.complete else 0)
     sys.exit(status)
-
-
-def _say_fast_gate(rec, alternative):
-    """What the fast gate left out of this run (the backend's own note), or that it was not used."""
-    notes = [n for n in rec.notes if n.startswith("fast gate")]
-    for n in notes:
-        console.info(f"{n} ({alternative})")
-    if not notes:
-        console.info(f"fast gate: not available with the {rec.backend} backend: every call was looked at")
 
 
 def _add_run(output, existing, rec, save_recording, as_json):
@@ -537,14 +528,17 @@ def verify(profile_path, bundle, image, runtime, network, duration, as_json, arg
       sudo leastpriv verify --image app.tar --profile app.lp.json -e MODE=test -- /app --selftest
     """
     from .app import verify_cmd
+    from .ui.verify import render_verify
 
     overrides = _container_overrides(env, workdir, user, entrypoint, interactive, True)
     args = tuple(args)
     if args and args[0] == "--":
         args = args[1:]
-    sys.exit(verify_cmd(bundle=bundle, image=image, profile_path=profile_path, runtime=runtime, args=args,
-                        as_json=as_json or fmt == "json", network=network, duration=duration, overrides=overrides,
-                        stdin=interactive))
+    as_json = as_json or fmt == "json"
+    res = verify_cmd(bundle=bundle, image=image, profile_path=profile_path, runtime=runtime, args=args,
+                     as_json=as_json, network=network, duration=duration, overrides=overrides, stdin=interactive,
+                     status=console)
+    sys.exit(render_verify(res, as_json))
 
 
 # ------------------------------------------------------------- merge / check / diff / review
@@ -568,27 +562,15 @@ def merge(inputs, output, as_json, fmt="text"):
       leastpriv learn --save-recording run1.rec.json -o scratch.json -- ./app
       leastpriv merge baseline.json run1.rec.json -o baseline.json
     """
-    from .learner import aggregate
-    from .learner.profile import load_profile_or_recording
+    from . import app
+    from .text import plural
     from .ui.output import refuse_special
 
-    from .fileio import locked
-
     refuse_special(output, "profile")
-    as_json = as_json or fmt == "json"
-    with locked(output):   # the output may be one of the inputs: read, merge, write as one step
-        items = [load_profile_or_recording(p) for p in inputs]
-        profile = aggregate.merge(items)
-        profile.save(output)
-    nruns = len(profile.runs)
-    rare = profile.seen_in_one_run()
-    summary = {"output": output, "inputs": list(inputs), "runs": nruns,
-               "runs_without_growth": profile.runs_without_growth,
-               "syscalls": {a: len(t) for a, t in profile.facts.get("syscalls", {}).items()},
-               "capabilities": list(profile.rules.capabilities), "seen_in_one_run_only": rare}
-    if as_json:
+    profile, summary = app.merge(inputs, output)
+    if as_json or fmt == "json":
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
-    from .text import plural
+    nruns, rare = summary["runs"], summary["seen_in_one_run_only"]
     console.info(f"merged {plural(len(inputs), 'input')} -> {output}: {plural(nruns, 'run')}, "
                  f"{profile.runs_without_growth} trailing {'run' if profile.runs_without_growth == 1 else 'runs'} "
                  f"added nothing")
@@ -667,39 +649,22 @@ def check(baseline, fmt, output, only, ignore_paths, backend, save_recording, ne
       leastpriv check --baseline app.lp.json -f sarif -o leastpriv.sarif -- ./app
       leastpriv check --baseline app.lp.json -f github -- ./app   # GitHub annotations
     """
-    from .learner.check import check as do_check, known_calls
-    from .learner.diff import as_profile
-    from .learner.profile import load_profile_or_recording
-    from .tracer.base import Command
+    from . import app
     from .ui import formats
     from .ui.check import render_check
     from .ui.output import refuse_special, write_output
 
+    args = tuple(new)
+    dashdash = click.get_current_context().meta.get("leastpriv.dashdash", False)
+    if args and args[0] == "--":
+        args, dashdash = args[1:], True
     try:
-        base = as_profile(load_profile_or_recording(baseline))
-        args = tuple(new)
-        dashdash = click.get_current_context().meta.get("leastpriv.dashdash", False)
-        if args and args[0] == "--":
-            args, dashdash = args[1:], True
-        if not args:
-            raise UserError("check: give NEW (a profile or recording) or -- CMD")
         if save_recording:
             refuse_special(save_recording, "recording")
-        if dashdash or len(args) > 1:
-            target = Command(tuple(args))
-            known = None if full_trace else known_calls(base)
-            rec = _trace(_choose(backend, target), target, known=known)
-            _say_fast_gate(rec, "--full-trace looks at every call")
-            if rec.exit_status not in (0, None):
-                console.warn(f"the workload exited with status {rec.exit_status}: it may have done less than usual")
-            if save_recording:
-                rec.save(save_recording)
-            newp = rec
-        else:
-            newp = load_profile_or_recording(args[0])
-            known = None
-        result = do_check(base, newp, kinds=[k.strip() for k in only.split(",") if k.strip()],
-                          ignore_paths=ignore_paths, unobserved=known, strict=strict)
+        result = app.check(baseline, args, command=dashdash or len(args) > 1, backend=backend,
+                           full_trace=full_trace, save_recording=save_recording,
+                           kinds=[k.strip() for k in only.split(",") if k.strip()], ignore_paths=ignore_paths,
+                           strict=strict, run=_trace, status=console)
     except UserError as exc:
         console.error(str(exc))
         sys.exit(2)   # check's contract: 0 nothing grew, 1 grew, 2 anything else (CI must not read it as growth)
@@ -806,8 +771,11 @@ def review(words, fmt, arch, image=None, backend="auto", output=None, interactiv
         raise click.UsageError("review: ARGS after -- are for --image (they replace the image's Cmd)")
     if image:   # container image review: app.review_image_cmd
         from .app import review_image_cmd
-        review_image_cmd(image=image, profile_path=profile_path, args=tuple(after), fmt=fmt, backend=backend,
-                         runtime="runc", overrides=overrides, stdin=interactive, output=output)
+        from .ui.image_review import emit
+        report = review_image_cmd(image=image, profile_path=profile_path, args=tuple(after), fmt=fmt,
+                                  backend=backend, runtime="runc", overrides=overrides, stdin=interactive,
+                                  output=output, status=console)
+        emit(report, fmt, output)
         return
     if not profile_path:
         raise UserError("review: give a PROFILE or --image IMAGE")

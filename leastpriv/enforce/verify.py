@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..policy import seccomp_model as sm
 from ..oci.bundle import caps_block
-from ..tracer.seccomp_notify import Call, Observer, notify_seccomp
+from ..tracer.seccomp_notify import Call, Observer
 from ..oci.runc import RunResult, Runc
 from ..errors import UserError
 from ..learner.aggregate import facts_of
@@ -118,7 +118,7 @@ def verify(runc: Runc, bundle: str, conf: dict, profile, runtime: str = "runc", 
             return None
 
         obs.decide = decide
-        sec = notify_seccomp(model.native, allow_uncond)
+        sec = sm.listener_oci(model.native, allow_uncond)
         sec["listenerPath"] = obs.path
         try:
             if trace_caps:

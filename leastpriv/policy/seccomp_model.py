@@ -336,6 +336,19 @@ def listener_model(arch: str, allow: Iterable[str], notify: Iterable[str]) -> Mo
                  rules={arch: tuple(rules)})
 
 
+NO_NOTIFY = frozenset({"write"})        # runc: "SCMP_ACT_NOTIFY cannot be used for the write syscall"
+
+
+def listener_oci(arch: str, allow: set[str], notify_all_others: bool = True) -> dict:
+    """An OCI ``linux.seccomp`` that allows ``allow`` and sends every other known syscall of ``arch`` to the
+    listener (EPERM for the rest): the seccomp-notify tracer's filter (tracer/container.py, learning) and
+    verify's complain run (enforce/verify.py). The caller adds ``listenerPath``."""
+    known = set(syscalls.table(arch))
+    notify = sorted(known - allow - NO_NOTIFY) if notify_all_others else []
+    allowed = sorted((allow | (NO_NOTIFY & known)) & known)
+    return to_oci(listener_model(arch, allowed, notify))
+
+
 def to_oci(model: Model, *, comments: bool = False) -> dict:
     """The model as an OCI runtime-spec ``linux.seccomp`` object: the one writer of seccomp JSON (OCI bundles,
     Docker's --security-opt seccomp=, the SPO SeccompProfile spec, verify's and the listener's filters).

@@ -32,7 +32,7 @@ import time
 from ..kernel import syscalls
 from ..errors import UserError
 from .recording import Recording, RecordingBuilder
-from .seccomp_notify import Call, Observer, notify_seccomp
+from .seccomp_notify import Call, Observer
 from ..oci.runc import RunResult, Runc
 from . import select
 from .base import Cgroup, TraceOptions
@@ -65,19 +65,24 @@ def choose(backend: str) -> str:
 
 
 def learn_container(runc: Runc, bundle: str, conf: dict, target: str, backend: str = "auto",
-                    timeout: float | None = None, stdio: dict | None = None) -> tuple[Recording, RunResult, str]:
+                    timeout: float | None = None, stdio: dict | None = None,
+                    listener_filter: dict | None = None) -> tuple[Recording, RunResult, str]:
     """(recording, the run, why this backend) for one run of the container.
-    ``stdio``: Runc.run's passthrough/stdin (the container's stdio are the caller's, like docker run)."""
+    ``stdio``: Runc.run's passthrough/stdin (the container's stdio are the caller's, like docker run).
+    ``listener_filter``: the seccomp-notify backend's filter (an OCI ``linux.seccomp`` that sends every call
+    of the host's arch to the listener: policy/seccomp_model.listener_oci, built by the caller)."""
     which = choose(backend)
     if which == "ebpf":
         return (*_learn_ebpf(runc, bundle, conf, target, timeout, stdio=stdio), "backend ebpf (container cgroup)")
-    return (*_learn_notify(runc, bundle, conf, target, timeout, stdio=stdio),
+    if listener_filter is None:
+        raise UserError("the seccomp-notify backend needs the listener's filter (policy/seccomp_model.listener_oci)")
+    return (*_learn_notify(runc, bundle, conf, target, timeout, listener_filter, stdio=stdio),
             "backend seccomp-notify (ebpf not usable: " + _ebpf_backend()[1] + ")" if backend == "auto"
             else "backend seccomp-notify (asked for)")
 
 
 def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
-                  timeout: float | None, stdio: dict | None = None) -> tuple[Recording, RunResult]:
+                  timeout: float | None, listener_filter: dict, stdio: dict | None = None) -> tuple[Recording, RunResult]:
     arch = syscalls.host_arch()
     b = RecordingBuilder(conf["process"]["args"], "seccomp-notify", target=target, uid=conf["process"]["user"]["uid"])
     lock = threading.Lock()
@@ -102,7 +107,7 @@ def _learn_notify(runc: Runc, bundle: str, conf: dict, target: str,
     d = tempfile.mkdtemp(prefix="lp-listen-")
     obs = Observer(os.path.join(d, "seccomp.sock"), decide)
     c = dict(conf)
-    c["linux"] = {**conf.get("linux", {}), "seccomp": {**notify_seccomp(arch, set()), "listenerPath": obs.path}}
+    c["linux"] = {**conf.get("linux", {}), "seccomp": {**listener_filter, "listenerPath": obs.path}}
     try:
         res = runc.run(bundle, c, timeout=timeout, **(stdio or {}))
     finally:

@@ -24,14 +24,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..kernel import syscalls
-from ..policy import seccomp_model as sm
 
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100
 SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101
 SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
 _NOTIF = struct.Struct("=QIIiIQ6Q")     # id, pid, flags, nr, arch, ip, args[6]
 _RESP = struct.Struct("=QqiI")          # id, val, error, flags
-NO_NOTIFY = frozenset({"write"})        # runc: "SCMP_ACT_NOTIFY cannot be used for the write syscall"
 RUNTIME_COMMS = ("runc:[2:INIT]", "runc:[1:CHILD]", "runc:[0:PARENT]", "runc")
 
 
@@ -140,12 +138,3 @@ class Observer:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
-
-
-def notify_seccomp(arch: str, allow: set[str], notify_all_others: bool = True) -> dict:
-    """An OCI ``linux.seccomp`` that allows ``allow`` and sends every other known syscall to the listener
-    (EPERM for the rest); written by policy/seccomp_model.py like every seccomp JSON of leastpriv."""
-    known = set(syscalls.table(arch))
-    notify = sorted(known - allow - NO_NOTIFY) if notify_all_others else []
-    allowed = sorted((allow | (NO_NOTIFY & known)) & known)
-    return sm.to_oci(sm.listener_model(arch, allowed, notify))

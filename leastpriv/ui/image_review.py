@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import console
+from .output import emit_report
 
 
 def markdown(r: dict) -> str:
@@ -63,3 +64,13 @@ def render(r: dict, out=None) -> None:
     out.print(f"setuid/setgid files: {e(', '.join(fs['setuid_setgid_files']) or 'none')}")
     out.print(f"world-writable paths: {e(', '.join(fs['world_writable']) or 'none')}")
     out.print("[dim]--format json or markdown for the ready-to-apply OCI and Kubernetes artifacts[/]")
+
+
+def emit(report: dict, fmt: str, output: str | None) -> None:
+    """The image review in ``fmt`` (json, markdown, or rich/text for people) to ``output`` or stdout."""
+    if fmt == "json":
+        emit_report(output, json.dumps(report, indent=2, sort_keys=True))
+    elif fmt == "markdown":
+        emit_report(output, markdown(report))
+    else:
+        emit_report(output, render=lambda con: render(report, con))

@@ -183,14 +183,46 @@ def export(profile: Profile, fmt: str, options: ExportOptions) -> ExportResult:
     written here, atomically."""
     from .exporters import base as exporters
     from .learner.retarget import retarget
+    from .policy.runtime_base import export_runtime
 
     exporter = exporters.get(fmt)
+    # the runtime base: runc's by default for the formats a container runtime enforces (policy/runtime_base)
+    options = replace(options, runtime=export_runtime(profile, options.runtime, fmt))
     profile, notes = retarget(profile, args=options.args, style=options.style, arch=options.arch,
                               exact=options.exact)
     result = exporter.export(profile, options)
     if result.target:
         write_atomic(result.target, result.text)
     return replace(result, notes=tuple(notes) + tuple(result.notes))
+
+
+def reach(profile_path: str | None, exes: Sequence[str] = (), dlopens: Sequence[str] = ()):
+    """reach: the static reachability of a profile's executables, or of ``exes`` (each with the shared objects
+    in ``dlopens`` it loads at run time). reach/coverage.py's Coverage."""
+    import os
+
+    from .learner.diff import as_profile
+    from .learner.profile import load_profile_or_recording
+    from .reach.coverage import coverage
+
+    if bool(profile_path) == bool(exes):
+        raise UserError("reach: give a PROFILE or --exe PATH (not both)")
+    if dlopens and not exes:
+        raise UserError("reach: --dlopen goes with --exe")
+    if exes:
+        for e in tuple(exes) + tuple(dlopens):
+            if not os.path.isfile(e):
+                raise UserError(f"{e}: no such file")
+        facts = {"executables": {os.path.abspath(e): {} for e in exes},
+                 "files": {os.path.abspath(d): ["read"] for d in dlopens}}
+        runs: tuple = ()
+    else:
+        prof = as_profile(load_profile_or_recording(profile_path))
+        facts, runs = prof.facts, prof.runs
+    cov = coverage(facts, runs)
+    if exes and all(e.reach is None for e in cov.executables):
+        raise UserError("; ".join(e.error for e in cov.executables))
+    return cov
 
 
 def rescue_recording(rec, first: list[str], output: str) -> str:

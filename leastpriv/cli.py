@@ -475,11 +475,9 @@ def export(profile_path, fmt, output, args_mode, style, arch, complain, exact, r
     from . import app
     from .exporters import base
     from .learner.profile import Profile
-    from .policy.runtime_base import export_runtime
     from .ui.output import write_output
 
     profile = Profile.load(profile_path)
-    runtime = export_runtime(profile, runtime, fmt)   # runc's base by default for container formats
     options = base.ExportOptions(complain=complain, arch=arch, runtime=runtime, args=args_mode, style=style,
                                  exact=exact, name=name, container=container, manifest=manifest, bundle=bundle,
                                  namespace=namespace, extra={"profile_path": profile_path, "selinux_policy": selinux_policy})
@@ -818,34 +816,15 @@ def reach(profile_path, exes, dlopens, fmt, output):
       leastpriv reach app.lp.json --format json | jq '.executables[].dangerous_reachable'
       leastpriv reach --exe /usr/sbin/nginx --format json -o nginx.reach.json
     """
+    from . import app
     from .fileio import write_atomic
-    from .learner.diff import as_profile
-    from .learner.profile import load_profile_or_recording
-    from .reach.coverage import coverage, section_of, to_json
+    from .reach.coverage import section_of, to_json
+    from .ui.console import live_status
     from .ui.output import write_output
     from .ui.reach import render_section
 
-
-    if bool(profile_path) == bool(exes):
-        raise UserError("reach: give a PROFILE or --exe PATH (not both)")
-    if dlopens and not exes:
-        raise UserError("reach: --dlopen goes with --exe")
-    if exes:
-        import os
-        for e in exes + dlopens:
-            if not os.path.isfile(e):
-                raise UserError(f"{e}: no such file")
-        facts = {"executables": {os.path.abspath(e): {} for e in exes},
-                 "files": {os.path.abspath(d): ["read"] for d in dlopens}}
-        runs = ()
-    else:
-        prof = as_profile(load_profile_or_recording(profile_path))
-        facts, runs = prof.facts, prof.runs
-    from .ui.console import live_status
     with live_status("static reachability (first time per build-id: seconds)"):
-        cov = coverage(facts, runs)
-    if exes and all(e.reach is None for e in cov.executables):
-        raise UserError("; ".join(e.error for e in cov.executables))
+        cov = app.reach(profile_path, exes, dlopens)
     if fmt == "json":
         text = json.dumps(to_json(cov), indent=2, sort_keys=True) + "\n"
         if output:

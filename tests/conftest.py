@@ -65,6 +65,15 @@ def need_root() -> None:
         pytest.skip("needs root")
 
 
+def need_ebpf() -> None:
+    """Root and a usable eBPF backend; CI has both (`make install` sets eBPF up), so this fails, never skips."""
+    need_root()
+    from leastpriv.tracer.ebpf import usable_reason
+    why = usable_reason()
+    if why:
+        pytest.fail(f"eBPF is not usable here ({why}); `make install` sets it up")
+
+
 def which(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:

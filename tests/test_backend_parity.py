@@ -13,7 +13,7 @@ import pytest
 from leastpriv.kernel import semantics
 from leastpriv.tracer.recording import Recording
 
-from .conftest import lp, need_root
+from .conftest import lp, need_ebpf
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -68,11 +68,7 @@ def parity_exe(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _root():
-    need_root()
-    from leastpriv.tracer.ebpf import usable_reason
-    why = usable_reason()
-    if why:
-        pytest.fail(f"eBPF is not usable here ({why}); `make install` sets it up")
+    need_ebpf()
 
 
 def _learn(backend: str, argv: list[str], work: Path, out: Path) -> tuple[Recording, Path]:

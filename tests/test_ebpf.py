@@ -16,7 +16,7 @@ import pytest
 from leastpriv.learner.profile import Profile
 from leastpriv.tracer.recording import Recording
 
-from .conftest import lp, need_root, which
+from .conftest import lp, need_ebpf, which
 from .learning import without_syscall
 
 pytestmark = pytest.mark.timeout(120)
@@ -25,11 +25,7 @@ TIMING = {"futex"}
 
 @pytest.fixture(autouse=True)
 def _root():
-    need_root()
-    from leastpriv.tracer.ebpf import usable_reason
-    why = usable_reason()
-    if why:
-        pytest.fail(f"eBPF is not usable here ({why}); `make install` sets it up")
+    need_ebpf()
 
 
 def learn(tmp_path: Path, *args: str, backend: str = "ebpf", profile: str = "p.json", timeout: float = 120):

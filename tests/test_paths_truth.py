@@ -16,7 +16,7 @@ import pytest
 
 from leastpriv.tracer.recording import Recording
 
-from .conftest import lp, need_root
+from .conftest import lp, need_ebpf
 
 pytestmark = pytest.mark.timeout(300)
 BACKENDS = ("ptrace", "ebpf")
@@ -24,11 +24,7 @@ BACKENDS = ("ptrace", "ebpf")
 
 @pytest.fixture(autouse=True)
 def _root():
-    need_root()
-    from leastpriv.tracer.ebpf import usable_reason
-    why = usable_reason()
-    if why:
-        pytest.fail(f"eBPF is not usable here ({why}); `make install` sets it up")
+    need_ebpf()
 
 
 def _learn(backend: str, argv: list[str], cwd: Path, out: Path, env: dict | None = None) -> Recording:

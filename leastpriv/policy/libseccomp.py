@@ -185,8 +185,8 @@ def notify_receive(fd: int):
         lib.seccomp_notify_free(req, None)
 
 
-def notify_continue(fd: int, notif_id: int) -> None:
-    """Let the notified syscall run as if no filter were there."""
+def _respond(fd: int, notif_id: int, error: int, flags: int) -> None:
+    """Answer one notification (libseccomp allocates the response: its size is the kernel's)."""
     lib = pyseccomp._libseccomp  # noqa: SLF001
     resp = ctypes.POINTER(pyseccomp._NotifResp)()  # noqa: SLF001
     rc = lib.seccomp_notify_alloc(None, ctypes.byref(resp))
@@ -195,28 +195,21 @@ def notify_continue(fd: int, notif_id: int) -> None:
     try:
         resp.contents.id = notif_id
         resp.contents.val = 0
-        resp.contents.error = 0
-        resp.contents.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE
+        resp.contents.error = error
+        resp.contents.flags = flags
         lib.seccomp_notify_respond(fd, resp)   # ENOENT: the task died meanwhile; nothing to do
     finally:
         lib.seccomp_notify_free(None, resp)
 
 
+def notify_continue(fd: int, notif_id: int) -> None:
+    """Let the notified syscall run as if no filter were there."""
+    _respond(fd, notif_id, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+
+
 def notify_error(fd: int, notif_id: int, err: int) -> None:
     """Fail the notified syscall with ``err`` (an errno number)."""
-    lib = pyseccomp._libseccomp  # noqa: SLF001
-    resp = ctypes.POINTER(pyseccomp._NotifResp)()  # noqa: SLF001
-    rc = lib.seccomp_notify_alloc(None, ctypes.byref(resp))
-    if rc < 0:
-        raise OSError(-rc, os.strerror(-rc))
-    try:
-        resp.contents.id = notif_id
-        resp.contents.val = 0
-        resp.contents.error = -err
-        resp.contents.flags = 0
-        lib.seccomp_notify_respond(fd, resp)
-    finally:
-        lib.seccomp_notify_free(None, resp)
+    _respond(fd, notif_id, -err, 0)
 
 
 def notify_id_valid(fd: int, notif_id: int) -> bool:

@@ -37,7 +37,8 @@ def _path(key: str) -> str | None:
     return os.path.join(d, f"{key}.v{SUMMARY_VERSION}.json")
 
 
-def _read(path: str, key: str) -> dict | None:
+def _load_own(path: str):
+    """The JSON in ``path`` if it is a regular file of ours (not a symlink, owned by us), else None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -52,6 +53,11 @@ def _read(path: str, key: str) -> dict | None:
         return None
     finally:
         os.close(fd)
+    return d
+
+
+def _read(path: str, key: str) -> dict | None:
+    d = _load_own(path)
     if not isinstance(d, dict) or d.get("version") != SUMMARY_VERSION or d.get("build_id") != key \
             or not isinstance(d.get("funcs"), list):
         return None
@@ -143,20 +149,7 @@ def program_get(inputs: dict) -> dict | None:
     p = _program_path(inputs)
     if p is None:
         return None
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            d = orjson.loads(fh.read())
-    except (OSError, ValueError, orjson.JSONDecodeError):
-        return None
-    finally:
-        os.close(fd)
+    d = _load_own(p)
     if not isinstance(d, dict) or d.get("inputs") != orjson.loads(orjson.dumps(inputs)):
         return None
     return d

@@ -1,3 +1,47 @@
+"""``python -m leastpriv`` and the ``leastpriv`` command (pyproject.toml [project.scripts])."""
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+
 from .cli import main
 
-main()
+
+def run() -> None:
+    """The command line, ended without tearing the interpreter down.
+
+    Freeing every module and object at exit costs leastpriv ~10-15 ms (a third of the start-up of a
+    short ``learn``) and does nothing a finished command needs: stdout and stderr are flushed, the
+    atexit functions (weakref finalizers of temporary directories among them) run, then the process
+    exits with the status ``sys.exit`` would have given. Anything unusual (a flush that fails, a thread
+    still running) takes the ordinary exit instead.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    if not isinstance(code, int) or threading.active_count() != 1:
+        sys.exit(code)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    os._exit(code & 0xFF)
+
+
+if __name__ == "__main__":
+    run()

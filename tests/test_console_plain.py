@@ -41,8 +41,8 @@ def test_plain_status_is_what_rich_writes(monkeypatch, msg, func, prefix):
 
 
 def test_a_learn_with_stderr_in_a_file_does_not_import_rich(tmp_path):
-    code = ("import sys, runpy; sys.argv = ['leastpriv', 'learn', '--backend', 'ptrace', '-o', %r, '--', 'true']\n"
-            "try:\n    runpy.run_module('leastpriv', run_name='__main__')\nexcept SystemExit as e:\n"
+    code = ("import sys\nfrom leastpriv.cli import main\n"
+            "try:\n    main(['learn', '--backend', 'ptrace', '-o', %r, '--', 'true'])\nexcept SystemExit as e:\n"
             "    assert e.code == 0, e.code\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))") % str(tmp_path / "p.json")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -75,8 +75,8 @@ import os
 import signal
 import sys
 import time
-import traceback
 from ctypes import addressof, byref, sizeof
+from os import readlink
 
 from ..kernel import semantics, syscalls
 from ..errors import UserError
@@ -189,6 +189,8 @@ class _Session:
         self.options = options
         self.b = RecordingBuilder(argv, "ptrace", "cmd")
         self.info = abi.SyscallInfo()
+        self.args = self.info.args                 # a view of info's argument array (read in place)
+        self.open_access: dict[tuple[int, bool], tuple[str, ...]] = {}   # (flags, created) -> access kinds
         self.mem = abi.MemReader()
         self.native_audit = syscalls.audit_arch_value(syscalls.host_arch())
         self.tables: dict[int, dict] = {}          # tid -> syscall table of its current executable
@@ -264,6 +266,7 @@ class _Session:
                 if isinstance(exc, KeyboardInterrupt):
                     self.interrupted = self.interrupted or "SIGINT"
                 else:
+                    import traceback
                     traceback.print_exc(file=sys.stderr)
                     self.interrupted = f"tracer error: {type(exc).__name__}: {exc}"
             finally:
@@ -622,6 +625,8 @@ class _Session:
         spec = syscalls.tracked_args(arch, name)
         argidx = spec.indexes if spec else ()
         on_entry, on_exit = self._handlers.get(name, (None, None))
+        if name in _OPENS:
+            on_entry = self._open_entry(arch, name)
         if on_entry is None and argidx:
             on_entry = self._h_args
         if name in NO_RESULT and on_entry is None:
@@ -693,45 +698,58 @@ class _Session:
         return in_root(self.roots[pid], path)
 
     def _h_open(self, pid, e, info):
-        arch, name = e[NAME]
+        return self._open_entry(*e[NAME])(pid, e, info)
+
+    def _open_entry(self, arch, name):
+        """The entry handler of one open-family syscall of one ABI (its argument positions bound once: an
+        open costs two stops, and this runs at each of them)."""
         row = semantics.of(arch, name)
-        a = info.args
         pa = row.paths[0]
-        dirfd, ptr = (None if pa.dirfd is None else a[pa.dirfd]), a[pa.index]
-        if row.kind == "creat":
-            flags = semantics.CREAT_FLAGS
-        elif row.kind == "openat2":   # struct open_how *how: how->flags is the first u64
-            flags = self.mem.u64(pid, a[row.flags]) or 0
-        else:
-            flags = a[row.flags]
-        existed = None
-        if flags & O_CREAT and (flags & O_TMPFILE) != O_TMPFILE:
-            # "created" as the kernel's FMODE_CREATED (the eBPF backend's): the file the open reaches,
-            # through a symlink unless O_NOFOLLOW / O_EXCL, did not exist before
-            p = self._resolve(pid, dirfd, self.mem.string(pid, ptr))
-            if p:
-                existed = os.path.lexists(p) if flags & (os.O_EXCL | os.O_NOFOLLOW) else os.path.exists(p)
-        self.extra[pid] = (flags, existed)
-        return True
+        dirfd_i, path_i, flags_i, kind = pa.dirfd, pa.index, row.flags, row.kind
+        args, extra, mem = self.args, self.extra, self.mem
+
+        def on_open(pid, e, info):
+            if kind == "creat":
+                flags = semantics.CREAT_FLAGS
+            elif kind == "openat2":   # struct open_how *how: how->flags is the first u64
+                flags = mem.u64(pid, args[flags_i]) or 0
+            else:
+                flags = args[flags_i]
+            existed = None
+            if flags & O_CREAT and (flags & O_TMPFILE) != O_TMPFILE:
+                # "created" as the kernel's FMODE_CREATED (the eBPF backend's): the file the open reaches,
+                # through a symlink unless O_NOFOLLOW / O_EXCL, did not exist before
+                p = self._resolve(pid, None if dirfd_i is None else args[dirfd_i], mem.string(pid, args[path_i]))
+                if p:
+                    existed = os.path.lexists(p) if flags & (os.O_EXCL | os.O_NOFOLLOW) else os.path.exists(p)
+            extra[pid] = (flags, existed)
+            return True
+        return on_open
 
     def _x_open(self, pid, e, rval):
         flags, existed = self.extra.pop(pid, (0, None))
         if rval < 0:
             return
         try:
-            path = os.readlink(f"/proc/{pid}/fd/{rval}")
+            path = readlink(f"/proc/{pid}/fd/{rval}")
         except OSError:
             return
-        if not path.startswith("/"):
+        if path[:1] != "/":
             return
         if path.endswith(" (deleted)"):
             path = path[:-10]
-        path = self._in_root(pid, path)
-        if path is None:
-            return
-        f = self.b.file
-        for acc in semantics.open_access(flags, existed is False):
-            f(path, acc)
+        root = self.roots.get(pid, 0)
+        if root != "/":
+            path = self._in_root(pid, path)
+            if path is None:
+                return
+        key = (flags, existed is False)
+        access = self.open_access.get(key)
+        if access is None:
+            access = self.open_access[key] = semantics.open_access(flags, existed is False)
+        have = self.b.files[path]    # RecordingBuilder.file, inlined: an open costs two stops already
+        for acc in access:
+            have.add(acc)
 
     def _h_socket(self, pid, e, info):
         self._record_args(e, info)

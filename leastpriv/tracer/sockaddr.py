@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
+from functools import lru_cache
 
 from ..kernel import constants
 from .recording import Endpoint
 
-_INET_PROTO = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp", socket.SOCK_RAW: "raw",
-               socket.SOCK_SEQPACKET: "sctp"}
-_UNIX_PROTO = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket"}
-_ICMP = (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6)
+
+@lru_cache(maxsize=None)
+def _net():
+    """The socket module and the tables built from it: imported when the first address is read (socket's
+    enums cost every tracer start ~2 ms otherwise)."""
+    import socket
+    inet = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp", socket.SOCK_RAW: "raw", socket.SOCK_SEQPACKET: "sctp"}
+    unix = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket"}
+    return socket, inet, unix, (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6)
 
 
 def endpoint(op: str, raw: bytes, sock_type: int | None = None, protocol: int | None = None,
@@ -27,6 +32,7 @@ def endpoint(op: str, raw: bytes, sock_type: int | None = None, protocol: int | 
     """
     if len(raw) < 2:
         return None
+    socket, _INET_PROTO, _UNIX_PROTO, _ICMP = _net()
     fam = int.from_bytes(raw[:2], sys.byteorder)
     stype = None if sock_type is None else sock_type & 0xF
     if fam in (socket.AF_INET, socket.AF_INET6):

@@ -218,16 +218,24 @@ class _Session:
     # ------------------------------------------------------------------ run
     def run(self) -> Recording:
         b = self.b
-        self.fallback = bool(os.environ.get(NO_SECCOMP_ENV))
-        if self.fallback:
-            b.note(f"seccomp-assisted tracing disabled ({NO_SECCOMP_ENV}=1): PTRACE_SYSCALL, two stops per syscall")
-        else:
-            ok, why = abi.seccomp_filter_works()
-            if not ok:
-                self.fallback = True
-                b.note(f"seccomp filters unavailable ({why}): fell back to PTRACE_SYSCALL, two stops per syscall")
-        prog, keep = self._filter()
+        # placed first: the probe's thread and the workload then start on this CPU (waking another, idle,
+        # vCPU for them cost ~3-5 ms of every start here)
         old_affinity = self._place_cpu()
+        try:
+            self.fallback = bool(os.environ.get(NO_SECCOMP_ENV))
+            if self.fallback:
+                b.note(f"seccomp-assisted tracing disabled ({NO_SECCOMP_ENV}=1): PTRACE_SYSCALL, two stops per "
+                       f"syscall")
+            else:
+                ok, why = abi.seccomp_filter_works()
+                if not ok:
+                    self.fallback = True
+                    b.note(f"seccomp filters unavailable ({why}): fell back to PTRACE_SYSCALL, two stops per syscall")
+            prog, keep = self._filter()
+        except BaseException:
+            if old_affinity is not None:
+                os.sched_setaffinity(0, old_affinity)
+            raise
         encoded = launch.encode(self.path, self.argv, os.environ.copy())   # before the fork: nothing traced
         r, w = os.pipe()
         parent = os.getpid()

@@ -13,8 +13,9 @@ the same exit status whoever watches it:
 * **Exit status** (:func:`status_of`): the workload's exit code, or 128+N when signal N killed it.
 * **Signals** (:func:`child_setup`): the child starts with an empty signal mask and the default
   dispositions for the signals Python ignores (SIGPIPE, SIGXFSZ); what leastpriv's own caller ignored
-  (nohup's SIGHUP) stays ignored. The parent forwards the signals it receives, except one a terminal
-  already delivered to the workload's process group (:func:`from_terminal`).
+  (nohup's SIGHUP) stays ignored. The parent passes on every signal of :data:`FORWARDED` it is sent
+  (:func:`forward`), except one a terminal already delivered to the workload's process group
+  (:func:`sent_by_terminal`); a trace that got one of :data:`ENDING` is marked interrupted.
 * **Parent death** (:func:`child_setup`): the child asks the kernel for SIGKILL when leastpriv dies
   (``PR_SET_PDEATHSIG``) and checks leastpriv did not die before it asked: a killed leastpriv never leaves
   the workload running. (The kernel clears this on an exec that gains privileges, setuid or file
@@ -34,6 +35,20 @@ from .errors import UserError
 
 PR_SET_PDEATHSIG = 1
 SHELL = "/bin/sh"
+
+# The signals leastpriv passes on to the workload when it is sent one (kill(2) from a service manager,
+# `timeout`, a user, a CI runner): the asynchronous signals a supervisor is asked to pass on (as tini and
+# dumb-init do), without those that stop a process (job control is the terminal's business) and those the
+# kernel raises for a fault. The same set for `learn --backend ptrace`, `learn --backend ebpf` and `run`.
+FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+             signal.SIGALRM, signal.SIGWINCH)
+# Of those, the ones that ask the run to end: a trace that got one is marked interrupted (it may not have
+# seen all the workload would have done). SIGUSR1/2, SIGALRM and SIGWINCH are the workload's business.
+ENDING = frozenset((signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP))
+# The signals a terminal sends to its whole foreground process group (Ctrl-C, Ctrl-\, a resize).
+TERMINAL = frozenset((signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH))
+# si_code of a signal a process sent (kill, sigqueue, tkill/tgkill); a terminal's is the kernel's (SI_KERNEL)
+SI_USER, SI_QUEUE, SI_TKILL = 0, -1, -6
 
 
 def resolve_command(argv0: str) -> str:
@@ -101,7 +116,7 @@ def status_of(wstatus: int) -> int:
 def from_terminal(sig: int) -> bool:
     """Whether ``sig`` is one a terminal sends to its whole foreground process group (Ctrl-C, Ctrl-\\, a
     resize) while leastpriv, and so its workload, is that group: then the workload has it already."""
-    if sig not in (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH):
+    if sig not in TERMINAL:
         return False
     for fd in (0, 1, 2):
         try:
@@ -112,13 +127,36 @@ def from_terminal(sig: int) -> bool:
     return False
 
 
+def sent_by_terminal(sig: int, si_code: int | None = None) -> bool:
+    """Whether the workload has ``sig`` already because a terminal sent it to the whole foreground process
+    group. Known from the signal's ``si_code`` when the caller has it (``sigtimedwait``: not sent by a
+    process); without it (a Python handler), :func:`from_terminal` guesses from who is in the foreground."""
+    if sig not in TERMINAL:
+        return False
+    if si_code is not None:
+        return si_code not in (SI_USER, SI_QUEUE, SI_TKILL)
+    return from_terminal(sig)
+
+
+def forward(pid: int, sig: int, si_code: int | None = None) -> bool:
+    """Pass ``sig``, which leastpriv was sent, on to the workload ``pid``, unless the workload has it already
+    (:func:`sent_by_terminal`). True when it was sent."""
+    if sent_by_terminal(sig, si_code):
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+    return True
+
+
 def child_setup(parent: int) -> None:
     """First thing in a forked child that will become the workload (``parent``: leastpriv's pid, taken
     before the fork). Default signal state, and death with leastpriv."""
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+    for sig in FORWARDED:
         if signal.getsignal(sig) is not signal.SIG_IGN:   # Python's or leastpriv's handler until the exec
             signal.signal(sig, signal.SIG_DFL)
     libc = ctypes.CDLL(None, use_errno=True)

@@ -1,14 +1,19 @@
 """launch.py is the one way a workload starts: `learn --backend ptrace`, `learn --backend ebpf` and `run` give
-the same workload the same exit status and output, and a killed leastpriv leaves no workload behind."""
+the same workload the same exit status and output, also when leastpriv is sent a signal (launch.FORWARDED),
+and a killed leastpriv leaves no workload behind."""
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+
+from leastpriv import launch
 
 from .conftest import lp, need_root
 
@@ -116,3 +121,76 @@ def test_a_killed_leastpriv_leaves_no_workload_running(how, workloads, profiles,
             proc.wait()
         for p in _pids_running(marker):
             os.kill(p, signal.SIGKILL)
+
+
+TRAPS = """\
+import signal, sys, time
+def said(n, _frame):
+    print(signal.Signals(n).name, flush=True)
+    sys.exit(64 + n)
+if sys.argv[1] == "trap":
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(s, said)
+print("ready", flush=True)
+while True:
+    time.sleep(0.02)
+"""
+
+
+def _signalled(cmd: list[str], sig: int, err) -> tuple[int, str]:
+    """Start ``cmd``, send ``sig`` to it (leastpriv, or the bare workload) once the workload said "ready" on
+    stdout (no terminal anywhere: the signal comes from kill(2)), and return (exit status, stdout)."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+    try:
+        out = b""
+        deadline = time.monotonic() + 180   # eBPF compiles its program first (slow on a loaded machine)
+        while not out.endswith(b"\n") and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                chunk = os.read(proc.stdout.fileno(), 1)
+                if not chunk:
+                    break
+                out += chunk
+        assert out == b"ready\n", f"{cmd}: the workload did not start: {out!r}"
+        time.sleep(0.1)
+        os.kill(proc.pid, sig)
+        rest, _ = proc.communicate(timeout=60)
+        code = proc.returncode
+        return (128 - code if code < 0 else code), (out + rest).decode()   # as a shell says it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("mode", ["trap", "default"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1],
+                         ids=lambda s: signal.Signals(s).name)
+def test_a_signal_sent_to_leastpriv_reaches_the_workload_the_same_way_under_every_starter(sig, mode, tmp_path):
+    """kill -SIG of leastpriv (a service manager stopping it, `timeout`, a CI runner) does to the workload what
+    it does to the workload run bare: the same handler runs (it prints the signal's name and exits 64+N), or
+    it dies of it (128+N), under `learn --backend ptrace`, `learn --backend ebpf` and `run` alike."""
+    need_root()
+    script = tmp_path / "traps.py"
+    script.write_text(TRAPS)
+    argv = [sys.executable, str(script), mode]
+    name = signal.Signals(sig).name
+    want = (64 + sig, f"ready\n{name}\n") if mode == "trap" else (128 + sig, "ready\n")
+    prof = str(tmp_path / "ptrace.json")
+    lp_ = [sys.executable, "-m", "leastpriv"]
+    cmds = {"bare": argv,
+            "ptrace": [*lp_, "learn", "--backend", "ptrace", "-o", prof, "--", *argv],
+            "ebpf": [*lp_, "learn", "--backend", "ebpf", "-o", str(tmp_path / "ebpf.json"), "--", *argv],
+            "run": [*lp_, "run", "--profile", prof, "--", *argv]}   # the profile just learned, same signal
+    seen = {}
+    with open(tmp_path / "stderr", "w+") as err:
+        for how, cmd in cmds.items():
+            err.seek(0)
+            err.truncate()
+            seen[how] = _signalled(cmd, sig, err)
+            err.seek(0)
+            assert seen[how] == want, f"{how}: {seen[how]} != {want}\n{err.read()[-3000:]}"
+    # a signal that asks the run to end marks the trace interrupted; SIGUSR1 is the workload's business
+    for how in ("ptrace", "ebpf"):
+        run = json.loads((tmp_path / f"{how}.json").read_text())["runs"][-1]
+        assert run["interrupted"] == (name if sig in launch.ENDING else ""), (how, run["interrupted"])
+        assert run["complete"] is (sig not in launch.ENDING), (how, run["complete"])

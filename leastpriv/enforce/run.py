@@ -11,8 +11,8 @@ what runc does after installing the filter.
 
 The parent waits and exits with the child's status (128+N for signal N).
 It keeps the child in its own process group, so the terminal's signals
-(Ctrl-C, Ctrl-\\, window size) reach the child directly; signals sent to the
-parent with kill(2) (si_code SI_USER/SI_QUEUE) are forwarded.
+(Ctrl-C, Ctrl-\\, window size) reach the child directly; the signals of
+``launch.FORWARDED`` sent to the parent with kill(2) (si_code SI_USER/SI_QUEUE/SI_TKILL) are forwarded.
 
 Naming denials: the filter's denials become SECCOMP_RET_USER_NOTIF. The
 parent takes the listener out of the child with pidfd_getfd(2) (the child
@@ -47,11 +47,6 @@ from ..policy import libseccomp as sec, seccomp_model as sm
 from . import capwatch, watch
 from .landlock import ruleset
 
-FORWARD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
-           signal.SIGALRM, signal.SIGWINCH)
-# signals the terminal sends to the whole foreground process group: the child got them already
-_FROM_TTY = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
-SI_USER, SI_QUEUE, SI_TKILL = 0, -1, -6
 
 
 @dataclass(frozen=True)
@@ -283,7 +278,7 @@ def run(profile: Any, argv: tuple[str, ...], options: RunOptions = RunOptions(),
     if listen or prep.capwatch is not None:
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
     shm = mmap.mmap(-1, 1)   # MAP_SHARED|MAP_ANONYMOUS: the child's failure byte (see _child)
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, (*FORWARD, signal.SIGCHLD))
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, (*launch.FORWARDED, signal.SIGCHLD))
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -360,7 +355,6 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, liste
         # nothing to answer: wait for exec (EOF) or an error report
         drain_status(block=True)
 
-    forward_sigs = set(FORWARD)
     host = syscalls.host_arch()
     while exited is None:
         if listener is not None:
@@ -380,15 +374,11 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, liste
         else:
             timeout = 1.0
         try:
-            info = signal.sigtimedwait(list(forward_sigs | {signal.SIGCHLD}), timeout)
+            info = signal.sigtimedwait((*launch.FORWARDED, signal.SIGCHLD), timeout)
         except InterruptedError:
             info = None
         if info is not None and info.si_signo != signal.SIGCHLD:
-            if not (info.si_signo in _FROM_TTY and info.si_code not in (SI_USER, SI_QUEUE, SI_TKILL)):
-                try:
-                    os.kill(pid, info.si_signo)
-                except ProcessLookupError:
-                    pass
+            launch.forward(pid, info.si_signo, info.si_code)   # a terminal's (si_code) reached the child already
         try:
             wpid, wstatus = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:

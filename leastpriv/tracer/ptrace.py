@@ -74,6 +74,7 @@ import gc
 import os
 import signal
 import sys
+import threading
 import time
 from ctypes import addressof, byref, sizeof
 from os import readlink
@@ -92,7 +93,7 @@ from .base import processes
 NO_SECCOMP_ENV = "LEASTPRIV_PTRACE_NO_SECCOMP"
 SAMPLE_FIRST = 8
 PROGRESS_EVERY = 0.25
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+FORWARDED = launch.FORWARDED   # passed on to the workload (the same set for every starter)
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 RESTART_ERRNOS = frozenset((512, 513, 514, 516))   # ERESTARTSYS.. : kernel-internal, the call is restarted
 AT_FDCWD32 = 0xFFFFFF9C
@@ -209,6 +210,7 @@ class _Session:
         self.interrupted = ""
         self.signals_received = 0
         self.deferred_sig = 0
+        self.deferred: threading.Timer | None = None   # forwards deferred_sig if no tracee reported it
         self.delivered: dict[int, float] = {}     # signal -> when a tracee last had it delivered
         self.fallback = False
         self.tasks_seen = 0
@@ -260,7 +262,6 @@ class _Session:
             self.tasks_seen = 1
             for s in FORWARDED:
                 old_handlers[s] = signal.signal(s, self._on_signal)
-            old_handlers[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._on_alarm)
             os.write(w, b"g")
             os.close(w)
             w = -1
@@ -283,7 +284,8 @@ class _Session:
         finally:
             if w >= 0:
                 os.close(w)
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            if self.deferred is not None:
+                self.deferred.cancel()
             for s, h in old_handlers.items():
                 signal.signal(s, h)
             if old_affinity is not None:
@@ -347,24 +349,29 @@ class _Session:
 
     # ------------------------------------------------------------ signals
     def _on_signal(self, sig, frame):
-        self.signals_received += 1
-        if not self.interrupted:
-            self.interrupted = signal.Signals(sig).name
-        if self.signals_received >= 2:
-            self._kill_all()
-            return
-        if sig in (signal.SIGINT, signal.SIGQUIT) and launch.from_terminal(sig):
-            # Most likely typed at the terminal: the workload (same foreground process
-            # group) got it too. Forward only if no tracee reports it within 200 ms
-            # (before or after this handler runs).
+        if sig in launch.ENDING:
+            self.signals_received += 1
+            if not self.interrupted:
+                self.interrupted = signal.Signals(sig).name
+            if self.signals_received >= 2:
+                self._kill_all()
+                return
+        if launch.sent_by_terminal(sig):
+            # Most likely typed at the terminal (or a resize): the workload (same foreground
+            # process group) got it too. Forward only if no tracee reports it within 200 ms
+            # (before or after this handler runs). A timer thread, not SIGALRM: that is forwarded.
             if time.monotonic() - self.delivered.get(sig, -1e9) < 0.2:
                 return
             self.deferred_sig = sig
-            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            if self.deferred is not None:
+                self.deferred.cancel()
+            self.deferred = threading.Timer(0.2, self._on_alarm)
+            self.deferred.daemon = True
+            self.deferred.start()
             return
         self._forward(sig)
 
-    def _on_alarm(self, sig, frame):
+    def _on_alarm(self):
         if self.deferred_sig:
             s, self.deferred_sig = self.deferred_sig, 0
             self._forward(s)

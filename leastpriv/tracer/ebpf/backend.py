@@ -75,12 +75,12 @@ class EbpfBackend(Backend):
         stop = options.extra.get("stop_event")
         ready = options.extra.get("ready_event")
         how = ""
-        # Ctrl-C / SIGTERM end an attach-mode trace normally. A flag, not KeyboardInterrupt: an exception
+        # Ctrl-C / SIGTERM (launch.ENDING) end an attach-mode trace normally. A flag, not KeyboardInterrupt: an exception
         # raised inside bcc's ctypes callback would be printed and swallowed.
         signalled: list[int] = []
         old_handlers = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            for sig in launch.ENDING:
                 old_handlers[sig] = signal.signal(sig, lambda n, _f: signalled.append(n))
         try:
             if isinstance(target, Pid):
@@ -174,18 +174,17 @@ class EbpfBackend(Backend):
         os.close(gate_r)
         os.close(err_w)
         interrupted = ""
-        forwarded = {"sig": 0}
+        ending: list[int] = []      # the first signal of launch.ENDING leastpriv got
+        reaped = [False]            # the command's process is reaped: its pid may be another's now
 
         def forward(signum, _frame):
-            forwarded["sig"] = signum
-            # a terminal's Ctrl-C already reached the workload (same process group): don't send it twice
-            if not launch.from_terminal(signum):
-                try:
-                    os.kill(pid, signum)
-                except ProcessLookupError:
-                    pass
+            if signum in launch.ENDING and not ending:
+                ending.append(signum)
+            # to the command; once it is gone, to its descendants still traced (as ptrace does)
+            for p in [pid] if not reaped[0] else [p for p in sess.live if p != pid]:
+                launch.forward(p, signum)
 
-        old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        old = {s: signal.signal(s, forward) for s in launch.FORWARDED}
         status = None
         try:
             sess.launcher = (pid, 0)
@@ -216,6 +215,7 @@ class EbpfBackend(Backend):
             finally:
                 os.close(pidfd)
             _, wst = os.waitpid(pid, 0)
+            reaped[0] = True
             status = launch.status_of(wst)
             # like ptrace (strace -f): the run ends when every traced process has ended
             left = [p for p in sess.live if p != pid and alive(p)]
@@ -238,8 +238,8 @@ class EbpfBackend(Backend):
             for s, h in old.items():
                 signal.signal(s, h)
             sess.close()
-        if forwarded["sig"] and not interrupted:
-            interrupted = signal.Signals(forwarded["sig"]).name
+        if ending and not interrupted:
+            interrupted = signal.Signals(ending[0]).name
         survivors = {p for p in sess.live if p != pid and alive(p)}
         if survivors:
             builder.note(f"{len(survivors)} descendant processes were still running when the trace stopped")

@@ -1,6 +1,7 @@
 """Argument-level minimisation: seccomp argument rules from the values the runs used.
 
-``argument_rules(arch, facts, mode) -> (conditional, errno, loose)``, pure.
+``argument_rules(arch, facts, mode) -> (conditional, errno, loose)``, pure: policy.rules.ArgRule and ErrnoRule
+values, and the reasons for what was left loose.
 
 Only register arguments with security meaning are constrained (design.md):
 clone/unshare/setns namespace flags, socket family and raw/packet types,
@@ -36,6 +37,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..kernel import constants, syscalls
+from ..policy.rules import ArgCondition, ArgRule, ErrnoRule
 
 SAFE_MAX = {"ioctl": 8, "prctl": 16, "setsockopt": 16, "kill": 8, "tkill": 8, "tgkill": 8}
 STRICT_MAX = {"ioctl": 32, "prctl": 32, "setsockopt": 32, "kill": 16, "tkill": 16, "tgkill": 16}
@@ -43,12 +45,12 @@ SOCKET_TYPE_MASK = 0xF          # the low bits of socket's type; SOCK_NONBLOCK/S
 UINT_MASK = 0xFFFFFFFF          # ioctl's request is an unsigned int: compare the low 32 bits only
 
 
-def _cond(index: int, value: int, op: str = "SCMP_CMP_EQ", value_two: int = 0) -> dict:
-    return {"index": index, "value": value, "valueTwo": value_two, "op": op}
+def _cond(index: int, value: int, op: str = "SCMP_CMP_EQ", value_two: int = 0) -> ArgCondition:
+    return ArgCondition(index, op, value, value_two)
 
 
-def _rule(name: str, conds: list[dict], comment: str) -> dict:
-    return {"names": [name], "args": conds, "comment": comment}
+def _rule(name: str, conds: list[ArgCondition], comment: str) -> ArgRule:
+    return ArgRule((name,), tuple(conds), comment)
 
 
 def _entries(facts: Mapping, arch: str, name: str) -> list[dict]:
@@ -77,9 +79,8 @@ def _ns_rule(arch: str, name: str, entries: list[dict]) -> tuple[list, list, lis
                   f"{name} without namespace flags the workload never used ({_flags(ns, forbidden)})")]
     errno = []
     if name == "clone":
-        errno = [{"names": ["clone3"], "errno": "ENOSYS",
-                  "comment": "clone3 keeps its flags behind a pointer seccomp cannot read: ENOSYS makes "
-                             "glibc fall back to clone, whose flags are checked"}]
+        errno = [ErrnoRule(("clone3",), "ENOSYS", "clone3 keeps its flags behind a pointer seccomp cannot read: "
+                                                  "ENOSYS makes glibc fall back to clone, whose flags are checked")]
     return cond, errno, []
 
 
@@ -92,7 +93,7 @@ def _setns_rules(arch: str, entries: list[dict]) -> tuple[list, list]:
             for v in vals], []
 
 
-def _socket_rules(arch: str, name: str, entries: list[dict], mode: str) -> list[dict]:
+def _socket_rules(arch: str, name: str, entries: list[dict], mode: str) -> list[ArgRule]:
     spec = syscalls.tracked_args(arch, name)
     i_dom, i_type, i_proto = spec.indexes
     fam = lambda v: constants.name_of("socket_family", v) or str(v)  # noqa: E731
@@ -150,7 +151,7 @@ def _value_set_rules(arch: str, name: str, entries: list[dict], sc_runs: int, mo
     return rules, []
 
 
-def _prot_exec_rule(arch: str, name: str, entries: list[dict]) -> list[dict]:
+def _prot_exec_rule(arch: str, name: str, entries: list[dict]) -> list[ArgRule]:
     exec_bit = constants.value("mmap_prot", "PROT_EXEC")
     if any(int(e["values"][0]) & exec_bit for e in entries):
         return []
@@ -167,9 +168,9 @@ def argument_rules(arch: str, facts: Mapping, mode: str = "safe") -> tuple[list,
     used = {n for n in table if not n.startswith("#")}
     if not used:
         return [], [], []
-    cond: list = []
-    errno: list = []
-    loose: list = []
+    cond: list[ArgRule] = []
+    errno: list[ErrnoRule] = []
+    loose: list[str] = []
     if not facts.get("args", {}).get(arch):
         tracked = sorted(used & syscalls.tracked_syscalls())
         if tracked:

@@ -19,7 +19,7 @@ Never generalized: anything under ``/etc``, ``/root``, ``/home``, ``/dev``,
 ``/proc``, ``/sys`` (secrets, other users, devices, other processes), where
 the literal paths stay as they were.
 
-``file_rules(facts)`` returns ``(files, patterns, owned)``: the literal
+``file_rules(facts)`` returns ``(files, patterns, owned)`` (policy.rules types): the literal
 paths the patterns do not cover, by access; the patterns; the owned
 directories. ``matches(pattern, path)`` and ``covered(rules, path, access)``
 answer whether a path is already allowed (check, diff).
@@ -32,7 +32,7 @@ import re
 from typing import Iterable, Mapping
 
 from ..policy.globs import matches  # noqa: F401 - the one matcher; learner code calls patterns.matches
-from ..policy.rules import ACCESSES, Rules
+from ..policy.rules import ACCESSES, FileRules, PathPattern, Rules
 
 # never generalize, never own beneath these: secrets, other users, devices, other processes, the kernel
 NEVER = ("/etc", "/root", "/home", "/dev", "/proc", "/sys", "/boot")
@@ -141,7 +141,7 @@ def _runs_of(paths: Iterable[str], files: Mapping) -> int:
     return max((files[p].get("runs", 1) for p in paths), default=0)
 
 
-def file_rules(facts: Mapping) -> tuple[dict, list, list]:
+def file_rules(facts: Mapping) -> tuple[FileRules, tuple[PathPattern, ...], tuple[PathPattern, ...]]:
     """(literal files by access, patterns, owned directories) from the file facts."""
     files: Mapping[str, Mapping] = facts.get("files", {})
     paths = sorted(files)
@@ -160,16 +160,16 @@ def file_rules(facts: Mapping) -> tuple[dict, list, list]:
         if any(p.startswith(q + "/") for q in created_dirs if q != p):
             continue   # inside another owned directory
         owned_by_shape.setdefault(shape(p), []).append(p)
-    owned = []
+    owned: list[PathPattern] = []
     for pat, roots in sorted(owned_by_shape.items()):
         beneath = [q for q in paths if any(q == r or q.startswith(r + "/") for r in roots)]
         acc = sorted({a for q in beneath for a in files[q]["access"]} | {"create"})
-        owned.append({"pattern": pat, "base": literal_base(pat), "access": acc,
-                      "paths": roots[:EXAMPLES], "count": len(beneath),
-                      "runs": sum(files[r].get("runs", 1) for r in roots),
-                      "why": "created by the workload" + ("" if pat == _glob_escape(roots[0]) else
-                                                          f"; its name varies ({', '.join(roots[:3])})")})
-    covered_by_owned = {q for q in paths for o in owned if matches(o["pattern"], q) or matches(o["pattern"] + "/**", q)}
+        owned.append(PathPattern(pattern=pat, base=literal_base(pat), access=tuple(acc),
+                                 paths=tuple(roots[:EXAMPLES]), count=len(beneath),
+                                 runs=sum(files[r].get("runs", 1) for r in roots),
+                                 why="created by the workload" + ("" if pat == _glob_escape(roots[0]) else
+                                                                  f"; its name varies ({', '.join(roots[:3])})")))
+    covered_by_owned = {q for q in paths for o in owned if matches(o.pattern, q) or matches(o.pattern + "/**", q)}
 
     # patterns: generated components, and digit-only differences within one shape
     rest = [p for p in paths if p not in covered_by_owned]
@@ -192,13 +192,13 @@ def file_rules(facts: Mapping) -> tuple[dict, list, list]:
     for s, ps in by_digits.items():
         if len(ps) >= 2:
             groups.setdefault(s, []).extend(ps)
-    patterns = []
+    patterns: list[PathPattern] = []
     for pat, ps in sorted(groups.items()):
         acc = sorted({a for q in ps for a in files[q]["access"]})
         why = "generated names (temporary, pid, hash, uuid or timestamp)" if len(ps) == 1 else \
             f"{len(ps)} paths of one shape"
-        patterns.append({"pattern": pat, "base": literal_base(pat), "access": acc, "paths": sorted(ps)[:EXAMPLES],
-                         "count": len(ps), "runs": _runs_of(ps, files), "why": why})
+        patterns.append(PathPattern(pattern=pat, base=literal_base(pat), access=tuple(acc),
+                                    paths=tuple(sorted(ps)[:EXAMPLES]), count=len(ps), runs=_runs_of(ps, files), why=why))
     in_patterns = {q for ps in groups.values() for q in ps}
     out: dict[str, list[str]] = {a: [] for a in ACCESSES}
     for p in paths:
@@ -206,7 +206,7 @@ def file_rules(facts: Mapping) -> tuple[dict, list, list]:
             continue
         for a in files[p]["access"]:
             out.setdefault(a, []).append(p)
-    return out, patterns, owned
+    return FileRules(**{a: tuple(out[a]) for a in ACCESSES}), tuple(patterns), tuple(owned)
 
 
 def covered(rules: Rules, path: str, access: str | Iterable[str] = ()) -> str | None:

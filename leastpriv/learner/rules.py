@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from ..kernel import constants, syscalls
 from ..policy.denylist import denylist_rules
-from ..policy.rules import ARGS_MODES, DEFAULT, STYLES, ArgRule, ErrnoRule, FileRules, NetworkRules, PathPattern, Rules
+from ..policy.rules import ARGS_MODES, DEFAULT, STYLES, ArgCondition, ArgRule, ErrnoRule, NetworkRules, Rules
 from . import args as argrules
 from .capabilities import capability_set
 from .patterns import file_rules
@@ -25,17 +25,16 @@ def _clone_sibling(used: set):
     return Sibling("clone", of, "fork", "create a process: clone only without namespace flags (argument rule)")
 
 
-def _sibling_clone(arch: str) -> tuple[list, list]:
+def _sibling_clone(arch: str) -> tuple[list[ArgRule], list[ErrnoRule]]:
     """clone added as a sibling of fork/vfork: without any namespace flag; clone3 -> ENOSYS."""
     spec = syscalls.tracked_args(arch, "clone")
     if spec is None or not syscalls.exists(arch, "clone"):
         return [], []
     forbidden = constants.namespace_mask() & ~0xFF
-    cond = [{"names": ["clone"], "args": [{"index": spec.indexes[0], "value": forbidden, "valueTwo": 0,
-                                           "op": "SCMP_CMP_MASKED_EQ"}],
-             "comment": "clone without namespace flags: a sibling of fork/vfork"}]
-    err = [{"names": ["clone3"], "errno": "ENOSYS",
-            "comment": "clone3 keeps its flags behind a pointer seccomp cannot read: ENOSYS makes glibc fall back to clone"}] \
+    cond = [ArgRule(("clone",), (ArgCondition(spec.indexes[0], "SCMP_CMP_MASKED_EQ", forbidden, 0),),
+                    "clone without namespace flags: a sibling of fork/vfork")]
+    err = [ErrnoRule(("clone3",), "ENOSYS", "clone3 keeps its flags behind a pointer seccomp cannot read: ENOSYS "
+                                            "makes glibc fall back to clone")] \
         if syscalls.exists(arch, "clone3") else []
     return cond, err
 
@@ -49,8 +48,8 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = DEFAU
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}")
     allowed: dict[str, list[str]] = {}
-    conditional: dict[str, list] = {}
-    errno: dict[str, list] = {}
+    conditional: dict[str, tuple[ArgRule, ...]] = {}
+    errno: dict[str, tuple[ErrnoRule, ...]] = {}
     loose: list[str] = []
     added: dict[str, tuple] = {}
     for arch, table in sorted(facts.get("syscalls", {}).items()):
@@ -58,22 +57,22 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = DEFAU
         cond, err, why = argrules.argument_rules(arch, facts, args)
         sibs = [] if exact else sibling_list(arch, names)
         if any(sb.name in ("fork", "vfork") for sb in sibs) or ({"fork", "vfork"} & names and not exact):
-            if "clone" not in names and not any("clone" in r["names"] for r in cond):
+            if "clone" not in names and not any("clone" in r.names for r in cond):
                 ccond, cerr = _sibling_clone(arch)
                 cond = cond + ccond
-                err = err + [e for e in cerr if not any(set(e["names"]) & set(r["names"]) for r in err)]
+                err = err + [e for e in cerr if not any(set(e.names) & set(r.names) for r in err)]
                 if ccond:
                     sibs.append(_clone_sibling(names))
-        constrained = {n for r in cond for n in r["names"]}
-        errnoed = {n for r in err for n in r["names"]}
+        constrained = {n for r in cond for n in r.names}
+        errnoed = {n for r in err for n in r.names}
         sibs = [sb for sb in sibs if sb.name not in errnoed]
         if sibs:
             added[arch] = tuple(sorted(sibs, key=lambda x: x.name))
         allowed[arch] = sorted((names | {sb.name for sb in sibs}) - constrained - errnoed)
         if cond:
-            conditional[arch] = tuple(ArgRule.from_json(r) for r in cond)
+            conditional[arch] = tuple(cond)
         if err:
-            errno[arch] = tuple(ErrnoRule.from_json(r) for r in err)
+            errno[arch] = tuple(err)
         loose += [f"{arch}: {w}" for w in why]
     caps: list[str] = []
     try:
@@ -105,9 +104,9 @@ def derive_rules(facts: Mapping, runs: Sequence[Mapping] = (), args: str = DEFAU
         exact=exact,
         unknown={a: tuple(v) for a, v in facts.get("unknown_syscalls", {}).items() if v},
         capabilities=tuple(caps),
-        files=FileRules.from_json(files),
-        patterns=tuple(PathPattern.from_json(p) for p in patterns),
-        owned=tuple(PathPattern.from_json(o) for o in owned),
+        files=files,
+        patterns=patterns,
+        owned=owned,
         network=NetworkRules(families=tuple(sorted(families)), ports={k: tuple(sorted(v)) for k, v in ports.items()}),
         denylist=denylist,
     )

@@ -25,23 +25,23 @@ from typing import Mapping
 
 from ..kernel import constants, syscalls
 from .risks import FAMILIES, IOCTLS, PERSONALITY_FLAGS, SYSCALLS, namespace_flags
-from .rules import Denylist
+from .rules import ArgCondition, ArgRule, Denylist, ErrnoRule
 
 PERSONA_QUERY_BIT = 0x80000000   # set only in personality(0xffffffff), the read-only query
 
 
-def _rule(name: str, conds: list[dict], comment: str) -> dict:
-    return {"names": [name], "args": conds, "comment": comment}
+def _rule(name: str, conds: list[ArgCondition], comment: str) -> ArgRule:
+    return ArgRule((name,), tuple(conds), comment)
 
 
-def _masked(index: int, mask: int, value: int) -> dict:
-    return {"index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}
+def _masked(index: int, mask: int, value: int) -> ArgCondition:
+    return ArgCondition(index, "SCMP_CMP_MASKED_EQ", mask, value)
 
 
-def _eq32(index: int, value: int) -> dict:
+def _eq32(index: int, value: int) -> ArgCondition:
     """Equality of an ``int`` argument: the kernel ignores the upper 32 bits of the register, so a plain
     64-bit EQ could be dodged by setting them (socket(0x100000011, ...) is AF_PACKET to the kernel)."""
-    return {"index": index, "value": 0xFFFFFFFF, "valueTwo": value & 0xFFFFFFFF, "op": "SCMP_CMP_MASKED_EQ"}
+    return ArgCondition(index, "SCMP_CMP_MASKED_EQ", 0xFFFFFFFF, value & 0xFFFFFFFF)
 
 
 def denylist_rules(arch: str, facts: Mapping) -> Denylist:
@@ -52,7 +52,7 @@ def denylist_rules(arch: str, facts: Mapping) -> Denylist:
         return {int(e["values"][i]) for e in args.get(name, []) if len(e["values"]) > i}
 
     names = sorted(n for n, r in SYSCALLS.items() if r.deny and n not in used and syscalls.exists(arch, n))
-    cond: list[dict] = []
+    cond: list[ArgRule] = []
     # namespaces
     for sc in ("clone", "unshare"):
         spec = syscalls.tracked_args(arch, sc)
@@ -110,7 +110,6 @@ def denylist_rules(arch: str, facts: Mapping) -> Denylist:
                 cond.append(_rule("ioctl", [_masked(spec.indexes[0], 0xFFFFFFFF, v)], f"deny ioctl({req}) (never used)"))
     errno = []
     if syscalls.exists(arch, "clone3") and "clone3" not in names:
-        errno.append({"names": ["clone3"], "errno": "ENOSYS",
-                      "comment": "clone3 hides its flags from seccomp: ENOSYS makes glibc fall back to clone, "
-                                 "whose namespace flags are checked"})
-    return Denylist.from_json({"names": names, "conditional": cond, "errno": errno})
+        errno.append(ErrnoRule(("clone3",), "ENOSYS", "clone3 hides its flags from seccomp: ENOSYS makes glibc fall "
+                                                      "back to clone, whose namespace flags are checked"))
+    return Denylist(tuple(names), tuple(cond), tuple(errno))

@@ -23,8 +23,6 @@ import struct
 from typing import Iterable
 
 MAX_PATHS = 100_000
-_KINDS = ((stat.S_ISDIR, "dir"), (stat.S_ISREG, "file"), (stat.S_ISCHR, "char"), (stat.S_ISBLK, "block"),
-          (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"))
 
 
 def kind_of(path: str) -> str:
@@ -124,11 +122,12 @@ class _Lookup:
         return got
 
 
+_KIND_OF_FMT = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
+                stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}
+
+
 def _kind_of_mode(mode: int) -> str:
-    for test, name in _KINDS:
-        if test(mode):
-            return name
-    return "other"
+    return _KIND_OF_FMT.get(stat.S_IFMT(mode), "other")
 
 
 def describe(files: Iterable[str], executables: Iterable[str]) -> dict[str, dict]:
@@ -137,23 +136,26 @@ def describe(files: Iterable[str], executables: Iterable[str]) -> dict[str, dict
     out: dict[str, dict] = {}
     look = _Lookup()
 
+    normal, kind_link, realpath = look.normal, look.kind_link, look.realpath
+
     def add(p: str) -> None:
-        if p in out or len(out) >= MAX_PATHS or not p.startswith("/"):
-            return
-        if look.normal(p):
-            kind, link = look.kind_link(p)
-            rp = look.realpath(p)
-        else:
-            kind, link, rp = kind_of(p), os.path.islink(p), os.path.realpath(p)
-        e = out[p] = {"kind": kind}
-        if link:
-            e["link"] = "yes"
-        if rp != p:
-            e["realpath"] = rp
-            add(rp)
-        parent = os.path.dirname(p)
-        if parent != p:
-            add(parent)
+        while p not in out and len(out) < MAX_PATHS and p[:1] == "/":
+            if normal(p):
+                kind, link = kind_link(p)
+                rp = realpath(p)
+                parent = p.rpartition("/")[0] or "/"     # os.path.dirname of a normalised path
+            else:
+                kind, link, rp = kind_of(p), os.path.islink(p), os.path.realpath(p)
+                parent = os.path.dirname(p)
+            e = out[p] = {"kind": kind}
+            if link:
+                e["link"] = "yes"
+            if rp != p:
+                e["realpath"] = rp
+                add(rp)
+            if parent == p:
+                return
+            p = parent      # then the parent directories, up to the first one already described
 
     for p in files:
         add(p)

@@ -43,7 +43,8 @@ SHELL = "/bin/sh"
 FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
              signal.SIGALRM, signal.SIGWINCH)
 # Of those, the ones that ask the run to end: a trace that got one is marked interrupted (it may not have
-# seen all the workload would have done). SIGUSR1/2, SIGALRM and SIGWINCH are the workload's business.
+# seen all the workload would have done), and a second one kills the workload (it ignores them: the way out
+# of a `learn`). SIGUSR1/2, SIGALRM and SIGWINCH are the workload's business.
 ENDING = frozenset((signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP))
 # The signals a terminal sends to its whole foreground process group (Ctrl-C, Ctrl-\, a resize).
 TERMINAL = frozenset((signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH))

@@ -194,3 +194,109 @@ def test_a_signal_sent_to_leastpriv_reaches_the_workload_the_same_way_under_ever
         run = json.loads((tmp_path / f"{how}.json").read_text())["runs"][-1]
         assert run["interrupted"] == (name if sig in launch.ENDING else ""), (how, run["interrupted"])
         assert run["complete"] is (sig not in launch.ENDING), (how, run["complete"])
+
+
+COUNTS = """\
+import signal, time
+n = {s: 0 for s in (signal.SIGINT, signal.SIGWINCH)}
+for s in n:
+    signal.signal(s, lambda s, _f: n.__setitem__(s, n[s] + 1))
+print("ready", flush=True)
+t = time.time()
+while time.time() - t < 2.5:
+    time.sleep(0.05)
+print("ints", n[signal.SIGINT], "winches", n[signal.SIGWINCH], flush=True)
+"""
+
+
+def _at_a_terminal(cmd: list[str]) -> tuple[int, str]:
+    """Run ``cmd`` as the foreground process group of a new pty; once the workload says "ready", type Ctrl-C
+    and resize the window (the terminal signals the whole group: leastpriv and the workload), then, half a
+    second later, send SIGWINCH to ``cmd``'s process with kill(2) (that one only leastpriv gets)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+
+    def ctty():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, preexec_fn=ctty, close_fds=True)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 180
+        while b"ready" not in out and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                out += os.read(master, 4096)
+        assert b"ready" in out, out.decode(errors="replace")
+        os.write(master, b"\x03")
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))   # SIGWINCH to the group
+        time.sleep(0.5)
+        os.kill(p.pid, signal.SIGWINCH)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:   # EIO: the last process holding the pty's other side is gone
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif p.poll() is not None:
+                break
+        return p.wait(timeout=60), out.decode(errors="replace")
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_a_terminal_signal_reaches_the_workload_once_under_every_starter(tmp_path):
+    """Ctrl-C and a window resize at a real terminal reach the workload (in the terminal's foreground group with
+    leastpriv) exactly once, as untraced: leastpriv does not forward what the terminal delivered itself; the
+    same signal sent to leastpriv with kill(2) while it is in the foreground is passed on."""
+    need_root()
+    script = tmp_path / "counts.py"
+    script.write_text(COUNTS)
+    argv = [sys.executable, str(script)]
+    prof = str(tmp_path / "ptrace.json")
+    lp_ = [sys.executable, "-m", "leastpriv"]
+    cmds = {"bare": argv,
+            "ptrace": [*lp_, "learn", "--backend", "ptrace", "-o", prof, "--", *argv],
+            "ebpf": [*lp_, "learn", "--backend", "ebpf", "-o", str(tmp_path / "ebpf.json"), "--", *argv],
+            "run": [*lp_, "run", "--profile", prof, "--", *argv]}
+    for how, cmd in cmds.items():
+        status, out = _at_a_terminal(cmd)
+        assert status == 0 and "ints 1 winches 2" in out, f"{how}: exit {status}\n{out[-3000:]}"
+
+
+@pytest.mark.parametrize("how", ["ptrace", "ebpf"])
+def test_a_second_ending_signal_ends_a_learn_whose_workload_ignores_them(how, tmp_path):
+    """`learn`: the first SIGTERM is passed on (the workload ignores it and goes on), a second one kills the
+    workload (128+9), on both backends; the run is saved, marked interrupted by the first."""
+    need_root()
+    code = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\n"
+            "time.sleep(60)\n")
+    prof = tmp_path / "p.json"
+    p = subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--backend", how, "-o", str(prof), "--",
+                          sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert p.poll() is None, "the workload ignores SIGTERM: learn goes on"
+        p.send_signal(signal.SIGTERM)
+        _out, err = p.communicate(timeout=60)
+        assert p.returncode == 128 + signal.SIGKILL, err.decode(errors="replace")[-2000:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    run = json.loads(prof.read_text())["runs"][-1]
+    assert run["interrupted"] == "SIGTERM" and run["complete"] is False, run

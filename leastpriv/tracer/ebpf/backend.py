@@ -174,17 +174,33 @@ class EbpfBackend(Backend):
         os.close(gate_r)
         os.close(err_w)
         interrupted = ""
-        ending: list[int] = []      # the first signal of launch.ENDING leastpriv got
+        ending: list[int] = []      # the signals of launch.ENDING leastpriv got
         reaped = [False]            # the command's process is reaped: its pid may be another's now
 
-        def forward(signum, _frame):
-            if signum in launch.ENDING and not ending:
-                ending.append(signum)
+        def forward(signum: int, si_code: int | None = None) -> None:
             # to the command; once it is gone, to its descendants still traced (as ptrace does)
-            for p in [pid] if not reaped[0] else [p for p in sess.live if p != pid]:
-                launch.forward(p, signum)
+            targets = [pid] if not reaped[0] else [p for p in sess.live if p != pid]
+            if signum in launch.ENDING:
+                ending.append(signum)
+                if len(ending) >= 2:   # a second one: the workload ignores them; end it (as ptrace does)
+                    for p in targets + [p for p in sess.live if p != pid and p not in targets]:
+                        try:
+                            os.kill(p, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                    return
+            for p in targets:
+                launch.forward(p, signum, si_code)
 
-        old = {s: signal.signal(s, forward) for s in launch.FORWARDED}
+        def take_signals() -> None:
+            while (info := signal.sigtimedwait(launch.FORWARDED, 0)) is not None:
+                forward(info.si_signo, info.si_code)
+
+        # The signals are blocked in this thread and taken at each poll with their siginfo, whose si_code
+        # tells a process's kill (passed on) from the terminal's (the workload has it already), as `run`
+        # does; the handler hears one the kernel gave another thread of leastpriv (it guesses).
+        old = {s: signal.signal(s, lambda n, _f: forward(n)) for s in launch.FORWARDED}
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, launch.FORWARDED)
         status = None
         try:
             sess.launcher = (pid, 0)
@@ -208,6 +224,7 @@ class EbpfBackend(Backend):
                 while True:
                     if sess.poll(POLL_MS, pidfd):
                         break
+                    take_signals()
                     if stop is not None and stop.is_set():
                         os.kill(pid, signal.SIGTERM)
                         interrupted = "stopped"
@@ -232,9 +249,12 @@ class EbpfBackend(Backend):
                     if not sess.live:
                         break
                 sess.poll(POLL_MS)
+                take_signals()
             sess.drain()
             sess.collect()
         finally:
+            take_signals()
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             for s, h in old.items():
                 signal.signal(s, h)
             sess.close()

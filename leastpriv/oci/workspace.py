@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,22 +37,31 @@ class Workspace:
         self.close()
 
 
+_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
 def open_workspace(*, image: str | None = None, bundle: str | None = None, args: Sequence[str] = (),
                    network: str = "loopback", keep: str | None = None,
                    overrides: "bdl.Overrides | None" = None) -> Workspace:
     if bool(image) == bool(bundle):
         raise UserError("give exactly one of --image FILE or --bundle DIR")
     if image:
-        if keep:
-            base = Path(keep)
-            base.mkdir(parents=True, exist_ok=True)
-            tmp = None
-        else:
-            base = Path(tempfile.mkdtemp(prefix="leastpriv-image-", dir=os.environ.get("TMPDIR", "/var/tmp")))
-            tmp = str(base)
-        os.chmod(base, 0o700)
-        rootfs = base / "rootfs"
+        tmp = None
+        # a stop signal (SIGTERM raises through app.signals_unwind) between creating the directory and the
+        # ``try`` that removes it would leave it behind: the signals wait until the ``try`` has begun
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
         try:
+            try:
+                if keep:
+                    base = Path(keep)
+                    base.mkdir(parents=True, exist_ok=True)
+                else:
+                    base = Path(tempfile.mkdtemp(prefix="leastpriv-image-", dir=os.environ.get("TMPDIR", "/var/tmp")))
+                    tmp = str(base)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            os.chmod(base, 0o700)
+            rootfs = base / "rootfs"
             cfg, report = load_and_unpack(image, rootfs)
             conf = bdl.config_from_image(cfg, str(rootfs), args, network=network,
                                          overrides=overrides or bdl.Overrides())

@@ -253,8 +253,8 @@ def rescue_recording(rec, first: list[str], output: str) -> str:
 
 @contextmanager
 def signals_unwind() -> Iterator[None]:
-    """While a container's files exist (an unpacked image, runc's state): SIGTERM and SIGHUP raise, like
-    Ctrl-C, so every ``with`` block on the way out removes what it made; runc.run stops the container
+    """While a container's files exist (an unpacked image, runc's state): SIGTERM, SIGHUP and SIGQUIT raise,
+    like Ctrl-C, so every ``with`` block on the way out removes what it made; runc.run stops the container
     itself when a signal comes while it runs (the run is then saved, marked interrupted)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -263,7 +263,15 @@ def signals_unwind() -> Iterator[None]:
     def unwind(signum, _frame):
         raise Interrupted(signum)
 
-    old = {s: signal.signal(s, unwind) for s in (signal.SIGTERM, signal.SIGHUP)}
+    def drop(_signum, _frame):   # a handler, not SIG_IGN: the programs started meanwhile get the default
+        pass
+
+    from . import launch
+
+    # SIGINT is Python's KeyboardInterrupt already; the signals leastpriv passes on (SIGUSR1, SIGWINCH, ...)
+    # have no container to go to until runc.run runs it (it passes them on then): dropped, never fatal
+    old = {s: signal.signal(s, unwind if s in launch.ENDING else drop)
+           for s in launch.FORWARDED if s != signal.SIGINT}
     try:
         yield
     finally:

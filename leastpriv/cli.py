@@ -282,7 +282,7 @@ def learn(output, backend, cpu, pid, cgroup, duration, save_recording, as_json, 
         rec = learn_container_cmd(bundle=bundle, image=image, args=command, backend=backend, network=network,
                                   duration=duration, overrides=overrides, stdin=interactive, status=console)
         _add_run(output, existing, rec, save_recording, as_json)
-        if rec.interrupted in ("SIGINT", "SIGTERM", "SIGHUP"):   # leastpriv was told to stop: 128+N, run saved
+        if rec.interrupted in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):   # leastpriv was told to stop: 128+N, run saved
             sys.exit(128 + signal.Signals[rec.interrupted].value)
         sys.exit(rec.exit_status if rec.exit_status is not None else 0)
     targets = [t for t in (command or None, pid, cgroup) if t is not None]

@@ -229,6 +229,29 @@ def test_signals_to_learn_an_image(tmp_path, busybox_image, sig, backend):
     assert set(after) - set(before) == {str(prof)}
 
 
+@pytest.mark.parametrize("backend", ["ebpf", "seccomp-notify"])
+def test_other_signals_reach_the_container_like_docker_run(tmp_path, busybox_image, backend):
+    """SIGUSR1 (a signal leastpriv passes on, launch.FORWARDED) sent to learn --image reaches the container's
+    init, which handles it: its output and exit status are the run's; the run is complete, not interrupted."""
+    work = tmp_path / "tmpdir"
+    work.mkdir()
+    prof = tmp_path / "p.json"
+    script = 'trap "echo got-usr1; exit 7" USR1; while :; do sleep 1; done; : usr1-marker-719'
+    p = subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--image", str(busybox_image), "--backend",
+                          backend, "--entrypoint", "/bin/sh", "-o", str(prof), "--", "-c", script],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "TMPDIR": str(work)})
+    _wait_for("usr1-marker-719")
+    time.sleep(0.5)   # the trap is set before the loop starts
+    p.send_signal(signal.SIGUSR1)
+    out, err = p.communicate(timeout=90)
+    assert p.returncode == 7, (p.returncode, err)
+    assert "got-usr1" in out and "Traceback" not in err
+    assert os.listdir(work) == []
+    run = json.loads(prof.read_text())["runs"][-1]
+    assert run["complete"] is True and not run.get("interrupted"), run
+
+
 def test_sigterm_while_unpacking_removes_the_working_directory(tmp_path):
     """SIGTERM before the container exists (while the image unpacks): one line, 143, nothing left."""
     need_root()

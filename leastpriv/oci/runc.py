@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .. import launch
 from ..errors import UserError
 from .bundle import save_config
 
@@ -182,11 +183,15 @@ class Runc:
         # SIGINT/SIGTERM/SIGHUP while the container exists stop it (below, in _wait) instead of killing
         # leastpriv: the container, its cgroup, runc's state and the bundle copy are removed, and the caller
         # saves what was seen, marked interrupted. Handlers only from the main thread (signal's rule).
+        # The other signals leastpriv passes on (launch.FORWARDED: SIGUSR1, SIGWINCH, ...) go to the container's
+        # init once it runs, as docker run's sig-proxy does.
         got: list[int] = []
+        passon: list[int] = []
         old = {}
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                old[s] = signal.signal(s, lambda n, _f: got.append(n))
+            for s in launch.FORWARDED:
+                stops = s in launch.ENDING
+                old[s] = signal.signal(s, (lambda n, _f: got.append(n)) if stops else (lambda n, _f: passon.append(n)))
 
         def result(ok: bool, err: str) -> RunResult:
             return RunResult(cid, ok, status, err, _read(out_p), _read(err_p), time.monotonic() - t0, tuple(notes),
@@ -222,7 +227,7 @@ class Runc:
                 return result(False, runc_err or f"runc start exited {start.returncode}")
             started = True
             status = _wait(pid, None if timeout is None else timeout - (time.monotonic() - t0), notes, timeout,
-                           stop=lambda: bool(got))
+                           stop=lambda: bool(got), passon=passon)
             if got:
                 notes.append(f"leastpriv got {signal.Signals(got[0]).name}: the container was stopped")
             return result(True, _runc_error(log_p, None))
@@ -287,13 +292,19 @@ def _set_subreaper() -> None:
 
 
 def _wait(pid: int, timeout: float | None, notes: list[str], asked: float | None = None,
-          stop: Callable[[], bool] = lambda: False) -> int | None:
+          stop: Callable[[], bool] = lambda: False, passon: list[int] | None = None) -> int | None:
     """The container init's exit status; after ``timeout`` seconds (None: never), or as soon as ``stop()``,
     it is stopped (SIGTERM, then SIGKILL after 2 s: as its pid namespace's init it only gets the signals
-    it handles) and the note says so."""
+    it handles) and the note says so. Signals appended to ``passon`` are sent to it as they come."""
     deadline = float("inf") if timeout is None else time.monotonic() + max(timeout, 1)
     termed = None
+    passon = passon if passon is not None else []
     while True:
+        while passon:
+            try:
+                os.kill(pid, passon.pop(0))
+            except ProcessLookupError:
+                pass
         if termed is None and stop():
             os.kill(pid, signal.SIGTERM)
             termed = time.monotonic()

@@ -37,7 +37,7 @@ class Workspace:
         self.close()
 
 
-_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
 
 def open_workspace(*, image: str | None = None, bundle: str | None = None, args: Sequence[str] = (),

@@ -27,20 +27,20 @@ def run() -> None:
         code = 0
     if not isinstance(code, int) or threading.active_count() != 1:
         sys.exit(code)
-    try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
-    except (OSError, ValueError):
-        sys.exit(code)
+    _flush_or_exit(code)
     atexit._run_exitfuncs()
+    _flush_or_exit(code)   # what the atexit functions wrote
+    os._exit(code & 0xFF)
+
+
+def _flush_or_exit(code: int) -> None:
+    """Flush stdout and stderr; if that fails, the ordinary exit (which reports it) with ``code``."""
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
     except (OSError, ValueError):
         sys.exit(code)
-    os._exit(code & 0xFF)
 
 
 if __name__ == "__main__":

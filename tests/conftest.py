@@ -57,12 +57,18 @@ def shared_reference() -> Path:
     return SHARED
 
 
+def need(ok: bool, why: str) -> None:
+    """A test's precondition: it fails loudly in CI (root, eBPF, BTF, cgroup2, runc and apparmor_parser
+    are all there after `make install`) and skips elsewhere."""
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}, and CI has it")
+        pytest.skip(why)
+
+
 def need_root() -> None:
     """Tests that need root fail loudly in CI (which runs as root) and skip elsewhere."""
-    if not IS_ROOT:
-        if os.environ.get("CI"):
-            pytest.fail("this test needs root, and CI runs as root")
-        pytest.skip("needs root")
+    need(IS_ROOT, "this test needs root")
 
 
 def need_ebpf() -> None:

@@ -16,7 +16,7 @@ import pytest
 from leastpriv.learner.profile import Profile
 from leastpriv.tracer.recording import Recording
 
-from .conftest import lp, need_ebpf, which
+from .conftest import lp, need, need_ebpf, which
 from .learning import without_syscall
 
 pytestmark = pytest.mark.timeout(120)
@@ -204,8 +204,7 @@ def _cgroup2_root() -> str | None:
 
 def test_cgroup_records_only_its_processes_and_no_other_process_appears(tmp_path):
     root = _cgroup2_root()
-    if root is None:
-        pytest.skip("no cgroup2 hierarchy mounted on this machine")
+    need(root is not None, "no cgroup2 hierarchy mounted on this machine")
     cg = Path(root) / f"lp-ebpf-test-{os.getpid()}"
     cg.mkdir()
     inside_file, outside_file = tmp_path / "inside.txt", tmp_path / "outside.txt"
@@ -305,8 +304,7 @@ def test_python_api_ready_and_stop_events(tmp_path):
     from leastpriv.tracer.base import Cgroup, TraceOptions
     from leastpriv.tracer.ebpf import EbpfBackend
     root = _cgroup2_root()
-    if root is None:
-        pytest.skip("no cgroup2 hierarchy mounted on this machine")
+    need(root is not None, "no cgroup2 hierarchy mounted on this machine")
     cg = Path(root) / f"lp-ebpf-api-{os.getpid()}"
     cg.mkdir()
     marker = tmp_path / "api.txt"

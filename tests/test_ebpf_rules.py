@@ -10,6 +10,8 @@ import pytest
 from leastpriv.tracer.ebpf import classify_check
 from leastpriv.tracer.ebpf.layouts import SockInfo, endpoint_of
 
+from .conftest import need
+
 
 @pytest.mark.parametrize("frames,cap,sc,audited", [
     (["cap_capable", "security_vm_enough_memory_mm", "__mmap_region"], "CAP_SYS_ADMIN", "mmap", False),
@@ -49,8 +51,8 @@ def test_sockaddr_decoding():
     assert endpoint_of("bind", abstract, SockInfo(0xFFFFFFFF, 0xFFFFFFFF, 0, 0)).address == "@name"
 
 
-@pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"), reason="kernel without BTF")
 def test_btf_offsets_of_the_running_kernel():
+    need(os.path.exists("/sys/kernel/btf/vmlinux"), "the kernel has no BTF (/sys/kernel/btf/vmlinux)")
     from leastpriv.tracer.ebpf.btf import kernel_btf
     b = kernel_btf()
     # thread_info is task_struct's first member on x86 (CONFIG_THREAD_INFO_IN_TASK); pid and tgid are adjacent

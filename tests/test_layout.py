@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT
 
 # Imports that are deliberately lazy, each with its reason. Never to dodge a cycle: lint-imports sees
@@ -57,12 +59,17 @@ def test_no_imports_of_ours_inside_functions_but_the_listed_lazy_ones():
     assert not found, "imports inside functions (hoist them, or fix the cycle they dodge):\n" + "\n".join(found)
 
 
-def test_a_broken_contract_is_caught(tmp_path):
-    """The check can fail: a copy of the package where an exporter imports the enforcer is reported."""
+@pytest.mark.parametrize("where", ["module", "function"])
+def test_a_broken_contract_is_caught(tmp_path, where):
+    """The check can fail: a copy of the package where an exporter imports the enforcer is reported, also
+    when the import sits inside a function (so no lazy import of cli.py or app.py can hide a cycle)."""
     shutil.copytree(ROOT / "leastpriv", tmp_path / "leastpriv", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     with open(tmp_path / "leastpriv" / "exporters" / "docker.py", "a") as fh:
-        fh.write("\nfrom ..enforce import run as _run  # noqa\n")
+        if where == "module":
+            fh.write("\nfrom ..enforce import run as _run  # noqa\n")
+        else:
+            fh.write("\n\ndef _lazy():\n    from ..enforce import run as _run  # noqa\n    return _run\n")
     lint = Path(sys.executable).parent / "lint-imports"
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     res = subprocess.run([str(lint)], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)

@@ -29,6 +29,10 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+_SIZE_LIMITS = {"maxLength": "a string longer than {} characters", "minLength": "a string shorter than {} characters",
+                "maxItems": "more than {} items", "minItems": "fewer than {} items", "maxProperties": "more than {} keys"}
+
+
 def _describe(exc) -> str:
     """What is wrong, in a few words; values from the file only through _short (bounded, escaped)."""
     v, arg, inst = exc.rule, exc.rule_definition, exc.value
@@ -55,16 +59,8 @@ def _describe(exc) -> str:
         return f"{_short(inst)} is below the minimum {arg}"
     if v in ("maximum", "exclusiveMaximum"):
         return f"{_short(inst)} is above the maximum {arg}"
-    if v == "maxLength":
-        return f"a string longer than {arg} characters"
-    if v == "minLength":
-        return f"a string shorter than {arg} characters"
-    if v == "maxItems":
-        return f"more than {arg} items"
-    if v == "minItems":
-        return f"fewer than {arg} items"
-    if v == "maxProperties":
-        return f"more than {arg} keys"
+    if v in _SIZE_LIMITS:
+        return _SIZE_LIMITS[v].format(arg)
     if v == "pattern":
         return f"{_short(inst)} does not match {arg}"
     if v in ("anyOf", "oneOf"):

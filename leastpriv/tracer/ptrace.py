@@ -656,7 +656,7 @@ class _Session:
     def _make_handlers(self) -> dict:
         h = {}
         for n in _OPENS:
-            h[n] = (self._h_open, self._x_open)
+            h[n] = (None, self._x_open)   # the entry handler is made per ABI (_open_entry) with the entry
         h["socket"] = (self._h_socket, self._x_socket)
         for n in ("bind", "connect"):
             h[n] = (self._h_sockaddr, None)
@@ -711,9 +711,6 @@ class _Session:
         if pid not in self.roots:
             self.roots[pid] = root_of(pid)
         return in_root(self.roots[pid], path)
-
-    def _h_open(self, pid, e, info):
-        return self._open_entry(*e[NAME])(pid, e, info)
 
     def _open_entry(self, arch, name):
         """The entry handler of one open-family syscall of one ABI (its argument positions bound once: an

@@ -13,7 +13,9 @@ system:
 venv:
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[test]'
+	@# editable_mode=compat: the checkout goes on sys.path by a plain .pth line; the default mode's import
+	@# hook (__editable___*_finder, with pathlib and re) would cost every leastpriv start ~5-10 ms
+	$(VPY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	@# bcc is Debian's pure-Python package over libbcc.so: make it importable from the venv
 	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	if [ -d /usr/lib/python3/dist-packages/bcc ]; then ln -sfn /usr/lib/python3/dist-packages/bcc "$$site/bcc"; fi

@@ -23,6 +23,8 @@ LAZY = {
     ("leastpriv/tracer/select.py", ".ptrace"): "the ptrace backend is imported only when chosen",
     ("leastpriv/tracer/select.py", ".ebpf"): "bcc (and its LLVM) is loaded only when eBPF is chosen",
     ("leastpriv/tracer/ptrace.py", "."): "the fast gate (tracer/fastpath.py) only with a baseline",
+    ("leastpriv/learner/profile.py", "..tracer"): "the seccomp log reader (kernlog) only where a log may be read: "
+                                                  "learn, which writes a profile, never loads it",
     ("leastpriv/enforce/capwatch.py", "..tracer.ebpf"): "the eBPF tracer's classifier only when capabilities are watched",
     ("leastpriv/learner/review.py", "..reach.coverage"): "reach (pyelftools, capstone) only when coverage is shown",
     ("leastpriv/ui/review.py", ".reach"): "reach only when coverage is shown",

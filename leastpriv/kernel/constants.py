@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import errno as _errno
 import json
+import pkgutil   # package data without importlib.resources (~5 ms of every start: zipfile, pathlib)
 import signal as _signal
 from functools import lru_cache
-from importlib import resources
 
 
 @lru_cache(maxsize=None)
 def _data() -> dict:
-    return json.loads(resources.files(__package__).joinpath("constants.json").read_text())
+    return json.loads(pkgutil.get_data(__package__, "constants.json"))
 
 
 @lru_cache(maxsize=None)

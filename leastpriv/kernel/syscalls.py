@@ -12,9 +12,9 @@ so it is recorded, never dropped.
 from __future__ import annotations
 
 import json
+import pkgutil
 import platform
 from functools import lru_cache
-from importlib import resources
 
 from . import constants
 
@@ -23,7 +23,7 @@ X32_SYSCALL_BIT = 0x40000000
 
 @lru_cache(maxsize=None)
 def _data() -> dict:
-    return json.loads(resources.files(__package__).joinpath("syscalls.json").read_text())
+    return json.loads(pkgutil.get_data(__package__, "syscalls.json"))
 
 
 def arches() -> list[str]:

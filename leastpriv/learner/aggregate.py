@@ -90,14 +90,17 @@ def run_info(rec: Recording) -> dict:
 # --- union --------------------------------------------------------------------
 
 
-def merge_facts(a: dict, b: dict) -> dict:
-    """Union of two fact sets: counts and runs add up, sets unite."""
+def merge_facts(a: dict, b: dict, *, b_is_fresh: bool = False) -> dict:
+    """Union of two fact sets: counts and runs add up, sets unite. Neither input changes, and the result
+    shares nothing with them; ``b_is_fresh``: ``b`` was made for this call (facts_of) and nothing else holds
+    it, so its parts go into the result as they are instead of copied (a run of 9,000 files: ~10 ms)."""
     out = copy_json(a)
+    take = _same if b_is_fresh else copy_json
     for arch, table in b.get("syscalls", {}).items():
         dst = out["syscalls"].setdefault(arch, {})
         for n, s in table.items():
             if n not in dst:
-                dst[n] = copy_json(s)
+                dst[n] = take(s)
                 continue
             d = dst[n]
             for k in ("count", "results", "ok", "runs"):
@@ -115,12 +118,12 @@ def merge_facts(a: dict, b: dict) -> dict:
                 if v in by_val:
                     by_val[v] = {**by_val[v], "count": by_val[v]["count"] + e["count"], "runs": by_val[v]["runs"] + e["runs"]}
                 else:
-                    by_val[v] = copy_json(e)
+                    by_val[v] = take(e)
             dst[n] = [by_val[v] for v in sorted(by_val)]
     for cap, e in b.get("capabilities", {}).items():
         d = out["capabilities"].get(cap)
         if d is None:
-            out["capabilities"][cap] = copy_json(e)
+            out["capabilities"][cap] = take(e)
             continue
         for k in ("granted", "denied", "audited", "noaudit", "needed", "runs"):
             if k in d or k in e:
@@ -130,7 +133,7 @@ def merge_facts(a: dict, b: dict) -> dict:
         d["inferred"] = d.get("inferred", False) and e.get("inferred", False)
     for p, e in b.get("files", {}).items():
         d = out["files"].get(p)
-        out["files"][p] = copy_json(e) if d is None else {
+        out["files"][p] = take(e) if d is None else {
             "access": sorted(set(d["access"]) | set(e["access"])), "runs": d["runs"] + e["runs"]}
     for p, e in b.get("execs", {}).items():
         d = out["execs"].get(p)
@@ -138,7 +141,7 @@ def merge_facts(a: dict, b: dict) -> dict:
     net = {_net_key(e): e for e in out["network"]}
     for e in b.get("network", []):
         k = _net_key(e)
-        net[k] = copy_json(e) if k not in net else {**net[k], "runs": net[k]["runs"] + e["runs"]}
+        net[k] = take(e) if k not in net else {**net[k], "runs": net[k]["runs"] + e["runs"]}
     out["network"] = [net[k] for k in sorted(net)]
     for exe, t in b.get("executables", {}).items():
         dst = out["executables"].setdefault(exe, {})
@@ -148,8 +151,12 @@ def merge_facts(a: dict, b: dict) -> dict:
         out["unknown_syscalls"][arch] = sorted(set(out["unknown_syscalls"].get(arch, [])) | set(nrs))
     if isinstance(b.get("paths"), Mapping) and b["paths"]:   # what the paths are: the later run's reading wins
         mine = out.get("paths") if isinstance(out.get("paths"), Mapping) else {}
-        out["paths"] = dict(sorted({**mine, **copy_json(b["paths"])}.items()))
+        out["paths"] = dict(sorted({**mine, **take(b["paths"])}.items()))
     return out
+
+
+def _same(x):
+    return x
 
 
 def _net_label(e: dict) -> str:
@@ -248,7 +255,7 @@ def add_recording(profile: Profile | None, rec: Recording, rules_options: dict |
         return base, {}
     rf = facts_of(rec)
     added = new_facts(base.facts, rf)
-    facts = merge_facts(base.facts, rf)
+    facts = merge_facts(base.facts, rf, b_is_fresh=True)
     runs = base.runs + ({**run_info(rec), "added": added},)
     return Profile(runs=runs, facts=facts, rules=derive_rules(facts, runs, **(rules_options or {}))), added
 
@@ -280,7 +287,7 @@ def merge(items: Iterable[Profile | Recording], rules_options: dict | None = Non
             seen.add(item.id)
             f = facts_of(item)
             runs.append({**run_info(item), "added": new_facts(facts, f)})
-            facts = merge_facts(facts, f)
+            facts = merge_facts(facts, f, b_is_fresh=True)
             continue
         if not item.runs:
             continue

@@ -54,6 +54,7 @@ _PIDISH = re.compile(r"(?<=[._-])\d{3,}(?=\.[A-Za-z]+$)")   # nginx.1234.pid, wo
 RUN_DIRS = TEMP_DIRS + ("/run", "/var/run")
 
 
+_RUN_UNDER = tuple(d + "/" for d in RUN_DIRS)
 _KEPT = frozenset(NEVER + PACKAGED)
 _KEPT_UNDER = tuple(d + "/" for d in NEVER + PACKAGED)
 _TEMP = frozenset(TEMP_DIRS)
@@ -109,7 +110,7 @@ def shape(path: str) -> str:
     if never_generalized(path):
         return _glob_escape(path)
     parts = path.split("/")
-    run_dir = path.startswith(tuple(d + "/" for d in RUN_DIRS))
+    run_dir = path.startswith(_RUN_UNDER)
     out = []
     for i, c in enumerate(parts):
         g = component_glob(c, parts[i + 1] if i + 1 < len(parts) else None) if c else None

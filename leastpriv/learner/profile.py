@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .. import __version__, schema
 from ..errors import UserError
-from ..fileio import copy_json, dumps, read_json, write_atomic
+from ..fileio import copy_json, dumps, make_temp, read_json, write_atomic
 from ..policy.rules import EMPTY, Rules
-from ..tracer import kernlog
 from ..tracer.recording import Recording, is_recording_json
 
 PROFILE_FORMAT = "leastpriv-profile"
@@ -87,6 +85,10 @@ class Profile:
 
     # ---- JSON --------------------------------------------------------------
     def to_json(self) -> dict:
+        """The profile as JSON data, its facts and rules copied (the caller may change them)."""
+        return self._json(copy_json)
+
+    def _json(self, copy) -> dict:
         return {
             "format": PROFILE_FORMAT,
             "version": PROFILE_VERSION,
@@ -98,8 +100,8 @@ class Profile:
                         "make the profile safer to enforce",
             },
             "runs": [dict(r) for r in self.runs],
-            "facts": copy_json(dict(self.facts)),
-            "rules": copy_json(self.rules.to_json()),
+            "facts": copy(dict(self.facts)),
+            "rules": copy(self.rules.to_json()),
         }
 
     @classmethod
@@ -124,7 +126,8 @@ class Profile:
         return cls(runs=tuple(runs), facts=full, rules=typed)
 
     def save(self, path: str) -> None:
-        write_atomic(path, dumps(self.to_json()))
+        # dumps only reads: no copy of the facts (~10 ms for a profile of 9,000 files)
+        write_atomic(path, dumps(self._json(_as_is)))
 
     @classmethod
     def load(cls, path: str) -> "Profile":
@@ -153,7 +156,7 @@ class Profile:
         if not stat.S_ISDIR(mode):
             raise UserError(f"{path}: cannot write the profile: {parent} is not a directory")
         try:   # the profile is written by a rename from a temporary file there: try that now
-            fd, probe = tempfile.mkstemp(prefix=".leastpriv-probe.", dir=parent)
+            fd, probe = make_temp(parent, ".leastpriv-probe.")
         except OSError as exc:
             raise UserError(f"{path}: cannot write the profile in {parent}: {exc.strerror}") from None
         os.close(fd)
@@ -161,9 +164,15 @@ class Profile:
         return None
 
 
+def _as_is(x):
+    return x
+
+
 def load_profile_or_recording(path: str):
     """Read a file that holds either a Profile or a Recording (merge, check, diff), or a seccomp log
     (audit type 1326 records: a Recording of kind log, tracer/kernlog.py)."""
+    from ..tracer import kernlog
+
     if kernlog.looks_like_log(path):
         return kernlog.load(path)[0]
 

@@ -15,9 +15,9 @@ rules.py instead), and names the ABI does not have.
 from __future__ import annotations
 
 import json
+import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Iterable
 
 from ..kernel import syscalls
@@ -37,7 +37,7 @@ class Family:
 
 @lru_cache(maxsize=None)
 def families() -> tuple[Family, ...]:
-    data = json.loads(resources.files("leastpriv.policy").joinpath("siblings.json").read_text())
+    data = json.loads(pkgutil.get_data("leastpriv.policy", "siblings.json"))
     return tuple(Family(f["name"], tuple(f["members"]), tuple(f.get("triggers") or f["members"]), f.get("group"),
                         f["why"], f.get("deviation", "")) for f in data["families"])
 

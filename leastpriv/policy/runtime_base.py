@@ -10,10 +10,10 @@ capabilities and changing user without it, so the lists differ a lot).
 from __future__ import annotations
 
 import json
+import pkgutil
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 from ..errors import UserError
 
@@ -39,7 +39,7 @@ class RuntimeBase:
 @lru_cache(maxsize=None)
 def _data() -> dict:
     try:
-        return json.loads(resources.files(__package__).joinpath("runtime_base.json").read_text())
+        return json.loads(pkgutil.get_data(__package__, "runtime_base.json"))
     except FileNotFoundError:  # pragma: no cover
         return {"runtimes": {}}
 

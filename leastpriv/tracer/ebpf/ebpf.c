@@ -405,14 +405,14 @@ static __always_inline u64 reg_arg(REGS *regs, u32 abi, int i) {
     return v;
 }
 
-RAW_TRACEPOINT_PROBE(sys_enter) {
+// A syscall's entry (lp_sys_enter: raw_syscalls:sys_enter, every call of every task); one body for every
+// attach point of the per-call programs
+static __always_inline int on_sys_enter(void *ctx, REGS *regs, s64 nr) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     struct proc *p = current_proc(tgid);
     if (!p)
         return 0;
-    REGS *regs = (REGS *)ctx->args[0];
-    s64 nr = ctx->args[1];
     void *task = (void *)bpf_get_current_task();
     u32 abi = task_abi(task);
     if (abi != ABI_NATIVE && !(p->flags & F_COMPAT))
@@ -692,12 +692,14 @@ static __always_inline int send_path(struct ev_path *e) {
     return 0;
 }
 
-static __always_inline void walk_later(void *ctx) {
+// tp: the caller is a classic tracepoint program, not a raw one (none yet): a tail call reaches only a
+// program of its own type
+static __always_inline void walk_later(void *ctx, int tp) {
     walkers.call(ctx, 0);
     count_lost(L_WALK);   // the tail call did not happen (only if the walker is not loaded)
 }
 
-int lp_walk(struct bpf_raw_tracepoint_args *ctx) {
+static __always_inline int walk(void *ctx, int tp) {
     int zero = 0;
     struct job *j = jobs.lookup(&zero);
     struct ev_path *e = pevs.lookup(&zero);
@@ -724,7 +726,7 @@ int lp_walk(struct bpf_raw_tracepoint_args *ctx) {
         if (!walk_chunk(w, j, &e->status)) {
             j->chunks++;
             if (j->chunks < MAX_CHUNKS) {
-                walk_later(ctx);   // the rest of the walk in the next tail call
+                walk_later(ctx, tp);   // the rest of the walk in the next tail call
                 return 0;
             }
             e->status |= ST_TRUNC;
@@ -787,12 +789,16 @@ int lp_walk(struct bpf_raw_tracepoint_args *ctx) {
     j->dst = 0;
     j->keyed = 0;
     j->next_type = 0;
-    walk_later(ctx);
+    walk_later(ctx, tp);
     return 0;
 }
 
+int lp_walk(struct bpf_raw_tracepoint_args *ctx) {
+    return walk(ctx, 0);
+}
+
 // an open that returned fd `ret`: the opened file's path and access, once per (file, access)
-static __always_inline void open_fact(void *ctx, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
+static __always_inline void open_fact(void *ctx, int tp, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
                                       u32 tid, u32 abi, s32 nr, s64 ret) {
     u64 flags = CREAT_FLAGS;
     if (sp->kind == K_OPENAT2) {
@@ -825,11 +831,11 @@ static __always_inline void open_fact(void *ctx, REGS *regs, void *task, struct 
     e->acc = k->acc;
     j->pathp = file + OFF_FILE_PATH;
     j->keyed = 1;
-    walk_later(ctx);
+    walk_later(ctx, tp);
 }
 
 // a call that names paths without opening them (mkdir, unlink, rename, ...): each named path
-static __always_inline void name_facts(void *ctx, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
+static __always_inline void name_facts(void *ctx, int tp, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
                                        u32 tid, u32 abi, s32 nr, s64 ret) {
     if (sp->pidx[0] == NO_ARG)
         return;
@@ -851,11 +857,11 @@ static __always_inline void name_facts(void *ctx, REGS *regs, void *task, struct
         j->next_pathp = base_of(task, di == NO_ARG ? AT_FDCWD_ : (s32)reg_arg(regs, abi, di > 5 ? 5 : di),
                                 j->next_name, 1);
     }
-    walk_later(ctx);
+    walk_later(ctx, tp);
 }
 
 // bind/connect (attempted: a failed connect is a need too); a relative unix path gets the cwd
-static __always_inline void addr_fact(void *ctx, REGS *regs, void *task, struct proc *p, u32 tgid, u32 tid, u32 abi,
+static __always_inline void addr_fact(void *ctx, int tp, REGS *regs, void *task, struct proc *p, u32 tgid, u32 tid, u32 abi,
                                       s32 nr, s64 ret) {
     struct ev_path *e = path_event(EV_ADDR, tgid, tid, p->gen, abi, nr, ret);
     if (!e)
@@ -879,22 +885,21 @@ static __always_inline void addr_fact(void *ctx, REGS *regs, void *task, struct 
             e->status = ST_CWD;
             j->pathp = kread((u64)task + OFF_TASK_FS) + OFF_FS_PWD;
             j->dst = ADDR_MAX;
-            walk_later(ctx);
+            walk_later(ctx, tp);
             return;
         }
     }
     send_path(e);
 }
 
-RAW_TRACEPOINT_PROBE(sys_exit) {
+// A syscall's return (lp_sys_exit: raw_syscalls:sys_exit); tp: the caller is a classic tracepoint program
+static __always_inline int on_sys_exit(void *ctx, int tp, REGS *regs, s64 ret) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     u32 tid = (u32)pid_tgid;
     struct proc *p = find_proc(tgid);
     if (!p || (p->flags & F_PENDING))
         return 0;
-    REGS *regs = (REGS *)ctx->args[0];
-    s64 ret = ctx->args[1];
     s64 nr = -1;
     bpf_probe_read_kernel(&nr, 8, &regs->orig_ax);
     // the ABI: native unless the process ever entered an i386 call (its sys_enter, which runs before
@@ -958,15 +963,15 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     // touched cannot be read from BPF)
     u8 kind = sp->kind;
     if (kind == K_BIND || kind == K_CONNECT) {
-        addr_fact(ctx, regs, task, p, tgid, tid, abi, (s32)nr, ret);
+        addr_fact(ctx, tp, regs, task, p, tgid, tid, abi, (s32)nr, ret);
         return 0;
     }
     if (failed)
         return 0;   // a failed open or path call touched nothing (both backends)
     if (kind == K_OPEN || kind == K_CREAT || kind == K_OPENAT2) {
-        open_fact(ctx, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
+        open_fact(ctx, tp, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
     } else if (kind == K_PATHOP) {
-        name_facts(ctx, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
+        name_facts(ctx, tp, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
     } else if (kind == K_SOCKET) {
         struct sockkey sk = {.tgid = tgid, .fd = (s32)ret};
         struct sockinfo si = {.domain = (u32)reg_arg(regs, abi, 0), .type = (u32)reg_arg(regs, abi, 1),
@@ -974,6 +979,17 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
         sockets.update(&sk, &si);
     }
     return 0;
+}
+
+// --- the attach points of the per-call programs --------------------------------------------
+// Full trace: raw_syscalls sys_enter/sys_exit, every call of every task on the machine (attaching
+// anything there puts every task on the syscall slow path: the floor of this attach method).
+int lp_sys_enter(struct bpf_raw_tracepoint_args *ctx) {
+    return on_sys_enter(ctx, (REGS *)ctx->args[0], ctx->args[1]);
+}
+
+int lp_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
+    return on_sys_exit(ctx, 0, (REGS *)ctx->args[0], ctx->args[1]);
 }
 
 RAW_TRACEPOINT_PROBE(sched_process_fork) {
@@ -1057,7 +1073,7 @@ RAW_TRACEPOINT_PROBE(sched_process_exec) {
         j->next_name = filename;
         j->next_pathp = base_of(task, AT_FDCWD_, filename, 0);
     }
-    walk_later(ctx);
+    walk_later(ctx, 0);
     return 0;
 }
 

@@ -169,6 +169,15 @@ def load(cgroup: tuple[int, int] | None, note: Callable[[str], None]) -> Program
                    pidmap_size=pidmap_size, compile_seconds=time.monotonic() - t0)
 
 
+# --- where the per-call programs attach -----------------------------------------
+
+def attach_calls(prog: Program) -> None:
+    """Attach the per-call programs (ebpf.c: on_sys_enter/on_sys_exit) to raw_syscalls sys_enter/sys_exit:
+    every call of every task."""
+    prog.bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"lp_sys_enter")
+    prog.bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"lp_sys_exit")
+
+
 # --- the tables userspace fills -----------------------------------------------
 
 def fill_specs(prog: Program) -> None:

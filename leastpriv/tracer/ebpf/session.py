@@ -63,6 +63,7 @@ class Session:
         if options.progress:
             options.progress({"bpf": f"compiled and attached in {self.compile_seconds:.2f} s"})
         program.fill_specs(prog)
+        program.attach_calls(prog)
         if options.known is not None:
             n = program.fill_known(prog, options.known)
             builder.note(f"fast gate: {n} syscalls the baseline explains were only counted in the kernel "

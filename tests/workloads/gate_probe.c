@@ -6,6 +6,7 @@
      newarg   mmap(PROT_READ|PROT_WRITE|PROT_EXEC): mmap is in the baseline, this prot value is not
      newpath  opens /etc/hostname, a path the baseline does not have
      newexec  runs /bin/true (fork + execve), an executable the baseline does not have
+     newabi   an i386 getpid() through int 0x80 (x86_64): a call of another ABI, which no syscall event shows
    Exits 0, or 4 when a call failed. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -45,6 +46,12 @@ int main(int argc, char **argv) {
         int st;
         waitpid(p, &st, 0);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 4;
+    } else if (strcmp(mode, "newabi") == 0) {
+#if defined(__x86_64__)
+        long r;
+        __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory");   /* i386 getpid */
+        if (r <= 0) return 4;
+#endif
     }
     printf("%s ok\n", mode);
     return 0;

@@ -5,7 +5,9 @@ until the traced processes end (or a duration, a stop event, a signal), and buil
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -145,6 +147,8 @@ class EbpfBackend(Backend):
         stop = options.extra.get("stop_event")
         gate_r, gate_w = os.pipe()
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        # the fast gate: the launcher installs its seccomp filter and sends the listener back (gate.py)
+        lsock, lsock_child = socket.socketpair() if sess.gate is not None else (None, None)
         encoded = launch.encode(path, target.argv)   # before the fork: the child's opens would be traced
         parent = os.getpid()
         pid = os.fork()
@@ -153,7 +157,8 @@ class EbpfBackend(Backend):
                 os.close(gate_w)
                 os.close(err_r)
                 launch.child_setup(parent)
-                for fd in open_fds() - keep - {gate_r, err_w}:
+                kept = {gate_r, err_w} | ({lsock_child.fileno()} if lsock_child is not None else set())
+                for fd in open_fds() - keep - kept:
                     try:
                         os.close(fd)
                     except OSError:
@@ -162,6 +167,8 @@ class EbpfBackend(Backend):
                 os.close(gate_r)
                 if go != b"1":
                     os._exit(125)
+                if lsock_child is not None:
+                    sess.gate.install_and_send(lsock_child)
                 launch.exec_encoded(encoded)
             except OSError as exc:
                 try:
@@ -173,6 +180,8 @@ class EbpfBackend(Backend):
             os._exit(127)
         os.close(gate_r)
         os.close(err_w)
+        if lsock_child is not None:
+            lsock_child.close()
         interrupted = ""
         ending: list[int] = []      # the signals of launch.ENDING leastpriv got
         reaped = [False]            # the command's process is reaped: its pid may be another's now
@@ -213,6 +222,14 @@ class EbpfBackend(Backend):
                 ready.set()
             os.write(gate_w, b"1")
             os.close(gate_w)
+            if lsock is not None:
+                got = sess.gate.receive(lsock)
+                lsock.close()
+                if not got and not select.select([err_r], [], [], 0)[0]:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    raise UserError("--backend ebpf: the fast gate's seccomp listener did not arrive from the "
+                                    "command's launcher; --full-trace does without it")
             code = os.read(err_r, 16)
             os.close(err_r)
             if code:

@@ -405,8 +405,8 @@ static __always_inline u64 reg_arg(REGS *regs, u32 abi, int i) {
     return v;
 }
 
-// A syscall's entry (lp_sys_enter: raw_syscalls:sys_enter, every call of every task); one body for every
-// attach point of the per-call programs
+// A syscall's entry, from raw_syscalls:sys_enter (lp_sys_enter, every call of every task) or from the
+// fast gate's syscalls:sys_enter_<name> events (lp_gate_enter, only the calls a baseline does not explain)
 static __always_inline int on_sys_enter(void *ctx, REGS *regs, s64 nr) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
@@ -450,6 +450,7 @@ static __always_inline int on_sys_enter(void *ctx, REGS *regs, s64 nr) {
         return 0;   // fast gate: the baseline explains it; nothing but the count
     if (!(p->seen[w] & bit)) {
         __sync_fetch_and_or(&p->seen[w], bit);   // atomic: threads of one process share the bitmap
+#if !HAVE_GATE   // (else record_cap asks bpf_task_pt_regs)
         int zero = 0;
         u64 *cal = calib.lookup(&zero);
         if (cal && *cal == 0) {   // once: where a task's saved user registers sit on its kernel stack
@@ -457,6 +458,7 @@ static __always_inline int on_sys_enter(void *ctx, REGS *regs, s64 nr) {
             bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
             *cal = (u64)regs - stack;
         }
+#endif
         u64 *g = gseen.lookup(&w);
         if (g && !(*g & bit)) {
             struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
@@ -575,6 +577,7 @@ struct job {
 
 BPF_PERCPU_ARRAY(jobs, struct job, 1);
 BPF_PROG_ARRAY(walkers, 1);
+BPF_PROG_ARRAY(gate_walkers, 1);
 
 // Up to WALK_CHUNK steps of the walk of j's (vfsmount, dentry) towards the task's root, prepending each
 // name to w->b (backwards, ending at PBUF - 1): like the kernel's prepend_path, climb d_parent to the
@@ -692,10 +695,13 @@ static __always_inline int send_path(struct ev_path *e) {
     return 0;
 }
 
-// tp: the caller is a classic tracepoint program, not a raw one (none yet): a tail call reaches only a
-// program of its own type
+// tp: the caller is a classic tracepoint program (the fast gate's): a tail call reaches only a program of
+// its own type, so the gate has its own copy of the walker (lp_walk_gate) in its own array
 static __always_inline void walk_later(void *ctx, int tp) {
-    walkers.call(ctx, 0);
+    if (tp)
+        gate_walkers.call(ctx, 0);
+    else
+        walkers.call(ctx, 0);
     count_lost(L_WALK);   // the tail call did not happen (only if the walker is not loaded)
 }
 
@@ -797,6 +803,12 @@ int lp_walk(struct bpf_raw_tracepoint_args *ctx) {
     return walk(ctx, 0);
 }
 
+#if HAVE_GATE
+int lp_walk_gate(void *ctx) {
+    return walk(ctx, 1);
+}
+#endif
+
 // an open that returned fd `ret`: the opened file's path and access, once per (file, access)
 static __always_inline void open_fact(void *ctx, int tp, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
                                       u32 tid, u32 abi, s32 nr, s64 ret) {
@@ -892,7 +904,8 @@ static __always_inline void addr_fact(void *ctx, int tp, REGS *regs, void *task,
     send_path(e);
 }
 
-// A syscall's return (lp_sys_exit: raw_syscalls:sys_exit); tp: the caller is a classic tracepoint program
+// A syscall's return, from raw_syscalls:sys_exit (lp_sys_exit) or the gate's syscalls:sys_exit_<name>
+// (lp_gate_exit; tp: a classic tracepoint program)
 static __always_inline int on_sys_exit(void *ctx, int tp, REGS *regs, s64 ret) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
@@ -991,6 +1004,42 @@ int lp_sys_enter(struct bpf_raw_tracepoint_args *ctx) {
 int lp_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
     return on_sys_exit(ctx, 0, (REGS *)ctx->args[0], ctx->args[1]);
 }
+
+#if HAVE_GATE
+// The fast gate (check --baseline): the same programs on the syscalls:sys_enter_<name> and
+// sys_exit_<name> events of only the native syscalls the baseline does not explain (program.py attaches
+// them). The kernel tests each call's number against its bitmap of enabled events before it runs any
+// program: a call the baseline explains costs the slow path's test and nothing else, and is not seen.
+// What the kernel hands these programs (perf_call_bpf_enter/exit, kernel/trace/trace_syscalls.c): the
+// number and the arguments or the result; the user registers are the task's own (bpf_task_pt_regs).
+// These events never fire for i386/x32 calls or numbers without a syscall (program.py says so).
+struct gate_enter_args {
+    u64 hidden;       // a pointer the kernel puts there (not the user registers)
+    s32 nr;
+    s32 pad;
+    u64 args[6];
+};
+
+struct gate_exit_args {
+    u64 hidden;
+    s32 nr;
+    s32 pad;
+    s64 ret;
+};
+
+static long (*lp_task_pt_regs)(void *task) = (void *)BPF_FUNC_task_pt_regs;
+static void *(*lp_current_task_btf)(void) = (void *)BPF_FUNC_get_current_task_btf;
+
+int lp_gate_enter(struct gate_enter_args *ctx) {
+    REGS *regs = (REGS *)lp_task_pt_regs(lp_current_task_btf());
+    return on_sys_enter(ctx, regs, ctx->nr);
+}
+
+int lp_gate_exit(struct gate_exit_args *ctx) {
+    REGS *regs = (REGS *)lp_task_pt_regs(lp_current_task_btf());
+    return on_sys_exit(ctx, 1, regs, ctx->ret);
+}
+#endif
 
 RAW_TRACEPOINT_PROBE(sched_process_fork) {
     // args: (struct task_struct *parent, struct task_struct *child); runs in the parent.
@@ -1135,10 +1184,17 @@ static __always_inline void record_cap(void *ctx, s32 cap, s32 ret, u64 check_cr
     k.other_cred = cred != check_cred;
     int zero = 0;
     u64 *delta = calib.lookup(&zero);
+#if HAVE_GATE
+    // (the fast gate may not have seen a call of this task: calib may be unlearnt) the kernel knows where
+    // the task's user registers are
+    if (1) {
+        REGS *regs = (REGS *)lp_task_pt_regs(lp_current_task_btf());
+#else
     if (delta && *delta) {
         u64 stack = 0;
         bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
         REGS *regs = (REGS *)(stack + *delta);
+#endif
         s64 nr = -1;
         bpf_probe_read_kernel(&nr, 8, &regs->orig_ax);
         split_nr(&k.abi, &nr);

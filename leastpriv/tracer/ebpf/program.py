@@ -93,6 +93,8 @@ class Program:
     per_cpu: int                   # process slots per CPU the kernel fills
     pidmap_size: int
     compile_seconds: float
+    tracefs: str = ""
+    have_gate: bool = False        # the fast gate's programs (lp_gate_*) are compiled: see gate.py
 
 
 def load(cgroup: tuple[int, int] | None, note: Callable[[str], None]) -> Program:
@@ -130,6 +132,7 @@ def load(cgroup: tuple[int, int] | None, note: Callable[[str], None]) -> Program
         "PIDMAP_SIZE": pidmap_size, "USER_SLOTS": USER_SLOTS, "PER_CPU": per_cpu,
         "MAX_PROCS": USER_SLOTS + per_cpu * ncpu, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
         "HAVE_READ_USER": int(_kernel_at_least(5, 5)), "FMODE_CREATED_": hex(FMODE_CREATED),
+        "HAVE_GATE": int(gate_usable(tfs)),
         **kernel_offsets(),
     }
     text = source(have_caps)
@@ -166,16 +169,38 @@ def load(cgroup: tuple[int, int] | None, note: Callable[[str], None]) -> Program
     walkers = bpf[b"walkers"]
     walkers[ct.c_int(0)] = ct.c_int(walker.fd)
     return Program(bpf=bpf, archs=abi_arch(), have_caps=have_caps, ncpu=ncpu, per_cpu=per_cpu,
-                   pidmap_size=pidmap_size, compile_seconds=time.monotonic() - t0)
+                   pidmap_size=pidmap_size, compile_seconds=time.monotonic() - t0, tracefs=tfs,
+                   have_gate=bool(defs["HAVE_GATE"]))
 
 
 # --- where the per-call programs attach -----------------------------------------
 
 def attach_calls(prog: Program) -> None:
     """Attach the per-call programs (ebpf.c: on_sys_enter/on_sys_exit) to raw_syscalls sys_enter/sys_exit:
-    every call of every task."""
+    every call of every task. (The fast gate attaches them elsewhere: gate.py.)"""
     prog.bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"lp_sys_enter")
     prog.bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"lp_sys_exit")
+
+
+def gate_usable(tfs: str) -> bool:
+    """The fast gate's attach points (syscalls:* events; bpf_task_pt_regs, Linux 5.15) exist here."""
+    return _kernel_at_least(5, 15) and os.path.isdir(os.path.join(tfs, "events", "syscalls"))
+
+
+def syscall_events(tfs: str, arch: str) -> dict[str, str]:
+    """Syscall name (the table's) -> the name of its syscalls:sys_enter_/sys_exit_ events, for the syscalls of
+    ``arch`` (the host's) that have events. The kernel names an event after the syscall's SYSCALL_DEFINE,
+    which differs from the table for a few (stat: newstat, sendfile: sendfile64, umount2: umount); a syscall
+    this kernel does not implement (sys_ni_syscall) has none."""
+    have = {n[len("sys_enter_"):] for n in os.listdir(os.path.join(tfs, "events", "syscalls"))
+            if n.startswith("sys_enter_")}
+    out = {}
+    for name in syscalls.table(arch):
+        for ev in (name, "new" + name, name + "64", name.rstrip("0123456789")):
+            if ev in have:
+                out[name] = ev
+                break
+    return out
 
 
 # --- the tables userspace fills -----------------------------------------------
@@ -223,7 +248,8 @@ def known_bitmap(archs: dict[int, str], known) -> tuple[list[int], int]:
 
 
 def fill_known(prog: Program, known) -> int:
-    """The fast gate: the program counts a call of :func:`known_bitmap` and stops there. Returns how many."""
+    """The fast gate where gate.py's cannot run (a target that is not a command, an old kernel): the program,
+    attached to raw_syscalls, counts a call of :func:`known_bitmap` and stops there. Returns how many."""
     words, n = known_bitmap(prog.archs, known)
     kt = prog.bpf[b"known"]
     for w, v in enumerate(words):

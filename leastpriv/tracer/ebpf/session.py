@@ -20,11 +20,13 @@ import threading
 import time
 
 from ...kernel import constants, semantics, syscalls
-from ..base import Cgroup, Target, TraceOptions
+from ..base import Cgroup, Command, Target, TraceOptions
 from ..paths import resolve_in_root
 from ..recording import RecordingBuilder
 from ..sockaddr import record_endpoint
 from . import program
+from .gate import Gate
+from .gate import usable as gate_usable
 from .capabilities import read_checks
 from .layouts import (ADDR_MAX, EV_ADDR, EV_ARGS, EV_EXE, EV_EXEC, EV_EXIT, EV_FORK, EV_NEWPROC, EV_PATH,
                       EV_SCRIPT, EV_SYSCALL, LOST_NAMES, MAX_DEPTH, PBUF, SLOTS, ST_CWD, ST_JOIN, ST_OUTSIDE,
@@ -63,11 +65,15 @@ class Session:
         if options.progress:
             options.progress({"bpf": f"compiled and attached in {self.compile_seconds:.2f} s"})
         program.fill_specs(prog)
-        program.attach_calls(prog)
-        if options.known is not None:
-            n = program.fill_known(prog, options.known)
-            builder.note(f"fast gate: {n} syscalls the baseline explains were only counted in the kernel "
-                         f"(no attribution to executables, results not sampled)")
+        self.gate: Gate | None = None
+        if options.known is not None and isinstance(target, Command) and gate_usable(prog):
+            self.gate = Gate(prog, options.known)   # the command's launcher installs its filter (backend.py)
+        else:
+            program.attach_calls(prog)
+            if options.known is not None:
+                n = program.fill_known(prog, options.known)
+                builder.note(f"fast gate: {n} syscalls the baseline explains were only counted in the kernel "
+                             f"(no attribution to executables, results not sampled)")
         program.enable(prog)
         self.procs = self.bpf[b"procs"]
         self.pidmap = self.bpf[b"pidmap"]
@@ -231,6 +237,9 @@ class Session:
         b = self.builder
         for tgid in list(self.pending_exec):   # an exec whose path event was lost
             self._flush_exec(tgid)
+        if self.gate is not None:
+            self.gate.stop()
+            self.gate.record(b, b.note)
         counts, results = self.bpf[b"counts"], self.bpf[b"results"]
         for abi, arch in self.archs.items():
             for nr in range(SLOTS):
@@ -317,6 +326,8 @@ class Session:
         # Each classic tracepoint's detach waits for an RCU grace period in the kernel (~75 ms here;
         # raw tracepoints do not): detach them side by side so that the waits overlap.
         bpf = self.bpf
+        if self.gate is not None:
+            self.gate.stop()
 
         def detach(tp: bytes) -> None:
             try:

@@ -30,7 +30,6 @@ import fcntl
 import os
 import select
 import socket
-import tempfile
 import threading
 from typing import Callable
 
@@ -198,6 +197,8 @@ class Gate:
 
 def _build_filter(arch: str, allowed: set[str]) -> bytes:
     """ALLOW ``allowed``, SECCOMP_RET_USER_NOTIF for every other call (other ABIs too): classic BPF bytes."""
+    import tempfile
+
     import pyseccomp
 
     f = pyseccomp.SyscallFilter(pyseccomp.NOTIFY)

@@ -78,11 +78,12 @@ def _random_looking(s: str) -> bool:
 
 
 @functools.lru_cache(maxsize=65536)   # pure; paths share components and shapes
-def component_glob(c: str, nxt: str | None = None) -> str | None:
-    """The glob for one path component when it looks generated (None: keep it literal)."""
+def component_glob(c: str, before_hash: bool = False) -> str | None:
+    """The glob for one path component when it looks generated (None: keep it literal). ``before_hash``: the
+    next component is a hex hash (git's objects/ab/cdef...: ``c`` is then the fan-out directory)."""
     if _NUM.match(c) or _UUID.fullmatch(c) or _HEX.match(c):
         return "*"
-    if _HEX2.match(c) and nxt is not None and _HEX.match(nxt):
+    if before_hash and _HEX2.match(c):
         return "*"                                     # git's objects/ab/cdef...: the fan-out directory
     m = _MKTEMP.match(c)
     if m and _random_looking(m.group("rand")):
@@ -111,15 +112,21 @@ def shape(path: str) -> str:
         return _glob_escape(path)
     parts = path.split("/")
     run_dir = path.startswith(_RUN_UNDER)
-    out = []
-    for i, c in enumerate(parts):
-        g = component_glob(c, parts[i + 1] if i + 1 < len(parts) else None) if c else None
-        if g is None and run_dir and _TEMPNAME.match(c) and _random_looking(c):
-            g = "*"
-        if g is None and run_dir and i == len(parts) - 1 and _PIDISH.search(c):
-            g = "*".join(_glob_escape(x) for x in _PIDISH.split(c))
-        out.append(g if g is not None else _glob_escape(c))
-    return "/".join(out)
+    last = len(parts) - 1
+    # a component's glob depends on the next one only when it is two characters (a fan-out directory)
+    return "/".join([_component_shape(c, i < last and len(c) == 2 and _HEX.match(parts[i + 1]) is not None,
+                                      run_dir, i == last) for i, c in enumerate(parts)])
+
+
+@functools.lru_cache(maxsize=65536)   # the same directories recur in every path beneath them
+def _component_shape(c: str, before_hash: bool, run_dir: bool, last: bool) -> str:
+    """One component of ``shape``: its glob, or itself escaped."""
+    g = component_glob(c, before_hash) if c else None
+    if g is None and run_dir and _TEMPNAME.match(c) and _random_looking(c):
+        g = "*"
+    if g is None and run_dir and last and _PIDISH.search(c):
+        g = "*".join(_glob_escape(x) for x in _PIDISH.split(c))
+    return g if g is not None else _glob_escape(c)
 
 
 def _digit_shape(path: str) -> str:

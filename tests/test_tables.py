@@ -5,6 +5,8 @@ import csv
 import subprocess
 import sys
 
+import pytest
+
 from leastpriv.kernel import constants, syscalls
 
 from .conftest import ROOT, SHARED
@@ -30,10 +32,21 @@ def test_syscall_tables_match_libseccomp_csv():
 
 
 def test_tables_are_reproducible_from_sources(tmp_path):
-    data = ROOT / "leastpriv" / "kernel" / "syscalls.json"
-    before = data.read_text()
+    data = ROOT / "leastpriv" / "kernel" / "syscall_tables"
+
+    def tables() -> dict[str, str]:
+        return {f.name: f.read_text() for f in sorted(data.glob("*.json"))}
+
+    before = tables()
+    assert "index.json" in before and "x86_64.json" in before
     subprocess.run([sys.executable, str(ROOT / "tools" / "gen_syscalls.py")], check=True, capture_output=True)
-    assert data.read_text() == before, "syscalls.json differs from what tools/gen_syscalls.py generates"
+    assert tables() == before, "syscall_tables/ differs from what tools/gen_syscalls.py generates"
+
+
+def test_an_unknown_architecture_is_refused_never_read_as_a_file():
+    for arch in ("nosuch", "../constants", "index", "x86_64/../../syscall_tables/x86"):
+        with pytest.raises(KeyError):
+            syscalls.table(arch)
 
 
 def test_well_known_numbers_and_names():

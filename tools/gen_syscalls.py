@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Generate leastpriv/kernel/syscalls.json from libseccomp's syscalls.csv.
+"""Generate leastpriv/kernel/syscall_tables/ from libseccomp's syscalls.csv: one file per architecture
+(name -> number; a run reads only the tables of the ABIs it meets, ~0.1 ms instead of ~2 ms for all 22)
+and index.json (the architectures, the source).
 
     python tools/gen_syscalls.py [path/to/syscalls.csv]
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT.parent / "shared" / "reference" / "libseccomp" / "syscalls.csv"
-OUT = ROOT / "leastpriv" / "kernel" / "syscalls.json"
+OUT = ROOT / "leastpriv" / "kernel" / "syscall_tables"
 
 # alias -> column it shares numbers with (same ABI, other byte order)
 ALIASES = {
@@ -49,14 +51,18 @@ def main() -> int:
     for alias, base in ALIASES.items():
         if alias not in tables:
             tables[alias] = dict(tables[base])
-    data = {
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.json"):
+        old.unlink()
+    index = {
         "source": f"libseccomp src/syscalls.csv ({version})",
         "generated_by": "tools/gen_syscalls.py",
-        "arches": {a: dict(sorted(t.items())) for a, t in sorted(tables.items())},
+        "arches": sorted(tables),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(tables)} architectures")
+    (OUT / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
+    for arch, table in tables.items():
+        (OUT / f"{arch}.json").write_text(json.dumps(dict(sorted(table.items())), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {OUT.relative_to(ROOT)}/: {len(tables)} architectures")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Syscall name <-> number per architecture, and which arguments matter.
 
-The numbers come from ``kernel/syscalls.json``, generated from libseccomp's
-syscalls.csv by ``tools/gen_syscalls.py`` (``make tables``); nothing here is
+The numbers come from ``kernel/syscall_tables/`` (a file per architecture, read when that architecture is
+first met), generated from libseccomp's syscalls.csv by ``tools/gen_syscalls.py`` (``make tables``); nothing here is
 typed by hand but the naming conventions between the kernel's audit
 architectures, libseccomp and the OCI spec.
 
@@ -22,19 +22,21 @@ X32_SYSCALL_BIT = 0x40000000
 
 
 @lru_cache(maxsize=None)
-def _data() -> dict:
-    return json.loads(pkgutil.get_data(__package__, "syscalls.json"))
+def _index() -> frozenset[str]:
+    return frozenset(json.loads(pkgutil.get_data(__package__, "syscall_tables/index.json"))["arches"])
 
 
 def arches() -> list[str]:
     """Every architecture the tables know."""
-    return sorted(_data()["arches"])
+    return sorted(_index())
 
 
 @lru_cache(maxsize=None)
 def table(arch: str) -> dict[str, int]:
     """name -> number for ``arch`` (KeyError for an unknown architecture)."""
-    return _data()["arches"][arch]
+    if arch not in _index():   # (a name from a profile is never made into a file name unchecked)
+        raise KeyError(arch)
+    return json.loads(pkgutil.get_data(__package__, f"syscall_tables/{arch}.json"))
 
 
 @lru_cache(maxsize=None)

@@ -11,6 +11,13 @@
 //   and the syscall semantics header generated from leastpriv/kernel/semantics.py (K_*, ACC_*, OPEN_ACC),
 //   prepended by userspace
 //   PIDMAP_SIZE (pid_max), USER_SLOTS, PER_CPU, MAX_PROCS (= USER_SLOTS + PER_CPU * possible CPUs)
+//   HAVE_TASK_BTF      1 on kernels >= 5.15: bpf_get_current_task_btf and bpf_task_pt_regs (see TLOAD)
+//
+// The hot path (every syscall of a tracked task) is kept near the cost of an empty program: find the
+// process (two array lookups), one per-CPU entry of its syscall slot (what the call means, its counts),
+// a bit test in the image's bitmap; at exit the same entry takes the result, and a failure with the
+// errno the slot's last failure on this CPU had is only counted there. Hash maps, ring buffer and path
+// walks are for news; an open's file is compared with the last one found already sent, before the hash.
 //
 // The kernel does the counting: per (abi, nr) counts, results and errnos in maps; per
 // process image a bitmap of the syscalls it made; per (abi, nr, values) argument counts;
@@ -49,6 +56,27 @@ static long (*lp_read_user_str)(void *dst, u32 size, const void *src) = (void *)
 #define lp_read_user bpf_probe_read_user
 #define lp_read_user_str bpf_probe_read_user_str
 #endif
+
+// Plain loads where the verifier knows the type: bpf_get_current_task_btf() and bpf_task_pt_regs()
+// return pointers typed by the kernel's BTF; a field of them is read with one load instruction (a fault
+// is caught by the JIT's exception table) instead of a bpf_probe_read_kernel call each (~7 ns here).
+// The offsets are the BTF's (OFF_*) or pt_regs' fixed layout, so the verifier checks each against the
+// field it names. Older kernels: the same reads through bpf_probe_read_kernel.
+#if COMPAT_X86 && HAVE_TASK_BTF
+static void *(*lp_task_btf)(void) = (void *)BPF_FUNC_get_current_task_btf;
+static void *(*lp_task_regs)(void *task) = (void *)BPF_FUNC_task_pt_regs;
+#define CUR_TASK() lp_task_btf()
+#define CUR_REGS(task, uregs) ((REGS *)lp_task_regs(task))
+#define TLOAD(p, off, type) (*(volatile type *)((char *)(p) + (off)))
+#else
+#define CUR_TASK() ((void *)bpf_get_current_task())
+#define CUR_REGS(task, uregs) (uregs)
+#define TLOAD(p, off, type) ({ type _v = 0; bpf_probe_read_kernel(&_v, sizeof(_v), (char *)(p) + (off)); _v; })
+#endif
+
+// keeps clang from dropping a mask it can prove redundant on one path (the verifier needs it on all),
+// or from merging two calls into one
+#define OPAQUE(x) asm volatile("" : "+r"(x))
 
 #define ABI_NATIVE 0
 #define ABI_I386 1
@@ -105,6 +133,8 @@ struct proc {
     u32 flags;
     u32 tgid;
     u32 live;         // 1 until its exit reached userspace (then its bitmap travelled with EV_EXIT)
+    u64 sockfds;      // which fds have an entry in `sockets`: bit fd for fds < 63, bit 63 for any fd >= 63
+                      // (a close of an fd without one looks nothing up)
     u64 seen[WORDS];  // syscalls this image made, bit (abi * SLOTS + nr)
 };
 
@@ -131,6 +161,17 @@ struct nrkey {
 };
 
 struct nrstat {
+    u64 count, results, ok;
+};
+
+// A syscall slot (abi * SLOTS + nr) on one CPU: what the call means (userspace writes `sp` and `known`
+// into every CPU's copy before the run) and this CPU's counts. One lookup at entry, one at exit.
+struct slotent {
+    struct spec sp;
+    u8 known;         // fast gate: a call the baseline explains (no args, no path): counted, nothing else
+    s32 err;          // this CPU's latest failures of the call had this errno:
+    u64 errn;         //   how many of them are not yet in `errnos` (added there when another errno
+                      //   comes; userspace adds what is left at the end)
     u64 count, results, ok;
 };
 
@@ -235,12 +276,7 @@ BPF_ARRAY(pidmap, u32, PIDMAP_SIZE);
 BPF_HASH(bigpids, u32, u32, 1024);        // tgids >= PIDMAP_SIZE (pid_max raised during the trace)
 BPF_ARRAY(procs, struct proc, MAX_PROCS); // slots [0, USER_SLOTS) userspace's, then PER_CPU per CPU
 BPF_PERCPU_ARRAY(nextslot, u32, 1);
-BPF_ARRAY(specs, struct spec, NARCH * SLOTS);
-BPF_PERCPU_ARRAY(counts, u64, NARCH * SLOTS);
-struct resstat {
-    u64 results, ok;
-};
-BPF_PERCPU_ARRAY(results, struct resstat, NARCH * SLOTS);
+BPF_PERCPU_ARRAY(slots, struct slotent, NARCH * SLOTS);
 BPF_HASH(other, struct nrkey, struct nrstat, 1024);
 BPF_HASH(errnos, struct errkey, u64, 8192);
 BPF_HASH(argcounts, struct argkey, u64, 16384);
@@ -248,7 +284,7 @@ BPF_HASH(caps, struct capkey, u64, 16384);
 BPF_HASH(sockets, struct sockkey, struct sockinfo, 16384);
 BPF_HASH(paths, struct filekey, u8, MAX_PATHS);
 BPF_ARRAY(gseen, u64, WORDS);
-BPF_ARRAY(known, u64, WORDS);       // fast gate: calls a baseline explains (no args, no path): counted only
+BPF_PERCPU_ARRAY(lastopen, struct filekey, 1);   // the file of this CPU's latest open found in `paths`
 BPF_PERCPU_ARRAY(lost, u64, L_NLOST);
 BPF_PERCPU_ARRAY(walkbufs, struct walkbuf, 1);
 BPF_PERCPU_ARRAY(pevs, struct ev_path, 1);
@@ -269,10 +305,12 @@ static __always_inline void fill_comm(char *comm) {
 
 static __always_inline struct proc *find_proc(u32 tgid) {
     u32 *s;
-    if (tgid < PIDMAP_SIZE)
+    if (tgid < PIDMAP_SIZE) {
         s = pidmap.lookup(&tgid);
-    else
+    } else {
         s = bigpids.lookup(&tgid);
+        OPAQUE(s);   // else clang makes the two lookups one call, which the verifier cannot inline (~6 ns)
+    }
     if (!s || *s == 0)
         return 0;
     u32 idx = *s - 1;
@@ -350,11 +388,10 @@ static __always_inline struct proc *current_proc(u32 tgid) {
 #endif
 }
 
+// the ABI of the task's current syscall (task: CUR_TASK())
 static __always_inline u32 task_abi(void *task) {
 #if COMPAT_X86
-    u32 status = 0;
-    bpf_probe_read_kernel(&status, sizeof(status), (char *)task + OFF_TI_STATUS);
-    return (status & TS_COMPAT) ? ABI_I386 : ABI_NATIVE;
+    return (TLOAD(task, OFF_TI_STATUS, u32) & TS_COMPAT) ? ABI_I386 : ABI_NATIVE;
 #else
     return ABI_NATIVE;
 #endif
@@ -369,30 +406,33 @@ static __always_inline void split_nr(u32 *abi, s64 *nr) {
 #endif
 }
 
-// syscall argument i of a task in `abi`, from its saved user registers
+// syscall argument i of a task in `abi`, from its saved user registers (regs: CUR_REGS())
 static __always_inline u64 reg_arg(REGS *regs, u32 abi, int i) {
-    u64 v = 0;
 #if COMPAT_X86
+#define RG(f) TLOAD(regs, __builtin_offsetof(struct lp_regs, f), u64)
+    u64 v;
     if (abi == ABI_I386) {
         switch (i) {
-        case 0: bpf_probe_read_kernel(&v, 8, &regs->bx); break;
-        case 1: bpf_probe_read_kernel(&v, 8, &regs->cx); break;
-        case 2: bpf_probe_read_kernel(&v, 8, &regs->dx); break;
-        case 3: bpf_probe_read_kernel(&v, 8, &regs->si); break;
-        case 4: bpf_probe_read_kernel(&v, 8, &regs->di); break;
-        default: bpf_probe_read_kernel(&v, 8, &regs->bp); break;
+        case 0: v = RG(bx); break;
+        case 1: v = RG(cx); break;
+        case 2: v = RG(dx); break;
+        case 3: v = RG(si); break;
+        case 4: v = RG(di); break;
+        default: v = RG(bp); break;
         }
         return v & 0xffffffff;
     }
     switch (i) {
-    case 0: bpf_probe_read_kernel(&v, 8, &regs->di); break;
-    case 1: bpf_probe_read_kernel(&v, 8, &regs->si); break;
-    case 2: bpf_probe_read_kernel(&v, 8, &regs->dx); break;
-    case 3: bpf_probe_read_kernel(&v, 8, &regs->r10); break;
-    case 4: bpf_probe_read_kernel(&v, 8, &regs->r8); break;
-    default: bpf_probe_read_kernel(&v, 8, &regs->r9); break;
+    case 0: v = RG(di); break;
+    case 1: v = RG(si); break;
+    case 2: v = RG(dx); break;
+    case 3: v = RG(r10); break;
+    case 4: v = RG(r8); break;
+    default: v = RG(r9); break;
     }
+#undef RG
 #else
+    u64 v = 0;
     switch (i) {
     case 0: bpf_probe_read_kernel(&v, 8, &PT_REGS_PARM1(regs)); break;
     case 1: bpf_probe_read_kernel(&v, 8, &PT_REGS_PARM2(regs)); break;
@@ -405,134 +445,158 @@ static __always_inline u64 reg_arg(REGS *regs, u32 abi, int i) {
     return v;
 }
 
+// the slot's entry on this CPU (slot < NARCH * SLOTS)
+static __always_inline struct slotent *slot_entry(u32 slot) {
+    return slots.lookup(&slot);
+}
+
+// a syscall outside the slots (a number no table has): counted in a hash (rare)
+static __always_inline void count_other(u32 abi, s64 nr) {
+    struct nrkey k = {.abi = abi, .nr = (s32)nr};
+    struct nrstat *st = other.lookup(&k);
+    if (st) {
+        __sync_fetch_and_add(&st->count, 1);
+    } else {
+        struct nrstat one = {.count = 1};
+        if (other.insert(&k, &one) != 0)
+            count_lost(L_OTHER);
+    }
+}
+
+// news: the image's first call of this slot (and maybe the first anywhere)
+static __always_inline void first_call(struct proc *p, u64 pid_tgid, u32 abi, s64 nr, u32 w, u64 bit, REGS *uregs,
+                                       void *task) {
+    __sync_fetch_and_or(&p->seen[w], bit);   // atomic: threads of one process share the bitmap
+#if !HAVE_GATE   // (else record_cap asks bpf_task_pt_regs)
+    int zero = 0;
+    u64 *cal = calib.lookup(&zero);
+    if (cal && *cal == 0) {   // once: where a task's saved user registers sit on its kernel stack
+        u64 stack = 0;
+        bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
+        *cal = (u64)uregs - stack;
+    }
+#endif
+    u64 *g = gseen.lookup(&w);
+    if (g && !(*g & bit)) {
+        struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
+        if (e) {
+            __sync_fetch_and_or(g, bit);
+            __builtin_memset(e, 0, sizeof(*e));
+            e->type = EV_SYSCALL;
+            e->tgid = pid_tgid >> 32;
+            e->tid = (u32)pid_tgid;
+            e->abi = abi;
+            e->nr = (s32)nr;
+            e->gen = p->gen;
+            fill_comm(e->comm);
+            events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        } else {
+            count_lost(L_RINGBUF);   // counts and the bitmap keep the fact: only the live notice is lost
+        }
+    }
+}
+
+// a call with tracked argument values: counted per tuple, a new tuple is news
+static __always_inline void count_args(struct spec *sp, REGS *regs, u64 pid_tgid, u32 abi, s64 nr) {
+    struct argkey k = {.abi = abi, .nr = (s32)nr};
+    if (sp->ptrarg) {
+        u64 ptr = reg_arg(regs, abi, 0);
+        lp_read_user(&k.v[0], 8, (void *)ptr);
+    } else {
+        #pragma unroll
+        for (int i = 0; i < 3; i++)
+            if (i < sp->nargs)
+                k.v[i] = reg_arg(regs, abi, sp->idx[i] > 5 ? 5 : sp->idx[i]);
+    }
+    u64 *n = argcounts.lookup(&k);
+    if (n) {
+        __sync_fetch_and_add(n, 1);
+        return;
+    }
+    u64 one = 1;
+    if (argcounts.insert(&k, &one) == 0) {
+        struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
+        if (e) {
+            __builtin_memset(e, 0, sizeof(*e));
+            e->type = EV_ARGS;
+            e->tgid = pid_tgid >> 32;
+            e->tid = (u32)pid_tgid;
+            e->abi = abi;
+            e->nr = (s32)nr;
+            e->v[0] = k.v[0];
+            e->v[1] = k.v[1];
+            e->v[2] = k.v[2];
+            events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        } else {
+            count_lost(L_RINGBUF);   // the map keeps the fact
+        }
+    } else {
+        n = argcounts.lookup(&k);
+        if (n)
+            __sync_fetch_and_add(n, 1);
+        else
+            count_lost(L_ARGS);
+    }
+}
+
+// close(fd): forget the socket the process created there (looked up only when it has one there)
+static __always_inline void forget_socket(struct proc *p, u32 tgid, s32 fd) {
+    if (fd < 0)
+        return;
+    u64 bit = 1ULL << (fd < 63 ? fd : 63);
+    if (!(p->sockfds & bit))
+        return;
+    if (fd < 63)
+        __sync_fetch_and_and(&p->sockfds, ~bit);
+    struct sockkey sk = {.tgid = tgid, .fd = fd};
+    sockets.delete(&sk);
+}
+
 // A syscall's entry, from raw_syscalls:sys_enter (lp_sys_enter, every call of every task) or from the
-// fast gate's syscalls:sys_enter_<name> events (lp_gate_enter, only the calls a baseline does not explain)
-static __always_inline int on_sys_enter(void *ctx, REGS *regs, s64 nr) {
+// fast gate's syscalls:sys_enter_<name> events (lp_gate_enter, only the calls a baseline does not explain).
+// uregs: the task's saved user registers as the attach point gives them (used only to calibrate; the body
+// reads the registers through CUR_REGS), nr the syscall number.
+static __always_inline int on_sys_enter(void *ctx, REGS *uregs, s64 nr) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     struct proc *p = current_proc(tgid);
     if (!p)
         return 0;
-    void *task = (void *)bpf_get_current_task();
+    void *task = CUR_TASK();
     u32 abi = task_abi(task);
     if (abi != ABI_NATIVE && !(p->flags & F_COMPAT))
         p->flags |= F_COMPAT;   // once per process: no atomic needed (a lost race only sets it again)
     split_nr(&abi, &nr);
+    struct slotent *s = 0;
     u32 slot = abi * SLOTS + (u32)nr;
-    struct spec *sp = 0;
     if (nr >= 0 && nr < SLOTS)
-        sp = specs.lookup(&slot);
-
+        s = slot_entry(slot);
     if (p->flags & F_PENDING) {
-        if (!sp || sp->kind != K_EXEC)
+        if (!s || s->sp.kind != K_EXEC)
             return 0;
         p->flags &= ~F_PENDING;
     }
-    if (nr < 0 || nr >= SLOTS) {
-        struct nrkey k = {.abi = abi, .nr = (s32)nr};
-        struct nrstat *st = other.lookup(&k);
-        if (st) {
-            __sync_fetch_and_add(&st->count, 1);
-        } else {
-            struct nrstat one = {.count = 1};
-            if (other.insert(&k, &one) != 0)
-                count_lost(L_OTHER);
-        }
+    if (!s) {
+        count_other(abi, nr);
         return 0;
     }
-    u64 *c = counts.lookup(&slot);
-    if (c)
-        (*c)++;
+    s->count++;   // per CPU: no atomic
+    if (s->known)
+        return 0;   // fast gate: the baseline explains it; nothing but the count
     u32 w = (slot >> 6) & (WORDS - 1);
     u64 bit = 1ULL << (slot & 63);
-    u64 *kn = known.lookup(&w);
-    if (kn && (*kn & bit))
-        return 0;   // fast gate: the baseline explains it; nothing but the count
-    if (!(p->seen[w] & bit)) {
-        __sync_fetch_and_or(&p->seen[w], bit);   // atomic: threads of one process share the bitmap
-#if !HAVE_GATE   // (else record_cap asks bpf_task_pt_regs)
-        int zero = 0;
-        u64 *cal = calib.lookup(&zero);
-        if (cal && *cal == 0) {   // once: where a task's saved user registers sit on its kernel stack
-            u64 stack = 0;
-            bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
-            *cal = (u64)regs - stack;
-        }
-#endif
-        u64 *g = gseen.lookup(&w);
-        if (g && !(*g & bit)) {
-            struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
-            if (e) {
-                __sync_fetch_and_or(g, bit);
-                __builtin_memset(e, 0, sizeof(*e));
-                e->type = EV_SYSCALL;
-                e->tgid = tgid;
-                e->tid = (u32)pid_tgid;
-                e->abi = abi;
-                e->nr = (s32)nr;
-                e->gen = p->gen;
-                fill_comm(e->comm);
-                events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-            } else {
-                count_lost(L_RINGBUF);   // counts and the bitmap keep the fact: only the live notice is lost
-            }
-        }
-    }
-    if (!sp)
-        return 0;
-    if (sp->nargs) {
-        struct argkey k = {.abi = abi, .nr = (s32)nr};
-        if (sp->ptrarg) {
-            u64 ptr = reg_arg(regs, abi, 0);
-            lp_read_user(&k.v[0], 8, (void *)ptr);
-        } else {
-            #pragma unroll
-            for (int i = 0; i < 3; i++)
-                if (i < sp->nargs)
-                    k.v[i] = reg_arg(regs, abi, sp->idx[i] > 5 ? 5 : sp->idx[i]);
-        }
-        u64 *n = argcounts.lookup(&k);
-        if (n) {
-            __sync_fetch_and_add(n, 1);
-        } else {
-            u64 one = 1;
-            if (argcounts.insert(&k, &one) == 0) {
-                struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
-                if (e) {
-                    __builtin_memset(e, 0, sizeof(*e));
-                    e->type = EV_ARGS;
-                    e->tgid = tgid;
-                    e->tid = (u32)pid_tgid;
-                    e->abi = abi;
-                    e->nr = (s32)nr;
-                    e->v[0] = k.v[0];
-                    e->v[1] = k.v[1];
-                    e->v[2] = k.v[2];
-                    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-                } else {
-                    count_lost(L_RINGBUF);   // the map keeps the fact
-                }
-            } else {
-                n = argcounts.lookup(&k);
-                if (n)
-                    __sync_fetch_and_add(n, 1);
-                else
-                    count_lost(L_ARGS);
-            }
-        }
-    }
-    if (sp->kind == K_CLOSE) {
-        struct sockkey sk = {.tgid = tgid, .fd = (s32)reg_arg(regs, abi, 0)};
-        if (sockets.lookup(&sk))   // a lookup takes no lock; most closed fds are not sockets we created
-            sockets.delete(&sk);
-    }
+    if (!(p->seen[w] & bit))
+        first_call(p, pid_tgid, abi, nr, w, bit, uregs, task);
+    u8 kind = s->sp.kind;
+    if (s->sp.nargs)
+        count_args(&s->sp, CUR_REGS(task, uregs), pid_tgid, abi, nr);
+    if (kind == K_CLOSE)
+        forget_socket(p, tgid, (s32)reg_arg(CUR_REGS(task, uregs), abi, 0));
     return 0;
 }
 
 // --- paths, resolved in the kernel ----------------------------------------------------------
 
-// keeps clang from dropping a mask it can prove redundant on one path (the verifier needs it on all)
-#define OPAQUE(x) asm volatile("" : "+r"(x))
 
 static __always_inline u64 kread(u64 addr) {
     u64 v = 0;
@@ -540,16 +604,17 @@ static __always_inline u64 kread(u64 addr) {
     return v;
 }
 
-// the struct file behind fd in the current task's fd table, or 0
+// the struct file behind fd in the current task's fd table, or 0 (task: CUR_TASK())
 static __always_inline u64 fd_file(void *task, s64 fd) {
     if (fd < 0)
         return 0;
-    u64 fdt = kread(kread((u64)task + OFF_TASK_FILES) + OFF_FILES_FDT);
-    u32 max = 0;
-    bpf_probe_read_kernel(&max, 4, (void *)(fdt + OFF_FDT_MAX));
+    char *files = TLOAD(task, OFF_TASK_FILES, char *);
+    char *fdt = TLOAD(files, OFF_FILES_FDT, char *);
+    u32 max = TLOAD(fdt, OFF_FDT_MAX, u32);
+    u64 fds = TLOAD(fdt, OFF_FDT_FD, u64);
     if ((u64)fd >= max)
         return 0;
-    return kread(kread(fdt + OFF_FDT_FD) + (u64)fd * 8);
+    return kread(fds + (u64)fd * 8);
 }
 
 // What the walker program (lp_walk) is to do: the event in `pevs` has its header filled by the caller;
@@ -712,7 +777,7 @@ static __always_inline int walk(void *ctx, int tp) {
     struct walkbuf *w = walkbufs.lookup(&zero);
     if (!j || !e || !w)
         return 0;
-    void *task = (void *)bpf_get_current_task();
+    void *task = CUR_TASK();
     u32 pos = 0;       // bytes of buf written, without a NUL
     if (j->pathp == 1) {
         e->status |= ST_OUTSIDE;
@@ -809,6 +874,43 @@ int lp_walk_gate(void *ctx) {
 }
 #endif
 
+// the key of an opened file (0: not found)
+static __always_inline int file_key(u64 file, u64 flags, struct filekey *k) {
+    // f_mode and f_path in one read when they are close (6.x: 4 and 64)
+#define FSTART (OFF_FILE_MODE & ~7)
+#if OFF_FILE_PATH > OFF_FILE_MODE && OFF_FILE_PATH + 16 - FSTART <= 96
+    u64 f[(OFF_FILE_PATH + 16 - FSTART + 7) / 8];
+    if (bpf_probe_read_kernel(f, sizeof(f), (void *)(file + FSTART)) != 0)
+        return 0;
+    u32 fmode = *(u32 *)((char *)f + OFF_FILE_MODE - FSTART);
+    k->mnt = f[(OFF_FILE_PATH - FSTART) / 8];
+    k->dentry = f[(OFF_FILE_PATH - FSTART) / 8 + 1];
+#else
+    u32 fmode = 0;
+    bpf_probe_read_kernel(&fmode, 4, (void *)(file + OFF_FILE_MODE));
+    k->mnt = kread(file + OFF_FILE_PATH);
+    k->dentry = kread(file + OFF_FILE_PATH + 8);
+#endif
+#undef FSTART
+#if OFF_DENTRY_NAME == OFF_DENTRY_PARENT + 8
+    u64 d[2];   // d_parent, then d_name's hash_len
+    if (bpf_probe_read_kernel(d, sizeof(d), (void *)(k->dentry + OFF_DENTRY_PARENT)) != 0)
+        return 0;
+    k->parent = d[0];
+    k->hash_len = d[1];
+#else
+    k->parent = kread(k->dentry + OFF_DENTRY_PARENT);
+    k->hash_len = kread(k->dentry + OFF_DENTRY_NAME);
+#endif
+    k->acc = OPEN_ACC(flags & 3) | ((fmode & FMODE_CREATED_) ? ACC_CREATE : 0);
+    return 1;
+}
+
+static __always_inline int same_file(struct filekey *a, struct filekey *b) {
+    return a->dentry == b->dentry && a->mnt == b->mnt && a->parent == b->parent && a->hash_len == b->hash_len &&
+           a->acc == b->acc;
+}
+
 // an open that returned fd `ret`: the opened file's path and access, once per (file, access)
 static __always_inline void open_fact(void *ctx, int tp, REGS *regs, void *task, struct spec *sp, struct proc *p, u32 tgid,
                                       u32 tid, u32 abi, s32 nr, s64 ret) {
@@ -820,27 +922,30 @@ static __always_inline void open_fact(void *ctx, int tp, REGS *regs, void *task,
         flags = reg_arg(regs, abi, sp->fidx > 5 ? 5 : sp->fidx);
     }
     u64 file = fd_file(task, ret);
-    if (!file) {
+    struct filekey k;
+    if (!file || !file_key(file, flags, &k)) {
         count_lost(L_FDS);
         return;
     }
-    u32 fmode = 0;
-    bpf_probe_read_kernel(&fmode, 4, (void *)(file + OFF_FILE_MODE));
+    // sent already? This CPU's latest answer first (a server opens the same file again and again),
+    // then the map of all sent
+    int zero = 0;
+    struct filekey *last = lastopen.lookup(&zero);
+    if (last && same_file(last, &k))
+        return;
+    if (paths.lookup(&k)) {
+        if (last)
+            *last = k;
+        return;
+    }
     struct job *j = new_job();
     if (!j)
-        return;
-    struct filekey *k = &j->key;
-    k->mnt = kread(file + OFF_FILE_PATH);
-    k->dentry = kread(file + OFF_FILE_PATH + 8);
-    k->parent = kread(k->dentry + OFF_DENTRY_PARENT);
-    k->hash_len = kread(k->dentry + OFF_DENTRY_NAME);
-    k->acc = OPEN_ACC(flags & 3) | ((fmode & FMODE_CREATED_) ? ACC_CREATE : 0);
-    if (paths.lookup(k))
         return;
     struct ev_path *e = path_event(EV_PATH, tgid, tid, p->gen, abi, nr, ret);
     if (!e)
         return;
-    e->acc = k->acc;
+    e->acc = k.acc;
+    j->key = k;
     j->pathp = file + OFF_FILE_PATH;
     j->keyed = 1;
     walk_later(ctx, tp);
@@ -904,20 +1009,46 @@ static __always_inline void addr_fact(void *ctx, int tp, REGS *regs, void *task,
     send_path(e);
 }
 
+// failures counted per (abi, nr, errno): a run of the same errno stays in the slot's entry on this CPU
+static __always_inline void add_errno(u32 abi, s32 nr, s32 err, u64 n) {
+    struct errkey k = {.abi = abi, .nr = nr, .err = err};
+    u64 *c = errnos.lookup(&k);
+    if (c) {
+        __sync_fetch_and_add(c, n);
+    } else if (errnos.insert(&k, &n) != 0) {
+        c = errnos.lookup(&k);
+        if (c)
+            __sync_fetch_and_add(c, n);
+        else
+            count_lost(L_ERRNO);
+    }
+}
+
+static __always_inline void count_errno(struct slotent *s, u32 abi, s32 nr, s32 err) {
+    if (s->err == err) {
+        s->errn++;
+        return;
+    }
+    if (s->errn)
+        add_errno(abi, nr, s->err, s->errn);
+    s->err = err;
+    s->errn = 1;
+}
+
 // A syscall's return, from raw_syscalls:sys_exit (lp_sys_exit) or the gate's syscalls:sys_exit_<name>
-// (lp_gate_exit; tp: a classic tracepoint program)
-static __always_inline int on_sys_exit(void *ctx, int tp, REGS *regs, s64 ret) {
+// (lp_gate_exit; tp: a classic tracepoint program); uregs as at on_sys_enter, ret the call's result.
+static __always_inline int on_sys_exit(void *ctx, int tp, REGS *uregs, s64 ret) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     u32 tid = (u32)pid_tgid;
     struct proc *p = find_proc(tgid);
     if (!p || (p->flags & F_PENDING))
         return 0;
-    s64 nr = -1;
-    bpf_probe_read_kernel(&nr, 8, &regs->orig_ax);
+    void *task = CUR_TASK();
+    REGS *regs = CUR_REGS(task, uregs);
+    s64 nr = TLOAD(regs, __builtin_offsetof(REGS, orig_ax), s64);
     // the ABI: native unless the process ever entered an i386 call (its sys_enter, which runs before
     // this exit, set F_COMPAT); x32 is told by the number itself
-    void *task = (void *)bpf_get_current_task();
     u32 abi = ABI_NATIVE;
     if (p->flags & F_COMPAT)
         abi = task_abi(task);
@@ -925,18 +1056,6 @@ static __always_inline int on_sys_exit(void *ctx, int tp, REGS *regs, s64 ret) {
     if (abi == ABI_I386)
         ret = (s32)ret;
     int failed = ret < 0 && ret > -4096;
-    struct spec *sp = 0;
-    u32 slot = 0;
-    if (nr >= 0 && nr < SLOTS) {
-        slot = abi * SLOTS + (u32)nr;
-        sp = specs.lookup(&slot);
-        if (ret == 0 && sp && sp->kind == K_FORK)
-            return 0;   // the new task returning from clone/fork: the parent's return is the result
-        u32 w = (slot >> 6) & (WORDS - 1);
-        u64 *kn = known.lookup(&w);
-        if (kn && (*kn & (1ULL << (slot & 63))))
-            return 0;   // fast gate: results of calls the baseline explains are not sampled
-    }
     if (nr < 0 || nr >= SLOTS) {
         struct nrkey k = {.abi = abi, .nr = (s32)nr};
         struct nrstat *st = other.lookup(&k);
@@ -945,36 +1064,29 @@ static __always_inline int on_sys_exit(void *ctx, int tp, REGS *regs, s64 ret) {
             if (!failed)
                 __sync_fetch_and_add(&st->ok, 1);
         }
-    } else {
-        struct resstat *r = results.lookup(&slot);
-        if (r) {
-            r->results++;
-            if (!failed)
-                r->ok++;
-        }
+        if (failed)
+            add_errno(abi, (s32)nr, (s32)-ret, 1);
+        return 0;
     }
+    struct slotent *s = slot_entry(abi * SLOTS + (u32)nr);
+    if (!s)
+        return 0;
+    u8 kind = s->sp.kind;
+    if (ret == 0 && kind == K_FORK)
+        return 0;   // the new task returning from clone/fork: the parent's return is the result
+    if (s->known)
+        return 0;   // fast gate: results of calls the baseline explains are not sampled
+    s->results++;
     if (failed) {
-        struct errkey k = {.abi = abi, .nr = (s32)nr, .err = (s32)-ret};
-        u64 *n = errnos.lookup(&k);
-        if (n) {
-            __sync_fetch_and_add(n, 1);
-        } else {
-            u64 one = 1;
-            if (errnos.insert(&k, &one) != 0) {
-                n = errnos.lookup(&k);
-                if (n)
-                    __sync_fetch_and_add(n, 1);
-                else
-                    count_lost(L_ERRNO);
-            }
-        }
+        count_errno(s, abi, (s32)nr, (s32)-ret);
+    } else {
+        s->ok++;
     }
-    if (nr < 0 || nr >= SLOTS || !sp)
+    if (kind == K_NONE)
         return 0;
     // the arguments are read here, at exit: the registers still hold them, and the user memory they
     // point to has been paged in by the syscall itself (at sys_enter a string in a page not yet
     // touched cannot be read from BPF)
-    u8 kind = sp->kind;
     if (kind == K_BIND || kind == K_CONNECT) {
         addr_fact(ctx, tp, regs, task, p, tgid, tid, abi, (s32)nr, ret);
         return 0;
@@ -982,14 +1094,15 @@ static __always_inline int on_sys_exit(void *ctx, int tp, REGS *regs, s64 ret) {
     if (failed)
         return 0;   // a failed open or path call touched nothing (both backends)
     if (kind == K_OPEN || kind == K_CREAT || kind == K_OPENAT2) {
-        open_fact(ctx, tp, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
+        open_fact(ctx, tp, regs, task, &s->sp, p, tgid, tid, abi, (s32)nr, ret);
     } else if (kind == K_PATHOP) {
-        name_facts(ctx, tp, regs, task, sp, p, tgid, tid, abi, (s32)nr, ret);
+        name_facts(ctx, tp, regs, task, &s->sp, p, tgid, tid, abi, (s32)nr, ret);
     } else if (kind == K_SOCKET) {
         struct sockkey sk = {.tgid = tgid, .fd = (s32)ret};
         struct sockinfo si = {.domain = (u32)reg_arg(regs, abi, 0), .type = (u32)reg_arg(regs, abi, 1),
                               .protocol = (u32)reg_arg(regs, abi, 2)};
-        sockets.update(&sk, &si);
+        if (sockets.update(&sk, &si) == 0)
+            __sync_fetch_and_or(&p->sockfds, 1ULL << (ret < 63 ? ret : 63));
     }
     return 0;
 }
@@ -1084,7 +1197,7 @@ RAW_TRACEPOINT_PROBE(sched_process_exec) {
     struct ev_big *e = bevs.lookup(&zero);
     if (!e)
         return 0;
-    void *task = (void *)bpf_get_current_task();
+    void *task = CUR_TASK();
     u64 bprm = ctx->args[2];
     u32 gen = p->gen;
     e->type = EV_EXEC;
@@ -1170,7 +1283,7 @@ static __always_inline void record_cap(void *ctx, s32 cap, s32 ret, u64 check_cr
     struct proc *p = find_proc(tgid);
     if (!p || (p->flags & F_PENDING))
         return;
-    void *task = (void *)bpf_get_current_task();
+    void *task = CUR_TASK();
     struct capkey k = {};
     k.tgid = tgid;
     k.gen = p->gen;

@@ -133,6 +133,9 @@ def load(cgroup: tuple[int, int] | None, note: Callable[[str], None]) -> Program
         "MAX_PROCS": USER_SLOTS + per_cpu * ncpu, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
         "HAVE_READ_USER": int(_kernel_at_least(5, 5)), "FMODE_CREATED_": hex(FMODE_CREATED),
         "HAVE_GATE": int(gate_usable(tfs)),
+        # typed task and register pointers (plain loads instead of helper calls on the hot path); the
+        # variable forces the probe-read variant (tests check both)
+        "HAVE_TASK_BTF": int(_kernel_at_least(5, 15) and not os.environ.get("LEASTPRIV_EBPF_PROBE_READ")),
         **kernel_offsets(),
     }
     text = source(have_caps)
@@ -205,28 +208,43 @@ def syscall_events(tfs: str, arch: str) -> dict[str, str]:
 
 # --- the tables userspace fills -----------------------------------------------
 
+def _set_slots(prog: Program, rows: dict[int, Callable[[Any], None]]) -> None:
+    """Apply ``rows`` (slot -> a function that edits the slot's entry) to every CPU's copy of the entry."""
+    slots = prog.bpf[b"slots"]
+    for slot, edit in rows.items():
+        key = slots.Key(slot)
+        per_cpu = slots[key]
+        for leaf in per_cpu:
+            edit(leaf)
+        slots[key] = per_cpu
+
+
 def fill_specs(prog: Program) -> None:
-    """The in-kernel table of what each syscall means, from kernel/semantics.py (as ptrace reads it)."""
-    specs = prog.bpf[b"specs"]
+    """The in-kernel table of what each syscall means, from kernel/semantics.py (as ptrace reads it):
+    the ``sp`` of each slot's entry, on every CPU."""
+    rows: dict[int, Callable[[Any], None]] = {}
     for abi, arch in prog.archs.items():
         for name, nr in syscalls.table(arch).items():
             row = semantics.of(arch, name)
             if row is None or nr < 0 or nr >= SLOTS:
                 continue
-            leaf = specs.Leaf()
-            leaf.kind = semantics.KIND[row.kind]
-            if row.tracked is not None:
-                leaf.nargs = 1 if row.ptr_flags else len(row.tracked.indexes)
-                for i, ix in enumerate(row.tracked.indexes[:3]):
-                    leaf.idx[i] = ix
-            leaf.ptrarg = int(row.ptr_flags)
-            leaf.fidx = NO_ARG if row.flags is None else row.flags
-            for i in range(2):
-                pa = row.paths[i] if i < len(row.paths) and row.kind == "pathop" else None
-                leaf.pidx[i] = NO_ARG if pa is None else pa.index
-                leaf.didx[i] = NO_ARG if pa is None or pa.dirfd is None else pa.dirfd
-                leaf.acc[i] = 0 if pa is None else sum(semantics.ACCESS_BITS[a] for a in pa.access)
-            specs[specs.Key(abi * SLOTS + nr)] = leaf
+
+            def edit(leaf, row=row) -> None:
+                sp = leaf.sp
+                sp.kind = semantics.KIND[row.kind]
+                if row.tracked is not None:
+                    sp.nargs = 1 if row.ptr_flags else len(row.tracked.indexes)
+                    for i, ix in enumerate(row.tracked.indexes[:3]):
+                        sp.idx[i] = ix
+                sp.ptrarg = int(row.ptr_flags)
+                sp.fidx = NO_ARG if row.flags is None else row.flags
+                for i in range(2):
+                    pa = row.paths[i] if i < len(row.paths) and row.kind == "pathop" else None
+                    sp.pidx[i] = NO_ARG if pa is None else pa.index
+                    sp.didx[i] = NO_ARG if pa is None or pa.dirfd is None else pa.dirfd
+                    sp.acc[i] = 0 if pa is None else sum(semantics.ACCESS_BITS[a] for a in pa.access)
+            rows[abi * SLOTS + nr] = edit
+    _set_slots(prog, rows)
 
 
 def known_bitmap(archs: dict[int, str], known) -> tuple[list[int], int]:
@@ -249,12 +267,13 @@ def known_bitmap(archs: dict[int, str], known) -> tuple[list[int], int]:
 
 def fill_known(prog: Program, known) -> int:
     """The fast gate where gate.py's cannot run (a target that is not a command, an old kernel): the program,
-    attached to raw_syscalls, counts a call of :func:`known_bitmap` and stops there. Returns how many."""
+    attached to raw_syscalls, counts a call of :func:`known_bitmap` and stops there (the ``known`` flag of
+    the slot's entry, on every CPU). Returns how many."""
     words, n = known_bitmap(prog.archs, known)
-    kt = prog.bpf[b"known"]
-    for w, v in enumerate(words):
-        if v:
-            kt[kt.Key(w)] = kt.Leaf(v)
+
+    def mark(leaf) -> None:
+        leaf.known = 1
+    _set_slots(prog, {w * 64 + b: mark for w, v in enumerate(words) for b in range(64) if v >> b & 1})
     return n
 
 

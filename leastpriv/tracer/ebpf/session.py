@@ -240,19 +240,30 @@ class Session:
         if self.gate is not None:
             self.gate.stop()
             self.gate.record(b, b.note)
-        counts, results = self.bpf[b"counts"], self.bpf[b"results"]
+        # the per-call programs stop first: the counts read below are then one moment's (a process
+        # still running would otherwise move failures from a CPU's entry to `errnos` while we read)
+        for tp in (b"sys_enter", b"sys_exit"):
+            try:
+                self.bpf.detach_raw_tracepoint(tp=tp)
+            except Exception:
+                pass
+        slots = self.bpf[b"slots"]
+        pending: dict[tuple[int, int, int], int] = {}   # failures each CPU had not yet added to `errnos`
         for abi, arch in self.archs.items():
             for nr in range(SLOTS):
-                k = counts.Key(abi * SLOTS + nr)
-                n = sum(counts[k])
+                per_cpu = slots[slots.Key(abi * SLOTS + nr)]
+                n = sum(s.count for s in per_cpu)
+                for s in per_cpu:
+                    if s.errn:
+                        key = (abi, nr, s.err)
+                        pending[key] = pending.get(key, 0) + s.errn
                 if not n:
                     continue
                 name = syscalls.name(arch, nr)
                 b.syscall(arch, name, n)
                 stat = b.counts[arch][name]
-                per_cpu = results[k]
-                stat[1] += sum(r.results for r in per_cpu)
-                stat[2] += sum(r.ok for r in per_cpu)
+                stat[1] += sum(s.results for s in per_cpu)
+                stat[2] += sum(s.ok for s in per_cpu)
         for k, v in self.bpf[b"other"].items():
             arch = self.archs.get(k.abi)
             if arch is None or not v.count:
@@ -263,15 +274,18 @@ class Session:
             stat[1] += v.results
             stat[2] += v.ok
         for k, v in self.bpf[b"errnos"].items():
-            arch = self.archs.get(k.abi)
+            key = (k.abi, k.nr, k.err)
+            pending[key] = pending.get(key, 0) + v.value
+        for (abi, nr, err), n in pending.items():
+            arch = self.archs.get(abi)
             if arch is None:
                 continue
-            name = syscalls.name(arch, k.nr) if k.nr >= 0 else f"#{k.nr}"
+            name = syscalls.name(arch, nr) if nr >= 0 else f"#{nr}"
             stat = b.counts[arch].get(name)
             if stat is None:
                 continue
-            en = constants.name_of("errno", k.err) or f"E{k.err}"
-            stat[3][en] = stat[3].get(en, 0) + v.value
+            en = constants.name_of("errno", err) or f"E{err}"
+            stat[3][en] = stat[3].get(en, 0) + n
         for k, v in self.bpf[b"argcounts"].items():
             arch = self.archs.get(k.abi)
             if arch is None:

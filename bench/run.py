@@ -353,8 +353,8 @@ def gate_part(reps: int, cpu: str, n: int, ebpf: bool, floor: Floor | None) -> N
             print(row([f"dd bs=1 count={n}", name, f"{med[name][n]:.3f}", f"{marg[name]:.3f}",
                        f"{marg[name] / base:.2f}",
                        f"{marg[name] / fl:.2f}" if fl and "ebpf" in name else ""]), flush=True)
-        print("  (fast gate: the calls the baseline explains are allowed in the kernel (ptrace: seccomp filter;")
-        print("   eBPF: a bitmap of known calls); their counts are not collected. x untraced of the marginal cost.)")
+        print("  (fast gate: a seccomp filter allows the calls the baseline explains; neither backend sees them (eBPF")
+        print("   watches the trace events of the other syscalls only). x untraced of the marginal cost.)")
 
 
 # ------------------------------------------------------------------ 3. whole commands vs strace

@@ -1120,12 +1120,12 @@ int lp_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
 
 #if HAVE_GATE
 // The fast gate (check --baseline): the same programs on the syscalls:sys_enter_<name> and
-// sys_exit_<name> events of only the native syscalls the baseline does not explain (program.py attaches
-// them). The kernel tests each call's number against its bitmap of enabled events before it runs any
-// program: a call the baseline explains costs the slow path's test and nothing else, and is not seen.
+// sys_exit_<name> events of only the native syscalls the baseline does not explain, attached by gate.py
+// at their first call. The kernel tests each call's number against its bitmap of enabled events before it
+// runs any program: a call the baseline explains costs that test and nothing else, and is not seen.
 // What the kernel hands these programs (perf_call_bpf_enter/exit, kernel/trace/trace_syscalls.c): the
 // number and the arguments or the result; the user registers are the task's own (bpf_task_pt_regs).
-// These events never fire for i386/x32 calls or numbers without a syscall (program.py says so).
+// These events never fire for i386/x32 calls or numbers without a syscall (gate.py's listener sees them).
 struct gate_enter_args {
     u64 hidden;       // a pointer the kernel puts there (not the user registers)
     s32 nr;

@@ -41,8 +41,12 @@ from ..seccomp_notify import (_NOTIF, _RESP, SECCOMP_IOCTL_NOTIF_RECV, SECCOMP_I
 from . import program
 
 # attached before the command runs: the launcher's own calls between installing the filter and its exec
-# (it hands the listener over with sendmsg) must not wait for a listener nobody holds yet
-UPFRONT = ("execve", "execveat", "sendmsg")
+# (it hands the listener over with sendmsg) must not wait for a listener nobody holds yet; an event attached
+# before a call begins is also what lets the kernel run the programs for a syscall whose events the listener
+# attaches while that call waits (the entry code reads the task's syscall-work flags once, before seccomp);
+# and the calls every dynamically linked program makes at start, which no baseline explains (paths, tracked
+# arguments, sockets), skip a round trip to the listener each
+UPFRONT = ("execve", "execveat", "sendmsg", "openat", "close", "mmap", "mprotect")
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 NR_SECCOMP = {"x86_64": 317, "aarch64": 277}

@@ -25,9 +25,9 @@ from ..paths import resolve_in_root
 from ..recording import RecordingBuilder
 from ..sockaddr import record_endpoint
 from . import program
+from .capabilities import read_checks
 from .gate import Gate
 from .gate import usable as gate_usable
-from .capabilities import read_checks
 from .layouts import (ADDR_MAX, EV_ADDR, EV_ARGS, EV_EXE, EV_EXEC, EV_EXIT, EV_FORK, EV_NEWPROC, EV_PATH,
                       EV_SCRIPT, EV_SYSCALL, LOST_NAMES, MAX_DEPTH, PBUF, SLOTS, ST_CWD, ST_JOIN, ST_OUTSIDE,
                       ST_TRUNC, WORDS, EvBig, EvPath, EvSmall, endpoint_of, payload, text)

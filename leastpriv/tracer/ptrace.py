@@ -86,7 +86,7 @@ from .base import Backend, Command, Target, TraceOptions
 from .. import launch
 from ..launch import resolve_command
 from .paths import in_root, resolve_in_root, root_of
-from .sockaddr import endpoint, record_endpoint
+from .sockaddr import endpoint, needs_cwd, record_endpoint
 from .recording import Recording, RecordingBuilder
 from .base import processes
 
@@ -788,7 +788,8 @@ class _Session:
             except OSError:
                 ino = ""
             sock = self.sock_types.get(ino)
-            ep = endpoint(e[NAME][1], raw, sock[1] if sock else None, None, self._in_root(pid, self._cwd(pid)) or "")
+            cwd = (self._in_root(pid, self._cwd(pid)) or "") if needs_cwd(raw) else ""   # no /proc lookup for an IP
+            ep = endpoint(e[NAME][1], raw, sock[1] if sock else None, None, cwd)
             if ep is not None:
                 record_endpoint(self.b, ep)
         return self._sample(e)

@@ -59,6 +59,12 @@ def endpoint(op: str, raw: bytes, sock_type: int | None = None, protocol: int | 
     return Endpoint(op, constants.name_of("socket_family", fam) or str(fam), "", None, "unknown")
 
 
+def needs_cwd(raw: bytes) -> bool:
+    """Whether :func:`endpoint` needs the caller's working directory for this address: a unix socket path
+    that is relative (a tracer then looks the cwd up; an IP address or an absolute path never needs it)."""
+    return len(raw) > 2 and int.from_bytes(raw[:2], sys.byteorder) == _net()[0].AF_UNIX and raw[2] not in b"\0/"
+
+
 def record_endpoint(builder, ep: Endpoint) -> None:
     """An endpoint, and for a unix path socket the file it is: bind creates it, connect needs write access."""
     builder.endpoint(ep)

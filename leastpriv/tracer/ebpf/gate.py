@@ -50,6 +50,8 @@ UPFRONT = ("execve", "execveat", "sendmsg", "openat", "close", "mmap", "mprotect
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 NR_SECCOMP = {"x86_64": 317, "aarch64": 277}
+SECCOMP_IOCTL_NOTIF_SET_FLAGS = 0x40082104      # _IOW('!', 4, __u64)
+SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1
 HANDOVER_SECONDS = 10       # the launcher sends the listener at once; more means it is stuck
 
 
@@ -83,6 +85,7 @@ class Gate:
         self.unseen: dict[tuple[str, str, tuple[int, ...] | None, str], int] = {}
         self.errors: list[str] = []
         self.notifications = 0
+        self._watched: set[tuple[int, int]] = set()     # (audit arch, nr) whose events are attached
         self._fd = -1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,9 +128,15 @@ class Gate:
         return True
 
     def _serve(self) -> None:
+        try:   # the waiting task and this thread hand the CPU to each other (Linux 6.6; else no matter)
+            fcntl.ioctl(self._fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
+        except OSError:
+            pass
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
         while not self._stop.is_set():
             try:
-                ready = select.select([self._fd], [], [], 0.05)[0]
+                ready = poller.poll(50)
             except (OSError, ValueError):
                 return
             if ready and not self._answer():
@@ -141,11 +150,22 @@ class Gate:
             return exc.errno in (errno.ENOENT, errno.EINTR)
         nid, pid, _flags, nr, audit_arch, _ip, *args = _NOTIF.unpack(buf)
         self.notifications += 1
+        if (audit_arch, nr) not in self._watched:   # (a watched syscall: its programs see it; nothing to do)
+            self._first_sight(pid, nr, audit_arch, args)
+        try:
+            fcntl.ioctl(self._fd, SECCOMP_IOCTL_NOTIF_SEND,
+                        bytearray(_RESP.pack(nid, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)), True)
+        except OSError:
+            pass   # the task died meanwhile
+        return True
+
+    def _first_sight(self, pid: int, nr: int, audit_arch: int, args: list[int]) -> None:
         try:
             arch, nr2 = syscalls.from_audit(audit_arch, nr)
             name = syscalls.name(arch, nr2) if not arch.startswith("audit:") else f"#{nr}"
             if arch == self.arch and name in self.events:
                 self.attach(name)      # before the call goes on: the programs see it
+                self._watched.add((audit_arch, nr))
             else:
                 spec = syscalls.tracked_args(arch, name) if not name.startswith("#") else None
                 vals = None if spec is None or name == "clone3" else tuple(args[i] for i in spec.indexes)
@@ -157,12 +177,6 @@ class Gate:
                 self.unseen[key] = self.unseen.get(key, 0) + 1
         except Exception as exc:  # noqa: BLE001 - never leave a call waiting
             self.errors.append(f"{type(exc).__name__}: {exc}")
-        try:
-            fcntl.ioctl(self._fd, SECCOMP_IOCTL_NOTIF_SEND,
-                        bytearray(_RESP.pack(nid, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)), True)
-        except OSError:
-            pass   # the task died meanwhile
-        return True
 
     def stop(self) -> None:
         """Stop answering (the traced processes have ended) and close the listener: a call of a process

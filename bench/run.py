@@ -117,6 +117,40 @@ class Floor:
         self.proc.wait(timeout=30)
 
 
+class BpfStats:
+    """The kernel's run-time statistics of BPF programs while this is open (BPF_ENABLE_STATS: counting stops
+    when its fd closes; each program run then also pays two clock reads, so the throughput runs never have
+    it on), read from /proc/PID/fdinfo of the programs a process holds."""
+
+    def __enter__(self):
+        import ctypes
+        attr = (ctypes.c_uint8 * 16)()    # union bpf_attr: enable_stats.type = BPF_STATS_RUN_TIME (0)
+        self.fd = ctypes.CDLL(None, use_errno=True).syscall(321 if os.uname().machine == "x86_64" else 280,
+                                                           32, attr, 16)   # bpf(BPF_ENABLE_STATS)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "BPF_ENABLE_STATS")
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+    @staticmethod
+    def sample(pid: int) -> tuple[int, int]:
+        """(run time in ns of all the programs PID holds, runs of its most-run program: one per syscall
+        for a program on raw_syscalls)."""
+        ns = most = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if "bpf-prog" not in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                    continue
+                info = dict(re.findall(r"^(\w+):\s+(\d+)", Path(f"/proc/{pid}/fdinfo/{fd}").read_text(), re.M))
+            except OSError:
+                continue
+            ns += int(info.get("run_time_ns", 0))
+            most = max(most, int(info.get("run_cnt", 0)))
+        return ns, most
+
+
 def ebpf_usable() -> str:
     if os.geteuid() != 0:
         return "not root"
@@ -194,16 +228,23 @@ def _cpu_ns(pidfile: str) -> int:
     return total
 
 
-def _wrk(port: int, seconds: float, cpu: str, pidfile: str | None = None) -> tuple[float, float, float]:
-    """(requests/s, p99 latency in ms, nginx workers' CPU µs per request)."""
+def _wrk(port: int, seconds: float, cpu: str, pidfile: str | None = None, bpf_pid: int | None = None):
+    """(requests/s, p99 latency in ms, nginx workers' CPU µs per request); with ``bpf_pid`` (stats on), also
+    the BPF run time per syscall and per request (ns) of the programs that process holds."""
     c0 = _cpu_ns(pidfile) if pidfile else 0
+    b0 = BpfStats.sample(bpf_pid) if bpf_pid else (0, 0)
     out = subprocess.run([*pin(cpu), "wrk", "-t1", "-c32", f"-d{int(seconds)}s", "--latency",
                           f"http://127.0.0.1:{port}/4k.bin"], capture_output=True, text=True, check=True).stdout
+    b1 = BpfStats.sample(bpf_pid) if bpf_pid else (0, 0)
     c1 = _cpu_ns(pidfile) if pidfile else 0
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
     nreq = int(re.search(r"(\d+) requests in", out).group(1))
     m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-    return rps, float(m.group(1)) * _UNITS[m.group(2)], (c1 - c0) / 1e3 / max(nreq, 1)
+    got = (rps, float(m.group(1)) * _UNITS[m.group(2)], (c1 - c0) / 1e3 / max(nreq, 1))
+    if bpf_pid:
+        ns, calls = b1[0] - b0[0], b1[1] - b0[1]
+        return got + (ns / max(calls, 1), ns / max(nreq, 1))
+    return got
 
 
 def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
@@ -227,27 +268,27 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
             except (OSError, ValueError):
                 proc.terminate()
 
-        def untraced(with_floor=False):
+        def untraced(with_floor=False, stats=False):
             proc = subprocess.Popen([*pin("0"), *cmd], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 _wait_port(port, proc)
                 _wrk(port, 1, "1")
                 if with_floor:
                     with floor:
-                        return _wrk(port, seconds, "1", f"{d}/nginx.pid")
+                        return _wrk(port, seconds, "1", f"{d}/nginx.pid", floor.proc.pid if stats else None)
                 return _wrk(port, seconds, "1", f"{d}/nginx.pid")
             finally:
                 stop_nginx(proc)
                 proc.wait(timeout=30)
 
-        def learned():
+        def learned(stats=False):
             out = f"{d}/learn.json"
             proc = subprocess.Popen([*pin("0"), *LEASTPRIV, "learn", "--backend", "ebpf", "-o", out, "--", *cmd],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 _wait_port(port, proc)
                 _wrk(port, 1, "1")
-                return _wrk(port, seconds, "1", f"{d}/nginx.pid")
+                return _wrk(port, seconds, "1", f"{d}/nginx.pid", proc.pid if stats else None)
             finally:
                 stop_nginx(proc)
                 if proc.wait(timeout=60) != 0:
@@ -307,6 +348,20 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
         print("  (ratios: 1.000 = as fast; requests/s, then the inverse of nginx's own CPU time per request, which")
         print("   the BPF programs add to and which the other load on a shared machine disturbs less;")
         print("   the floor is the cost of attaching anything to raw_syscalls)")
+        if floor is not None:
+            # after the table's runs, apart: with the kernel's BPF statistics on (they cost each run two clock reads)
+            try:
+                with BpfStats():
+                    got = [("empty BPF program (floor)", untraced(True, stats=True)),
+                           ("learn --backend ebpf -- nginx", learned(stats=True))]
+            except OSError as exc:
+                print(f"  (no BPF run-time figures: {exc})")
+                return
+            for name, r in got:
+                print(row(["  BPF run time", name, f"{r[3]:.0f} ns/call", f"{r[4]:.0f} ns/req", "", ""]), flush=True)
+            print("  (kernel.bpf_stats in one more run of each: the programs' own time, sys_enter + sys_exit and the")
+            print("   rare others, per syscall of every task on the machine and per request; the floor's is the")
+            print("   measurement's own cost)")
 
 
 # ------------------------------------------------------------------ 2. the CI gate

@@ -46,7 +46,7 @@ from . import program
 # attaches while that call waits (the entry code reads the task's syscall-work flags once, before seccomp);
 # and the calls every dynamically linked program makes at start, which no baseline explains (paths, tracked
 # arguments, sockets), skip a round trip to the listener each
-UPFRONT = ("execve", "execveat", "sendmsg", "openat", "close", "mmap", "mprotect")
+UPFRONT = ("execve", "sendmsg", "openat", "close", "mmap", "mprotect")
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 NR_SECCOMP = {"x86_64": 317, "aarch64": 277}

@@ -470,7 +470,8 @@ def main() -> int:
     ap.add_argument("--cpu", default="0", help="CPU of parts 2 and 3 (default 0)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=3, help="length of each wrk run (part 1)")
-    ap.add_argument("--count", type=int, default=300000, help="dd bs=1 count of part 2")
+    ap.add_argument("--count", type=int, default=1000000,
+                    help="dd bs=1 count of part 2 (1e6: the marginal must stand out of the eBPF gate's start-up spread)")
     ap.add_argument("--only", choices=["nginx", "gate", "commands"], default=None)
     args = ap.parse_args()
     for tool in ("strace", "taskset"):

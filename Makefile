@@ -14,8 +14,10 @@ venv:
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	@# editable_mode=compat: the checkout goes on sys.path by a plain .pth line; the default mode's import
-	@# hook (__editable___*_finder, with pathlib and re) would cost every leastpriv start ~5-10 ms
-	$(VPY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@# hook (__editable___*_finder, with pathlib and re) would cost every leastpriv start ~5-10 ms;
+	@# setuptools calls compat transitional: where it is gone, the default mode
+	$(VPY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat 2>/dev/null \
+	  || $(VPY) -m pip install -q -e '.[test]'
 	@# bcc is Debian's pure-Python package over libbcc.so: make it importable from the venv
 	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	if [ -d /usr/lib/python3/dist-packages/bcc ]; then ln -sfn /usr/lib/python3/dist-packages/bcc "$$site/bcc"; fi

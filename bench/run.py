@@ -14,7 +14,8 @@ medians of --reps runs, ratios taken within the same run of the bench (the machi
    empty-program floor beside it.
 3. Whole commands (wall time, start-up included): untraced, `strace -f -o /dev/null`,
    `learn --backend ptrace`, all on CPU 0; find, tar, git status, a Python test run, and the
-   start-up (`learn -- true`).
+   start-up (`learn -- true`). Beside the whole-run ratio, the ratio with each tracer's own
+   start-up (its `true` row) differenced out: what tracing the workload's calls costs.
 
 Options: --reps N (default 5), --only nginx|gate|commands, --cpu N (part 2 and 3).
 """
@@ -35,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASTPRIV = [sys.executable, "-m", "leastpriv"]
-WIDTHS = (34, 40, 10, 10, 10, 12)
+WIDTHS = (34, 40, 10, 10, 10, 12, 14)
 
 FLOOR_PROGRAM = r"""
 RAW_TRACEPOINT_PROBE(sys_enter) { return 0; }
@@ -446,7 +447,8 @@ def commands_part(reps: int, cpu: str) -> None:
                    ("learn --backend ptrace", [*LEASTPRIV, "learn", "--backend", "ptrace", "--cpu", cpu,
                                                "-o", out, "--"])]
         header(f"3. whole commands on CPU {cpu} (wall time incl. start-up and writing the profile); median (min) "
-               f"of {reps}", ["workload", "runner", "median s", "min s", "x untraced", "x strace"])
+               f"of {reps}", ["workload", "runner", "median s", "min s", "x untraced", "x strace", "marg x strace"])
+        startup_med: dict[str, float] = {}
         for wname, cmd in commands(tmp):
             run(cmd)   # warm the page cache
             samples: dict[str, list[float]] = {r[0]: [] for r in runners}
@@ -457,12 +459,25 @@ def commands_part(reps: int, cpu: str) -> None:
                     samples[rname].append(timed([*prefix, *cmd]))
             med = {k: statistics.median(v) for k, v in samples.items()}
             startup = wname.startswith("start-up")
+            if startup:
+                startup_med = med
             for rname, _ in runners:
                 m = med[rname]
                 print(row([wname, rname, f"{m:.3f}", f"{min(samples[rname]):.3f}",
                            "" if startup else f"{m / med['untraced']:.2f}",
-                           f"{m / med['strace -f -o /dev/null']:.2f}" if rname.startswith("learn") else ""]),
+                           f"{m / med['strace -f -o /dev/null']:.2f}" if rname.startswith("learn") else "",
+                           _marginal(med, startup_med, rname) if rname.startswith("learn") and not startup else ""]),
                       flush=True)
+        print("  (marg x strace: each tracer's own start-up (its `true` row) differenced out: (learn - learn true) /")
+        print("   (strace - strace true), the cost of tracing this workload's calls and of writing what they showed)")
+
+
+def _marginal(med: dict[str, float], startup: dict[str, float], rname: str) -> str:
+    s = "strace -f -o /dev/null"
+    if not startup:
+        return ""
+    den = med[s] - startup[s]
+    return f"{(med[rname] - startup[rname]) / den:.2f}" if den > 0 else ""
 
 
 def main() -> int:

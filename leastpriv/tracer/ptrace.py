@@ -1,9 +1,8 @@
 """ptrace backend: run a command and record every syscall of every process and thread it creates.
 
-Needs neither root nor kernel headers. python-ptrace makes the ptrace calls
-(``ptrace.binding.func``); what it lacks (PTRACE_SEIZE and its options,
-PTRACE_GET_SYSCALL_INFO, the seccomp filter, process_vm_readv) is
-hand-written ctypes in :mod:`.ptrace_abi`.
+Needs neither root nor kernel headers. The ptrace calls (PTRACE_SEIZE and its
+options, PTRACE_GET_SYSCALL_INFO), the seccomp filter and process_vm_readv are
+ctypes in :mod:`.ptrace_abi` (which says why not python-ptrace).
 
 How it works
 ------------

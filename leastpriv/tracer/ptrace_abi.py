@@ -1,20 +1,22 @@
-"""The kernel ABI the ptrace backend needs beyond what python-ptrace provides.
+"""The kernel ABI the ptrace backend needs: ptrace(2), seccomp and process_vm_readv, in ctypes.
 
-python-ptrace (``ptrace.binding.func``) gives the ptrace(2) call itself
-(its ctypes ``libc.ptrace`` with errno captured), PTRACE_CONT, PTRACE_SYSCALL,
-PTRACE_GETEVENTMSG, the PTRACE_O_TRACE{FORK,VFORK,CLONE,EXEC,SYSGOOD} options
-and event numbers, and the ``iovec`` struct. It lacks, and this module adds
-with hand-written ctypes:
-
-- PTRACE_SEIZE / PTRACE_INTERRUPT / PTRACE_LISTEN, PTRACE_O_TRACESECCOMP,
-  PTRACE_O_EXITKILL, PTRACE_EVENT_SECCOMP / PTRACE_EVENT_STOP;
-- PTRACE_GET_SYSCALL_INFO (0x420e, Linux 5.3) and its ``struct
+- ptrace(2) through libc (``libc.ptrace``): a checked call that raises OSError with errno, the raw
+  binding the slow paths use to learn errno, and a bare pointer for the hot loop;
+- the requests, options and events the backend uses, PTRACE_SEIZE / PTRACE_INTERRUPT /
+  PTRACE_LISTEN and PTRACE_GET_SYSCALL_INFO (0x420e, Linux 5.3) with its ``struct
   ptrace_syscall_info`` (op, arch, nr, args / rval);
 - installing a classic-BPF seccomp filter (``struct sock_fprog``) with
   prctl(PR_SET_SECCOMP) and PR_SET_NO_NEW_PRIVS;
 - process_vm_readv(2) to read strings and sockaddrs from a tracee.
 
 Only numbers fixed by the kernel's user ABI (uapi headers) appear here.
+
+python-ptrace is not used: of it this backend took the libc ptrace() binding (one ctypes line),
+three request numbers, five option bits, four event numbers and ``struct iovec``, and importing its
+package costs ~11 ms of every start on the 2-vCPU machine this was measured on (its ``__init__``
+brings logging, traceback, textwrap, its signal names and CPU probing) against ~0.3 ms for what is
+below. Its debugger layer (breakpoints, registers, disassembly) is what it is for; leastpriv needs
+none of it.
 """
 from __future__ import annotations
 
@@ -22,55 +24,39 @@ import ctypes
 import errno as _errno
 import os
 import sys
-from ctypes import (POINTER, Structure, Union, addressof, byref, c_int, c_int64, c_uint8, c_uint16, c_uint32,
-                    c_uint64, c_ulong, c_void_p, sizeof)
+from ctypes import (POINTER, Structure, Union, addressof, byref, c_int, c_int64, c_size_t, c_uint8, c_uint16,
+                    c_uint32, c_uint64, c_ulong, c_void_p, sizeof)
+
+# the C library the interpreter runs on (glibc: loaded already; its soname, no ldconfig lookup)
+LIBC_NAME = "libc.so.6" if sys.platform.startswith("linux") else None
+libc = ctypes.CDLL(LIBC_NAME, use_errno=True)
 
 
+class iovec_struct(Structure):   # struct iovec (<sys/uio.h>)
+    _fields_ = (("buf", c_void_p), ("len", c_size_t))
 
-def _hand_python_ptrace_the_c_library() -> None:
-    """python-ptrace's ``ptrace.ctypes_libc`` finds the C library with ctypes.util.find_library('c'),
-    which starts ``ldconfig -p`` (a process, ~15-20 ms of every leastpriv start). The interpreter has
-    glibc loaded already: register that module with glibc's soname before python-ptrace asks for it.
-    Elsewhere (another libc) python-ptrace looks it up itself, as before."""
-    if "ptrace.ctypes_libc" in sys.modules or not sys.platform.startswith("linux"):
-        return
-    import types
-    try:
-        lib = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return
-    mod = types.ModuleType("ptrace.ctypes_libc", "the C library (registered by leastpriv.tracer.ptrace_abi)")
-    mod.LIBC_FILENAME, mod.libc = "libc.so.6", lib
-    sys.modules["ptrace.ctypes_libc"] = mod
-
-
-_hand_python_ptrace_the_c_library()
-
-from ptrace.binding import func as _pt  # noqa: E402 - after the C library is registered
-from ptrace.binding.linux_struct import iovec_struct  # noqa: E402
-from ptrace.ctypes_libc import libc  # noqa: E402
 
 # --- ptrace requests and options (include/uapi/linux/ptrace.h) -------------
-PTRACE_CONT = _pt.PTRACE_CONT
-PTRACE_SYSCALL = _pt.PTRACE_SYSCALL
-PTRACE_GETEVENTMSG = _pt.PTRACE_GETEVENTMSG
+PTRACE_CONT = 7
+PTRACE_SYSCALL = 24
+PTRACE_GETEVENTMSG = 0x4201
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_LISTEN = 0x4208
 PTRACE_GET_SYSCALL_INFO = 0x420E
 
-PTRACE_O_TRACESYSGOOD = _pt.PTRACE_O_TRACESYSGOOD
-PTRACE_O_TRACEFORK = _pt.PTRACE_O_TRACEFORK
-PTRACE_O_TRACEVFORK = _pt.PTRACE_O_TRACEVFORK
-PTRACE_O_TRACECLONE = _pt.PTRACE_O_TRACECLONE
-PTRACE_O_TRACEEXEC = _pt.PTRACE_O_TRACEEXEC
+PTRACE_O_TRACESYSGOOD = 0x01
+PTRACE_O_TRACEFORK = 0x02
+PTRACE_O_TRACEVFORK = 0x04
+PTRACE_O_TRACECLONE = 0x08
+PTRACE_O_TRACEEXEC = 0x10
 PTRACE_O_TRACESECCOMP = 0x80
 PTRACE_O_EXITKILL = 0x100000
 
-PTRACE_EVENT_FORK = _pt.PTRACE_EVENT_FORK
-PTRACE_EVENT_VFORK = _pt.PTRACE_EVENT_VFORK
-PTRACE_EVENT_CLONE = _pt.PTRACE_EVENT_CLONE
-PTRACE_EVENT_EXEC = _pt.PTRACE_EVENT_EXEC
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_VFORK = 2
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
 PTRACE_EVENT_SECCOMP = 7
 PTRACE_EVENT_STOP = 128
 
@@ -125,14 +111,11 @@ class SockFprog(Structure):
 
 # --- ptrace calls ------------------------------------------------------------
 
-# python-ptrace's own ctypes binding of libc's ptrace (argtypes/restype set by it);
-# used raw in the hot loop, where the checked wrapper's overhead would show.
-if _pt.HAS_CPTRACE:   # pragma: no cover - the optional C module changes _ptrace's signature
-    raw_ptrace = libc.ptrace
-    raw_ptrace.argtypes = (c_ulong, c_ulong, c_ulong, c_ulong)
-    raw_ptrace.restype = c_ulong
-else:
-    raw_ptrace = _pt._ptrace
+# libc's ptrace with its C types (errno kept by the CDLL): the slow paths' raw call, -1 as
+# (unsigned long)-1 on failure, errno then from get_errno.
+raw_ptrace = libc.ptrace
+raw_ptrace.argtypes = (c_ulong, c_ulong, c_ulong, c_ulong)
+raw_ptrace.restype = c_ulong
 PTRACE_FAILED = (1 << (8 * sizeof(c_ulong))) - 1    # (unsigned long)-1
 
 # The hot loop's calls: libc's ptrace through a second ctypes pointer that
@@ -143,8 +126,16 @@ PTRACE_FAILED = (1 << (8 * sizeof(c_ulong))) - 1    # (unsigned long)-1
 # repeats the request through the checked wrapper to learn errno.
 fast_ptrace = ctypes.PyDLL(libc._name).ptrace
 FAST_FAILED = -1
-ptrace = _pt.ptrace           # checked: raises ptrace.error.PtraceError
 get_errno = ctypes.get_errno
+
+
+def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
+    """ptrace(2), checked: OSError (with errno) when it fails."""
+    result = raw_ptrace(request, pid, addr, data)
+    if result == PTRACE_FAILED:
+        err = get_errno()
+        raise OSError(err, f"ptrace request {request:#x} on {pid}: {os.strerror(err)}")
+    return result
 
 
 def seize(pid: int, options: int) -> None:

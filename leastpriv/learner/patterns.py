@@ -29,9 +29,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+from bisect import bisect_left
 from typing import Iterable, Mapping
 
-from ..policy.globs import matches  # noqa: F401 - the one matcher; learner code calls patterns.matches
+from ..policy.globs import literal_prefix, matches  # noqa: F401 - the one matcher; learner code calls patterns.matches
 from ..policy.rules import ACCESSES, FileRules, PathPattern, Rules
 
 # never generalize, never own beneath these: secrets, other users, devices, other processes, the kernel
@@ -149,38 +150,69 @@ def _runs_of(paths: Iterable[str], files: Mapping) -> int:
     return max((files[p].get("runs", 1) for p in paths), default=0)
 
 
+def _directories(paths: Iterable[str]) -> set[str]:
+    """Every directory (os.path.dirname, repeated) of these paths, but "/" and ""."""
+    out: set[str] = set()
+    for p in paths:
+        d = os.path.dirname(p)
+        while d and d != "/" and d not in out:
+            out.add(d)
+            d = os.path.dirname(d)
+    return out
+
+
+def _starting_with(paths: list[str], prefix: str) -> list[str]:
+    """The sorted ``paths`` that start with ``prefix`` (adjacent in sorted order)."""
+    i = j = bisect_left(paths, prefix)
+    while j < len(paths) and paths[j].startswith(prefix):
+        j += 1
+    return paths[i:j]
+
+
 def file_rules(facts: Mapping) -> tuple[FileRules, tuple[PathPattern, ...], tuple[PathPattern, ...]]:
     """(literal files by access, patterns, owned directories) from the file facts."""
     files: Mapping[str, Mapping] = facts.get("files", {})
     paths = sorted(files)
-    children: set[str] = set()
-    for p in paths:
-        d = os.path.dirname(p)
-        while d and d != "/" and d not in children:
-            children.add(d)
-            d = os.path.dirname(d)
+    odd: set[str] | None = None
+
+    def has_beneath(p: str) -> bool:
+        """Is ``p`` a directory of another path (in _directories(paths))? For a name that does not end in
+        "/" that is "some path starts with p/", one bisection of the sorted paths; the odd names ("",
+        "...//") ask the full set."""
+        nonlocal odd
+        if p and p[-1] != "/":
+            i = bisect_left(paths, p + "/")
+            return i < len(paths) and paths[i].startswith(p + "/")
+        if odd is None:
+            odd = _directories(paths)
+        return p in odd
 
     # owned: directories the workload created (something beneath them), outside the never-list
-    created_dirs = [p for p in paths if "create" in files[p]["access"] and p in children
+    created_dirs = [p for p in paths if "create" in files[p]["access"] and has_beneath(p)
                     and not never_generalized(p) and p not in ("/", "/tmp", "/var/tmp")]
+    created_set = set(created_dirs)
     owned_by_shape: dict[str, list[str]] = {}
     for p in created_dirs:
-        if any(p.startswith(q + "/") for q in created_dirs if q != p):
-            continue   # inside another owned directory
+        # inside another owned directory: some p[:i] followed by "/" is one
+        if any(c == "/" and p[:i] in created_set for i, c in enumerate(p)):
+            continue
         owned_by_shape.setdefault(shape(p), []).append(p)
     owned: list[PathPattern] = []
     for pat, roots in sorted(owned_by_shape.items()):
-        beneath = [q for q in paths if any(q == r or q.startswith(r + "/") for r in roots)]
+        beneath = {q for r in roots for q in _starting_with(paths, r) if q == r or q.startswith(r + "/")}
         acc = sorted({a for q in beneath for a in files[q]["access"]} | {"create"})
         owned.append(PathPattern(pattern=pat, base=literal_base(pat), access=tuple(acc),
                                  paths=tuple(roots[:EXAMPLES]), count=len(beneath),
                                  runs=sum(files[r].get("runs", 1) for r in roots),
                                  why="created by the workload" + ("" if pat == _glob_escape(roots[0]) else
                                                                   f"; its name varies ({', '.join(roots[:3])})")))
-    covered_by_owned = {q for q in paths for o in owned if matches(o.pattern, q) or matches(o.pattern + "/**", q)}
+    # each owned pattern is tried on the paths that start with its literal prefix (one run of the sorted paths)
+    covered_by_owned = {q for o in owned for q in _starting_with(paths, literal_prefix(o.pattern))
+                        if matches(o.pattern, q) or matches(o.pattern + "/**", q)}
 
     # patterns: generated components, and digit-only differences within one shape
-    rest = [p for p in paths if p not in covered_by_owned]
+    # (a never-generalized path is its own shape: it joins no group and stays literal)
+    rest = [p for p in paths if p not in covered_by_owned and not never_generalized(p)]
     groups: dict[str, list[str]] = {}
     for p in rest:
         s = shape(p)
@@ -192,7 +224,7 @@ def file_rules(facts: Mapping) -> tuple[FileRules, tuple[PathPattern, ...], tupl
         if len(ps) == 1 and "exec" in files[ps[0]]["access"]:
             del groups[s]
     in_groups = {q for ps in groups.values() for q in ps}
-    literal = [p for p in rest if p not in in_groups and not never_generalized(p)]
+    literal = [p for p in rest if p not in in_groups]
     by_digits: dict[str, list[str]] = {}
     for p in literal:
         if _DIGITS.search(os.path.basename(p)):

@@ -27,3 +27,20 @@ def _regex(pattern: str) -> re.Pattern:
 def matches(pattern: str, path: str) -> bool:
     """Does ``path`` match the AppArmor-style glob ``pattern`` (``*`` one component, ``**`` any depth)?"""
     return bool(_regex(pattern).match(path))
+
+
+def literal_prefix(pattern: str) -> str:
+    """What every path ``pattern`` matches starts with: its characters up to the first glob, unescaped
+    (read as :func:`_regex` reads them)."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i + 1])
+            i += 2
+            continue
+        if c == "*":
+            break
+        out.append(c)
+        i += 1
+    return "".join(out)

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import errno as _errno
 import json
-import pkgutil   # package data without importlib.resources (~5 ms of every start: zipfile, pathlib)
 import signal as _signal
 from functools import lru_cache
+
+from .data import get_data
 
 
 @lru_cache(maxsize=None)
 def _data() -> dict:
-    return json.loads(pkgutil.get_data(__package__, "constants.json"))
+    return json.loads(get_data(__package__, "constants.json"))
 
 
 @lru_cache(maxsize=None)

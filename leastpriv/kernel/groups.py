@@ -7,8 +7,9 @@ systemd exporter.
 from __future__ import annotations
 
 import json
-import pkgutil
 from functools import lru_cache
+
+from .data import get_data
 
 # For showing one group per syscall: the first group (in this order) that
 # contains it. Narrow, meaningful groups first; broad umbrellas last.
@@ -22,7 +23,7 @@ _PRIMARY_ORDER = (
 
 @lru_cache(maxsize=None)
 def groups() -> dict[str, frozenset[str]]:
-    data = json.loads(pkgutil.get_data(__package__, "groups.json"))
+    data = json.loads(get_data(__package__, "groups.json"))
     return {g: frozenset(v) for g, v in data["groups"].items()}
 
 

@@ -12,10 +12,10 @@ so it is recorded, never dropped.
 from __future__ import annotations
 
 import json
-import pkgutil
 import platform
 from functools import lru_cache
 
+from .data import get_data
 from . import constants
 
 X32_SYSCALL_BIT = 0x40000000
@@ -23,7 +23,7 @@ X32_SYSCALL_BIT = 0x40000000
 
 @lru_cache(maxsize=None)
 def _index() -> frozenset[str]:
-    return frozenset(json.loads(pkgutil.get_data(__package__, "syscall_tables/index.json"))["arches"])
+    return frozenset(json.loads(get_data(__package__, "syscall_tables/index.json"))["arches"])
 
 
 def arches() -> list[str]:
@@ -36,7 +36,7 @@ def table(arch: str) -> dict[str, int]:
     """name -> number for ``arch`` (KeyError for an unknown architecture)."""
     if arch not in _index():   # (a name from a profile is never made into a file name unchecked)
         raise KeyError(arch)
-    return json.loads(pkgutil.get_data(__package__, f"syscall_tables/{arch}.json"))
+    return json.loads(get_data(__package__, f"syscall_tables/{arch}.json"))
 
 
 @lru_cache(maxsize=None)

@@ -15,11 +15,11 @@ rules.py instead), and names the ABI does not have.
 from __future__ import annotations
 
 import json
-import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
+from ..kernel.data import get_data
 from ..kernel import syscalls
 from ..policy.risks import SYSCALLS as DANGEROUS
 from ..policy.rules import Sibling
@@ -37,7 +37,7 @@ class Family:
 
 @lru_cache(maxsize=None)
 def families() -> tuple[Family, ...]:
-    data = json.loads(pkgutil.get_data("leastpriv.policy", "siblings.json"))
+    data = json.loads(get_data("leastpriv.policy", "siblings.json"))
     return tuple(Family(f["name"], tuple(f["members"]), tuple(f.get("triggers") or f["members"]), f.get("group"),
                         f["why"], f.get("deviation", "")) for f in data["families"])
 

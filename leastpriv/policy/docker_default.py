@@ -14,11 +14,11 @@ The one evaluator of Docker's default: ``review`` (learner/review.py) and the im
 from __future__ import annotations
 
 import json
-import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Mapping
 
+from ..kernel.data import get_data
 from ..kernel import syscalls
 from .risks import DOCKER_DEFAULT_CAPS
 
@@ -31,7 +31,7 @@ DOCKER_ARCH = {"x86_64": "amd64", "x86": "x86", "x32": "x32", "aarch64": "arm64"
 @lru_cache(maxsize=None)
 def profile() -> dict:
     """The generated table of Docker's default profile."""
-    return json.loads(pkgutil.get_data(__package__, "docker_default.json"))
+    return json.loads(get_data(__package__, "docker_default.json"))
 
 
 def native_of(abi: str) -> str:

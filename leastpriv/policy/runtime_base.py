@@ -10,11 +10,11 @@ capabilities and changing user without it, so the lists differ a lot).
 from __future__ import annotations
 
 import json
-import pkgutil
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..kernel.data import get_data
 from ..errors import UserError
 
 RUNTIMES = ("runc", "crun", "none")
@@ -39,7 +39,7 @@ class RuntimeBase:
 @lru_cache(maxsize=None)
 def _data() -> dict:
     try:
-        return json.loads(pkgutil.get_data(__package__, "runtime_base.json"))
+        return json.loads(get_data(__package__, "runtime_base.json"))
     except FileNotFoundError:  # pragma: no cover
         return {"runtimes": {}}
 

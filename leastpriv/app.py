@@ -67,7 +67,8 @@ def add_run(output: str, existing, rec, save_recording: str | None):
     """Add a Recording to the profile at ``output``, save it, then the Recording if asked.
 
     ``existing`` was read before the run to fail early; under the profile's lock (fileio.locked) the
-    profile is read again, so that concurrent learns and merges into one file each keep their run.
+    profile is read again, so that concurrent learns and merges into one file each keep their run (unless
+    the file is still the one ``existing`` was read from: Profile.load_existing).
     The profile is saved first: a bad --save-recording path must not lose the run. When the disk is
     full, the Recording is saved elsewhere (rescue_recording) and the one error line says where.
 
@@ -77,10 +78,9 @@ def add_run(output: str, existing, rec, save_recording: str | None):
     from .learner import aggregate
     from .learner.profile import Profile
 
-    del existing   # read again under the lock
     try:
-        with locked(output):
-            profile, added = aggregate.add_recording(Profile.load_existing(output), rec)
+        with locked(output):   # read again under the lock, unless it is still the file ``existing`` came from
+            profile, added = aggregate.add_recording(Profile.load_existing(output, reuse=existing), rec)
             profile.save(output)
     except DiskFull as exc:
         where = rescue_recording(rec, [save_recording] if save_recording else [], output)

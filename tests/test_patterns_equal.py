@@ -131,3 +131,25 @@ def test_literal_prefix_is_what_every_match_starts_with():
         assert path.startswith(P.literal_prefix(pat))
     assert P.literal_prefix("/a/b*/c") == "/a/b"
     assert P.literal_prefix("/t\\*x/*") == "/t*x/"
+
+
+def _shape_cases():
+    out = list(ODD)
+    for root, dirs, names in os.walk("/usr/lib/python3"):
+        out += [os.path.join(root, n) for n in names[:5]]
+        if len(out) > 2000:
+            break
+    h = "0123456789abcdef0123456789abcdef01234567"
+    out += [f"/tmp/r/.git/objects/{h[:2]}/{h[2:]}", f"/srv/r/.git/objects/{h[:2]}/{h[2:]}", f"/srv/ab/{h}/x",
+            f"/srv/{h[:2]}/{h[2:]}", f"{h[:2]}/{h}", "/run/user/0/tmp.Ab3dE9xQ/f1", "/tmp/tmpk3j_x9a2/a/b.1234.pid",
+            "/var/tmp/app-20261130T101010/log", "/tmp/9f1c2b7e-1111-2222-3333-444455556666/x",
+            "/tmp/" + "/".join(["d"] * 200) + "/tmp.Ab3dE9xQ", "/srv/" + "/".join(["ab"] * 150) + "/" + h]
+    return out
+
+
+def test_shape_by_directory_is_the_walk_of_every_component():
+    """shape() builds a path's shape from its directory's (made once per directory); the plain walk over
+    every component gives the same text for every path, deep ones and git's fan-out directories too."""
+    for p in _shape_cases():
+        assert P.shape(p) == (P._glob_escape(p) if P.never_generalized(p) else
+                              P._walk_shape(p, p.startswith(P._RUN_UNDER))), p

@@ -111,12 +111,38 @@ def shape(path: str) -> str:
     """The path with its generated components globbed (itself, escaped, when it has none)."""
     if never_generalized(path):
         return _glob_escape(path)
-    parts = path.split("/")
     run_dir = path.startswith(_RUN_UNDER)
+    head, sep, last = path.rpartition("/")
+    if not sep or head.count("/") > _DEEP:
+        return _walk_shape(path, run_dir)
+    # the directory's shape is shared by every path in it: made once (_dir_shape), then the last component
+    return _dir_shape(head, run_dir, _fan_out(head, last)) + "/" + _component_shape(last, False, run_dir, True)
+
+
+_DEEP = 128   # directories deeper than this take the plain walk (_dir_shape recurses once per level)
+
+
+def _walk_shape(path: str, run_dir: bool) -> str:
+    """shape, one component after the other."""
+    parts = path.split("/")
     last = len(parts) - 1
     # a component's glob depends on the next one only when it is two characters (a fan-out directory)
     return "/".join([_component_shape(c, i < last and len(c) == 2 and _HEX.match(parts[i + 1]) is not None,
                                       run_dir, i == last) for i, c in enumerate(parts)])
+
+
+def _fan_out(d: str, nxt: str) -> bool:
+    """Is the last component of directory ``d`` a two-character fan-out directory before the hash ``nxt``?"""
+    return len(d) - d.rfind("/") == 3 and _HEX.match(nxt) is not None
+
+
+@functools.lru_cache(maxsize=65536)
+def _dir_shape(d: str, run_dir: bool, fan_out: bool) -> str:
+    """The components of directory ``d`` as shape writes them in a path beneath it (``fan_out``: its last
+    component is followed by a hex hash)."""
+    head, sep, c = d.rpartition("/")
+    own = _component_shape(c, fan_out, run_dir, False)
+    return _dir_shape(head, run_dir, _fan_out(head, c)) + "/" + own if sep else own
 
 
 @functools.lru_cache(maxsize=65536)   # the same directories recur in every path beneath them

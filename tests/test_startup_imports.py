@@ -1,0 +1,33 @@
+"""What a `learn --backend ptrace` into a new profile loads: only what that path runs (each module costs
+start-up time on every learn; README "CPU placement" has the figures). A module listed here that comes
+back on the learn path is a regression of the fixed cost."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+NOT_ON_THE_LEARN_PATH = [
+    "ptrace",                      # python-ptrace: ptrace_abi binds libc's ptrace itself (~11 ms)
+    "logging", "traceback", "textwrap",   # what python-ptrace's package brought
+    "pkgutil", "importlib.util",   # package data through the package's loader (kernel/data.py)
+    "tempfile", "pathlib", "shutil", "zipfile",
+    "rich",                        # status lines on a stderr that is not a terminal are written plainly
+    "fastjsonschema", "leastpriv.schemas._validate_profile",   # a new profile: nothing to read and check
+    "leastpriv.exporters", "leastpriv.enforce", "leastpriv.reach", "leastpriv.oci",
+    "leastpriv.tracer.ebpf", "leastpriv.tracer.kernlog", "leastpriv.tracer.container",
+    "leastpriv.learner.check", "leastpriv.learner.diff", "leastpriv.learner.review",
+]
+
+
+def test_a_learn_into_a_new_profile_loads_only_its_own_path(tmp_path):
+    code = ("import sys\nfrom leastpriv.cli import main\n"
+            "try:\n    main(['learn', '--backend', 'ptrace', '-o', %r, '--', 'true'])\nexcept SystemExit as e:\n"
+            "    assert e.code == 0, e.code\n"
+            "print('\\n'.join(sorted(sys.modules)))") % str(tmp_path / "p.json")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert "leastpriv.tracer.ptrace" in loaded and "leastpriv.learner.aggregate" in loaded   # the test can see
+    found = sorted(m for m in loaded for unwanted in NOT_ON_THE_LEARN_PATH
+                   if m == unwanted or m.startswith(unwanted + "."))
+    assert not found, f"on the learn path: {found}"

@@ -83,10 +83,13 @@ class DashDashCommand(click.Command):
     def parse_args(self, ctx, args):
         ctx.meta["leastpriv.dashdash"] = "--" in args
         ctx.meta["leastpriv.after_dashdash"] = tuple(args[args.index("--") + 1:]) if "--" in args else ()
-        self._refuse_unknown_options(ctx, args)
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, self._refuse_unknown_options(ctx, args))
 
-    def _refuse_unknown_options(self, ctx, args) -> None:
+    def _refuse_unknown_options(self, ctx, args) -> list[str]:
+        """``args``, with a short option of ours that stands alone (``-o FILE``) spelled long (``--output
+        FILE``), which click reads the same: it tries every option as a long one first and, for a short one,
+        builds a NoSuchOption that imports difflib for its suggestions (~1 ms of every start)."""
+        args = list(args)
         opts: dict[str, click.Option] = {}
         for p in self.get_params(ctx):
             if isinstance(p, click.Option):
@@ -96,7 +99,7 @@ class DashDashCommand(click.Command):
         while i < len(args):
             a = args[i]
             if a == "--":
-                return
+                return args
             if a.startswith("-") and a != "-":
                 name = a.split("=", 1)[0]
                 p = opts.get(name)
@@ -106,11 +109,16 @@ class DashDashCommand(click.Command):
                     name = a[:2]
                 if p is None:
                     raise click.NoSuchOption(name, possibilities=list(opts), ctx=ctx)
-                if not (p.is_flag or p.count) and not attached:
+                flag = p.is_flag or p.count
+                long = next((o for o in p.opts if o.startswith("--")), None)
+                if a == name and len(a) == 2 and a in p.opts and long and (flag or i + 1 < len(args)):
+                    args[i] = long
+                if not flag and not attached:
                     i += 1   # its value
             elif self.stop_at_positional:
-                return
+                return args
             i += 1
+        return args
 
 
 class CommandRunner(DashDashCommand):

@@ -29,6 +29,36 @@ def lp(*args: str, check: bool = False, timeout: float = 120, **kw) -> subproces
     return proc
 
 
+def lp_in_process(*args: str) -> subprocess.CompletedProcess:
+    """``leastpriv ARGS`` run in this process, for tests that make thousands of calls: leastpriv.cli.main with
+    stdin empty and stdout/stderr captured through strict UTF-8 streams (as a UTF-8 terminal or pipe would be).
+    An exception that escapes main is a traceback on stderr and exit 1, as in a real process."""
+    import io
+    import traceback
+
+    from leastpriv.cli import main
+
+    saved = sys.stdin, sys.stdout, sys.stderr
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8"),   # (kept: a wrapper closes its buffer when freed)
+               io.TextIOWrapper(out, encoding="utf-8", errors="strict", write_through=True),
+               io.TextIOWrapper(err, encoding="utf-8", errors="strict", write_through=True))
+    sys.stdin, sys.stdout, sys.stderr = streams
+    try:
+        main(list(args))
+        code = 0   # (main always exits)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except Exception:  # noqa: BLE001 - what a real process would print
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdin, sys.stdout, sys.stderr = saved
+    return subprocess.CompletedProcess(list(args), code, out.getvalue().decode(), err.getvalue().decode())
+
+
 @pytest.fixture(scope="session")
 def build_c(tmp_path_factory):
     """Compile tests/workloads/NAME.c (cached per session). ``m32=True`` builds an i386 binary."""

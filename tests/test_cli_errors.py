@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from tests.conftest import ROOT, lp, need_root
+from tests.conftest import ROOT, lp, lp_in_process, need_root
 from tests.learning import learn_profile
 
 
@@ -149,8 +149,8 @@ def test_run_says_why_exec_failed_when_the_filter_denies_write(good):
 
 
 def test_usage_errors_are_one_line(good, tmp_path):
-    """click's own errors (a choice, a directory for a file, a missing argument, an unknown option)
-    used to take three lines (Usage / Try / Error)."""
+    """The parser's own errors (a choice, a directory for a file, a missing argument, an unknown option)
+    are one line with where to look, not a usage block."""
     g = str(good)
     d = tmp_path / "adir.json"
     d.mkdir()
@@ -202,7 +202,7 @@ def test_pyproject_license_is_an_spdx_string():
 
 
 def test_unknown_options_are_usage_errors_not_the_command(good, tmp_path):
-    """Before --, an option leastpriv does not know is click's usage error (exit 2, which option), never run
+    """Before --, an option leastpriv does not know is a usage error (exit 2, which option), never run
     as the command ('--foo: command not found', 127)."""
     g = str(good)
     for argv in (["learn", "--foo", "--", "ls"], ["learn", "-o", str(tmp_path / "x.json"), "--foo", "--", "ls"],
@@ -238,3 +238,73 @@ def test_one_flag_vocabulary(good, tmp_path):
     assert "\x1b[" not in (tmp_path / "review.txt").read_text()
     res = lp("learn", "--backend", "ptrace", "-o", str(tmp_path / "l.json"), "--format", "json", "--", "true")
     assert res.returncode == 0 and json.loads(res.stdout)["runs"] == 1
+
+
+def test_command_line_grammar(good, tmp_path):
+    """getopt's grammar (click's before argparse): where options end, what a value is, and one usage line for
+    each way to get it wrong."""
+    g = str(good)
+    learn = ("learn", "--backend", "ptrace")
+    # an option's value is the next word, even when it looks like an option
+    res = lp(*learn, "-o", "-x.json", "--", "true", cwd=tmp_path)
+    assert res.returncode == 0 and (tmp_path / "-x.json").exists(), res.stderr
+    # -oFILE, --opt=value (a value may hold '='), --opt value
+    for argv, made in ((["-o" + str(tmp_path / "a.json")], "a.json"), ([f"--output={tmp_path}/b=c.json"], "b=c.json"),
+                       (["--output", str(tmp_path / "d.json")], "d.json")):
+        res = lp(*learn, *argv, "--", "true")
+        assert res.returncode == 0 and (tmp_path / made).exists(), (argv, res.stderr)
+    # after --, and from COMMAND's first word on, every word is COMMAND's: -h, --foo and a second --
+    res = lp(*learn, "-o", str(tmp_path / "e.json"), "--", "sh", "-c", 'echo "$@"', "sh", "-h", "--foo", "--", "x")
+    assert res.returncode == 0 and res.stdout == "-h --foo -- x\n", res.stderr
+    res = lp(*learn, "-o", str(tmp_path / "e.json"), "sh", "-c", 'echo "$@"', "sh", "-o", "--json")
+    assert res.returncode == 0 and res.stdout == "-o --json\n", res.stderr
+    # check -- CMD traces CMD even when it is one word; check NEW reads the file NEW
+    assert lp("check", "--baseline", g, "--backend", "ptrace", "--", "true").returncode == 0
+    _one_line_error(lp("check", "--baseline", g, "true"), 2, "true: no such profile")
+    # usage errors: one line naming the problem and the command's --help, exit 2, nothing run
+    ran = str(tmp_path / "ran")
+    sh = ("--", "sh", "-c", f"touch {ran}")
+    for argv, needles in (
+            ([*learn, "--foo", *sh], ("No such option '--foo'", "learn --help")),
+            ([*learn, "--out", "x.json", *sh], ("No such option '--out'",)),          # never abbreviated
+            ([*learn, "-Z", *sh], ("No such option '-Z'",)),
+            ([*learn, "-iZ", *sh], ("No such option '-Z'",)),                          # flags sharing a dash
+            (["diff", "--foo", g, g], ("No such option '--foo'", "diff --help")),
+            ([*learn[:1], "--backend", "nope", *sh], ("--backend", "nope", "learn --help")),
+            ([*learn, "--json=yes", *sh], ("--json", "yes")),
+            ([*learn, "--network", "none", *sh], ("--network: only with", "learn --help")),
+            ([*learn, "--pid", "x"], ("--pid", "'x'")),
+            ([*learn, "-o"], ("-o/--output", "expected one argument")),
+            (["check", "--baseline", g, "-f", "nope", g], ("-f/--format", "nope", "check --help")),
+            (["check", g], ("--baseline", "required")),
+            (["diff", g, g, g], ("unexpected extra arguments", g)),
+            (["show"], ("PROFILE", "show --help")),
+            (["--bogus"], ("No such option '--bogus'", "(see: leastpriv --help)")),
+            (["lern"], ("No such command 'lern'",))):
+        res = lp_in_process(*argv)
+        _one_line_error(res, 2, *needles)
+        assert res.stdout == "" and not os.path.exists(ran), argv
+    # -- alone, or no COMMAND: exit 2, one line
+    _one_line_error(lp_in_process(*learn, "-o", str(tmp_path / "f.json"), "--"), 2, "COMMAND")
+    _one_line_error(lp_in_process("check", "--baseline", g, "--"), 2, "NEW")
+    _one_line_error(lp_in_process("run", "--profile", g, "--"), 2, "no command")
+
+
+def test_help_of_every_command(good):
+    """-h/--help on stdout, exit 0, with examples; bare leastpriv: the help on stderr, exit 2; --version."""
+    from leastpriv.cli import COMMANDS
+
+    top = lp_in_process("--help")
+    assert top.returncode == 0 and top.stdout.startswith("Usage: leastpriv [OPTIONS] COMMAND"), top
+    for name in COMMANDS:
+        assert f"\n  {name} " in top.stdout, name
+        for flag in ("-h", "--help"):
+            res = lp_in_process(name, flag)
+            assert res.returncode == 0 and res.stderr == "", (name, res.stderr)
+            assert res.stdout.startswith(f"Usage: leastpriv {name} [OPTIONS]") and "Examples:" in res.stdout, name
+    assert "[default: leastpriv.json]" in lp_in_process("learn", "-h").stdout
+    assert "--baseline FILE" in lp_in_process("check", "-h").stdout
+    bare = lp_in_process()
+    assert bare.returncode == 2 and bare.stdout == "" and bare.stderr == top.stdout
+    res = lp_in_process("--version")
+    assert res.returncode == 0 and res.stdout.startswith("leastpriv, version ")

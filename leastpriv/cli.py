@@ -152,9 +152,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     help, 100 columns at most."""
 
     def __init__(self, prog: str):
+        # argparse makes a formatter for every add_argument (to check the metavar): the terminal's width, and
+        # shutil (~2 ms to import), only when help is printed
+        super().__init__(prog, max_help_position=34, width=98)
+
+    def format_help(self) -> str:
         import shutil
 
-        super().__init__(prog, max_help_position=34, width=min(100, shutil.get_terminal_size().columns) - 2)
+        self._width = min(100, shutil.get_terminal_size().columns) - 2
+        self._max_help_position = min(34, max(self._width - 20, 4))
+        return super().format_help()
 
     def add_usage(self, usage, actions, groups, prefix=None):
         super().add_usage(usage, actions, groups, "Usage: " if prefix is None else prefix)

@@ -12,7 +12,7 @@ NOT_ON_THE_LEARN_PATH = [
     "pkgutil", "importlib.util",   # package data through the package's loader (kernel/data.py)
     "tempfile", "pathlib", "shutil", "zipfile",
     "getpass", "termios",          # the user name of a run: recording._user
-    "difflib",                     # click's suggestions for an unknown option: -o is spelled --output first (cli.py)
+    "difflib",                     # suggestions for an unknown option, only on that error (cli.py)
     "rich",                        # status lines on a stderr that is not a terminal are written plainly
     "fastjsonschema", "leastpriv.schemas._validate_profile",   # a new profile: nothing to read and check
     "leastpriv.exporters", "leastpriv.enforce", "leastpriv.reach", "leastpriv.oci",

@@ -90,6 +90,7 @@ from .recording import Recording, RecordingBuilder
 from .base import processes
 
 NO_SECCOMP_ENV = "LEASTPRIV_PTRACE_NO_SECCOMP"
+PURE_ENV = "LEASTPRIV_PTRACE_PURE"   # set: the pure-Python loop even where the C one is built
 SAMPLE_FIRST = 8
 PROGRESS_EVERY = 0.25
 FORWARDED = launch.FORWARDED   # passed on to the workload (the same set for every starter)
@@ -107,6 +108,18 @@ _PATH_OPS = {name: tuple((pa.dirfd, pa.index, pa.access) for pa in row.paths)
              for name, row in semantics.SEMANTICS.items() if row.kind == "pathop"}
 _OPENS = frozenset(name for name, row in semantics.SEMANTICS.items() if row.kind in ("open", "creat", "openat2"))
 _EXECS = frozenset(name for name, row in semantics.SEMANTICS.items() if row.kind == "exec")
+
+
+def _c_loop():
+    """The C twin of the hot loop's common stops (_ptloop.c), or None: not built (no compiler when
+    installed), another struct layout, or LEASTPRIV_PTRACE_PURE set."""
+    if os.environ.get(PURE_ENV):
+        return None
+    try:
+        from . import _ptloop
+    except ImportError:
+        return None
+    return _ptloop if _ptloop.INFO_SIZE == sizeof(abi.SyscallInfo) else None
 
 
 def _privileged_exe(path: str) -> str:
@@ -214,6 +227,7 @@ class _Session:
         self.fallback = False
         self.tasks_seen = 0
         self.nsys = 0
+        self.next_progress = 0.0
         self._handlers = self._make_handlers()
 
     # ------------------------------------------------------------------ run
@@ -411,6 +425,9 @@ class _Session:
 
     # ------------------------------------------------------------ hot loop
     def _loop(self):
+        """Every stop until no tracee is left. The common stops (a known call without a handler, the exit
+        of a sampled one) are handled by the C twin of this loop (_ptloop.c) when it is built, and
+        everything else by the same code below, as the pure-Python loop handles every stop."""
         waitpid = os.waitpid
         WALL = abi.WALL
         pt = abi.fast_ptrace
@@ -431,21 +448,37 @@ class _Session:
         slow = self._slow_stop
         fallback = self.fallback
         resume_after_exit = SYSCALL if fallback else CONT
-        monotonic = time.monotonic
-        progress = self.options.progress
-        next_progress = monotonic() + PROGRESS_EVERY
+        fast = None if fallback else _c_loop()
+        if fast is not None:
+            run_c, C_INFO, C_WAITED, C_TICK, C_FAILED = fast.run, fast.INFO, fast.WAITED, fast.TICK, fast.FAILED
+            iaddr_int = addressof(info)
+        self.next_progress = time.monotonic() + PROGRESS_EVERY
+        got = False      # info holds this stop's syscall info already (the C loop asked for it)
         nsys = 0
         try:
             while True:
-                try:
-                    pid, status = waitpid(-1, WALL)
-                except ChildProcessError:
-                    break
+                if fast is not None:
+                    why, pid, status, nsys = run_c(iaddr_int, tables, pending, native, SAMPLE_FIRST,
+                                                   RESTART_ERRNOS, nsys)
+                    if why > C_INFO:
+                        if why == C_TICK:
+                            self._tick(nsys)
+                        elif why == C_FAILED:
+                            self._ptrace_failed(pid, status)   # status: the request that failed
+                        else:
+                            break        # no tracee left
+                        continue
+                    got = why == C_INFO
+                else:
+                    try:
+                        pid, status = waitpid(-1, WALL)
+                    except ChildProcessError:
+                        break
                 if status == S_SECCOMP:
-                    if pt(GSI, pid, isz, iaddr) == FAILED and not self._gsi_failed(pid):
+                    if not got and pt(GSI, pid, isz, iaddr) == FAILED and not self._gsi_failed(pid):
                         continue
                 elif status == S_SYSCALL:
-                    if pt(GSI, pid, isz, iaddr) == FAILED and not self._gsi_failed(pid):
+                    if not got and pt(GSI, pid, isz, iaddr) == FAILED and not self._gsi_failed(pid):
                         continue
                     if info.op != 1:    # exit stop (or no info)
                         e = pending.pop(pid, None)
@@ -490,14 +523,18 @@ class _Session:
                     self._ptrace_failed(pid, CONT)
                 nsys += 1
                 if not nsys & 1023:
-                    t = monotonic()
-                    if t >= next_progress:
-                        next_progress = t + PROGRESS_EVERY
-                        self.nsys = nsys
-                        if progress is not None:
-                            progress(self._progress())
+                    self._tick(nsys)
         finally:
             self.nsys = nsys
+
+    def _tick(self, nsys):
+        """Every 1024 syscalls: report progress if PROGRESS_EVERY has passed."""
+        t = time.monotonic()
+        if t >= self.next_progress:
+            self.next_progress = t + PROGRESS_EVERY
+            self.nsys = nsys
+            if self.options.progress is not None:
+                self.options.progress(self._progress())
 
     def _progress(self) -> dict:
         distinct = {e[NAME] for t in self.exe_tables.values() for e in t.values()}
@@ -629,6 +666,7 @@ class _Session:
 
     # ------------------------------------------------------------ entries
     def _new_entry(self, tab, audit_arch, nr) -> list:
+        key = nr if audit_arch == self.native_audit else (audit_arch, nr)   # the loop's key: nr as u64
         if nr >= 1 << 63:
             nr -= 1 << 64
         arch, num = syscalls.from_audit(audit_arch, nr)
@@ -649,7 +687,7 @@ class _Session:
         if ignore:
             on_entry, on_exit = self._h_noresult, None
         e = [0, 0, 0, {}, (arch, name), on_entry, on_exit, argidx, {}, ignore]
-        tab[nr if audit_arch == self.native_audit else (audit_arch, nr)] = e
+        tab[key] = e
         return e
 
     def _make_handlers(self) -> dict:

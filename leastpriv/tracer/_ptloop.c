@@ -183,7 +183,6 @@ static PyObject *run(PyObject *self, PyObject *args)
                 Py_XDECREF(en);
                 bad = restarted < 0
                       || (!restarted && (incr(e, RESULTS, NULL) < 0
-                                         || !PyDict_Check(PyList_GET_ITEM(e, ERRNOS))
                                          || count_in(PyList_GET_ITEM(e, ERRNOS), -rval) < 0));
             } else if (!bad) {
                 bad = incr(e, RESULTS, NULL) < 0 || incr(e, OK, NULL) < 0;

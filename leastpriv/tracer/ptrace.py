@@ -66,13 +66,19 @@ module is not built or LEASTPRIV_PTRACE_PURE=1. Python per stop is then
 nothing: waitpid (GIL released), PTRACE_GET_SYSCALL_INFO into the struct,
 two dict lookups, a counter, PTRACE_CONT. The pure-Python loop allocates
 next to nothing either (ctypes pointers without argtypes or errno copying,
-lists mutated in place, the GC off during the loop), but costs ~1.4 µs of
-interpreter per stop. Measured pinned to one CPU (49,000-call storms, load
-~1, medians of 5; a bare C tracer doing waitpid + GET_SYSCALL_INFO + CONT is
-the floor; strace -f takes two stops): per getppid C loop 3.0 µs, Python loop
-4.4, floor 2.9, strace 6.8; per stat 3.5 / 4.6 / 3.4 / 9.1. An open (+close)
-costs two stops and Python handlers (the path from the tracee, /proc/PID/fd
-readlink at its exit): 17.7 µs, strace 15.5, floor 6.9.
+lists mutated in place, the GC off during the loop), but costs 0.7-1.4 µs of
+interpreter per stop. Measured pinned to one CPU on 49,000-call storms (two
+sessions, medians of 5 and 7, load 0.8-1.5; a bare C tracer doing waitpid +
+GET_SYSCALL_INFO + CONT is the floor; strace -f takes two stops), per call:
+getppid: C loop 3.0-3.2 µs, Python loop 3.8-4.4, floor 2.9, strace 6.3-6.8;
+stat: 3.3-3.5 / 4.3-4.6 / 3.1-3.4 / 8.1-9.1. An open (+close) costs two stops
+and Python handlers (the path from the tracee, /proc/PID/fd readlink at its
+exit): C loop 14.1-17.7 µs, Python loop 14.7-17.9, strace 14.4-15.5. Whole
+commands (bench part 3, interleaved, median of 7, load ~1.5; C loop / Python
+loop / strace -f, seconds): find /usr/share 0.342 / 0.380 / 0.404, tar of
+/usr/include 0.722 / 0.804 / 0.858, git status of its copy 0.182 / 0.197 /
+0.154, a pytest run 0.429 / 0.438 / 0.349; ~0.08 s of each learn is start-up
+(``learn -- true``), strace's is ~0.004 s.
 
 What it cannot see: capability checks (the eBPF backend sees them), syscalls
 another seccomp filter of the workload denies before ours asks, and a setuid

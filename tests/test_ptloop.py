@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
-import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -182,3 +184,34 @@ def test_python_threads_and_subprocesses(steady, monkeypatch, tmp_path):
     # counts of futex, mmap, mprotect, poll differ between runs of either loop
     same([*steady, PYTHON, str(WORKLOADS / "lp_pytasks.py"), str(tmp_path / "w")], monkeypatch, tmp_path / "w",
          compare="facts")
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["C loop", "Python loop"])
+def test_a_signal_handlers_exception_ends_the_trace_and_the_workload(pure, monkeypatch):
+    """A Python signal handler runs while the loop waits (the C loop waits with the GIL released and runs
+    the handlers when waitpid is interrupted); its exception (here KeyboardInterrupt) ends the trace as
+    run() ends it: the workload killed and reaped, the Recording saved as interrupted."""
+    if not pure and not c_loop_built():
+        pytest.skip("leastpriv.tracer._ptloop is not built")
+    if pure:
+        monkeypatch.setenv(ptrace.PURE_ENV, "1")
+    else:
+        monkeypatch.delenv(ptrace.PURE_ENV, raising=False)
+
+    def interrupt(sig, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGPROF, interrupt)    # not a signal the tracer forwards: ours stays
+    timer = threading.Timer(0.5, signal.pthread_kill, (threading.get_ident(), signal.SIGPROF))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        rec = ptrace.PtraceBackend().trace(Command(("sleep", "30")), TraceOptions())
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGPROF, old)
+    assert time.monotonic() - t0 < 10
+    assert rec.interrupted == "SIGINT" and not rec.complete
+    assert "nanosleep" in rec.syscalls["x86_64"] or "clock_nanosleep" in rec.syscalls["x86_64"]
+    with pytest.raises(ChildProcessError):     # nothing left: no tracee stopped, no zombie
+        os.waitpid(-1, os.WNOHANG | 0x40000000)

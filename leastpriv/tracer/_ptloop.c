@@ -245,7 +245,10 @@ PyMODINIT_FUNC PyInit__ptloop(void)
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddIntConstant(m, "INFO_SIZE", sizeof(struct info)) < 0
+    /* PROTOCOL: run()'s arguments and answers; ptrace.py uses a module built from another version of this
+     * file (a stale editable build) only if it speaks the same */
+    if (PyModule_AddIntConstant(m, "PROTOCOL", 1) < 0
+        || PyModule_AddIntConstant(m, "INFO_SIZE", sizeof(struct info)) < 0
         || PyModule_AddIntConstant(m, "WAITED", WAITED) < 0 || PyModule_AddIntConstant(m, "INFO", INFO) < 0
         || PyModule_AddIntConstant(m, "FAILED", FAILED) < 0 || PyModule_AddIntConstant(m, "TICK", TICK) < 0
         || PyModule_AddIntConstant(m, "NONE", NONE) < 0) {

@@ -132,14 +132,16 @@ _EXECS = frozenset(name for name, row in semantics.SEMANTICS.items() if row.kind
 
 def _c_loop():
     """The C twin of the hot loop's common stops (_ptloop.c), or None: not built (no compiler when
-    installed), another struct layout, or LEASTPRIV_PTRACE_PURE set."""
+    installed), built from another version of _ptloop.c (PROTOCOL) or for another struct layout, or
+    LEASTPRIV_PTRACE_PURE set."""
     if os.environ.get(PURE_ENV):
         return None
     try:
         from . import _ptloop
     except ImportError:
         return None
-    return _ptloop if _ptloop.INFO_SIZE == sizeof(abi.SyscallInfo) else None
+    ok = getattr(_ptloop, "PROTOCOL", 0) == 1 and _ptloop.INFO_SIZE == sizeof(abi.SyscallInfo)
+    return _ptloop if ok else None
 
 
 def _privileged_exe(path: str) -> str:

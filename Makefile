@@ -48,4 +48,4 @@ tables:
 	$(VPY) tools/gen_validators.py   # needs fastjsonschema (the venv)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache leastpriv/tracer/_ptloop.*.so

@@ -73,12 +73,13 @@ GET_SYSCALL_INFO + CONT is the floor; strace -f takes two stops), per call:
 getppid: C loop 3.0-3.2 µs, Python loop 3.8-4.4, floor 2.9, strace 6.3-6.8;
 stat: 3.3-3.5 / 4.3-4.6 / 3.1-3.4 / 8.1-9.1. An open (+close) costs two stops
 and Python handlers (the path from the tracee, /proc/PID/fd readlink at its
-exit): C loop 14.1-17.7 µs, Python loop 14.7-17.9, strace 14.4-15.5. Whole
-commands (bench part 3, interleaved, median of 7, load ~1.5; C loop / Python
-loop / strace -f, seconds): find /usr/share 0.342 / 0.380 / 0.404, tar of
-/usr/include 0.722 / 0.804 / 0.858, git status of its copy 0.182 / 0.197 /
-0.154, a pytest run 0.429 / 0.438 / 0.349; ~0.08 s of each learn is start-up
-(``learn -- true``), strace's is ~0.004 s.
+exit): C loop 14.1-17.7 µs, Python loop 14.7-17.9, strace 14.4-15.5 (~5 µs
+of it Python). bench/run.py part 3 (pinned, median of 5, two runs with each
+loop alternated, load ~1.2), learn / strace -f -o /dev/null, whole run with
+the C loop (Python loop): find /usr/share 0.80x (0.93x), tar of /usr/include
+0.84x (0.93x), git status of its copy 1.15x (1.22x), a pytest run 1.15x
+(1.19x); each tracer's start-up differenced out (learn -- true 0.065 s,
+strace 0.004 s): 0.65x (0.78x), 0.76x (0.85x), 0.68x (0.78x), 0.97x (1.00x).
 
 What it cannot see: capability checks (the eBPF backend sees them), syscalls
 another seccomp filter of the workload denies before ours asks, and a setuid

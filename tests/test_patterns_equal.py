@@ -153,3 +153,20 @@ def test_shape_by_directory_is_the_walk_of_every_component():
     for p in _shape_cases():
         assert P.shape(p) == (P._glob_escape(p) if P.never_generalized(p) else
                               P._walk_shape(p, p.startswith(P._RUN_UNDER))), p
+
+
+def _literal_base_by_components(pattern: str) -> str:
+    parts = []
+    for c in pattern.split("/")[1:]:
+        if "*" in c.replace("\\*", ""):
+            break
+        parts.append(c.replace("\\", ""))
+    return "/" + "/".join(parts)
+
+
+def test_literal_base_is_the_run_of_literal_components():
+    cases = ["/", "//", "/a", "/a/", "/a//b", "/a/*", "/*", "//*", "///x*", "/a/b*/c", "/a/b/c*d/e", "/a/**",
+             "a/b*", "ab/cd", "", "*", "/t\\*x/*", "/e\\[1\\]/*", "/x\\", "/tmp/tmp.*/f"]
+    cases += [P.shape(p) for p in _shape_cases()]
+    for pat in cases:
+        assert P.literal_base(pat) == _literal_base_by_components(pat), pat

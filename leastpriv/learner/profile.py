@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping
 
+from ..values import Value, value
 from .. import __version__, schema
 from ..errors import UserError
 from ..fileio import copy_json, dumps, make_temp, read_json, write_atomic
@@ -39,8 +40,8 @@ def empty_facts() -> dict:
     return {k: ({} if k != "network" else []) for k in FACT_KINDS}
 
 
-@dataclass(frozen=True)
-class Profile:
+@value
+class Profile(Value):
     """The aggregate of runs. ``runs`` and ``facts`` are JSON-shaped (treat them as read-only); ``rules`` is typed.
 
     Build or change one only through learner.aggregate (pure functions that

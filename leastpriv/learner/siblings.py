@@ -15,18 +15,18 @@ rules.py instead), and names the ABI does not have.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
+from ..values import Value, value
 from ..kernel.data import get_data
 from ..kernel import syscalls
 from ..policy.risks import SYSCALLS as DANGEROUS
 from ..policy.rules import Sibling
 
 
-@dataclass(frozen=True)
-class Family:
+@value
+class Family(Value):
     name: str
     members: tuple[str, ...]
     triggers: tuple[str, ...]

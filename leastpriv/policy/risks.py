@@ -10,13 +10,12 @@ architecture are simply skipped there (``syscalls.exists``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..kernel import constants
+from ..values import Value, value
 
 
-@dataclass(frozen=True)
-class Risk:
+@value
+class Risk(Value):
     key: str                # syscall name, "CAP_*", or "syscall:ARG" for an argument value
     why: str
     example: str            # a CVE or an exploit class

@@ -27,8 +27,10 @@ not know is kept as it was).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from typing import Any, Iterable, Iterator, Mapping
+
+from ..values import Value, value
 
 STYLES = ("allowlist", "denylist")
 ARGS_MODES = ("strict", "safe", "off")
@@ -71,8 +73,8 @@ def _per_arch_json(d: Mapping[str, tuple]) -> dict[str, list]:
 
 
 # ---- seccomp rules ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ArgCondition:
+@value
+class ArgCondition(Value):
     """One condition on one argument (libseccomp's scmp_arg_cmp): ``arg[index] op value [valueTwo]``."""
 
     index: int
@@ -96,8 +98,8 @@ class ArgCondition:
         return out
 
 
-@dataclass(frozen=True)
-class ArgRule:
+@value
+class ArgRule(Value):
     """Allow (or, in a denylist, deny) ``names`` when every condition holds."""
 
     names: tuple[str, ...]
@@ -122,8 +124,8 @@ class ArgRule:
         return out
 
 
-@dataclass(frozen=True)
-class ErrnoRule:
+@value
+class ErrnoRule(Value):
     """Answer ``names`` with ``errno`` instead of running them (clone3 -> ENOSYS)."""
 
     names: tuple[str, ...]
@@ -148,8 +150,8 @@ class ErrnoRule:
         return out
 
 
-@dataclass(frozen=True)
-class Sibling:
+@value
+class Sibling(Value):
     """A syscall allowed because a harmless sibling of it was used (learner/siblings.py), and why."""
 
     name: str
@@ -174,8 +176,8 @@ class Sibling:
         return out
 
 
-@dataclass(frozen=True)
-class Denylist:
+@value
+class Denylist(Value):
     """A denylist for one ABI: under default ALLOW, deny ``names``; deny a call when all conditions of one
     ``conditional`` rule match; answer ``errno`` rules with their errno (policy/denylist.py)."""
 
@@ -203,8 +205,8 @@ class Denylist:
 
 
 # ---- files and network --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PathPattern:
+@value
+class PathPattern(Value):
     """A path glob (``patterns``) or a directory the workload created (``owned``: it may create, write and
     remove beneath it), learner/patterns.py; ``paths`` are examples of what it stands for."""
 
@@ -237,8 +239,8 @@ class PathPattern:
         return out
 
 
-@dataclass(frozen=True)
-class FileRules:
+@value
+class FileRules(Value):
     """Literal paths by access (what no pattern or owned directory covers)."""
 
     read: tuple[str, ...] = ()
@@ -272,8 +274,8 @@ class FileRules:
         return {p for a in ACCESSES for p in getattr(self, a)}
 
 
-@dataclass(frozen=True)
-class NetworkRules:
+@value
+class NetworkRules(Value):
     """Socket families used, and TCP ports by operation (``ports["tcp_bind"]``, ``ports["tcp_connect"]``)."""
 
     families: tuple[str, ...] = ()
@@ -298,8 +300,8 @@ class NetworkRules:
 
 
 # ---- the rules ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Rules:
+@value
+class Rules(Value):
     """What a profile allows (see the module doc). Build it with learner.rules.derive_rules or from_json."""
 
     style: str = "allowlist"          # allowlist: deny all but what was used; denylist: allow all but the dangerous

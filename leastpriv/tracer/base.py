@@ -4,26 +4,27 @@ from __future__ import annotations
 import os
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable
 
+from ..values import Value, value
 from .recording import Recording
 
 
-@dataclass(frozen=True)
-class Command:
+@value
+class Command(Value):
     """Start ``argv`` and trace it and everything it creates."""
     argv: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Pid:
+@value
+class Pid(Value):
     """Attach to a running process and all its descendants, existing and future."""
     pid: int
 
 
-@dataclass(frozen=True)
-class Cgroup:
+@value
+class Cgroup(Value):
     """Every process in a cgroup (v2 path, e.g. /sys/fs/cgroup/system.slice/x.service)."""
     path: str
 
@@ -31,8 +32,8 @@ class Cgroup:
 Target = Command | Pid | Cgroup
 
 
-@dataclass(frozen=True)
-class Known:
+@value
+class Known(Value):
     """What a baseline already explains (``check --baseline``, ``learn --fast``): a backend may let
     these calls run without looking at them (tracer/fastpath.py), since they cannot add a fact.
 
@@ -42,8 +43,8 @@ class Known:
     args: frozenset[tuple[str, str, tuple[int, ...]]] = frozenset()
 
 
-@dataclass(frozen=True)
-class TraceOptions:
+@value
+class TraceOptions(Value):
     """Knobs common to backends.
 
     cpu: ptrace CPU placement: "same" (pin tracer and workload to one CPU:

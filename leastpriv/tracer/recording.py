@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping
 
+from ..values import Value, value
 from ..kernel import constants, syscalls
 from ..errors import UserError
 from ..fileio import dumps, read_json, write_atomic
@@ -27,8 +28,8 @@ RECORDING_VERSION = 1
 ACCESS_KINDS = ("read", "write", "exec", "create")
 
 
-@dataclass(frozen=True)
-class SyscallStat:
+@value
+class SyscallStat(Value):
     """How often one syscall was made, and what it returned where seen.
 
     ``results`` is how many of the ``count`` calls had their return value
@@ -49,8 +50,8 @@ class SyscallStat:
         return cls(int(d["count"]), int(d.get("results", 0)), int(d.get("ok", 0)), dict(d.get("errnos", {})))
 
 
-@dataclass(frozen=True)
-class CapCheck:
+@value
+class CapCheck(Value):
     """One capability the kernel checked (eBPF), or one inferred from a syscall (ptrace)."""
 
     cap: str                 # "CAP_CHOWN"
@@ -75,8 +76,8 @@ class CapCheck:
                    int(d.get("count", 1)), bool(d.get("inferred", False)), d.get("reason", ""))
 
 
-@dataclass(frozen=True)
-class Endpoint:
+@value
+class Endpoint(Value):
     """A bind or connect: family, address, port, and the socket's protocol."""
 
     op: str          # "bind" | "connect"
@@ -103,8 +104,8 @@ class Endpoint:
 ArgValues = Mapping[tuple[int, ...], int]   # values tuple -> count
 
 
-@dataclass(frozen=True)
-class Recording:
+@value
+class Recording(Value):
     """One run's facts (design.md). Build with RecordingBuilder; never mutate."""
 
     id: str

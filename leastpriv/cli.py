@@ -12,6 +12,7 @@ Exit codes (README has the table): a command's own status for learn/run
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -284,6 +285,8 @@ def main(argv: list[str] | None = None) -> None:
         parser = _command_parser(words[0])
         prog = parser.prog
         parsed = parser.parse(list(words[1:]))
+        if words[0] != "learn":   # start-up ran without the cycle collector (__main__.run); learn decides itself
+            gc.enable()
         COMMANDS[words[0]][0](parsed)
     except UsageError as exc:   # one line, and where to look
         console.error(f"{exc} (see: {prog} --help)")
@@ -421,6 +424,8 @@ def learn(a: argparse.Namespace) -> None:
     _only_with("--network", "network" in a.given, containers, "--image or --bundle (a command run here uses "
                "this host's network)")
     command = a.command
+    if a.from_log or containers:   # not the ptrace backend: with the cycle collector (__main__.run)
+        gc.enable()
     if a.from_log or a.since or a.exes or a.comms:   # seccomp log records: app -> tracer/kernlog.py
         if not a.from_log or command or pid is not None or cgroup or containers or a.fast:
             raise UserError("learn: --from-log SOURCE takes no command, --pid, --cgroup, --bundle, --image or --fast; "
@@ -451,6 +456,8 @@ def learn(a: argparse.Namespace) -> None:
     if command:
         resolve_command(command[0])   # 127 / 126 in one line, before anything runs
     chosen = _choose(backend, target, cpu)
+    if chosen.name != "ptrace":   # only a ptrace run goes on without the cycle collector (__main__.run)
+        gc.enable()
     existing = Profile.load_existing(output)   # fail before running anything
     known = None
     if a.fast:

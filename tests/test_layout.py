@@ -20,6 +20,7 @@ LAZY_FILES = {
     "leastpriv/app.py": "the container use cases load runc, images and seccomp-notify only when asked for",
 }
 LAZY = {
+    ("leastpriv/__main__.py", ".cli"): "imported once the cycle collector is off for the start-up",
     ("leastpriv/tracer/select.py", ".ptrace"): "the ptrace backend is imported only when chosen",
     ("leastpriv/tracer/select.py", ".ebpf"): "bcc (and its LLVM) is loaded only when eBPF is chosen",
     ("leastpriv/tracer/ptrace.py", "."): "the fast gate (tracer/fastpath.py) only with a baseline",

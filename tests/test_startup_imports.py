@@ -33,3 +33,20 @@ def test_a_learn_into_a_new_profile_loads_only_its_own_path(tmp_path):
     found = sorted(m for m in loaded for unwanted in NOT_ON_THE_LEARN_PATH
                    if m == unwanted or m.startswith(unwanted + "."))
     assert not found, f"on the learn path: {found}"
+
+
+def _collector_at_exit(tmp_path, *argv) -> str:
+    code = ("import atexit, gc, sys\nfrom leastpriv.__main__ import run\n"
+            "atexit.register(lambda: print('collector', gc.isenabled()))\n"
+            f"sys.argv = ['leastpriv', *{list(argv)!r}]\nrun()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()[-1]
+
+
+def test_the_cycle_collector_is_off_for_a_ptrace_learn_only(tmp_path):
+    """Start-up runs without the cycle collector (__main__.run); a learn with the ptrace backend goes on
+    without it, every other command turns it back on before its own work."""
+    assert _collector_at_exit(tmp_path, "learn", "--backend", "ptrace", "-o", "p.json", "--", "true") == "False"
+    assert _collector_at_exit(tmp_path, "show", "p.json") == "True"
+    assert _collector_at_exit(tmp_path, "export", "p.json", "--format", "docker", "-o", "d.json") == "True"

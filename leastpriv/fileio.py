@@ -145,6 +145,8 @@ except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib pat
 # float in exponent notation (json: 1e-06 / 1e+16, orjson: 1e-6 / 1e16). A number token is the only
 # place where an exponent's digits can be followed by "," or a newline (a string ends with a quote).
 _EXPONENT = re.compile(rb"e[-+]?[0-9]+,?\n")
+# A float of 1e-05 up to 1e-04 is the other way round: orjson writes 0.00001 where json writes 1e-05.
+_SMALL_FLOAT = re.compile(rb"0\.0000[0-9]*,?\n")
 
 
 def dumps(obj: Any) -> str:
@@ -164,7 +166,8 @@ def dumps(obj: Any) -> str:
         except TypeError:   # orjson.JSONEncodeError: a type or value only json.dumps writes
             pass
         else:
-            if raw.isascii() and b"\x7f" not in raw and _EXPONENT.search(raw) is None:
+            if (raw.isascii() and b"\x7f" not in raw and _EXPONENT.search(raw) is None
+                    and _SMALL_FLOAT.search(raw) is None):
                 return raw.decode("ascii")
     return json.dumps(obj, indent=2, sort_keys=True) + "\n"
 

@@ -25,6 +25,7 @@ EDGE = [
     # floats: plain, shortest-repr, exponent forms that orjson writes differently
     {"t": 1763838000.1234567, "f": [0.1, 2.5, -0.0, 1e15, 123456.789, 1e-4]},
     {"e": [1e16, 1.5e300, 4e-06, 5e-324, -2.7e-07], "x": 1e-05},
+    {"x": 1e-05}, [9.9e-05, -1.5e-05], {"t": 1764470000.00001},   # orjson: 0.00001 (no exponent), json: 1e-05
     # ints: 64-bit edges and beyond (orjson refuses > 64 bits)
     {"i": [2**63 - 1, -2**63, 2**64 - 1, 2**64, -2**63 - 1, 10**30]},
     # keys json converts: int, bool, None, float

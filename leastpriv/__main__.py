@@ -13,7 +13,7 @@ def run() -> None:
 
     Start-up (imports, the command's set-up) allocates ~100,000 objects that live until the exit and
     holds no garbage cycles worth a collection: the collector would walk them ~40 times (~5 ms of a
-    short ``learn``). It is off until the command starts its own work (cli.Group.resolve_command), except
+    short ``learn``). It is off until the command starts its own work (cli.main), except
     for ``learn`` with the ptrace backend, whose tracing loop always ran without it and whose learning
     after the run makes no cycles (cli.learn turns it back on for the other backends).
 

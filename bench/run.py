@@ -35,7 +35,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LEASTPRIV = [sys.executable, "-m", "leastpriv"]
+# the command users run: the console script of this interpreter's environment (python -m would add runpy)
+_SCRIPT = Path(sys.executable).parent / "leastpriv"
+LEASTPRIV = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "leastpriv"]
 WIDTHS = (34, 40, 10, 10, 10, 12, 14)
 
 FLOOR_PROGRAM = r"""

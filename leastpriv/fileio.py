@@ -133,13 +133,46 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)       # releases the lock
 
 
-try:
-    import orjson as _orjson
-    _ORJSON_OPTS = (_orjson.OPT_INDENT_2 | _orjson.OPT_SORT_KEYS | _orjson.OPT_APPEND_NEWLINE
-                    | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_DATETIME
-                    | _orjson.OPT_PASSTHROUGH_SUBCLASS)
-except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib path gives the same bytes
-    _orjson = None
+# orjson, imported for the first large document (dumps): its import brings datetime, uuid and platform
+# (~4.5 ms on the 2-vCPU machine this was measured on), more than json.dumps takes for a small profile
+_orjson = None
+_ORJSON_OPTS = 0
+_orjson_tried = False
+# a document with fewer entries than this in its first three levels is written by json.dumps (~0.85 µs a
+# value: the profile of `learn -- true`, ~80 entries, in ~0.5 ms; one of ~1,000 files, ~2,000 entries, in
+# ~8 ms against ~6 ms with orjson's import)
+SMALL_DOCUMENT = 1500
+
+
+def _load_orjson():
+    """orjson, imported now (None if it is not installed: the stdlib path gives the same bytes)."""
+    global _orjson, _ORJSON_OPTS, _orjson_tried
+    if not _orjson_tried:
+        _orjson_tried = True
+        try:
+            import orjson
+        except ImportError:  # pragma: no cover - orjson is a dependency
+            return None
+        _ORJSON_OPTS = (orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+                        | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+                        | orjson.OPT_PASSTHROUGH_SUBCLASS)
+        _orjson = orjson
+    return _orjson
+
+
+def _entries(obj: Any, depth: int = 3) -> int:
+    """The dict items and list entries of ``obj`` in its first ``depth`` levels: a cheap measure of its size."""
+    if type(obj) not in (dict, list):
+        return 0
+    n, level = 0, [obj]
+    for d in range(depth):
+        deeper: list = []
+        for x in level:
+            n += len(x)
+            if d + 1 < depth:
+                deeper += [v for v in (x.values() if type(x) is dict else x) if type(v) in (dict, list)]
+        level = deeper
+    return n
 
 # Where orjson's text could differ from json.dumps: a byte json would escape (non-ASCII, DEL) or a
 # float in exponent notation (json: 1e-06 / 1e+16, orjson: 1e-6 / 1e16). A number token is the only
@@ -156,13 +189,15 @@ def dumps(obj: Any) -> str:
     proves it). Python's json encoder is pure Python when it indents (~0.13 s for a profile of 9,000
     files), so orjson (Rust, ~5 ms) writes it whenever its output is provably the same: str keys only,
     ints within 64 bits, no surrogates, no dataclass/subclass objects (orjson refuses those here), and
-    none of the bytes or float forms above; anything else takes json.dumps. One difference remains
+    none of the bytes or float forms above; anything else takes json.dumps, and so does a small document
+    (SMALL_DOCUMENT: orjson's import would cost it more than it saves). One difference remains
     by design: NaN/Infinity floats (invalid JSON that json.dumps writes) come out as null; leastpriv's
     data has none.
     """
-    if _orjson is not None:
+    fast = _orjson if _orjson is not None or _entries(obj) < SMALL_DOCUMENT else _load_orjson()
+    if fast is not None:
         try:
-            raw = _orjson.dumps(obj, option=_ORJSON_OPTS)
+            raw = fast.dumps(obj, option=_ORJSON_OPTS)
         except TypeError:   # orjson.JSONEncodeError: a type or value only json.dumps writes
             pass
         else:

@@ -79,3 +79,22 @@ def test_write_atomic_never_replaces_a_device_or_directory(tmp_path):
     blocker.write_text("")
     with pytest.raises(UserError, match="cannot write"):
         write_atomic(blocker / "x.json", "{}")
+
+
+def test_small_documents_are_written_without_orjson_large_ones_with_it(tmp_path):
+    """A small profile (learn -- true) is written by json.dumps (orjson's import costs more than it saves),
+    a large one by orjson; both give json.dumps' text."""
+    import subprocess
+    import sys
+    code = ("import json, sys\nfrom leastpriv import fileio\n"
+            "small = {'facts': {'files': {f'/f{i}': {'access': ['read'], 'runs': 1} for i in range(50)}}}\n"
+            "assert fileio.dumps(small) == json.dumps(small, indent=2, sort_keys=True) + '\\n'\n"
+            "print('orjson' in sys.modules)\n"
+            "large = {'facts': {'files': {f'/f{i}': {'access': ['read'], 'runs': 1} for i in range(5000)}}}\n"
+            "assert fileio.dumps(large) == json.dumps(large, indent=2, sort_keys=True) + '\\n'\n"
+            "print('orjson' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"]
+    for obj in (0, "x", None, [1, [2, [3, [4]]]], {"a": {"b": {"c": {"d": 1}}}}):
+        assert fileio._entries(obj) >= 0 and fileio.dumps(obj) == _ref(obj)

@@ -12,7 +12,7 @@ so it is recorded, never dropped.
 from __future__ import annotations
 
 import json
-import platform
+import os
 from functools import lru_cache
 
 from .data import get_data
@@ -127,7 +127,7 @@ _MACHINE = {
 
 def host_arch() -> str:
     """This machine's native architecture, by libseccomp's name."""
-    machine = platform.machine()
+    machine = os.uname().machine   # platform.machine() on Linux, without importing platform (~1.3 ms)
     return _MACHINE.get(machine, machine)
 
 

@@ -1,4 +1,4 @@
-"""The eBPF program's hot path keeps counts exact and facts unchanged (root): errno runs kept per CPU in a
+"""The eBPF program's hot path keeps counts exact and facts unchanged (root): errno runs and argument-tuple runs kept per CPU in a
 slot's entry add up to the real totals, a closed socket's fd is forgotten through the process's socket-fd
 bitmap (below fd 63 and above), and the probe-read variant (kernels < 5.15) records what the typed-pointer
 one does."""
@@ -43,7 +43,7 @@ def facts(rec: Recording) -> dict:
 
 
 @pytest.mark.parametrize("variant", ["typed", "probe-read"])
-def test_errno_runs_across_threads_and_cpus_add_up_exactly(build_c, tmp_path, variant):
+def test_errno_and_argument_runs_across_threads_and_cpus_add_up_exactly(build_c, tmp_path, variant):
     exe = str(build_c("ebpf_counts"))
     out, rec = learn(tmp_path, [exe], env=PROBE_READ if variant == "probe-read" else None)
     want = dict(re.findall(r"(\w+) (\d+)", out.splitlines()[0]))
@@ -51,10 +51,15 @@ def test_errno_runs_across_threads_and_cpus_add_up_exactly(build_c, tmp_path, va
     bad, notdir, ok = int(want["EBADF"]), int(want["ENOTDIR"]), int(want["ok"])
     assert (st.count, st.results, st.ok) == (bad + notdir + ok,) * 2 + (ok,)
     assert st.errnos == {"EBADF": bad, "ENOTDIR": notdir}
+    # runs of one ioctl request kept per CPU in the slot's entry: the per-tuple counts are still exact
+    _, r1, n1, r2, n2 = out.splitlines()[1].split()
+    want_ioctl = {(int(r1),): int(n1), (int(r2),): int(n2)}
+    assert {v: c for v, c in rec.args["x86_64"]["ioctl"].items() if v in want_ioctl} == want_ioctl
     # a closed socket's fd taken by a socketpair end (fd 5, then fd 78: one bitmap bit for all fds >= 63):
     # the connects on the new end are not the old socket's, as under ptrace
     _, pt = learn(tmp_path, [exe], backend="ptrace")
     assert sorted(e.key() for e in rec.network) == sorted(e.key() for e in pt.network)
+    assert {v: c for v, c in pt.args["x86_64"]["ioctl"].items() if v in want_ioctl} == want_ioctl
     protos = {e.port: e.proto for e in rec.network}
     assert protos == {9: "udp", 10: "unknown", 11: "unknown", 12: "tcp"}, protos
 

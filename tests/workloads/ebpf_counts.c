@@ -1,7 +1,9 @@
 /* eBPF counting workload: fchdir in runs of different results from two threads (the kernel
  * keeps a CPU's run of one errno in the slot's entry and adds it to the errno map when another
  * errno comes: the totals must still be exact), and sockets whose fds are closed and reused
- * (the process's socket-fd bitmap), one at an fd above 63. Prints the expected totals. */
+ * (the process's socket-fd bitmap), one at an fd above 63; ioctl with two requests in runs of different
+ * lengths from two threads (a CPU's run of one argument tuple stays in the slot's entry too). Prints the
+ * expected totals. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,6 +11,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,6 +31,25 @@ static void *runs(void *arg) {
     return NULL;
 }
 
+static int nullfd;
+
+static void *ioctl_runs(void *arg) {
+    long seed = (long)arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        int a = 1 + (i * 5 + seed) % 4, b = 1 + (i * 3 + seed) % 3;
+        for (int k = 0; k < a; k++) syscall(SYS_ioctl, nullfd, TCGETS, 0);     /* ENOTTY */
+        for (int k = 0; k < b; k++) syscall(SYS_ioctl, nullfd, FIONREAD, 0);
+    }
+    return NULL;
+}
+
+static long ioctl_total(long seed, int which) {
+    long n = 0;
+    for (int i = 0; i < ROUNDS; i++)
+        n += which == 0 ? 1 + (i * 5 + seed) % 4 : 1 + (i * 3 + seed) % 3;
+    return n;
+}
+
 static long total(long seed, int which) {
     long n = 0;
     for (int i = 0; i < ROUNDS; i++)
@@ -44,6 +66,13 @@ int main(void) {
     pthread_join(t, NULL);
     printf("EBADF %ld ENOTDIR %ld ok %ld\n", total(1, 0) + total(2, 0), total(1, 1) + total(2, 1),
            total(1, 2) + total(2, 2));
+    nullfd = open("/dev/null", O_RDONLY);
+    pthread_create(&t, NULL, ioctl_runs, (void *)1L);
+    ioctl_runs((void *)2L);
+    pthread_join(t, NULL);
+    close(nullfd);
+    printf("ioctl %d %ld %d %ld\n", TCGETS, ioctl_total(1, 0) + ioctl_total(2, 0), FIONREAD,
+           ioctl_total(1, 1) + ioctl_total(2, 1));
 
     /* a socket's fd closed and taken by a socketpair end: a connect on that end is not the old socket's
        (once below fd 63, once above, where the process's bitmap has one bit for all) */

@@ -173,6 +173,9 @@ struct slotent {
     u64 errn;         //   how many of them are not yet in `errnos` (added there when another errno
                       //   comes; userspace adds what is left at the end)
     u64 count, results, ok;
+    u64 av[3];        // this CPU's latest tracked-argument tuple of the call, and how many calls
+    u64 an;           //   repeated it since it was counted in `argcounts` (added there when another
+                      //   tuple comes; userspace adds what is left at the end)
 };
 
 struct errkey {
@@ -496,8 +499,24 @@ static __always_inline void first_call(struct proc *p, u64 pid_tgid, u32 abi, s6
     }
 }
 
-// a call with tracked argument values: counted per tuple, a new tuple is news
-static __always_inline void count_args(struct spec *sp, REGS *regs, u64 pid_tgid, u32 abi, s64 nr) {
+static __always_inline void add_args(struct argkey *k, u64 n) {
+    u64 *c = argcounts.lookup(k);
+    if (c) {
+        __sync_fetch_and_add(c, n);
+    } else if (argcounts.insert(k, &n) != 0) {
+        c = argcounts.lookup(k);
+        if (c)
+            __sync_fetch_and_add(c, n);
+        else
+            count_lost(L_ARGS);
+    }
+}
+
+// a call with tracked argument values: counted per tuple, a new tuple is news. A repeat of this CPU's
+// latest tuple of the call costs a compare and a per-CPU increment (the run is added to `argcounts` when
+// another tuple comes, or by userspace at the end); another tuple, one map lookup, as before.
+static __always_inline void count_args(struct slotent *s, REGS *regs, u64 pid_tgid, u32 abi, s64 nr) {
+    struct spec *sp = &s->sp;
     struct argkey k = {.abi = abi, .nr = (s32)nr};
     if (sp->ptrarg) {
         u64 ptr = reg_arg(regs, abi, 0);
@@ -508,6 +527,18 @@ static __always_inline void count_args(struct spec *sp, REGS *regs, u64 pid_tgid
             if (i < sp->nargs)
                 k.v[i] = reg_arg(regs, abi, sp->idx[i] > 5 ? 5 : sp->idx[i]);
     }
+    if (s->av[0] == k.v[0] && s->av[1] == k.v[1] && s->av[2] == k.v[2] && (s->an || s->count > 1)) {
+        s->an++;   // (count > 1: av holds a tuple of this call, not the zeroed start)
+        return;
+    }
+    if (s->an) {
+        struct argkey old = {.abi = abi, .nr = (s32)nr, .v = {s->av[0], s->av[1], s->av[2]}};
+        add_args(&old, s->an);
+        s->an = 0;
+    }
+    s->av[0] = k.v[0];
+    s->av[1] = k.v[1];
+    s->av[2] = k.v[2];
     u64 *n = argcounts.lookup(&k);
     if (n) {
         __sync_fetch_and_add(n, 1);
@@ -589,7 +620,7 @@ static __always_inline int on_sys_enter(void *ctx, REGS *uregs, s64 nr) {
         first_call(p, pid_tgid, abi, nr, w, bit, uregs, task);
     u8 kind = s->sp.kind;
     if (s->sp.nargs)
-        count_args(&s->sp, CUR_REGS(task, uregs), pid_tgid, abi, nr);
+        count_args(s, CUR_REGS(task, uregs), pid_tgid, abi, nr);
     if (kind == K_CLOSE)
         forget_socket(p, tgid, (s32)reg_arg(CUR_REGS(task, uregs), abi, 0));
     return 0;

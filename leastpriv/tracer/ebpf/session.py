@@ -249,6 +249,7 @@ class Session:
                 pass
         slots = self.bpf[b"slots"]
         pending: dict[tuple[int, int, int], int] = {}   # failures each CPU had not yet added to `errnos`
+        arg_runs: dict[tuple[int, int, tuple[int, ...]], int] = {}   # repeats not yet added to `argcounts`
         for abi, arch in self.archs.items():
             for nr in range(SLOTS):
                 per_cpu = slots[slots.Key(abi * SLOTS + nr)]
@@ -257,6 +258,9 @@ class Session:
                     if s.errn:
                         key = (abi, nr, s.err)
                         pending[key] = pending.get(key, 0) + s.errn
+                    if s.an:
+                        akey = (abi, nr, tuple(int(x) for x in s.av))
+                        arg_runs[akey] = arg_runs.get(akey, 0) + s.an
                 if not n:
                     continue
                 name = syscalls.name(arch, nr)
@@ -287,14 +291,17 @@ class Session:
             en = constants.name_of("errno", err) or f"E{err}"
             stat[3][en] = stat[3].get(en, 0) + n
         for k, v in self.bpf[b"argcounts"].items():
-            arch = self.archs.get(k.abi)
+            key = (k.abi, k.nr, tuple(int(x) for x in k.v))
+            arg_runs[key] = arg_runs.get(key, 0) + v.value
+        for (abi, nr, vals), count in arg_runs.items():
+            arch = self.archs.get(abi)
             if arch is None:
                 continue
-            name = syscalls.name(arch, k.nr)
+            name = syscalls.name(arch, nr)
             ta = syscalls.tracked_args(arch, name)
             n = 1 if name == "clone3" else len(ta.indexes) if ta is not None else 0
             if n:
-                b.arg(arch, name, tuple(int(k.v[i]) for i in range(n)), v.value)
+                b.arg(arch, name, vals[:n], count)
         # images still alive (or whose exit event was lost): their bitmaps
         used = list(range(self.next_user_slot))
         per_cpu_next = self.bpf[b"nextslot"][0]

@@ -17,6 +17,8 @@ from leastpriv.learner import aggregate
 from leastpriv.learner.profile import Profile
 from leastpriv.policy.rules import Rules
 
+from .conftest import WORKLOADS
+
 
 def learn_profile(argv: list[str], path: str | Path | None = None, runs: int = 1, args_mode: str = "safe",
                   **kw) -> tuple[Profile, subprocess.CompletedProcess]:
@@ -62,7 +64,7 @@ def without_syscall(profile: Profile, name: str) -> Profile:
 
 # ------------------------------------------------------------------ a small HTTP server, learned for real
 
-HTTPD = Path(__file__).resolve().parent / "workloads" / "enforce_httpd.py"
+HTTPD = WORKLOADS / "enforce_httpd.py"
 
 
 def free_port() -> int:

@@ -157,6 +157,35 @@ def test_listing_a_directory_does_not_grant_its_files(tmp_path, backend):
     assert res.stdout == "shadow: read\n", res.stderr
 
 
+def test_a_pattern_beneath_tmp_keeps_tmp_shared(tmp_path):
+    """A workload that lives in a mktemp-named directory of /tmp (a CI job's checkout in /tmp/ci-XXXXXX) and
+    makes its own mktemp directory: its script's path is learned as a pattern beneath /tmp, so `run` keeps
+    /tmp shared -- a private /tmp would hide the script (before: `sh: cannot open ...: No such file`)."""
+    need_root()
+    d = f"/tmp/lp-ci-a{os.urandom(3).hex()}9"    # mixed letters and digits: mktemp's shape
+    os.mkdir(d, 0o755)
+    try:
+        script = os.path.join(d, "job.sh")
+        with open(WORKLOADS / "gen_logger.sh") as src, open(script, "w") as dst:
+            dst.write(src.read())
+        path = tmp_path / "job.json"
+        for word in ("alpha", "beta"):
+            learn_profile(["sh", script, word], path)
+        prof = Profile.load(str(path))
+        assert [p.pattern for p in prof.rules.patterns] == ["/tmp/lp-ci-*/job.sh"], prof.rules.patterns
+        assert [o.pattern for o in prof.rules.owned] == ["/tmp/tmp.*"]
+        res = lp("run", "--profile", str(path), "--", "sh", script, "gamma")
+        assert (res.returncode, res.stdout) == (0, "run gamma\n"), res.stderr
+        assert "/tmp is shared" in res.stderr and "private /tmp for the workload" not in res.stderr, res.stderr
+    finally:
+        for root, dirs, files in os.walk(d, topdown=False):
+            for f in files:
+                os.unlink(os.path.join(root, f))
+            for sub in dirs:
+                os.rmdir(os.path.join(root, sub))
+        os.rmdir(d)
+
+
 def test_own_mktemp_dir_is_owned_and_nothing_else_is_writable(tmp_path):
     need_root()
     script = str(WORKLOADS / "gen_logger.sh")

@@ -131,7 +131,8 @@ def private_tmp_choice(rs: Ruleset, env: dict | None = None) -> tuple[tuple[str,
     A private /tmp (a tmpfs in a mount namespace of the workload's own, like systemd's PrivateTmp=) keeps
     those rights to the workload's own files. It is chosen when a rule grants writing on /tmp or /var/tmp
     itself, leastpriv runs as root (mounting needs CAP_SYS_ADMIN), and no other rule names a path beneath
-    that directory (the workload would not find it in the private one).
+    that directory, literally or by a pattern that is not an owned directory (``/tmp/ci-*/tests/run.sh``:
+    the workload would not find it in the private one).
     """
     notes: list[str] = []
     chosen = []
@@ -139,7 +140,8 @@ def private_tmp_choice(rs: Ruleset, env: dict | None = None) -> tuple[tuple[str,
         rule = next((p for p in rs.paths if p.path == d), None)
         if rule is None or not set(rule.access) & _WRITING:
             continue
-        beneath = [p.path for p in rs.paths if p.path.startswith(d + "/")]
+        beneath = [p.path for p in rs.paths if p.path.startswith(d + "/")] + \
+            [pat for pat in rs.patterns if pat.startswith(d + "/")]
         if os.geteuid() != 0:
             notes.append(f"Landlock: the workload may create and write in {d}, which includes other users' "
                          f"files there (rights attach to existing inodes); a private {d} needs root")

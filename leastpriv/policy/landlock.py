@@ -94,6 +94,9 @@ class Ruleset:
     paths: tuple[PathRule, ...]
     ports: Mapping[str, tuple[int, ...]] = field(default_factory=dict)   # bind_tcp/connect_tcp -> ports
     notes: tuple[str, ...] = ()
+    # the profile's path patterns that are not owned directories: paths that exist outside the workload
+    # (granted on their nearest existing ancestor, which may be /tmp itself: a private /tmp would hide them)
+    patterns: tuple[str, ...] = ()
 
     def for_abi(self, abi: int) -> tuple["Ruleset", list[str]]:
         """The same ruleset limited to what kernel ABI ``abi`` knows, and what is lost."""
@@ -109,7 +112,7 @@ class Ruleset:
         paths = tuple(PathRule(p.path, tuple(a for a in p.access if a in fs), p.why) for p in self.paths)
         paths = tuple(p for p in paths if p.access)
         ports = {k: v for k, v in self.ports.items() if k in net}
-        return Ruleset(abi, fs, net, sc, paths, ports, self.notes), lost
+        return Ruleset(abi, fs, net, sc, paths, ports, self.notes, self.patterns), lost
 
 
 # Directories whose files may be granted as a whole once several were read: code and data
@@ -248,8 +251,9 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
                         grant(interp, ("execute", "read_file"), f"interpreter of {ex}")
             notes.append(f"Landlock: {kind} {item.pattern} granted on {base}, its nearest existing ancestor "
                          f"(rights attach to inodes that exist when the ruleset is built): {', '.join(rights)}"
-                         + (" -- leastpriv run gives the workload a private /tmp so this does not reach other "
-                            "users' files there" if base in PRIVATE_TMP else ""))
+                         + (f" -- leastpriv run gives the workload a private {base}, so that this does not reach "
+                            f"other users' files there, unless the profile names other paths in it"
+                            if base in PRIVATE_TMP else ""))
     for p in [p for p in read if p.startswith("/dev/") and p in acc]:
         acc[p].add("ioctl_dev")
     for p in execs:
@@ -277,9 +281,9 @@ def ruleset(profile: Any, abi: int = MAX_ABI) -> Ruleset:
     if not learned & {"kill", "pidfd_send_signal", "rt_sigqueueinfo"}:
         scoped.append("signal")
     full = Ruleset(MAX_ABI, tuple(FS_RIGHTS), tuple(NET_RIGHTS), tuple(scoped), tuple(paths),
-                   {k: v for k, v in ports.items()}, tuple(notes))
+                   {k: v for k, v in ports.items()}, tuple(notes), tuple(p.pattern for p in rules.patterns))
     limited, lost = full.for_abi(abi)
     return Ruleset(limited.abi, limited.handled_fs, limited.handled_net, limited.scoped, limited.paths,
-                   limited.ports, tuple(notes) + tuple(lost))
+                   limited.ports, tuple(notes) + tuple(lost), limited.patterns)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,12 @@ def _plain_workloads() -> Path:
         return src
     letters = "".join(chr(ord("a") + b % 26) for b in hashlib.sha256(str(src).encode()).digest()[:10])
     dst = Path(f"/tmp/lp-workloads-{letters}")
+    try:
+        os.mkdir(dst, 0o755)
+    except FileExistsError:   # a name in /tmp: ours (an earlier session) or refused, never followed
+        st = os.lstat(dst)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise RuntimeError(f"{dst} exists and is not this user's own directory: remove it") from None
     shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
     return dst
 

@@ -20,7 +20,7 @@ import pytest
 from leastpriv.tracer import ptrace
 from leastpriv.tracer.base import Command, TraceOptions
 
-from .conftest import WORKLOADS
+from .conftest import WORKLOADS, need
 from .learning import PYTHON
 
 VOLATILE = ("id", "started", "ended")
@@ -37,10 +37,7 @@ def c_loop_built() -> bool:
 def test_the_c_loop_is_built_in_ci():
     """setup.py builds the extension optionally (an install without a compiler still works); CI has gcc and
     Python's headers, so there a missing module is a broken build, not a fallback."""
-    if not c_loop_built():
-        if os.environ.get("CI"):
-            pytest.fail("leastpriv.tracer._ptloop is not built (make venv compiles it; see setup.py)")
-        pytest.skip("leastpriv.tracer._ptloop is not built: the pure-Python loop runs")
+    need(c_loop_built(), "leastpriv.tracer._ptloop is not built (make venv compiles it; see setup.py)")
     assert ptrace._c_loop() is not None
 
 
@@ -83,8 +80,7 @@ def same(argv, monkeypatch, fresh: Path | None = None, compare: str = "all", rac
     compare="counts": threads interleave, so which thread's call is sampled (its result) is a race: the
     counts, not the sampled results; "facts": which syscalls, argument values, files, execs, not how many.
     ``racy``: syscalls (arch, name) whose count is a race (a join's futex wait), compared by presence."""
-    if not c_loop_built():
-        pytest.skip("leastpriv.tracer._ptloop is not built")
+    need(c_loop_built(), "leastpriv.tracer._ptloop is not built (make venv compiles it; see setup.py)")
     runs = []
     for pure in (False, True):
         if fresh is not None:
@@ -191,8 +187,8 @@ def test_a_signal_handlers_exception_ends_the_trace_and_the_workload(pure, monke
     """A Python signal handler runs while the loop waits (the C loop waits with the GIL released and runs
     the handlers when waitpid is interrupted); its exception (here KeyboardInterrupt) ends the trace as
     run() ends it: the workload killed and reaped, the Recording saved as interrupted."""
-    if not pure and not c_loop_built():
-        pytest.skip("leastpriv.tracer._ptloop is not built")
+    if not pure:
+        need(c_loop_built(), "leastpriv.tracer._ptloop is not built (make venv compiles it; see setup.py)")
     if pure:
         monkeypatch.setenv(ptrace.PURE_ENV, "1")
     else:

@@ -497,31 +497,27 @@ class _Session:
                         pid, status = waitpid(-1, WALL)
                     except ChildProcessError:
                         break
-                if status == S_SECCOMP:
-                    if not got and pt(GSI, pid, isz, iaddr) == FAILED and not self._gsi_failed(pid):
-                        continue
-                elif status == S_SYSCALL:
-                    if not got and pt(GSI, pid, isz, iaddr) == FAILED and not self._gsi_failed(pid):
-                        continue
-                    if info.op != 1:    # exit stop (or no info)
-                        e = pending.pop(pid, None)
-                        if e is not None and info.op == 2:
-                            rval = info.rval
-                            if -4096 < rval < 0:
-                                if -rval not in RESTART_ERRNOS:
-                                    e[RESULTS] += 1
-                                    d = e[ERRNOS]
-                                    d[-rval] = d.get(-rval, 0) + 1
-                            else:
-                                e[RESULTS] += 1
-                                e[OK] += 1
-                            if e[ON_EXIT] is not None:
-                                e[ON_EXIT](pid, e, rval)
-                        if pt(resume_after_exit, pid, 0, 0) == FAILED:
-                            self._ptrace_failed(pid, resume_after_exit)
-                        continue
-                else:
+                if status != S_SECCOMP and status != S_SYSCALL:
                     slow(pid, status)
+                    continue
+                if not got and pt(GSI, pid, isz, iaddr) == FAILED and not self._gsi_failed(pid):
+                    continue
+                if status == S_SYSCALL and info.op != 1:    # exit stop (or no info)
+                    e = pending.pop(pid, None)
+                    if e is not None and info.op == 2:
+                        rval = info.rval
+                        if -4096 < rval < 0:
+                            if -rval not in RESTART_ERRNOS:
+                                e[RESULTS] += 1
+                                d = e[ERRNOS]
+                                d[-rval] = d.get(-rval, 0) + 1
+                        else:
+                            e[RESULTS] += 1
+                            e[OK] += 1
+                        if e[ON_EXIT] is not None:
+                            e[ON_EXIT](pid, e, rval)
+                    if pt(resume_after_exit, pid, 0, 0) == FAILED:
+                        self._ptrace_failed(pid, resume_after_exit)
                     continue
                 # syscall entry (seccomp stop, or entry stop in fallback mode)
                 nr = info.nr

@@ -499,6 +499,8 @@ static __always_inline void first_call(struct proc *p, u64 pid_tgid, u32 abi, s6
     }
 }
 
+// argcounts[*k] += n (add_errno's twin for another map: bcc takes no map as an argument and refuses map
+// functions inside a macro, so each map that counts runs has its own copy of these lines)
 static __always_inline void add_args(struct argkey *k, u64 n) {
     u64 *c = argcounts.lookup(k);
     if (c) {

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 from ..values import Value, value
 from .. import __version__, schema
 from ..errors import UserError
-from ..fileio import copy_json, dumps, make_temp, read_json, write_atomic
+from ..fileio import copy_json, dumps, keep_json, make_temp, read_json, write_atomic
 from ..policy.rules import EMPTY, Rules
 from ..tracer.recording import Recording, is_recording_json
 
@@ -128,7 +128,7 @@ class Profile(Value):
 
     def save(self, path: str) -> None:
         # dumps only reads: no copy of the facts (~10 ms for a profile of 9,000 files)
-        write_atomic(path, dumps(self._json(_as_is)))
+        write_atomic(path, dumps(self._json(keep_json)))
 
     @classmethod
     def load(cls, path: str) -> "Profile":
@@ -187,10 +187,6 @@ class Profile(Value):
 
 # the last profile load_existing read from each path: absolute path -> (file identity before the read, Profile)
 _READ: dict[str, tuple[tuple, Profile]] = {}
-
-
-def _as_is(x):
-    return x
 
 
 def load_profile_or_recording(path: str):

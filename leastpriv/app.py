@@ -12,7 +12,6 @@ import json
 import signal
 import threading
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 from .errors import Interrupted, UserError
@@ -182,6 +181,8 @@ def export(profile: Profile, fmt: str, options: ExportOptions) -> ExportResult:
     """The profile in format ``fmt``: retargeted first (--args, --style, --arch: learner/retarget.py), then
     handed finished to the exporter, a pure function of it. A file the export replaces (oci --bundle) is
     written here, atomically."""
+    from dataclasses import replace   # here: dataclasses (and inspect) cost every other command ~4 ms
+
     from .exporters import base as exporters
     from .learner.retarget import retarget
     from .policy.runtime_base import export_runtime

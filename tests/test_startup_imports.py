@@ -14,6 +14,7 @@ NOT_ON_THE_LEARN_PATH = [
     "getpass", "termios",          # the user name of a run: recording._user
     "difflib",                     # suggestions for an unknown option, only on that error (cli.py)
     "platform",                    # the host's architecture from os.uname (kernel/syscalls.py)
+    "dataclasses", "inspect",      # @value classes are made without them (values.py: ~12 ms of every learn)
     "orjson", "uuid", "datetime",  # a small profile is written by json.dumps (fileio.dumps)
     "rich",                        # status lines on a stderr that is not a terminal are written plainly
     "fastjsonschema", "leastpriv.schemas._validate_profile",   # a new profile: nothing to read and check

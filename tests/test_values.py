@@ -9,7 +9,7 @@ import pkgutil
 import pytest
 
 import leastpriv
-from leastpriv.values import Value, value
+from leastpriv.values import Value, field, field_names, replace, value
 
 
 def _value_classes():
@@ -42,11 +42,12 @@ def _sample(f: dataclasses.Field, other: bool = False):
     return "other" if other else None
 
 
-def _twin(cls):
+def _twin(cls, defaults: bool = False):
     fs = dataclasses.fields(cls)
-    twin = dataclasses.make_dataclass(cls.__name__, [(f.name, f.type, dataclasses.field(compare=f.compare, repr=f.repr,
-                                                                                         hash=f.hash)) for f in fs],
-                                      frozen=True)
+    twin = dataclasses.make_dataclass(cls.__name__, [(f.name, f.type, dataclasses.field(
+        compare=f.compare, repr=f.repr, hash=f.hash,
+        default=f.default if defaults else dataclasses.MISSING,
+        default_factory=f.default_factory if defaults else dataclasses.MISSING)) for f in fs], frozen=True)
     twin.__qualname__ = cls.__qualname__
     return twin
 
@@ -98,3 +99,80 @@ def test_a_recursive_value_prints_dots():
     n = Node([])
     n.items.append(n)
     assert repr(n) == "test_a_recursive_value_prints_dots.<locals>.Node(items=[...])"
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: f"{c.__module__}.{c.__qualname__}")
+def test_init_replace_and_asdict_are_dataclasses_own(cls):
+    """@value makes __init__ without dataclasses: the same signature, the same defaults (a default_factory
+    called anew for each instance), and dataclasses' own fields/replace/asdict work on the result."""
+    import inspect
+
+    twin = _twin(cls, defaults=True)
+    assert str(inspect.signature(cls)) == str(inspect.signature(twin))
+    assert cls.__match_args__ == twin.__match_args__
+    fs = dataclasses.fields(cls)
+    required = {f.name: _sample(f) for f in fs
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    a, b, ta = cls(**required), cls(**required), twin(**required)
+    assert repr(a) == repr(ta)
+    for f in fs:
+        if f.default_factory is not dataclasses.MISSING:
+            assert getattr(a, f.name) == getattr(ta, f.name) and getattr(a, f.name) is not getattr(b, f.name)
+    args = [_sample(f, other=True) for f in fs]   # every field given, positionally
+    c, tc = cls(*args), twin(*args)
+    assert repr(c) == repr(tc) and vars(c) == vars(tc)
+    assert dataclasses.asdict(c) == dataclasses.asdict(tc)
+    for f in fs:
+        changed = {f.name: _sample(f)}
+        assert repr(replace(c, **changed)) == repr(dataclasses.replace(tc, **changed)) \
+            == repr(dataclasses.replace(c, **changed)).replace(cls.__qualname__, twin.__qualname__)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            delattr(c, f.name)
+    assert field_names(cls) == field_names(c) == tuple(f.name for f in fs)
+    with pytest.raises(TypeError):
+        cls(*args, None)   # one argument too many
+    with pytest.raises(TypeError):
+        replace(c, no_such_field=1)
+
+
+def test_value_classes_refuse_what_they_cannot_do():
+    with pytest.raises(TypeError, match="follows default"):
+        @value
+        class Order(Value):   # noqa: F841
+            a: int = 1
+            b: int
+    with pytest.raises(ValueError, match="mutable default"):
+        @value
+        class Mutable(Value):   # noqa: F841
+            a: list = []
+    with pytest.raises(TypeError, match="__post_init__"):
+        @value
+        class Post(Value):   # noqa: F841
+            a: int
+
+            def __post_init__(self):
+                pass
+    with pytest.raises(TypeError, match="values.field"):
+        @value
+        class OtherField(Value):   # noqa: F841
+            a: dict = dataclasses.field(default_factory=dict)
+    with pytest.raises(ValueError, match="mutable default"):   # values.field in a plain @dataclass: refused
+        @dataclasses.dataclass
+        class Plain:   # noqa: F841
+            a: dict = field(default_factory=dict)
+
+
+def test_a_value_class_inherits_its_bases_fields():
+    @value
+    class Base(Value):
+        a: int
+        b: str = "b"
+
+    @value
+    class Child(Base):
+        c: tuple = ()
+
+    x = Child(1, "x", (2,))
+    assert field_names(Child) == ("a", "b", "c") and repr(x).endswith("Child(a=1, b='x', c=(2,))")
+    assert x == Child(1, "x", (2,)) and x != Base(1, "x") and Child(1).b == "b"
+    assert [f.name for f in dataclasses.fields(x)] == ["a", "b", "c"] and not dataclasses.is_dataclass(Value)

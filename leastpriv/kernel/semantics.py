@@ -22,8 +22,9 @@ no number here is typed a second time in C.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Mapping
+
+from ..values import Value, value
 
 # kinds; their numbers are the C program's K_* (generated)
 KINDS = ("none", "open", "creat", "openat2", "bind", "connect", "socket", "close", "exec", "fork", "pathop")
@@ -39,8 +40,8 @@ CREAT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 OPEN_ACCMODE = {os.O_RDONLY: ("read",), os.O_WRONLY: ("write",), os.O_RDWR: ("read", "write"), 3: ("read", "write")}
 
 
-@dataclass(frozen=True)
-class TrackedArgs:
+@value
+class TrackedArgs(Value):
     """Which register arguments of a syscall carry security meaning.
 
     ``names`` and ``indexes`` are parallel; the values of these arguments are
@@ -53,8 +54,8 @@ class TrackedArgs:
     groups: tuple[str | None, ...]  # constants group used to name values
 
 
-@dataclass(frozen=True)
-class PathArg:
+@value
+class PathArg(Value):
     """An argument that names a path: its index, its dirfd's index (None: the cwd), what the call does to it."""
 
     index: int
@@ -62,8 +63,10 @@ class PathArg:
     access: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Semantics:
+@value
+class Semantics(Value):
+    """The row of one syscall (see the module's docstring)."""
+
     name: str
     kind: str = "none"
     tracked: TrackedArgs | None = None

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import field
 from typing import Any, Mapping
 
-from ..values import Value, value
+from ..values import Value, field, value
 from .. import __version__, schema
 from ..errors import UserError
 from ..fileio import copy_json, dumps, keep_json, make_temp, read_json, write_atomic

@@ -27,10 +27,9 @@ not know is kept as it was).
 """
 from __future__ import annotations
 
-from dataclasses import field, fields, replace
 from typing import Any, Iterable, Iterator, Mapping
 
-from ..values import Value, value
+from ..values import Value, field, field_names, replace, value
 
 STYLES = ("allowlist", "denylist")
 ARGS_MODES = ("strict", "safe", "off")
@@ -411,5 +410,5 @@ class Rules(Value):
 
 DEFAULT = Rules()                     # the defaults, stated once
 EMPTY = Rules.from_json({})           # a profile without a ``rules`` object
-RULE_FIELDS = tuple(f.name for f in fields(Rules) if f.name not in ("absent", "extra"))
+RULE_FIELDS = tuple(n for n in field_names(Rules) if n not in ("absent", "extra"))
 

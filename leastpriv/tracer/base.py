@@ -4,10 +4,9 @@ from __future__ import annotations
 import os
 
 from abc import ABC, abstractmethod
-from dataclasses import field
 from typing import Callable
 
-from ..values import Value, value
+from ..values import Value, field, value
 from .recording import Recording
 
 

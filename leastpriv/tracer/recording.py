@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from dataclasses import field
 from typing import Any, Mapping
 
-from ..values import Value, value
+from ..values import Value, field, value
 from ..kernel import constants, syscalls
 from ..errors import UserError
 from ..fileio import dumps, read_json, write_atomic

@@ -5,7 +5,6 @@ import atexit
 import gc
 import os
 import sys
-import threading
 
 
 def run() -> None:
@@ -33,7 +32,8 @@ def run() -> None:
         code = exc.code
     if code is None:
         code = 0
-    if not isinstance(code, int) or threading.active_count() != 1:
+    threading = sys.modules.get("threading")   # not imported (a learn does not): no thread was started
+    if not isinstance(code, int) or (threading is not None and threading.active_count() != 1):
         sys.exit(code)
     _flush_or_exit(code)
     atexit._run_exitfuncs()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
@@ -258,6 +257,8 @@ def signals_unwind() -> Iterator[None]:
     """While a container's files exist (an unpacked image, runc's state): SIGTERM, SIGHUP and SIGQUIT raise,
     like Ctrl-C, so every ``with`` block on the way out removes what it made; runc.run stops the container
     itself when a signal comes while it runs (the run is then saved, marked interrupted)."""
+    import threading   # here: a learn of a command never needs it (~1 ms of its start)
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -1,7 +1,6 @@
 """Atomic file writes and careful JSON reads, shared by every part."""
 from __future__ import annotations
 
-import copy
 import errno
 import fcntl
 import json
@@ -218,6 +217,8 @@ def copy_json(x: Any) -> Any:
         return [v if type(v) in _ATOMS else copy_json(v) for v in x]
     if t in _ATOMS:
         return x
+    import copy   # here: the fallback is rare, and copy (with weakref) costs every start ~0.5 ms
+
     return copy.deepcopy(x)
 
 

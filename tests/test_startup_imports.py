@@ -15,6 +15,8 @@ NOT_ON_THE_LEARN_PATH = [
     "difflib",                     # suggestions for an unknown option, only on that error (cli.py)
     "platform",                    # the host's architecture from os.uname (kernel/syscalls.py)
     "dataclasses", "inspect",      # @value classes are made without them (values.py: ~12 ms of every learn)
+    "threading",                   # no thread on this path (__main__ counts threads only if it was imported)
+    "copy", "weakref",             # fileio.copy_json's rare fallback imports copy itself
     "orjson", "uuid", "datetime",  # a small profile is written by json.dumps (fileio.dumps)
     "rich",                        # status lines on a stderr that is not a terminal are written plainly
     "fastjsonschema", "leastpriv.schemas._validate_profile",   # a new profile: nothing to read and check

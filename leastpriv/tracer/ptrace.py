@@ -94,7 +94,6 @@ import gc
 import os
 import signal
 import sys
-import threading
 import time
 from ctypes import addressof, byref, sizeof
 from os import readlink
@@ -401,6 +400,8 @@ class _Session:
             self.deferred_sig = sig
             if self.deferred is not None:
                 self.deferred.cancel()
+            import threading   # here, on a signal from the terminal: not on every start (~1 ms)
+
             self.deferred = threading.Timer(0.2, self._on_alarm)
             self.deferred.daemon = True
             self.deferred.start()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 from .errors import Interrupted, UserError
 from .fileio import write_atomic
@@ -22,14 +22,19 @@ from .tracer import select
 from .tracer.base import Backend, Target, TraceOptions
 from .tracer.recording import Recording
 
-if TYPE_CHECKING:   # the exporters are imported by export itself: learn starts without them
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # for annotations only: the exporters are imported by export itself, typing costs ~1.5 ms
+    from typing import Any, Protocol
+
     from .exporters.base import ExportOptions, ExportResult
 
+    class Status(Protocol):   # what app says as it goes (a Status of ui/, or Quiet)
+        def info(self, msg: str) -> None: ...
 
-class Status(Protocol):
-    def info(self, msg: str) -> None: ...
+        def warn(self, msg: str) -> None: ...
 
-    def warn(self, msg: str) -> None: ...
+    class Tracer(Protocol):   # check's way to trace (trace_quietly, or a test's)
+        def __call__(self, chosen: Backend, target: Target, *, known: Any) -> Recording: ...
 
 
 class Quiet:
@@ -133,10 +138,6 @@ def merge(inputs: Sequence[str], output: str) -> tuple[Profile, dict]:
                "capabilities": list(profile.rules.capabilities),
                "seen_in_one_run_only": profile.seen_in_one_run()}
     return profile, summary
-
-
-class Tracer(Protocol):
-    def __call__(self, chosen: Backend, target: Target, *, known: Any) -> Recording: ...
 
 
 def check(baseline: str, new: Sequence[str], *, command: bool, backend: str = "auto", full_trace: bool = False,

@@ -17,6 +17,7 @@ NOT_ON_THE_LEARN_PATH = [
     "dataclasses", "inspect",      # @value classes are made without them (values.py: ~12 ms of every learn)
     "threading",                   # no thread on this path (__main__ counts threads only if it was imported)
     "copy", "weakref",             # fileio.copy_json's rare fallback imports copy itself
+    "typing",                      # annotations only (TYPE_CHECKING = False; ABCs from collections.abc): ~1.5 ms
     "orjson", "uuid", "datetime",  # a small profile is written by json.dumps (fileio.dumps)
     "rich",                        # status lines on a stderr that is not a terminal are written plainly
     "fastjsonschema", "leastpriv.schemas._validate_profile",   # a new profile: nothing to read and check

@@ -22,7 +22,7 @@ no number here is typed a second time in C.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..values import Value, value
 

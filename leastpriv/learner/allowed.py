@@ -2,7 +2,7 @@
 path beneath an owned directory, an argument value inside an argument rule). Pure; used by check and diff."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..kernel import syscalls
 from ..policy.rules import ArgCondition, Rules

@@ -21,7 +21,6 @@ Numbers always come from the generated tables in ``leastpriv.syscalls``.
 from __future__ import annotations
 
 import copy
-from typing import Mapping
 
 from ..kernel import syscalls
 from ..policy.rules import Rules

@@ -34,7 +34,7 @@ PROT_EXEC). ``off`` emits none.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..kernel import constants, syscalls
 from ..policy.rules import ArgCondition, ArgRule, ErrnoRule

@@ -21,7 +21,7 @@ just like observed ones.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..kernel import constants
 from ..policy.risks import DOCKER_DEFAULT_CAPS

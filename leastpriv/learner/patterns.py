@@ -30,7 +30,7 @@ import functools
 import os
 import re
 from bisect import bisect_left
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from ..policy.globs import literal_prefix, matches  # noqa: F401 - the one matcher; learner code calls patterns.matches
 from ..policy.rules import ACCESSES, FileRules, PathPattern, Rules

@@ -15,8 +15,8 @@ rules.py instead), and names the ABI does not have.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 from ..values import Value, value
 from ..kernel.data import get_data

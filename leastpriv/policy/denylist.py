@@ -21,7 +21,7 @@ update starts using) is the point of the style and is listed by ``review``.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..kernel import constants, syscalls
 from .risks import FAMILIES, IOCTLS, PERSONALITY_FLAGS, SYSCALLS, namespace_flags

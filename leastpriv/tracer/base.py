@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from collections.abc import Callable
 
 from ..values import Value, field, value
 from .recording import Recording

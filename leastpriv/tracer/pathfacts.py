@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
-from typing import Iterable
+from collections.abc import Iterable
 
 MAX_PATHS = 100_000
 

@@ -45,6 +45,7 @@ tables:
 	$(PY) tools/gen_syscall_groups.py
 	$(PY) tools/gen_docker_default.py
 	$(PY) tools/gen_ebpf_semantics.py
+	$(PY) tools/gen_value_inits.py
 	$(VPY) tools/gen_validators.py   # needs fastjsonschema (the venv)
 
 clean:

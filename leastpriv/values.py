@@ -14,9 +14,8 @@ Why not ``dataclasses`` itself: for every class it writes the source of ``__init
 pulls in ``inspect``. A ``learn`` loads ~25 such classes: ~12 ms of every start, more than the trace of a
 small command. Here nothing is compiled per class:
 
-* ``__init__`` is a function made from one code template per number of fields (compiled once, the first
-  time a class with that many fields is declared) whose argument names are replaced by the fields'
-  (``CodeType.replace``); defaults are its ``__defaults__``; a ``default_factory`` is called when its
+* ``__init__`` is a function made from one code template per number of fields (compiled ahead of time,
+  leastpriv/_value_inits.py) whose argument names are replaced by the fields' (``CodeType.replace``); defaults are its ``__defaults__``; a ``default_factory`` is called when its
   argument was not given. It stores the fields straight into the instance's ``__dict__``.
 * :class:`Value` (the base class) has the rest, with dataclasses' results (tests/test_values.py compares
   every class with a twin that ``dataclasses`` makes from the same fields):
@@ -41,6 +40,8 @@ import builtins
 from operator import attrgetter
 from reprlib import recursive_repr
 from types import FunctionType
+
+from . import _value_inits
 
 __all__ = ["Value", "value", "field", "replace", "field_names", "MISSING"]
 
@@ -227,21 +228,32 @@ def _collect(cls: type) -> tuple[Field, ...]:
 # The template for n fields stores its arguments _0 .. _{n-1} under the keys "_0" .. "_{n-1}"; a class's
 # __init__ is that code with the argument names and the keys replaced by its field names. An argument
 # left at _FACTORY (the default of a field with a default_factory) is replaced by the factory's result;
-# the factories are the function's globals f0 .. f{n-1}.
+# the factories are the function's globals f0 .. f{n-1}. The templates up to GENERATED fields are compiled
+# ahead of time into leastpriv/_value_inits.py (tools/gen_value_inits.py, make tables): loading them is
+# ~10x cheaper than compiling them at every start (~0.9 ms for the ten sizes a learn uses).
+GENERATED = 32
 _TEMPLATES: dict[int, object] = {}
+
+
+def template_source(n: int) -> str:
+    """The source of the __init__ template for ``n`` fields (a function named ``init_<n>``)."""
+    args = [f"_{i}" for i in range(n)]
+    return (f"def init_{n}(__value_self__" + "".join(", " + a for a in args) + "):\n"
+            "    __value_dict__ = __value_self__.__dict__\n"
+            + "".join(f"    __value_dict__['{a}'] = {a} if {a} is not F else f{i}()\n" for i, a in enumerate(args))
+            + ("" if n else "    pass\n"))
 
 
 def _template(n: int):
     code = _TEMPLATES.get(n)
     if code is None:
-        args = [f"_{i}" for i in range(n)]
-        src = ("def __init__(__value_self__" + "".join(", " + a for a in args) + "):\n"
-               "    __value_dict__ = __value_self__.__dict__\n"
-               + "".join(f"    __value_dict__['{a}'] = {a} if {a} is not F else f{i}()\n" for i, a in enumerate(args))
-               + ("" if n else "    pass\n"))
-        ns: dict = {}
-        exec(src, ns)   # noqa: S102 - our own fixed template, compiled once per number of fields
-        code = _TEMPLATES[n] = ns["__init__"].__code__
+        if n <= GENERATED:
+            code = getattr(_value_inits, f"init_{n}").__code__
+        else:
+            ns: dict = {}
+            exec(template_source(n), ns)   # noqa: S102 - our own fixed template, compiled once per size
+            code = ns[f"init_{n}"].__code__
+        _TEMPLATES[n] = code
     return code
 
 
@@ -250,7 +262,7 @@ def _init(cls: type, fields: tuple[Field, ...]):
     code = _template(len(fields))
     code = code.replace(co_varnames=tuple(names.get(v, v) for v in code.co_varnames),
                         co_consts=tuple(names.get(c, c) if isinstance(c, str) else c for c in code.co_consts),
-                        co_qualname=f"{cls.__qualname__}.__init__")
+                        co_name="__init__", co_qualname=f"{cls.__qualname__}.__init__")
     env = {"__builtins__": builtins, "F": _FACTORY}
     defaults = []
     for i, f in enumerate(fields):

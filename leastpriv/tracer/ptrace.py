@@ -121,7 +121,10 @@ O_CREAT, O_TMPFILE, O_ACCMODE = os.O_CREAT, os.O_TMPFILE, os.O_ACCMODE
 NO_RESULT = frozenset(("exit", "exit_group", "rt_sigreturn", "sigreturn", "restart_syscall", "vfork"))
 
 # entry list slots (a list per (exe, arch, nr): mutated in place in the hot loop)
-COUNT, RESULTS, OK, ERRNOS, NAME, ON_ENTRY, ON_EXIT, ARGIDX, ARGS, IGNORE = range(10)
+COUNT, RESULTS, OK, ERRNOS, NAME, ON_ENTRY, ON_EXIT, ARGIDX, ARGS, IGNORE, FAST = range(11)
+# e[FAST]: which of the entry's handlers the C loop does itself (_ptloop.c's F_*; the Python loop ignores it):
+# none, no entry handler, _h_noresult, _h_args, on_open/_x_open of open/openat with the flags in args[FAST - 8]
+FAST_PYTHON, FAST_PLAIN, FAST_NORESULT, FAST_ARGS, FAST_OPEN = 0, 1, 2, 3, 8
 
 # calls that name paths without opening them: (dirfd index or None, path index, access) per path (semantics table)
 _PATH_OPS = {name: tuple((pa.dirfd, pa.index, pa.access) for pa in row.paths)
@@ -140,7 +143,9 @@ def _c_loop():
         from . import _ptloop
     except ImportError:
         return None
-    ok = getattr(_ptloop, "PROTOCOL", 0) == 1 and _ptloop.INFO_SIZE == sizeof(abi.SyscallInfo)
+    ok = getattr(_ptloop, "PROTOCOL", 0) == 2 and _ptloop.INFO_SIZE == sizeof(abi.SyscallInfo) \
+        and (_ptloop.N_SLOTS, _ptloop.F_PLAIN, _ptloop.F_NORESULT, _ptloop.F_ARGS, _ptloop.F_OPEN) \
+        == (FAST + 1, FAST_PLAIN, FAST_NORESULT, FAST_ARGS, FAST_OPEN)
     return _ptloop if ok else None
 
 
@@ -476,6 +481,7 @@ class _Session:
         if fast is not None:
             run_c, C_INFO, C_WAITED, C_TICK, C_FAILED = fast.run, fast.INFO, fast.WAITED, fast.TICK, fast.FAILED
             iaddr_int = addressof(info)
+            extra, roots, open_access, files = self.extra, self.roots, self.open_access, self.b.files
         self.next_progress = time.monotonic() + PROGRESS_EVERY
         got = False      # info holds this stop's syscall info already (the C loop asked for it)
         nsys = 0
@@ -483,7 +489,7 @@ class _Session:
             while True:
                 if fast is not None:
                     why, pid, status, nsys = run_c(iaddr_int, tables, pending, native, SAMPLE_FIRST,
-                                                   RESTART_ERRNOS, nsys)
+                                                   RESTART_ERRNOS, extra, roots, open_access, files, nsys)
                     if why > C_INFO:
                         if why == C_TICK:
                             self._tick(nsys)
@@ -697,16 +703,22 @@ class _Session:
         spec = syscalls.tracked_args(arch, name)
         argidx = spec.indexes if spec else ()
         on_entry, on_exit = self._handlers.get(name, (None, None))
+        fast = FAST_PYTHON
         if name in _OPENS:
             on_entry = self._open_entry(arch, name)
+            row = semantics.of(arch, name)
+            if row.kind == "open":
+                fast = FAST_OPEN + row.flags
+        elif on_entry is None:
+            fast = FAST_PLAIN
         if on_entry is None and argidx:
-            on_entry = self._h_args
+            on_entry, fast = self._h_args, FAST_ARGS
         if name in NO_RESULT and on_entry is None:
-            on_entry = self._h_noresult
+            on_entry, fast = self._h_noresult, FAST_NORESULT
         ignore = tab is self.prelaunch and name not in ("execve", "execveat")
         if ignore:
-            on_entry, on_exit = self._h_noresult, None
-        e = [0, 0, 0, {}, (arch, name), on_entry, on_exit, argidx, {}, ignore]
+            on_entry, on_exit, fast = self._h_noresult, None, FAST_NORESULT
+        e = [0, 0, 0, {}, (arch, name), on_entry, on_exit, argidx, {}, ignore, fast]
         tab[key] = e
         return e
 

@@ -8,6 +8,7 @@ that a difference is the loop's, not the run's."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,6 +71,9 @@ def trace(argv, monkeypatch, pure: bool) -> dict:
         d["handed"] = loops[0].answers / sum(st.count for t in rec.syscalls.values() for st in t.values())
     for k in VOLATILE:
         d.pop(k)
+    # an O_TMPFILE file is named by its inode number (/proc/PID/fd/N -> "DIR/#12345 (deleted)"): new each run
+    for k in ("files", "paths"):
+        d[k] = {re.sub(r"/#[0-9]+$", "/#INODE", p): v for p, v in d.get(k, {}).items()}
     assert rec.complete and rec.exit_status == 0, d
     return d
 
@@ -211,3 +215,67 @@ def test_a_signal_handlers_exception_ends_the_trace_and_the_workload(pure, monke
     assert "nanosleep" in rec.syscalls["x86_64"] or "clock_nanosleep" in rec.syscalls["x86_64"]
     with pytest.raises(ChildProcessError):     # nothing left: no tracee stopped, no zombie
         os.waitpid(-1, os.WNOHANG | 0x40000000)
+
+
+IOCTLS = {(0x5401,): "TCGETS", (0x541B,): "FIONREAD", (0x5451,): "FIOCLEX"}
+
+
+def test_opens_and_argument_values(steady, monkeypatch, build_c, tmp_path):
+    """The opens and tracked-argument calls the C loop handles (lp_loopfiles.c): ioctl requests, mmap and
+    mprotect prot values, opens of existing files, a directory, a missing file, a pipe through /proc; through
+    the i386 and x32 ABIs too. "plain": only those, so the C loop handles nearly every stop; then with the
+    ones it hands to Python (O_CREAT of new and existing files, O_CREAT|O_EXCL, O_TMPFILE, a deleted file),
+    then in 3 threads (each thread's first open is Python's: its root is not known yet)."""
+    w, n = tmp_path / "w", 300
+    exe = str(build_c("lp_loopfiles"))
+    d = same([*steady, exe, str(w), str(n), "0", "plain"], monkeypatch, w)
+    assert d["handed"] < 0.05
+    args = {name: {tuple(v["values"]): v["count"] for v in vals} for name, vals in d["args"]["x86_64"].items()}
+    assert {IOCTLS[v]: c for v, c in args["ioctl"].items() if v in IOCTLS} == dict.fromkeys(IOCTLS.values(), n)
+    assert {(0,), (1,), (3,)} <= set(args["mmap"]) and args["mmap"][(0,)] >= n // 3
+    assert args["mprotect"][(1,)] >= n and args["prctl"][(3,)] == n
+    assert {tuple(v["values"]): v["count"] for v in d["args"]["x86"]["ioctl"]} == {(0x541B,): n}
+    files = d["files"]
+    assert files[f"{w}/existing"] == ["create", "read", "write"] and files[str(w)] == ["read"]   # main made it
+    assert f"{w}/missing" not in files and not [p for p in files if not p.startswith("/")]
+    x86 = d["syscalls"]["x86"]["open"]
+    assert x86 == {"count": 3 * n, "results": 3 * n, "ok": 2 * n, "errnos": {"ENOENT": n}}
+    assert d["syscalls"]["x32"]["openat"]["count"] == n
+
+    d = same([*steady, exe, str(w), str(n)], monkeypatch, w)
+    files = d["files"]
+    assert files[f"{w}/new-0-0"] == ["create", "write"] and files[f"{w}/#INODE"] == ["read", "write"]
+    errnos = d["syscalls"]["x86_64"]["openat"]["errnos"]
+    assert errnos["EEXIST"] == n and errnos["ENOENT"] >= n      # and the loader's
+    assert f"{w}/deleted" in files
+
+    d = same([*steady, exe, str(w), "100", "3", "plain"], monkeypatch, w, compare="counts",
+             racy=[("x86_64", "futex"), ("x86_64", "mmap"), ("x86_64", "munmap"), ("x86_64", "mprotect")])
+    assert d["handed"] < 0.05 and d["syscalls"]["x86"]["open"] == 1200
+
+
+def test_opens_and_argument_values_i386(steady, monkeypatch, build_c, tmp_path):
+    """The same calls in an i386 program: open/openat/ioctl/mmap2 of the i386 ABI, natively."""
+    w, n = tmp_path / "w", 300
+    d = same([*steady, str(build_c("lp_loopfiles", m32=True)), str(w), str(n), "0", "plain"], monkeypatch, w)
+    assert d["handed"] < 0.05
+    args = {name: {tuple(v["values"]): v["count"] for v in vals} for name, vals in d["args"]["x86"].items()}
+    assert {IOCTLS[v]: c for v, c in args["ioctl"].items() if v in IOCTLS} == dict.fromkeys(IOCTLS.values(), n)
+    assert {(0,), (1,), (3,)} <= set(args["mmap2"]) and args["mprotect"][(1,)] >= n
+    assert d["files"][f"{w}/existing"] == ["create", "read", "write"]
+    assert d["syscalls"]["x86"]["openat"]["errnos"]["ENOENT"] >= n
+    d = same([*steady, str(build_c("lp_loopfiles", m32=True)), str(w), str(n)], monkeypatch, w)
+    assert d["files"][f"{w}/new-0-0"] == ["create", "write"]
+
+
+def test_opens_in_another_root(monkeypatch, build_c, tmp_path):
+    """A workload chrooted elsewhere: /proc/PID/fd/N names its files as our root sees them, and they are recorded
+    as it sees them (inside its root). The C loop hands those opens to Python (a root other than "/")."""
+    root = tmp_path / "root"
+    (root / "w").mkdir(parents=True)
+    shutil.copy(build_c("lp_loopfiles", static=True), root / "lpf")
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    d = same(["setarch", "x86_64", "-R", "chroot", str(root), "/lpf", "/w", "50", "0", "plain"], monkeypatch,
+             root / "w")
+    assert d["files"]["/w/existing"] == ["create", "read", "write"] and d["files"]["/w"] == ["read"]
+    assert not [p for p in d["files"] if p.startswith(str(tmp_path))]

@@ -55,14 +55,21 @@ Speed
 -----
 One stop per syscall instead of strace's two. The common stops run in C
 (``_ptloop.c``, a CPython extension built at install when a compiler is
-there): a seccomp stop of a known task and syscall without an entry handler
-(count it, sample it or PTRACE_CONT), and the exit stop of a sampled call
-without an exit handler (count its result), on the same Python objects the
-Python code uses (the per-task tables, entry lists, ``pending``, the
-SyscallInfo struct). Every other stop (new task or syscall, a handler, events,
-signals, a failed ptrace call, the progress tick every 1024 syscalls) comes
-back to the Python loop, which handles it as it handles every stop when the
-module is not built or LEASTPRIV_PTRACE_PURE=1. Python per stop is then
+there), on the same Python objects the Python code uses (the per-task
+tables, entry lists, ``pending``, ``extra``, ``roots``, ``open_access``, the
+builder's ``files``, the SyscallInfo struct); each entry's FAST slot says
+which of its handlers the C loop does: a seccomp stop of a known task and
+syscall without an entry handler (count it, sample it or PTRACE_CONT), with
+``_h_args`` (count the tracked arguments' values too: ioctl request, mmap
+prot, ...) or ``_h_noresult``; open/openat without O_CREAT (entry: its flags
+into ``extra``; exit: readlink /proc/PID/fd/N and the file's access kinds,
+when the task's root is ours and the link is an absolute path of a file that
+still has a name); the exit stop of a sampled call without an exit handler
+(count its result). Every other stop (new task or syscall, other handlers,
+O_CREAT's existence check, a task in another root, events, signals, a failed
+ptrace call, the progress tick every 1024 syscalls) comes back to the Python
+loop, which handles it as it handles every stop when the module is not built
+or LEASTPRIV_PTRACE_PURE=1 (tests/test_ptloop.py: both record the same). Python per stop is then
 nothing: waitpid (GIL released), PTRACE_GET_SYSCALL_INFO into the struct,
 two dict lookups, a counter, PTRACE_CONT. The pure-Python loop allocates
 next to nothing either (ctypes pointers without argtypes or errno copying,

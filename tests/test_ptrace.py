@@ -441,3 +441,49 @@ def test_clone3_flags_are_read_and_allow_the_clone_fallback(build_c, tmp_path):
     assert (newuser,) in rec.args["x86_64"]["clone3"]
     ran = lp("run", "--profile", prof, "--", exe)
     assert (ran.returncode, ran.stdout) == (0, "userns child ok\n"), ran.stderr
+
+
+def test_a_signal_whose_handler_runs_inside_another_ones_starts_one_timer(monkeypatch):
+    """Ctrl-C and a window resize reach leastpriv at once: Python may run the second signal's handler inside
+    the first one's (at any Python call there, e.g. a Timer's daemon setter). Each handler starts the timer
+    it made, never one the other made (a Timer started twice raised RuntimeError, which ended a trace), and
+    the latest timer is the one left to fire."""
+    import threading
+
+    from leastpriv import launch
+    from leastpriv.tracer import ptrace
+    from leastpriv.tracer.base import TraceOptions
+
+    session = ptrace._Session(["true"], "/bin/true", TraceOptions())
+    sleeper = subprocess.Popen(["sleep", "30"])        # the "workload" a timer would forward to
+    session.root = sleeper.pid
+    monkeypatch.setattr(launch, "sent_by_terminal", lambda sig: True)
+    made = []
+
+    class Timer(threading.Timer):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+        @property
+        def daemon(self):
+            return threading.Thread.daemon.fget(self)
+
+        @daemon.setter
+        def daemon(self, value):
+            threading.Thread.daemon.fset(self, value)
+            if len(made) == 1:          # the first handler's timer: the second signal comes now
+                session._on_signal(signal.SIGWINCH, None)
+
+    monkeypatch.setattr(threading, "Timer", Timer)
+    try:
+        session._on_signal(signal.SIGINT, None)
+        first, second = made
+        assert session.deferred is first and first.is_alive()
+        assert second.finished.is_set()           # started by its handler, cancelled by the outer one
+        assert session.interrupted == "SIGINT"
+    finally:
+        for t in made:
+            t.cancel()
+        sleeper.kill()
+        sleeper.wait()

@@ -410,13 +410,16 @@ class _Session:
             if time.monotonic() - self.delivered.get(sig, -1e9) < 0.2:
                 return
             self.deferred_sig = sig
-            if self.deferred is not None:
-                self.deferred.cancel()
             import threading   # here, on a signal from the terminal: not on every start (~1 ms)
 
-            self.deferred = threading.Timer(0.2, self._on_alarm)
-            self.deferred.daemon = True
-            self.deferred.start()
+            # a local timer: a second signal's handler can run inside this one (at any Python call: the
+            # import, the daemon setter) and replace self.deferred, which must then not be started twice
+            t = threading.Timer(0.2, self._on_alarm)
+            t.daemon = True
+            old, self.deferred = self.deferred, t
+            if old is not None:
+                old.cancel()
+            t.start()
             return
         self._forward(sig)
 

@@ -9,6 +9,7 @@ import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from json.encoder import encode_basestring_ascii as _esc
 
 from .errors import UserError
 
@@ -137,14 +138,14 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
 
 
 # orjson, imported for the first large document (dumps): its import brings datetime, uuid and platform
-# (~4.5 ms on the 2-vCPU machine this was measured on), more than json.dumps takes for a small profile
+# (~4 ms on the 2-vCPU machine this was measured on), more than _indented takes for a profile of ~1,000 files
 _orjson = None
 _ORJSON_OPTS = 0
 _orjson_tried = False
-# a document with fewer entries than this in its first three levels is written by json.dumps (~0.85 µs a
-# value: the profile of `learn -- true`, ~80 entries, in ~0.5 ms; one of ~1,000 files, ~2,000 entries, in
-# ~8 ms against ~6 ms with orjson's import)
-SMALL_DOCUMENT = 1500
+# a document with fewer entries than this in its first three levels is written by _indented (~1.5 µs an
+# entry: the profile of a pytest run, ~950 entries, in ~1.4 ms; git status of /usr/include, ~2,050, in
+# ~3.5 ms against ~4.5 ms with orjson's import; tar of /usr/include, ~17,600, in ~30 ms against ~6 ms)
+SMALL_DOCUMENT = 2500
 
 
 def _load_orjson():
@@ -189,15 +190,21 @@ def dumps(obj: Any) -> str:
     """The project's one JSON style: sorted keys, two-space indent, final newline.
 
     The text is exactly ``json.dumps(obj, indent=2, sort_keys=True) + "\\n"`` (tests/test_fileio.py
-    proves it). Python's json encoder is pure Python when it indents (~0.13 s for a profile of 9,000
-    files), so orjson (Rust, ~5 ms) writes it whenever its output is provably the same: str keys only,
-    ints within 64 bits, no surrogates, no dataclass/subclass objects (orjson refuses those here), and
-    none of the bytes or float forms above; anything else takes json.dumps, and so does a small document
-    (SMALL_DOCUMENT: orjson's import would cost it more than it saves). One difference remains
-    by design: NaN/Infinity floats (invalid JSON that json.dumps writes) come out as null; leastpriv's
+    proves it). Python's json encoder is pure Python when it indents, and slow at it (a generator per
+    level; ~3 ms for the profile of a pytest run, ~0.13 s for one of 9,000 files). A small document is
+    written by _indented (the same text, ~2.3x faster: see there); a large one by orjson (Rust, ~5 ms
+    for 9,000 files) whenever its output is provably the same: str keys only, ints within 64 bits, no
+    surrogates, no dataclass/subclass objects (orjson refuses those here), and none of the bytes or
+    float forms above. Anything either of them cannot vouch for takes json.dumps. One difference remains
+    by design: orjson writes NaN/Infinity floats (invalid JSON that json.dumps writes) as null; leastpriv's
     data has none.
     """
-    fast = _orjson if _orjson is not None or _entries(obj) < SMALL_DOCUMENT else _load_orjson()
+    if _orjson is None and _entries(obj) < SMALL_DOCUMENT:
+        try:
+            return _indented(obj, 0) + "\n"
+        except (_NotPlain, RecursionError, IndexError):   # IndexError: nested deeper than _NL reaches
+            return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    fast = _load_orjson()
     if fast is not None:
         try:
             raw = fast.dumps(obj, option=_ORJSON_OPTS)
@@ -208,6 +215,93 @@ def dumps(obj: Any) -> str:
                     and _SMALL_FLOAT.search(raw) is None):
                 return raw.decode("ascii")
     return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+class _NotPlain(Exception):
+    """What _indented leaves to json.dumps: a value of another type than dict, list, tuple, str, int, float,
+    bool or None (subclasses included: json.dumps decides how they look), or a key that is not a str."""
+
+
+_NL = tuple("\n" + "  " * i for i in range(48))   # a new line at each depth
+_SEP = tuple("," + nl for nl in _NL)                # between two items at each depth
+_KEYS: dict[str, str] = {}                         # '"key": ' of each key seen (profiles repeat few keys)
+_INFINITY = float("inf")
+
+
+def _key(k: Any) -> str:
+    if type(k) is not str:
+        raise _NotPlain
+    s = _KEYS[k] = _esc(k) + ": "
+    return s
+
+
+def _float(o: float) -> str:
+    """json.encoder's floatstr (allow_nan)."""
+    if o != o:
+        return "NaN"
+    if o == _INFINITY:
+        return "Infinity"
+    if o == -_INFINITY:
+        return "-Infinity"
+    return float.__repr__(o)
+
+
+def _indented(o: Any, level: int) -> str:
+    """``json.dumps(o, indent=2, sort_keys=True)`` for plain JSON data, or _NotPlain.
+
+    The same text as json.encoder's _make_iterencode (ensure_ascii, separators "," and ": ", keys sorted,
+    empty containers as {} and [], floats by float.__repr__), written by joining each container's items
+    instead of yielding them through a generator per level; a list of strings (the files of a rule, the
+    syscalls of an executable) is joined by str.join over json's C string encoder in one call.
+    """
+    t = type(o)
+    if t is dict:
+        if not o:
+            return "{}"
+        inner = level + 1
+        try:
+            keys = sorted(o)
+        except TypeError:   # keys json.dumps sorts otherwise, or refuses
+            raise _NotPlain from None
+        parts = []
+        add = parts.append
+        keyed = _KEYS.get
+        for k in keys:
+            v = o[k]
+            tv = type(v)
+            kk = keyed(k) or _key(k)
+            if tv is str:
+                add(kk + _esc(v))
+            elif tv is int:
+                add(kk + int.__repr__(v))
+            elif tv is list and v:
+                try:
+                    add(kk + "[" + _NL[inner + 1] + _SEP[inner + 1].join(map(_esc, v)) + _NL[inner] + "]")
+                except TypeError:   # not only strings
+                    add(kk + _indented(v, inner))
+            else:
+                add(kk + _indented(v, inner))
+        return "{" + _NL[inner] + _SEP[inner].join(parts) + _NL[level] + "}"
+    if t is list or t is tuple:
+        if not o:
+            return "[]"
+        inner = level + 1
+        try:
+            return "[" + _NL[inner] + _SEP[inner].join(map(_esc, o)) + _NL[level] + "]"
+        except TypeError:   # not only strings
+            pass
+        return "[" + _NL[inner] + _SEP[inner].join([_indented(v, inner) for v in o]) + _NL[level] + "]"
+    if t is str:
+        return _esc(o)
+    if t is int:
+        return int.__repr__(o)
+    if t is bool:
+        return "true" if o else "false"
+    if o is None:
+        return "null"
+    if t is float:
+        return _float(o)
+    raise _NotPlain
 
 
 def copy_json(x: Any) -> Any:

@@ -82,8 +82,8 @@ def test_write_atomic_never_replaces_a_device_or_directory(tmp_path):
 
 
 def test_small_documents_are_written_without_orjson_large_ones_with_it(tmp_path):
-    """A small profile (learn -- true) is written by json.dumps (orjson's import costs more than it saves),
-    a large one by orjson; both give json.dumps' text."""
+    """A small profile (learn -- true) is written by fileio._indented (orjson's import costs more than it
+    saves), a large one by orjson; both give json.dumps' text."""
     import subprocess
     import sys
     code = ("import json, sys\nfrom leastpriv import fileio\n"
@@ -98,3 +98,64 @@ def test_small_documents_are_written_without_orjson_large_ones_with_it(tmp_path)
     assert proc.stdout.split() == ["False", "True"]
     for obj in (0, "x", None, [1, [2, [3, [4]]]], {"a": {"b": {"c": {"d": 1}}}}):
         assert fileio._entries(obj) >= 0 and fileio.dumps(obj) == _ref(obj)
+
+
+class _S(str):
+    pass
+
+
+class _I(int):
+    pass
+
+
+def _random_json(rnd, depth: int = 0):
+    """Data of every shape dumps meets and some it should leave to json.dumps (subclasses, tuples, odd keys)."""
+    pick = rnd.randrange(16 if depth < 6 else 9)
+    atoms = ["", "a", "caf\u00e9", "\x00\x1f\x7f\"\\/", "\udcff", "/usr/lib/x.so", _S("sub")]
+    if pick < 3:
+        return rnd.choice(atoms)
+    if pick < 5:
+        return rnd.choice([0, -1, 2**63, 10**20, True, False, _I(7)])
+    if pick < 7:
+        return rnd.choice([0.0, -0.0, 1.5, 1e-05, 1e16, 5e-324, float("inf"), float("-inf"), float("nan")])
+    if pick < 9:
+        return None
+    if pick < 11:
+        return [rnd.choice(atoms[:-1]) for _ in range(rnd.randrange(4))]   # the all-strings fast path
+    n = rnd.randrange(5)
+    if pick < 13:
+        items = [_random_json(rnd, depth + 1) for _ in range(n)]
+        return tuple(items) if rnd.random() < 0.2 else items
+    keys = [rnd.choice(["k", "a", "Z", "_", "10", "9", "caf\u00e9", "\x01"]) + str(i) for i in range(n)]
+    if rnd.random() < 0.05:
+        keys.append(rnd.choice([1, 2.5, None, True, _S("s")]))
+    return {k: _random_json(rnd, depth + 1) for k in keys}
+
+
+def test_indented_is_json_dumps_on_random_data(monkeypatch):
+    """fileio._indented, the writer of small documents, against json.dumps on 3,000 random documents (and on
+    nesting deeper than its table of indents)."""
+    import random
+    monkeypatch.setattr(fileio, "_orjson", None)   # as in a fresh process (another test may have loaded it)
+    rnd = random.Random(13)
+    def outcome(f, obj):
+        try:
+            return f(obj)
+        except (TypeError, ValueError) as exc:   # json refuses mixed keys it cannot sort: so must dumps
+            return type(exc)
+
+    refused = 0
+    for _ in range(3000):
+        obj = _random_json(rnd)
+        want = outcome(_ref, obj)
+        refused += not isinstance(want, str)
+        assert outcome(fileio.dumps, obj) == want, obj
+    assert 0 < refused < 300
+    deep: list = []
+    for i in range(100):
+        deep = [deep] if i % 2 else {"x": deep, "y": ["a"]}
+    assert fileio.dumps(deep) == _ref(deep)
+    circular: dict = {}
+    circular["me"] = circular
+    with pytest.raises(ValueError, match="[Cc]ircular"):
+        fileio.dumps(circular)

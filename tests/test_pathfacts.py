@@ -63,7 +63,10 @@ def _tree(t: Path) -> tuple[list[str], list[str]]:
     files = [f"{s}/d/f", f"{s}/rel/deep/g", f"{s}/abs/sub/deep/g", f"{s}/chain/g", f"{s}/chain/missing/x",
              f"{s}/dangling", f"{s}/dangling/y", f"{s}/loop1", f"{s}/loop1/z", f"{s}/self/a/b", f"{s}/up/d/f",
              f"{s}/d/sub/back", f"{s}/d/f/notadir", f"{s}/fifo/p", f"{s}/missing/a/b/c", "/dev/null",
-             f"{s}/d//f", f"{s}/d/./f", f"{s}/d/sub/../f", f"{s}/rel/", "relative/path", "/"]
+             f"{s}/d//f", f"{s}/d/./f", f"{s}/d/sub/../f", f"{s}/rel/", "relative/path", "/",
+             # names os.path.normpath keeps or changes, next to ones that only look like them
+             f"{s}/d/.", f"{s}/d/..", f"{s}/d/...", f"{s}/d/.f", f"{s}/d/..f", f"{s}/d/f.", f"{s}//d", f"{s}///d/f",
+             f"{s}/./d", f"{s}/../x", "//", "///", "/.", "/..", "/...", f"{s}/rel/./deep/"]
     executables = [f"{s}/script", "/bin/sh", f"{s}/chain/../d/f", f"{s}/missing/exe"]
     return files, executables
 

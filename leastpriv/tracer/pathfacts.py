@@ -86,10 +86,6 @@ class _Lookup:
         self._real: dict[str, str] = {"/": "/"}
         self._stat: dict[str, tuple[str, bool]] = {}
 
-    @staticmethod
-    def normal(p: str, _norm=os.path.normpath) -> bool:
-        return p[:1] == "/" and p[:2] != "//" and _norm(p) == p
-
     def kind_link(self, p: str) -> tuple[str, bool]:
         """(kind_of(p), os.path.islink(p)) with one lstat (a stat too for a link)."""
         got = self._stat.get(p)
@@ -135,15 +131,35 @@ def describe(files: Iterable[str], executables: Iterable[str]) -> dict[str, dict
     ``executables`` (and their interpreters)."""
     out: dict[str, dict] = {}
     look = _Lookup()
-
-    normal, kind_link, realpath = look.normal, look.kind_link, look.realpath
+    known, real, realpath = look._stat, look._real, look.realpath
+    lstat, kinds = os.lstat, _KIND_OF_FMT
 
     def add(p: str) -> None:
+        # _Lookup.kind_link and .realpath inlined for the common path (~1,000 of them after a test run): a
+        # normalised path (os.path.normpath would keep it) that is not a link, in a directory that is where
+        # it seems (its realpath is itself)
         while p not in out and len(out) < MAX_PATHS and p[:1] == "/":
-            if normal(p):
-                kind, link = kind_link(p)
-                rp = realpath(p)
-                parent = p.rpartition("/")[0] or "/"     # os.path.dirname of a normalised path
+            parent, _, name = p.rpartition("/")
+            if (name not in _NOT_NORMAL_NAMES and "//" not in p and "/./" not in p and "/../" not in p) \
+                    or p == "/":
+                got = known.get(p)
+                if got is None:
+                    try:
+                        mode = lstat(p).st_mode
+                    except (OSError, ValueError):
+                        got = _MISSING
+                    else:
+                        fmt = mode & 0o170000   # stat.S_IFMT
+                        got = (kind_of(p), True) if fmt == stat.S_IFLNK else (kinds.get(fmt, "other"), False)
+                    known[p] = got
+                kind, link = got
+                parent = parent or "/"         # os.path.dirname of a normalised path
+                rp = real.get(p)
+                if rp is None:
+                    if not link and real.get(parent) == parent:
+                        rp = real[p] = p
+                    else:
+                        rp = realpath(p)
             else:
                 kind, link, rp = kind_of(p), os.path.islink(p), os.path.realpath(p)
                 parent = os.path.dirname(p)
@@ -171,3 +187,8 @@ def describe(files: Iterable[str], executables: Iterable[str]) -> dict[str, dict
             if interp in out:
                 out[interp]["realpath"] = os.path.realpath(interp)
     return dict(sorted(out.items()))
+
+
+# the last names that os.path.normpath changes ("/a/", "/a/.", "/a/.."); "//", "/./" and "/../" elsewhere
+_NOT_NORMAL_NAMES = frozenset(("", ".", ".."))
+_MISSING = ("missing", False)

@@ -197,7 +197,7 @@ def _collect(cls: type) -> tuple[Field, ...]:
         t = type_ if isinstance(type_, str) else getattr(type_, "__name__", "")
         if t.startswith(("ClassVar", "typing.ClassVar", "InitVar", "dataclasses.InitVar", "KW_ONLY")):
             raise TypeError(f"@value: {cls.__qualname__}.{name}: ClassVar/InitVar/KW_ONLY fields are not supported")
-        default = cls.__dict__.get(name, MISSING)
+        default = getattr(cls, name, MISSING)   # as dataclasses: a base's default is inherited
         if isinstance(default, Field):
             f = default
         elif type(default).__name__ == "Field" and type(default).__module__ == "dataclasses":

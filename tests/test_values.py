@@ -177,6 +177,12 @@ def test_a_value_class_inherits_its_bases_fields():
     assert x == Child(1, "x", (2,)) and x != Base(1, "x") and Child(1).b == "b"
     assert [f.name for f in dataclasses.fields(x)] == ["a", "b", "c"] and not dataclasses.is_dataclass(Value)
 
+    @value
+    class Again(Base):   # a field declared again keeps its base's default, as with dataclasses
+        b: str
+
+    assert Again(1).b == "b" and repr(Again(1)).endswith("Again(a=1, b='b')")
+
 
 def test_the_generated_init_templates_are_current():
     """leastpriv/_value_inits.py is what tools/gen_value_inits.py writes (make tables), and a class with more

@@ -137,15 +137,16 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)       # releases the lock
 
 
-# orjson, imported for the first large document (dumps): its import brings datetime, uuid and platform
-# (~4 ms on the 2-vCPU machine this was measured on), more than _indented takes for a profile of ~1,000 files
+# orjson, imported for the first large document (dumps): its import brings datetime, uuid, platform and (now
+# that the learn path does without them) dataclasses, inspect and typing: ~12 ms on the 2-vCPU machine this was
+# measured on, where _indented writes ~2.5 µs an entry (first-three-level entries, _entries)
 _orjson = None
 _ORJSON_OPTS = 0
 _orjson_tried = False
-# a document with fewer entries than this in its first three levels is written by _indented (~1.5 µs an
-# entry: the profile of a pytest run, ~950 entries, in ~1.4 ms; git status of /usr/include, ~2,050, in
-# ~3.5 ms against ~4.5 ms with orjson's import; tar of /usr/include, ~17,600, in ~30 ms against ~6 ms)
-SMALL_DOCUMENT = 2500
+# a document with fewer entries than this is written by _indented: the profile of a pytest run (~950 entries)
+# in ~2.4 ms, of git status in a copy of /usr/include (~2,050) in ~5 ms, against ~12 and ~13 ms with orjson's
+# import; tar of /usr/include (~17,600) takes orjson, ~23 ms against ~47 (medians of 7, CPU time, a fresh process)
+SMALL_DOCUMENT = 6000
 
 
 def _load_orjson():

@@ -90,7 +90,7 @@ def test_small_documents_are_written_without_orjson_large_ones_with_it(tmp_path)
             "small = {'facts': {'files': {f'/f{i}': {'access': ['read'], 'runs': 1} for i in range(50)}}}\n"
             "assert fileio.dumps(small) == json.dumps(small, indent=2, sort_keys=True) + '\\n'\n"
             "print('orjson' in sys.modules)\n"
-            "large = {'facts': {'files': {f'/f{i}': {'access': ['read'], 'runs': 1} for i in range(5000)}}}\n"
+            "large = {'facts': {'files': {f'/f{i}': {'access': ['read'], 'runs': 1} for i in range(8000)}}}\n"
             "assert fileio.dumps(large) == json.dumps(large, indent=2, sort_keys=True) + '\\n'\n"
             "print('orjson' in sys.modules)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from .errors import UserError
 from .kernel import constants, syscalls
+from .schemas import _errors
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # for annotations only: typing costs every start ~1.5 ms
@@ -86,13 +87,24 @@ def check(doc: Any, schema: "dict | _Compiled", where: str, what: str) -> None:
     jsonschema's validator takes over 1 s (the tests check the shipped schemas with jsonschema).
     """
     compiled = schema if isinstance(schema, _Compiled) else _compile(json.dumps(schema, sort_keys=True))
-    import fastjsonschema
     try:
         compiled.fast(doc)
-    except fastjsonschema.JsonSchemaValueException as exc:
+    except ValueError as exc:
+        if not _refused(exc):
+            raise
         where_in = list(exc.path or [])[1:]    # ["data", "rules", "0", ...]
         path = _path(int(p) if isinstance(p, str) and p.isdigit() else p for p in where_in)
         raise UserError(f"{where}: not a valid {what}: {path}: {_describe(exc)}") from None
+
+
+def _refused(exc: ValueError) -> bool:
+    """Is ``exc`` a validator's "this document does not follow the schema"? The generated validators raise
+    schemas/_errors.py's copy of fastjsonschema's exception (a valid document never loads fastjsonschema);
+    a schema compiled at run time raises fastjsonschema's own."""
+    if isinstance(exc, _errors.JsonSchemaValueException):
+        return True
+    import fastjsonschema
+    return isinstance(exc, fastjsonschema.JsonSchemaValueException)
 
 
 class _Compiled:

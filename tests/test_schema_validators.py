@@ -25,6 +25,11 @@ def test_committed_validators_are_what_the_tool_generates(name):
     assert committed == _tool().source(name), f"run `make tables`: _validate_{name}.py is stale"
 
 
+def test_committed_exceptions_are_what_the_tool_generates():
+    committed = (ROOT / "leastpriv" / "schemas" / "_errors.py").read_text()
+    assert committed == _tool().errors_source(), "run `make tables`: schemas/_errors.py is stale"
+
+
 @pytest.mark.parametrize("name", ["profile", "recording"])
 def test_the_generated_validator_is_used_and_refuses_like_a_compiled_one(name):
     generated = importlib.import_module(f"leastpriv.schemas._validate_{name}")

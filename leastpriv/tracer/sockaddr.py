@@ -11,9 +11,11 @@ from .recording import Endpoint
 
 @lru_cache(maxsize=None)
 def _net():
-    """The socket module and the tables built from it: imported when the first address is read (socket's
-    enums cost every tracer start ~2 ms otherwise)."""
-    import socket
+    """The socket constants and inet_ntop, and the tables built from them: imported when the first address is
+    read. From _socket, the C module under socket.py: the same numbers (plain ints) and inet_ntop, without
+    socket.py's enums and selectors (~2-4 ms, which a ptrace trace paid in its loop at a workload's first
+    connect; every tracer start paid them when they were imported up front)."""
+    import _socket as socket
     inet = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp", socket.SOCK_RAW: "raw", socket.SOCK_SEQPACKET: "sctp"}
     unix = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket"}
     return socket, inet, unix, (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6)

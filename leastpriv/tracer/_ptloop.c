@@ -262,7 +262,7 @@ static int open_result(const struct ctx *x, pid_t pid, PyObject *pidobj, long lo
     char link[64], buf[4097];
     snprintf(link, sizeof link, "/proc/%d/fd/%lld", (int)pid, rval);
     ssize_t n = readlink(link, buf, 4096);   /* os.readlink's buffer (MAXPATHLEN) */
-    if (n < 0 || buf[0] != '/')
+    if (n <= 0 || buf[0] != '/')   /* os.readlink's str would not start with "/" either */
         return DONE;
     if (n >= 4096 || (n >= 10 && memcmp(buf + n - 10, " (deleted)", 10) == 0))
         return BACK;

@@ -24,6 +24,10 @@ venv:
 	@echo "installed: $(VENV)/bin/leastpriv"
 
 test:
+	@# the ptrace loop's C extension older than its source (a pull or rebase changed _ptloop.c): rebuild it first,
+	@# or the tests meet a module that speaks another PROTOCOL (ptrace.py then runs the Python loop)
+	@so=$$(ls leastpriv/tracer/_ptloop.*.so 2>/dev/null | head -1); \
+	if [ -n "$$so" ] && [ leastpriv/tracer/_ptloop.c -nt "$$so" ]; then $(MAKE) venv; fi
 	$(VPY) -m pytest -ra -q tests
 
 bench:

@@ -39,7 +39,9 @@ def test_the_c_loop_is_built_in_ci():
     """setup.py builds the extension optionally (an install without a compiler still works); CI has gcc and
     Python's headers, so there a missing module is a broken build, not a fallback."""
     need(c_loop_built(), "leastpriv.tracer._ptloop is not built (make venv compiles it; see setup.py)")
-    assert ptrace._c_loop() is not None
+    from leastpriv.tracer import _ptloop
+    assert ptrace._c_loop() is not None, (f"the built module speaks PROTOCOL {getattr(_ptloop, 'PROTOCOL', 0)}, "
+                                          f"not ptrace.py's: a stale build of _ptloop.c (make venv rebuilds it)")
 
 
 class Counted:

@@ -3,8 +3,11 @@
  * (close(-1): EBADF, sampled at every call until one succeeds), one that fails sometimes (dup of an fd
  * that is open every other round), the same through int $0x80 (i386: getppid is 64, close 6) and with
  * the x32 bit (ENOSYS where the kernel lacks x32). Built with -m32, the i386 program makes them natively.
- * Each thread makes the same calls. Then 10 pause()s, each ended by a timer's SIGALRM: the exit stop
- * shows the kernel-internal -ERESTARTNOHAND (the caller sees EINTR). Prints the number of rounds. */
+ * Each thread makes the same calls. Then 10 sigsuspend()s, each ended by a timer's SIGALRM: the exit stop
+ * shows the kernel-internal -ERESTARTNOHAND (the caller sees EINTR). SIGALRM is blocked outside
+ * sigsuspend, which unblocks it and waits in one step: a pause() after setitimer() missed a 1 ms timer
+ * that fired before it was entered (under load, with the tracer's stops in between) and waited forever.
+ * Prints the number of rounds. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -49,10 +52,15 @@ int main(int argc, char **argv)
     for (int i = 0; i < threads && i < 8; i++)
         pthread_join(t[i], NULL);
     signal(SIGALRM, on_alarm);
+    sigset_t alarm, waiting;
+    sigemptyset(&alarm);
+    sigaddset(&alarm, SIGALRM);
+    sigprocmask(SIG_BLOCK, &alarm, &waiting);   /* waiting: the mask before, without SIGALRM */
+    sigdelset(&waiting, SIGALRM);
     struct itimerval ms = {{0, 0}, {0, 1000}};
     for (int i = 0; i < 10; i++) {
         setitimer(ITIMER_REAL, &ms, NULL);
-        pause();
+        sigsuspend(&waiting);
     }
     printf("%d\n", rounds);
     return 0;

@@ -20,7 +20,8 @@
  *   (NONE, 0, 0)            no tracee left (ECHILD).
  * The last element of every answer is the running syscall count, handed back at the next call.
  * Nothing is changed before it is certain that the stop is a common one, so that Python never
- * sees half a stop. waitpid releases the GIL (the deferred-signal timer thread runs meanwhile);
+ * sees half a stop. waitpid releases the GIL when another Python thread exists (the deferred-signal
+ * timer thread runs meanwhile; see alone());
  * Python signal handlers run before each wait and when it is interrupted, and their exception
  * is raised from here. */
 #define PY_SSIZE_T_CLEAN

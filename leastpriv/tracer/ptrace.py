@@ -70,7 +70,7 @@ O_CREAT's existence check, a task in another root, events, signals, a failed
 ptrace call, the progress tick every 1024 syscalls) comes back to the Python
 loop, which handles it as it handles every stop when the module is not built
 or LEASTPRIV_PTRACE_PURE=1 (tests/test_ptloop.py: both record the same). Python per stop is then
-nothing: waitpid (GIL released), PTRACE_GET_SYSCALL_INFO into the struct,
+nothing: waitpid (the GIL released only when another Python thread exists), PTRACE_GET_SYSCALL_INFO into the struct,
 two dict lookups, a counter, PTRACE_CONT. The pure-Python loop allocates
 next to nothing either (ctypes pointers without argtypes or errno copying,
 lists mutated in place, the GC off during the loop), but costs 0.7-1.4 µs of

@@ -254,17 +254,29 @@ def rescue_recording(rec, first: list[str], output: str) -> str:
 
 
 @contextmanager
-def signals_unwind() -> Iterator[None]:
+def signals_unwind() -> Iterator[Callable[[], None]]:
     """While a container's files exist (an unpacked image, runc's state): SIGTERM, SIGHUP and SIGQUIT raise,
     like Ctrl-C, so every ``with`` block on the way out removes what it made; runc.run stops the container
-    itself when a signal comes while it runs (the run is then saved, marked interrupted)."""
+    itself when a signal comes while it runs (the run is then saved, marked interrupted).
+
+    A handler's exception can be swallowed: when the signal lands in code whose exceptions Python only prints
+    ("Exception ignored in": a weakref callback of the import lock, a ``__del__``). The signal is kept, so the
+    block still ends with Interrupted: at the latest when it ends, earlier where the body calls the yielded
+    check (before it starts a container)."""
     import threading   # here: a learn of a command never needs it (~1 ms of its start)
 
+    got: list[int] = []
+
+    def check() -> None:
+        if got:
+            raise Interrupted(got[0])
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield check
         return
 
     def unwind(signum, _frame):
+        got.append(signum)
         raise Interrupted(signum)
 
     def drop(_signum, _frame):   # a handler, not SIG_IGN: the programs started meanwhile get the default
@@ -276,11 +288,28 @@ def signals_unwind() -> Iterator[None]:
     # have no container to go to until runc.run runs it (it passes them on then): dropped, never fatal
     old = {s: signal.signal(s, unwind if s in launch.ENDING else drop)
            for s in launch.FORWARDED if s != signal.SIGINT}
+    import sys
+    old_hook = sys.unraisablehook
+
+    def unraisable(u) -> None:   # a swallowed Interrupted is kept in ``got``: no "Exception ignored" traceback
+        if not isinstance(u.exc_value, Interrupted):
+            old_hook(u)
+
+    sys.unraisablehook = unraisable
     try:
-        yield
+        yield check
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        if got:   # what failed after a swallowed signal failed because of it (or would not matter): the signal
+            raise Interrupted(got[0]) from None
+        raise
+    else:
+        check()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        sys.unraisablehook = old_hook
 
 
 # ----------------------------------------------------------- containers
@@ -313,14 +342,15 @@ def learn_container_cmd(*, bundle: str | None, image: str | None, args: Sequence
         raise UserError("--backend ptrace: cannot attach to a runc container (use ebpf or seccomp-notify; see README "
                         "## Containers)")
     runc = _runc()
-    with signals_unwind(), open_workspace(image=image, bundle=bundle, args=args, network=network,
-                                          overrides=overrides) as ws:
+    with signals_unwind() as interrupted, open_workspace(image=image, bundle=bundle, args=args, network=network,
+                                                         overrides=overrides) as ws:
         for c in ws.changes:
             status.info(f"bundle: {c}")
         if ws.unpack:
             status.info(f"unpacked {plural(ws.unpack.layers, 'layer')}, {plural(ws.unpack.files, 'file')}")
             for n in ws.unpack.neutralized:
                 status.warn(n)
+        interrupted()
         rec, res, why = learn_container(runc, ws.bundle, ws.conf, ws.target, backend, timeout=duration,
                                         stdio={"passthrough": True, "stdin": stdin},
                                         listener_filter=_listener_filter())
@@ -342,9 +372,10 @@ def verify_cmd(*, bundle: str | None, image: str | None, profile_path: str, runt
     runc = _runc()
     if as_json:
         status.info("the container's stdout goes to stderr: the verdict is on stdout")
-    with signals_unwind(), \
+    with signals_unwind() as interrupted, \
             open_workspace(image=image, bundle=bundle, args=args, network=network, overrides=overrides) as ws, \
             _stdout_to_stderr(as_json):
+        interrupted()
         return verify(runc, ws.bundle, ws.conf, profile, runtime=runtime, timeout=duration,
                       stdio={"passthrough": True, "stdin": stdin})
 
@@ -364,9 +395,11 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
 
     runc = _runc()
     machine_on_stdout = output is None and fmt in ("json", "markdown")
-    with signals_unwind(), open_workspace(image=image, args=args, network=network, overrides=overrides) as ws:
+    with signals_unwind() as interrupted, open_workspace(image=image, args=args, network=network,
+                                                         overrides=overrides) as ws:
         from .oci.image import scan_rootfs
         scan = scan_rootfs(ws.rootfs)   # before anything runs in it
+        interrupted()
         learn_exit = None
         if profile_path:
             profile = Profile.load(profile_path)
@@ -382,6 +415,7 @@ def review_image_cmd(*, image: str, profile_path: str | None, args: Sequence[str
             learn_exit = res.exit_status
             profile, _ = aggregate.add_recording(None, rec)
         # prove the capability set: run under the profile with exactly the learned capabilities
+        interrupted()
         v = verify(runc, ws.bundle, ws.conf, profile, runtime=runtime)
         first = v.complain if v.complain is not None else v.enforce
         if first is not None and not first.started:   # not even the unenforced run started: no review to give

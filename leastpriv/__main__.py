@@ -23,7 +23,10 @@ def run() -> None:
     still running) takes the ordinary exit instead.
     """
     gc.disable()
-    from .cli import main   # after gc.disable(): importing it is most of the start-up
+    try:
+        from .cli import main   # after gc.disable(): importing it is most of the start-up
+    except KeyboardInterrupt:   # Ctrl-C while leastpriv starts: nothing began, nothing to say (cli.main says
+        os._exit(130)           # "interrupted" once it runs; before this, the interpreter's own start-up)
 
     try:
         main()

@@ -72,3 +72,23 @@ def test_the_cycle_collector_is_off_for_a_ptrace_learn_only(tmp_path):
     assert _collector_at_exit(tmp_path, "learn", "--backend", "ptrace", "-o", "p.json", "--", "true") == "False"
     assert _collector_at_exit(tmp_path, "show", "p.json") == "True"
     assert _collector_at_exit(tmp_path, "export", "p.json", "--format", "docker", "-o", "d.json") == "True"
+
+
+CTRL_C_IN_START_UP = r"""
+import sys
+class CtrlC:   # the SIGINT of a Ctrl-C pressed while leastpriv's modules load, at a fixed point
+    def find_spec(self, name, path=None, target=None):
+        if name == "leastpriv.cli":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["leastpriv", "learn", "--", "true"]
+from leastpriv.__main__ import run
+run()
+"""
+
+
+def test_ctrl_c_while_the_modules_load_exits_130_without_a_traceback():
+    """Ctrl-C in the ~30 ms that leastpriv's imports take (before cli.main can catch it) said nothing useful
+    in a 30-line KeyboardInterrupt traceback and exited -2; now 130 and nothing on stderr, like after it."""
+    r = subprocess.run([sys.executable, "-c", CTRL_C_IN_START_UP], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr, r.stdout) == (130, "", "")

@@ -7,6 +7,7 @@ redis-server --port $PORT --bind 127.0.0.1 --dir "$d" --dbfilename dump.rdb --sa
     --logfile "$d/redis.log" --daemonize no &
 srv=$!
 trap 'kill $srv 2>/dev/null || true' EXIT
+sleep 0.05   # always (see nginx.sh)
 i=0; until redis-cli -p $PORT PING >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 400 ] || exit 9; sleep 0.05; done
 for kv in "$@"; do
     redis-cli -p $PORT SET "${kv%%=*}" "${kv#*=}" >/dev/null
@@ -16,6 +17,7 @@ for kv in "$@"; do redis-cli -p $PORT GET "${kv%%=*}"; done
 redis-cli -p $PORT GET counter
 redis-cli -p $PORT SAVE
 redis-cli -p $PORT SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+sleep 0.05   # always (see nginx.sh)
 i=0; while kill -0 $srv 2>/dev/null; do i=$((i+1)); [ $i -lt 400 ] || { echo "redis did not stop"; kill -9 $srv; break; }; sleep 0.05; done
 wait $srv || true
 test -s "$d/dump.rdb" && echo "rdb saved"

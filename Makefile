@@ -22,6 +22,9 @@ venv:
 	@# setuptools calls compat transitional: where it is gone, the default mode
 	$(VPY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat 2>/dev/null \
 	  || $(VPY) -m pip install -q -e '.[test]'
+	@# the venv's own setuptools (ensurepip's) builds nothing (pip builds in an isolated environment, with
+	@# setuptools>=77 from pyproject.toml); its distutils-precedence.pth ran at every leastpriv start (~0.5 ms)
+	$(VPY) -m pip uninstall -q -y setuptools 2>/dev/null || true
 	@# bcc is Debian's pure-Python package over libbcc.so: make it importable from the venv
 	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	if [ -d /usr/lib/python3/dist-packages/bcc ]; then ln -sfn /usr/lib/python3/dist-packages/bcc "$$site/bcc"; fi

@@ -23,6 +23,13 @@ from .errors import UserError
 from .ui import console
 from .ui.console import escape
 
+# argparse looks each of its own words ("usage: ", "options", its error formats) up in gettext's catalogs
+# every time it builds a parser or an error: gettext then imports locale and probes the .mo paths of
+# $LANGUAGE/$LC_ALL/$LANG, remembering nothing when there is none (Python ships no catalog for argparse):
+# ~1 ms of every start, for nothing. leastpriv speaks English; so does its argument parser.
+argparse._ = str
+argparse.ngettext = lambda singular, plural, n: singular if n == 1 else plural
+
 SUMMARY = """Watch a program run and learn the least privilege it needs.
 
     Learn (run it a few times, with different inputs):

@@ -1,8 +1,9 @@
 # leastpriv: `make install` then `make test` (README.md).
-# The venv's interpreter: Debian's /usr/bin/python3 when it is 3.11 or newer (built with PGO and LTO: a short
-# `learn` takes ~3-6 ms less than on an unoptimized build such as pyenv's, and Debian's bcc is built for it),
-# else python3 from PATH. `make install PY=/path/to/python3` chooses another.
-PY ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+# The venv's interpreter: Debian's /usr/bin/python3 when it is 3.11+ and can make a venv (python3-venv, which
+# `make system` installs; PY is looked up when the venv recipe runs). Debian builds it with PGO and LTO: a short
+# `learn` takes ~3-6 ms less than on an unoptimized build such as pyenv's. Else python3 from PATH;
+# `make install PY=/path/to/python3` chooses another.
+PY ?= $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
         && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 VPY := $(VENV)/bin/python

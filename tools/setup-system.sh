@@ -8,7 +8,7 @@ PKGS=(strace runc apparmor busybox-static gcc gcc-multilib libc6-dev-i386 libsec
 PKGS+=(secilc selinux-policy-default policycoreutils semodule-utils libselinux1 libsepol2)   # export --format selinux reads labels/ports with libselinux/libsepol; its tests compile modules with secilc against the reference policy (converted by policycoreutils' hll/pp)
 PKGS+=(podman nginx-light redis-server redis-tools sqlite3 git curl python3)   # the generalization suite (tests/test_generalize_suite.py): real programs run under leastpriv run, runc and Podman
 PKGS+=(nginx-light redis-server sqlite3 git python3.11 runc binutils)   # reach soundness suite (tests/test_reach.py): real programs learned, then analysed; gcc -Wl,-z,pack-relative-relocs needs binutils >= 2.38
-PKGS+=(python3-dev)   # Python.h for the ptrace loop's C extension (setup.py) when make venv runs Debian's python3 (pyenv's has its own); without it the pure-Python loop runs
+PKGS+=(python3-dev python3-venv)   # make venv builds the venv on Debian's python3 (Makefile: PGO/LTO, faster start): its venv/ensurepip, and Python.h for the ptrace loop's C extension (setup.py); without Python.h the pure-Python loop runs
 PKGS+=(wrk)   # make bench: nginx (nginx-light, one worker, CPU 0) serving a 4 KiB file to wrk (CPU 1) on 127.0.0.1, untraced / empty BPF floor / learn --backend ebpf / learn --pid
 
 if [ "$(id -u)" != 0 ]; then

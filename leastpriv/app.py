@@ -284,10 +284,11 @@ def signals_unwind() -> Iterator[Callable[[], None]]:
 
     from . import launch
 
-    # SIGINT is Python's KeyboardInterrupt already; the signals leastpriv passes on (SIGUSR1, SIGWINCH, ...)
+    # SIGINT too (Python's own KeyboardInterrupt can be swallowed the same way), unless it was ignored when
+    # leastpriv started (a shell's background job); the signals leastpriv passes on (SIGUSR1, SIGWINCH, ...)
     # have no container to go to until runc.run runs it (it passes them on then): dropped, never fatal
     old = {s: signal.signal(s, unwind if s in launch.ENDING else drop)
-           for s in launch.FORWARDED if s != signal.SIGINT}
+           for s in launch.FORWARDED if s != signal.SIGINT or signal.getsignal(s) is signal.default_int_handler}
     import sys
     old_hook = sys.unraisablehook
 

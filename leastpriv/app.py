@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -289,7 +290,6 @@ def signals_unwind() -> Iterator[Callable[[], None]]:
     # have no container to go to until runc.run runs it (it passes them on then): dropped, never fatal
     old = {s: signal.signal(s, unwind if s in launch.ENDING else drop)
            for s in launch.FORWARDED if s != signal.SIGINT or signal.getsignal(s) is signal.default_int_handler}
-    import sys
     old_hook = sys.unraisablehook
 
     def unraisable(u) -> None:   # a swallowed Interrupted is kept in ``got``: no "Exception ignored" traceback
@@ -449,7 +449,6 @@ class _stdout_to_stderr:
 
     def __enter__(self):
         import os
-        import sys
         if self.on:
             sys.stdout.flush()
             self.saved = os.dup(1)

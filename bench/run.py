@@ -13,8 +13,8 @@ medians of --reps runs, ratios taken within the same run of the bench (the machi
    start-up is differenced out. Fast gate (default) and --full-trace for ptrace; eBPF with the
    empty-program floor beside it.
 3. Whole commands (wall time, start-up included): untraced, `strace -f -o /dev/null`,
-   `learn --backend ptrace`, all on CPU 0; find, tar, git status, a Python test run, and the
-   start-up (`learn -- true`). Beside the whole-run ratio, the ratio with each tracer's own
+   `learn --backend ptrace`, all on CPU 0; find, tar, git status, a Python test run (6 test files, ~1 s),
+   pytest's start-up with one quick file (~0.2 s), and the start-up (`learn -- true`). Beside the whole-run ratio, the ratio with each tracer's own
    start-up (its `true` row) differenced out: what tracing the workload's calls costs.
 
 Options: --reps N (default 5), --only nginx|gate|commands, --cpu N (part 2 and 3).
@@ -423,9 +423,16 @@ def commands(tmp: str) -> list[tuple[str, list[str]]]:
         ("find /usr/share -name x", ["find", "/usr/share", "-name", "x"]),
         (f"tar -cf of {tree}", ["tar", "-cf", os.path.join(tmp, "out.tar"), "-C", tree, "."]),
         (f"git status (repo of {tree})", ["git", "-C", _git_repo(tmp, tree), "status", "--porcelain"]),
-        ("python test run: pytest test_learner", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                                  str(ROOT / "tests" / "test_learner.py")]),
+        # a test run of ~1 s: pure-Python test files (none of them traces: a tracee cannot ptrace)
+        ("python test run: pytest, 6 files", [*PYTEST, *[str(ROOT / "tests" / f"{f}.py") for f in TEST_RUN]]),
+        # pytest's own start-up and one quick file (~0.2 s): what a Python tool's fixed cost weighs most on
+        ("pytest start-up: test_learner", [*PYTEST, str(ROOT / "tests" / "test_learner.py")]),
     ]
+
+
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+TEST_RUN = ("test_learner", "test_values", "test_patterns_equal", "test_pathfacts", "test_schema_validators",
+            "test_profile")
 
 
 def _git_repo(tmp: str, tree: str) -> str:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """`make bench`: what leastpriv costs where users feel it. Not a test: one table, printed as it goes.
 
-Three parts, every runner of a part interleaved with the others (rep 1 of each, then rep 2, ...),
-medians of --reps runs, ratios taken within the same run of the bench (the machine is shared):
+Three parts, every runner of a part interleaved with the others (rep 1 of each, then rep 2, ...; each round
+starts one runner later, so that each runner takes each place), medians of --reps runs, ratios taken within the same run of the bench (the machine is shared):
 
 1. nginx + wrk (requests/s, p99 latency): nginx (1 worker) pinned to CPU 0 serves a 4 KiB file
    to `wrk` pinned to CPU 1 over 127.0.0.1. Untraced; under an EMPTY BPF program on raw_syscalls
@@ -66,6 +66,14 @@ def timed(argv: list[str], ok=(0,)) -> float:
     if proc.returncode not in ok:
         raise SystemExit(f"bench: {' '.join(argv)} exited {proc.returncode}:\n{proc.stderr.decode()[-2000:]}")
     return dt
+
+
+def rotated(runners: list, i: int) -> list:
+    """Round i of an interleaved comparison: the runners in their order, started at runner i (mod their
+    number), so that each takes each place in a round equally often (a runner's teardown, such as the BPF
+    detach and map freeing of the one before, then weighs on every runner alike)."""
+    k = i % len(runners)
+    return runners[k:] + runners[:k]
 
 
 def row(cells) -> str:
@@ -332,9 +340,11 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
                         ("learn --backend ebpf -- nginx", learned),
                         ("learn --backend ebpf --pid", attached)]
         samples: dict[str, list[tuple[float, float, float]]] = {n: [] for n, _ in runners}
-        for _ in range(reps):
-            for name, fn in runners:
+        for i in range(reps):
+            for name, fn in rotated(runners, i):
                 samples[name].append(fn())
+                if os.environ.get("LP_BENCH_TRACE"):
+                    print(f"  [round {i}] {name}: {samples[name][-1][0]:.0f} req/s", file=sys.stderr)
         header(f"1. nginx (CPU 0) serving 4 KiB to wrk -t1 -c32 (CPU 1), {seconds:g} s runs, median of {reps}",
                ["workload", "runner", "req/s", "p99 ms", "x untraced", "x floor"])
         med = {n: tuple(statistics.median(s[i] for s in v) for i in range(3)) for n, v in samples.items()}
@@ -392,8 +402,8 @@ def gate_part(reps: int, cpu: str, n: int, ebpf: bool, floor: Floor | None) -> N
             if floor is not None:
                 runners.append(("empty BPF program (floor)", pin(cpu), floor))
         samples: dict[str, dict[int, list[float]]] = {r[0]: {small: [], n: []} for r in runners}
-        for _ in range(reps):
-            for name, prefix, ctx in runners:
+        for i in range(reps):
+            for name, prefix, ctx in rotated(runners, i):
                 for count in (small, n):
                     if ctx is not None:
                         with ctx:
@@ -461,8 +471,8 @@ def commands_part(reps: int, cpu: str) -> None:
         for wname, cmd in commands(tmp):
             run(cmd)   # warm the page cache
             samples: dict[str, list[float]] = {r[0]: [] for r in runners}
-            for _ in range(reps):
-                for rname, prefix in runners:
+            for i in range(reps):
+                for rname, prefix in rotated(runners, i):
                     if os.path.exists(out):
                         os.unlink(out)    # each learn starts a fresh profile
                     samples[rname].append(timed([*prefix, *cmd]))

@@ -361,6 +361,15 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
         print("  (ratios: 1.000 = as fast; requests/s, then the inverse of nginx's own CPU time per request, which")
         print("   the BPF programs add to and which the other load on a shared machine disturbs less;")
         print("   the floor is the cost of attaching anything to raw_syscalls)")
+        if fl:
+            # the spread: each round's requests/s against the floor's in the same round (a pair shares the
+            # machine's state of that moment)
+            floor_runs = samples["empty BPF program (floor)"]
+            for name, _ in runners[2:]:
+                per = sorted(s[0] / f[0] for s, f in zip(samples[name], floor_runs))
+                print(row(["  x floor, round by round", name, "", "",
+                           f"{statistics.median(per):.3f}", f"{per[0]:.3f}-{per[-1]:.3f}"]), flush=True)
+            print("  (the same round's floor; the median of the rounds, then the lowest and the highest)")
         if floor is not None:
             # after the table's runs, apart: with the kernel's BPF statistics on (they cost each run two clock reads)
             try:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`make bench`: what leastpriv costs where users feel it. Not a test: one table, printed as it goes.
 
-Three parts, every runner of a part interleaved with the others (rep 1 of each, then rep 2, ...; each round
-starts one runner later, so that each runner takes each place), medians of --reps runs, ratios taken within the same run of the bench (the machine is shared):
+Three parts, every runner of a part interleaved with the others (rep 1 of each, then rep 2, ...; each
+round starts one runner later, so that each runner takes each place), medians of --reps runs, ratios
+taken within the same run of the bench (the machine is shared):
 
 1. nginx + wrk (requests/s, p99 latency): nginx (1 worker) pinned to CPU 0 serves a 4 KiB file
    to `wrk` pinned to CPU 1 over 127.0.0.1. Untraced; under an EMPTY BPF program on raw_syscalls
@@ -13,9 +14,10 @@ starts one runner later, so that each runner takes each place), medians of --rep
    start-up is differenced out. Fast gate (default) and --full-trace for ptrace; eBPF with the
    empty-program floor beside it.
 3. Whole commands (wall time, start-up included): untraced, `strace -f -o /dev/null`,
-   `learn --backend ptrace`, all on CPU 0; find, tar, git status, a Python test run (6 test files, ~1 s),
-   pytest's start-up with one quick file (~0.2 s), and the start-up (`learn -- true`). Beside the whole-run ratio, the ratio with each tracer's own
-   start-up (its `true` row) differenced out: what tracing the workload's calls costs.
+   `learn --backend ptrace`, all on CPU 0; find, tar, git status, a Python test run (6 test files,
+   ~1 s), pytest's start-up with one quick file (~0.2 s), and the start-up (`learn -- true`). Beside the
+   whole-run ratio, the ratio with each tracer's own start-up (its `true` row) differenced out: what
+   tracing the workload's calls costs.
 
 Options: --reps N (default 5), --only nginx|gate|commands, --cpu N (part 2 and 3).
 """
@@ -343,8 +345,6 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
         for i in range(reps):
             for name, fn in rotated(runners, i):
                 samples[name].append(fn())
-                if os.environ.get("LP_BENCH_TRACE"):
-                    print(f"  [round {i}] {name}: {samples[name][-1][0]:.0f} req/s", file=sys.stderr)
         header(f"1. nginx (CPU 0) serving 4 KiB to wrk -t1 -c32 (CPU 1), {seconds:g} s runs, median of {reps}",
                ["workload", "runner", "req/s", "p99 ms", "x untraced", "x floor"])
         med = {n: tuple(statistics.median(s[i] for s in v) for i in range(3)) for n, v in samples.items()}
@@ -365,7 +365,7 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
             # the spread: each round's requests/s against the floor's in the same round (a pair shares the
             # machine's state of that moment)
             floor_runs = samples["empty BPF program (floor)"]
-            for name, _ in runners[2:]:
+            for name in (n for n, _ in runners if n.startswith("learn")):
                 per = sorted(s[0] / f[0] for s, f in zip(samples[name], floor_runs))
                 print(row(["  x floor, round by round", name, "", "",
                            f"{statistics.median(per):.3f}", f"{per[0]:.3f}-{per[-1]:.3f}"]), flush=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -18,10 +19,9 @@ import pytest
 # A shell starts a background job (`make test &` in a script) with SIGINT and SIGQUIT ignored, and an ignored
 # signal stays ignored across exec: every process the tests start (leastpriv, the workloads, the "bare" runs
 # they are compared with) would then ignore the SIGINT a test sends. The tests are about the default.
-import signal as _signal   # noqa: E402
-for _s in (_signal.SIGINT, _signal.SIGQUIT):
-    if _signal.getsignal(_s) == _signal.SIG_IGN:
-        _signal.signal(_s, _signal.default_int_handler if _s == _signal.SIGINT else _signal.SIG_DFL)
+for _s in (signal.SIGINT, signal.SIGQUIT):
+    if signal.getsignal(_s) == signal.SIG_IGN:
+        signal.signal(_s, signal.default_int_handler if _s == signal.SIGINT else signal.SIG_DFL)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,7 +29,7 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .errors import UserError
 
@@ -153,6 +153,21 @@ def forward(pid: int, sig: int, si_code: int | None = None) -> bool:
     except ProcessLookupError:
         pass
     return True
+
+
+def signalfd(signals: Iterable[int]) -> int:
+    """A signalfd(2) for ``signals``, which the calling thread blocks: readable while one of them is pending,
+    so that a select() wakes for it at once. The caller then takes them with ``signal.sigtimedwait`` (which
+    gives their siginfo) and closes the fd. (Python has no signalfd; ``signal.set_wakeup_fd`` needs the
+    signals unblocked and handled, and a handler gets no siginfo.)"""
+    mask = (ctypes.c_uint64 * 16)()      # sigset_t: 1024 bits
+    for sig in signals:
+        mask[(sig - 1) // 64] |= 1 << ((sig - 1) % 64)
+    fd = ctypes.CDLL(None, use_errno=True).signalfd(-1, ctypes.byref(mask), os.O_CLOEXEC | os.O_NONBLOCK)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"signalfd: {os.strerror(err)}")
+    return fd
 
 
 def child_setup(parent: int) -> None:

@@ -18,8 +18,12 @@ from ...launch import resolve_command
 from ..base import Backend, Cgroup, Command, Pid, Target, TraceOptions, processes
 from ..recording import Recording, RecordingBuilder
 from .program import usable_reason
-from .session import POLL_MS, Session
+from .session import Session
 from .targets import alive, cgroup_info, cgroup_procs, descendants, open_fds, status_field
+
+
+STOP_MS = 100         # the longest wait between two looks at a stop event (container.py sets it when runc is done)
+PID_CHECK_MS = 5000   # --pid: the longest wait between two looks at whether its processes are alive
 
 
 class EbpfBackend(Backend):
@@ -77,13 +81,21 @@ class EbpfBackend(Backend):
         stop = options.extra.get("stop_event")
         ready = options.extra.get("ready_event")
         how = ""
-        # Ctrl-C / SIGTERM (launch.ENDING) end an attach-mode trace normally. A flag, not KeyboardInterrupt: an exception
-        # raised inside bcc's ctypes callback would be printed and swallowed.
+        # Ctrl-C / SIGTERM (launch.ENDING) end an attach-mode trace normally. In the main thread they are blocked
+        # and wake the wait through a signalfd; the handlers (a flag, not KeyboardInterrupt: an exception raised
+        # inside bcc's ctypes callback would be printed and swallowed) hear one the kernel gives another thread.
         signalled: list[int] = []
         old_handlers = {}
+        sigfd = old_mask = None
         if threading.current_thread() is threading.main_thread():
             for sig in launch.ENDING:
                 old_handlers[sig] = signal.signal(sig, lambda n, _f: signalled.append(n))
+            sigfd = launch.signalfd(launch.ENDING)
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, launch.ENDING)
+        # The wait ends for a signal, the kernel's news (with --pid, each exit: wake_on_exit) or the end of a
+        # duration; a stop event is looked at after each wait. --pid also looks at its processes every
+        # PID_CHECK_MS in case an exit's record was lost.
+        cap = STOP_MS if stop is not None else PID_CHECK_MS if isinstance(target, Pid) else None
         try:
             if isinstance(target, Pid):
                 # insert before listing children: a fork after insertion is followed by the kernel
@@ -102,7 +114,14 @@ class EbpfBackend(Backend):
             deadline = None if options.duration is None else time.monotonic() + options.duration
             last_check = time.monotonic()
             while True:
-                sess.poll(POLL_MS)
+                wait = cap
+                if deadline is not None:
+                    left = max(1, int((deadline - time.monotonic()) * 1000))
+                    wait = left if wait is None else min(wait, left)
+                if sess.poll(wait, [sigfd] if sigfd is not None else []):
+                    info = signal.sigtimedwait(launch.ENDING, 0)
+                    if info is not None:
+                        signalled.append(info.si_signo)
                 now = time.monotonic()
                 if signalled:
                     how = signal.Signals(signalled[0]).name
@@ -113,7 +132,7 @@ class EbpfBackend(Backend):
                 if deadline is not None and now >= deadline:
                     how = "duration"
                     break
-                if isinstance(target, Pid) and now - last_check > 0.5:
+                if isinstance(target, Pid) and (not sess.live or now - last_check > 0.5):
                     last_check = now
                     sess.live = {p for p in sess.live if alive(p)}
                     if not sess.live:
@@ -124,6 +143,10 @@ class EbpfBackend(Backend):
         except BaseException:
             sess.close()
             raise
+        finally:
+            if sigfd is not None:
+                os.close(sigfd)
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         try:
             sess.drain()
             sess.collect()
@@ -209,6 +232,7 @@ class EbpfBackend(Backend):
         # tells a process's kill (passed on) from the terminal's (the workload has it already), as `run`
         # does; the handler hears one the kernel gave another thread of leastpriv (it guesses).
         old = {s: signal.signal(s, lambda n, _f: forward(n)) for s in launch.FORWARDED}
+        sigfd = launch.signalfd(launch.FORWARDED)     # wakes the wait (select) for them
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, launch.FORWARDED)
         status = None
         try:
@@ -238,8 +262,11 @@ class EbpfBackend(Backend):
                 raise UserError(f"{target.argv[0]}: {os.strerror(en)}", exit_code=launch.exit_code_for(en))
             pidfd = os.pidfd_open(pid)
             try:
+                # nothing to look at but the fds, unless there is a stop event (a status line's clock runs
+                # in rich's thread)
+                cap = STOP_MS if stop is not None else None
                 while True:
-                    if sess.poll(POLL_MS, pidfd):
+                    if pidfd in sess.poll(cap, [pidfd, sigfd]):
                         break
                     take_signals()
                     if stop is not None and stop.is_set():
@@ -265,13 +292,14 @@ class EbpfBackend(Backend):
                     sess.live = {p for p in sess.live if p != pid and alive(p)}
                     if not sess.live:
                         break
-                sess.poll(POLL_MS)
+                sess.poll(200, [sigfd])
                 take_signals()
             sess.drain()
             sess.collect()
         finally:
             take_signals()
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            os.close(sigfd)
             for s, h in old.items():
                 signal.signal(s, h)
             sess.close()

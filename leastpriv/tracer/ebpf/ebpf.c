@@ -11,6 +11,7 @@
 //   and the syscall semantics header generated from leastpriv/kernel/semantics.py (K_*, ACC_*, OPEN_ACC),
 //   prepended by userspace
 //   PIDMAP_SIZE (pid_max), USER_SLOTS, PER_CPU, MAX_PROCS (= USER_SLOTS + PER_CPU * possible CPUs)
+//   WAKE_EVERY, WAKE_ON_EXIT   when a record wakes userspace (rb_flags)
 //   HAVE_TASK_BTF      1 on kernels >= 5.15: bpf_get_current_task_btf and bpf_task_pt_regs (see TLOAD)
 //
 // The hot path (every syscall of a tracked task) is kept near the cost of an empty program: find the
@@ -302,6 +303,26 @@ static __always_inline void count_lost(int what) {
         (*n)++;
 }
 
+// Records go out without waking userspace (BPF_RB_NO_WAKEUP): it reads when it chooses (session.py: every
+// 25 ms while news come, backing off to once a second while none do), because each wake-up is a context
+// switch that the workload pays for when it shares the CPU. Two kinds of record wake it: news it must act on
+// while the process still exists (a cgroup newcomer's executable and a script's path are read from /proc),
+// with WAKE_ON_EXIT (--pid: the trace ends when the processes have) a process's exit, and every
+// WAKE_EVERY-th record of a CPU, so that the ring never fills between two reads (WAKE_EVERY records of every
+// CPU fill at most a quarter of it: program.py).
+BPF_PERCPU_ARRAY(sent, u64, 1);
+
+static __always_inline u64 rb_flags(int urgent) {
+    int zero = 0;
+    u64 *n = sent.lookup(&zero);
+    if (!n)
+        return BPF_RB_FORCE_WAKEUP;
+    u64 c = ++*n;
+    if (urgent || (c & (WAKE_EVERY - 1)) == 0)
+        return BPF_RB_FORCE_WAKEUP;
+    return BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void fill_comm(char *comm) {
     bpf_get_current_comm(comm, 16);
 }
@@ -381,7 +402,7 @@ static __always_inline struct proc *current_proc(u32 tgid) {
         e->tgid = tgid;
         e->tid = (u32)bpf_get_current_pid_tgid();
         fill_comm(e->comm);
-        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        events.ringbuf_submit(e, rb_flags(1));
     } else {
         count_lost(L_RINGBUF);
     }
@@ -492,7 +513,7 @@ static __always_inline void first_call(struct proc *p, u64 pid_tgid, u32 abi, s6
             e->nr = (s32)nr;
             e->gen = p->gen;
             fill_comm(e->comm);
-            events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+            events.ringbuf_submit(e, rb_flags(0));
         } else {
             count_lost(L_RINGBUF);   // counts and the bitmap keep the fact: only the live notice is lost
         }
@@ -559,7 +580,7 @@ static __always_inline void count_args(struct slotent *s, REGS *regs, u64 pid_tg
             e->v[0] = k.v[0];
             e->v[1] = k.v[1];
             e->v[2] = k.v[2];
-            events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+            events.ringbuf_submit(e, rb_flags(0));
         } else {
             count_lost(L_RINGBUF);   // the map keeps the fact
         }
@@ -786,7 +807,7 @@ static __always_inline int send_path(struct ev_path *e) {
     u32 size = EV_PATH_HDR + (e->len & (PBUF - 1));
     if (size > sizeof(struct ev_path))
         size = sizeof(struct ev_path);
-    if (events.ringbuf_output(e, size, BPF_RB_NO_WAKEUP) != 0) {
+    if (events.ringbuf_output(e, size, rb_flags(e->type == EV_SCRIPT)) != 0) {
         count_lost(L_RINGBUF);
         return -1;
     }
@@ -1212,7 +1233,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork) {
         e->parent = parent;
         e->pgen = pgen;
         fill_comm(e->comm);
-        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        events.ringbuf_submit(e, rb_flags(0));
     } else {
         count_lost(L_RINGBUF);
     }
@@ -1246,7 +1267,7 @@ RAW_TRACEPOINT_PROBE(sched_process_exec) {
     e->sock.domain = e->sock.type = e->sock.protocol = e->sock.pad = 0;
     fill_comm(e->comm);
     __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
-    if (events.ringbuf_output(e, EV_BIG_HDR, BPF_RB_NO_WAKEUP) != 0) {
+    if (events.ringbuf_output(e, EV_BIG_HDR, rb_flags(0)) != 0) {
         count_lost(L_RINGBUF);
         return 0;   // without the event the old image's syscalls stay in the bitmap and count for the new one
     }
@@ -1302,7 +1323,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
     e->ret = 0;
     fill_comm(e->comm);
     __builtin_memcpy(e->seen, p->seen, sizeof(e->seen));
-    if (events.ringbuf_output(e, EV_BIG_HDR, BPF_RB_NO_WAKEUP) != 0) {
+    if (events.ringbuf_output(e, EV_BIG_HDR, rb_flags(WAKE_ON_EXIT)) != 0) {
         count_lost(L_RINGBUF);
         return 0;   // still live: userspace reads its bitmap at the end
     }

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from ...errors import UserError
 from ...kernel import semantics, syscalls
-from .layouts import FMODE_CREATED, NARCH, NO_ARG, SLOTS, WORDS, abi_arch, kernel_offsets
+from .layouts import FMODE_CREATED, NARCH, NO_ARG, PBUF, SLOTS, WORDS, EvBig, EvPath, abi_arch, kernel_offsets
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 SOURCE = "ebpf.c"
@@ -30,6 +30,14 @@ USER_SLOTS = 4096           # process slots userspace fills (the command, attach
 PROCS_PER_TRACE = 32768     # process slots the kernel fills (forks, cgroup newcomers), split over CPUs
 MAX_PATHS = 32768
 RB_PAGES = int(os.environ.get("LEASTPRIV_EBPF_RB_PAGES", "2048"))   # 8 MiB ring buffer (~24000 path events)
+
+
+def wake_every(ncpu: int) -> int:
+    """Every how many records a CPU wakes userspace (ebpf.c: rb_flags), a power of two: that many of the
+    largest records from every CPU fill at most a quarter of the ring between two of its reads."""
+    biggest = max(ct.sizeof(EvPath), ct.sizeof(EvBig)) + PBUF + 8    # + a path, + the ring's record header
+    n = RB_PAGES * 4096 // (4 * ncpu * biggest)
+    return 1 << max(n.bit_length() - 1, 0)
 
 
 # --- environment --------------------------------------------------------------
@@ -97,10 +105,10 @@ class Program:
     have_gate: bool = False        # the fast gate's programs (lp_gate_*) are compiled: see gate.py
 
 
-def load(cgroup: tuple[int, int] | None, note: Callable[[str], None]) -> Program:
+def load(cgroup: tuple[int, int] | None, note: Callable[[str], None], wake_on_exit: bool = False) -> Program:
     """Compile and attach the program: following the processes userspace puts in its table, or, with
     ``cgroup`` = (cgroup id, level), every task of that cgroup v2 and its descendants. ``note`` hears
-    what this kernel cannot record."""
+    what this kernel cannot record; ``wake_on_exit``: a process's exit wakes userspace."""
     from bcc import BPF
     from bcc.utils import get_possible_cpus
 
@@ -131,6 +139,7 @@ def load(cgroup: tuple[int, int] | None, note: Callable[[str], None]) -> Program
         "CAP_KPROBE": cap_kprobe, "SLOTS": SLOTS, "NARCH": NARCH,
         "PIDMAP_SIZE": pidmap_size, "USER_SLOTS": USER_SLOTS, "PER_CPU": per_cpu,
         "MAX_PROCS": USER_SLOTS + per_cpu * ncpu, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
+        "WAKE_EVERY": wake_every(ncpu), "WAKE_ON_EXIT": int(wake_on_exit),
         "HAVE_READ_USER": int(_kernel_at_least(5, 5)), "FMODE_CREATED_": hex(FMODE_CREATED),
         "HAVE_GATE": int(gate_usable(tfs)),
         # typed task and register pointers (plain loads instead of helper calls on the hot path); the

@@ -170,6 +170,26 @@ def test_signal_status_and_forwarding(tmp_path):
     assert time.monotonic() - t0 < 5
 
 
+def test_the_supervisor_sleeps_while_the_workload_runs(tmp_path):
+    """run waits for its child's end, a signal or a call to answer, never on a clock: a wake-up is a context
+    switch the confined workload pays for on a shared CPU. The workload counts its parent's (run's) context
+    switches over 3 s in which it calls nothing run answers, enforced and in complain mode."""
+    code = ("import os, time\n"
+            "f = open(f'/proc/{os.getppid()}/status')\n"     # once: each open is a call run answers
+            "def n():\n"
+            "    f.seek(0)\n"
+            "    return sum(int(line.split()[1]) for line in f.read().splitlines() if 'ctxt_switches' in line)\n"
+            "time.sleep(0.5); a = n(); time.sleep(3); print(n() - a)\n")
+    argv = [PYTHON, "-c", code]
+    profile, learned = learn_profile(argv)
+    assert learned.returncode == 0, learned.stderr
+    path = _save(profile, tmp_path)
+    for flags in ((), ("--complain",)):
+        res = lp("run", "--profile", path, *flags, "--", *argv)
+        assert res.returncode == 0, res.stderr
+        assert int(res.stdout.split()[-1]) <= 1, (flags, res.stdout)   # ~60 with a 50 ms period
+
+
 def test_stdin_passes_through(tmp_path):
     profile, _ = learn_profile(["tr", "a-z", "A-Z"], input="x\n")
     res = lp("run", "--profile", _save(profile, tmp_path), "--", "tr", "a-z", "A-Z", input="hello\n")

@@ -356,25 +356,33 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, liste
         drain_status(block=True)
 
     host = syscalls.host_arch()
+    # Waits without a period (each wake-up is a context switch the confined workload pays for): for the child's
+    # end (its pidfd: SIGCHLD may be ignored, and then never sent), a forwarded signal (blocked in run(): one
+    # that comes while we are not waiting stays pending) or a call to answer.
+    waited = (*launch.FORWARDED, signal.SIGCHLD)
+    sigfd = launch.signalfd(waited)
+    if pidfd is None:
+        pidfd = os.pidfd_open(pid)
     while exited is None:
-        if listener is not None:
-            try:
-                ready = select.poll()
-                ready.register(listener, select.POLLIN)
-                events = ready.poll(50)
-            except InterruptedError:
-                events = []
-            for _fd, ev in events:
-                if ev & select.POLLIN:
-                    _answer(listener, pid, complaints, drain_status, lambda: status_open, host, prep, complain)
-                elif ev & (select.POLLHUP | select.POLLERR):
-                    os.close(listener)   # no task uses the filter any more
-                    listener = None
-            timeout = 0
-        else:
-            timeout = 1.0
         try:
-            info = signal.sigtimedwait((*launch.FORWARDED, signal.SIGCHLD), timeout)
+            ready = select.poll()
+            ready.register(pidfd, select.POLLIN)
+            ready.register(sigfd, select.POLLIN)
+            if listener is not None:
+                ready.register(listener, select.POLLIN)
+            events = ready.poll()
+        except InterruptedError:
+            events = []
+        for fd, ev in events:
+            if fd != listener:
+                continue
+            if ev & select.POLLIN:
+                _answer(listener, pid, complaints, drain_status, lambda: status_open, host, prep, complain)
+            elif ev & (select.POLLHUP | select.POLLERR):
+                os.close(listener)   # no task uses the filter any more
+                listener = None
+        try:
+            info = signal.sigtimedwait(waited, 0)
         except InterruptedError:
             info = None
         if info is not None and info.si_signo != signal.SIGCHLD:
@@ -404,6 +412,8 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, liste
         os.close(listener)
     if pidfd is not None:
         os.close(pidfd)
+    if sigfd is not None:
+        os.close(sigfd)
     drain_status(block=False)
     os.close(status_r)
     notes = list(prep.notes)

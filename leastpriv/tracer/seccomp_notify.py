@@ -64,6 +64,7 @@ class Observer:
         os.chmod(self.path, 0o600)
         self._sock.listen(4)
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)   # close() wakes the thread's wait through it
         self._thread = threading.Thread(target=self._serve, name="lp-seccomp-listener", daemon=True)
         self._thread.start()
 
@@ -72,9 +73,11 @@ class Observer:
         conns = []
         try:
             while not self._stop.is_set():
-                watch = [self._sock] + conns + fds
-                r, _, _ = select.select(watch, [], [], 0.05)
+                watch = [self._sock, self._wake_r] + conns + fds
+                r, _, _ = select.select(watch, [], [])    # no period: a wake-up costs the workload a switch
                 for obj in r:
+                    if obj == self._wake_r:
+                        continue
                     if obj is self._sock:
                         conn, _ = self._sock.accept()
                         conns.append(conn)
@@ -132,7 +135,10 @@ class Observer:
 
     def close(self) -> None:
         self._stop.set()
+        os.write(self._wake_w, b"x")
         self._thread.join(timeout=5)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
         self._sock.close()
         try:
             os.unlink(self.path)

@@ -88,6 +88,7 @@ class Gate:
         self._watched: set[tuple[int, int]] = set()     # (audit arch, nr) whose events are attached
         self._fd = -1
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)   # stop() wakes the thread's wait through it
         self._thread: threading.Thread | None = None
 
     def attach(self, name: str) -> None:
@@ -134,13 +135,18 @@ class Gate:
             pass
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
-        while not self._stop.is_set():
+        poller.register(self._wake_r, select.POLLIN)
+        while not self._stop.is_set():    # no timeout: a wake-up would be a context switch the workload pays
             try:
-                ready = poller.poll(50)
+                ready = poller.poll()
             except (OSError, ValueError):
                 return
-            if ready and not self._answer():
-                return
+            ev = next((ev for fd, ev in ready if fd == self._fd), 0)
+            if ev & select.POLLIN:
+                if not self._answer():
+                    return
+            elif ev:
+                return    # POLLHUP: no task uses the filter any more
 
     def _answer(self) -> bool:
         buf = bytearray(_NOTIF.size)
@@ -182,8 +188,14 @@ class Gate:
         """Stop answering (the traced processes have ended) and close the listener: a call of a process
         still running after this fails with ENOSYS, as under ptrace's gate once the tracer is gone."""
         self._stop.set()
+        if self._wake_w >= 0:
+            os.write(self._wake_w, b"x")
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._wake_w >= 0:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

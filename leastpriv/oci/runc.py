@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -295,40 +296,70 @@ def _wait(pid: int, timeout: float | None, notes: list[str], asked: float | None
           stop: Callable[[], bool] = lambda: False, passon: list[int] | None = None) -> int | None:
     """The container init's exit status; after ``timeout`` seconds (None: never), or as soon as ``stop()``,
     it is stopped (SIGTERM, then SIGKILL after 2 s: as its pid namespace's init it only gets the signals
-    it handles) and the note says so. Signals appended to ``passon`` are sent to it as they come."""
+    it handles) and the note says so. Signals appended to ``passon`` are sent to it as they come.
+
+    Waits on the init's pidfd and, in the main thread, on signal.set_wakeup_fd (the handlers that fill
+    ``passon`` and ``stop()`` write to it), with no period: a wake-up is a context switch the container's
+    processes pay for when they share our CPU."""
     deadline = float("inf") if timeout is None else time.monotonic() + max(timeout, 1)
     termed = None
     passon = passon if passon is not None else []
-    while True:
-        while passon:
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except OSError:
+        pidfd = None
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        old_wakeup: int | None = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    except ValueError:   # not the main thread: no handlers of ours, and a caller's stop() is looked at every 0.1 s
+        old_wakeup = None
+    try:
+        while True:
+            while passon:
+                try:
+                    os.kill(pid, passon.pop(0))
+                except ProcessLookupError:
+                    pass
+            if termed is None and stop():
+                os.kill(pid, signal.SIGTERM)
+                termed = time.monotonic()
             try:
-                os.kill(pid, passon.pop(0))
-            except ProcessLookupError:
-                pass
-        if termed is None and stop():
-            os.kill(pid, signal.SIGTERM)
-            termed = time.monotonic()
-        try:
-            got, st = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            # not our child (no subreaper): poll until it is gone
-            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-                time.sleep(0.02)
-            notes.append("the container's exit status is unknown (its init was not reparented to leastpriv)")
-            return None
-        if got == pid:
-            return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
-        now = time.monotonic()
-        if now > deadline and termed is None:
-            os.kill(pid, signal.SIGTERM)
-            termed = now
-            notes.append(f"the container was stopped after {asked if asked is not None else timeout:g} s (SIGTERM)")
-        elif termed is not None and now > termed + 2:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            notes.append("it ignored SIGTERM and was killed")
-            return 128 + signal.SIGKILL
-        time.sleep(0.01)
+                got, st = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                # not our child (no subreaper): poll until it is gone
+                while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                notes.append("the container's exit status is unknown (its init was not reparented to leastpriv)")
+                return None
+            if got == pid:
+                return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+            now = time.monotonic()
+            if now > deadline and termed is None:
+                os.kill(pid, signal.SIGTERM)
+                termed = now
+                notes.append(f"the container was stopped after {asked if asked is not None else timeout:g} s "
+                             "(SIGTERM)")
+            elif termed is not None and now > termed + 2:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                notes.append("it ignored SIGTERM and was killed")
+                return 128 + signal.SIGKILL
+            until = termed + 2.01 if termed is not None else deadline
+            wait = None if until == float("inf") else max(until - now, 0.0)
+            if pidfd is None or old_wakeup is None:
+                wait = 0.1 if wait is None else min(wait, 0.1)
+            fds = [wake_r] if pidfd is None else [pidfd, wake_r]
+            if wake_r in select.select(fds, [], [], wait)[0]:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    pass
+    finally:
+        if old_wakeup is not None:
+            signal.set_wakeup_fd(old_wakeup)
+        for fd in (pidfd, wake_r, wake_w):
+            if fd is not None:
+                os.close(fd)
 
 
 def _read(p: Path, limit: int = 1 << 20) -> str:

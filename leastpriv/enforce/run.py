@@ -412,8 +412,7 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, liste
         os.close(listener)
     if pidfd is not None:
         os.close(pidfd)
-    if sigfd is not None:
-        os.close(sigfd)
+    os.close(sigfd)
     drain_status(block=False)
     os.close(status_r)
     notes = list(prep.notes)

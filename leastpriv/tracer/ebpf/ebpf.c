@@ -304,12 +304,12 @@ static __always_inline void count_lost(int what) {
 }
 
 // Records go out without waking userspace (BPF_RB_NO_WAKEUP): it reads when it chooses (session.py: every
-// 25 ms while news come, backing off to once a second while none do), because each wake-up is a context
-// switch that the workload pays for when it shares the CPU. Two kinds of record wake it: news it must act on
-// while the process still exists (a cgroup newcomer's executable and a script's path are read from /proc),
-// with WAKE_ON_EXIT (--pid: the trace ends when the processes have) a process's exit, and every
-// WAKE_EVERY-th record of a CPU, so that the ring never fills between two reads (WAKE_EVERY records of every
-// CPU fill at most a quarter of it: program.py).
+// 25 ms while news come, backing off to 1 s, then only when woken), because each wake-up is a context switch
+// that the workload pays for when it shares the CPU. These wake it: news it must act on while the process
+// still exists (a cgroup newcomer's executable and a script's path are read from /proc), with WAKE_ON_EXIT
+// (--pid: the trace ends when the processes have) a process's exit, and every WAKE_EVERY-th record of a CPU,
+// so that the ring never fills between two reads (WAKE_EVERY records of every CPU fill at most a quarter of
+// it: program.py).
 BPF_PERCPU_ARRAY(sent, u64, 1);
 
 static __always_inline u64 rb_flags(int urgent) {

@@ -135,10 +135,13 @@ class Observer:
 
     def close(self) -> None:
         self._stop.set()
+        if self._wake_w < 0:
+            return      # closed already: its fd numbers may be another file's by now
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=5)
         os.close(self._wake_r)
         os.close(self._wake_w)
+        self._wake_r = self._wake_w = -1
         self._sock.close()
         try:
             os.unlink(self.path)

@@ -19,7 +19,8 @@ taken within the same run of the bench (the machine is shared):
    whole-run ratio, the ratio with each tracer's own start-up (its `true` row) differenced out: what
    tracing the workload's calls costs.
 
-Options: --reps N (default 5), --only nginx|gate|commands, --cpu N (part 2 and 3).
+Options: --reps N (default 5; part 1 rounds it up to whole turns of its rotation: 8), --only
+nginx|gate|commands, --cpu N (part 2 and 3).
 """
 from __future__ import annotations
 
@@ -341,6 +342,10 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
             runners += [("empty BPF program (floor)", lambda: untraced(True)),
                         ("learn --backend ebpf -- nginx", learned),
                         ("learn --backend ebpf --pid", attached)]
+        # whole turns of the rotation (8 rounds for --reps 5): each runner runs in each place equally often,
+        # and a 3 s run differs from the next by up to +-8% on a shared VM (8 pairs narrow the median
+        # of the per-round ratios by ~1/5 against 5)
+        reps = -(-reps // len(runners)) * len(runners)
         samples: dict[str, list[tuple[float, float, float]]] = {n: [] for n, _ in runners}
         for i in range(reps):
             for name, fn in rotated(runners, i):

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # the command users run: the console script of this interpreter's environment (python -m would add runpy)
 _SCRIPT = Path(sys.executable).parent / "leastpriv"
 LEASTPRIV = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "leastpriv"]
-WIDTHS = (34, 40, 10, 10, 10, 12, 14)
+WIDTHS = (34, 40, 10, 10, 10, 12, 14, 11)
 
 FLOOR_PROGRAM = r"""
 RAW_TRACEPOINT_PROBE(sys_enter) { return 0; }
@@ -63,12 +63,26 @@ def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def timed(argv: list[str], ok=(0,)) -> float:
+    return timed_err(argv, ok)[0]
+
+
+def timed_err(argv: list[str], ok=(0,), **kw) -> tuple[float, str]:
+    """(wall seconds, stderr) of a run."""
     t = time.perf_counter()
-    proc = run(argv)
+    proc = run(argv, **kw)
     dt = time.perf_counter() - t
     if proc.returncode not in ok:
         raise SystemExit(f"bench: {' '.join(argv)} exited {proc.returncode}:\n{proc.stderr.decode()[-2000:]}")
-    return dt
+    return dt, proc.stderr.decode(errors="replace")
+
+
+def dd_own(stderr: str) -> float:
+    """dd's own time of its copy loop ("... copied, 0.203 s, ..." in the C locale), start-up and the tracer's
+    set-up and teardown not included."""
+    m = re.search(r"copied, ([\d.e+-]+) s,", stderr)
+    if not m:
+        raise SystemExit(f"bench: no transfer line from dd in: {stderr[-500:]!r}")
+    return float(m.group(1))
 
 
 def rotated(runners: list, i: int) -> list:
@@ -393,15 +407,17 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
 
 # ------------------------------------------------------------------ 2. the CI gate
 def gate_part(reps: int, cpu: str, n: int, ebpf: bool, floor: Floor | None) -> None:
-    def dd(count):
-        return ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={count}", "status=none"]
+    def dd(count):   # with its transfer line (its own time of the copy loop), in the C locale
+        return ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={count}"]
+
+    env = {**os.environ, "LC_ALL": "C"}
 
     small = 1000
     with tempfile.TemporaryDirectory(prefix="lp-bench-gate-") as d:
         backends = ["ptrace"] + (["ebpf"] if ebpf else [])
         for b in backends:
             learn = [*pin(cpu), *LEASTPRIV, "learn", "--backend", b, "-o", f"{d}/{b}.json", "--", *dd(small)]
-            timed(learn)
+            timed_err(learn, env=env)
 
         def check(b, *extra):
             return [*pin(cpu), *LEASTPRIV, "check", "--backend", b, "--baseline", f"{d}/{b}.json",
@@ -416,27 +432,35 @@ def gate_part(reps: int, cpu: str, n: int, ebpf: bool, floor: Floor | None) -> N
             if floor is not None:
                 runners.append(("empty BPF program (floor)", pin(cpu), floor))
         samples: dict[str, dict[int, list[float]]] = {r[0]: {small: [], n: []} for r in runners}
+        own: dict[str, list[float]] = {r[0]: [] for r in runners}   # dd's own time of the count=n loop
         for i in range(reps):
             for name, prefix, ctx in rotated(runners, i):
                 for count in (small, n):
                     if ctx is not None:
                         with ctx:
-                            samples[name][count].append(timed([*prefix, *dd(count)]))
+                            dt, err = timed_err([*prefix, *dd(count)], env=env)
                     else:
-                        samples[name][count].append(timed([*prefix, *dd(count)]))
+                        dt, err = timed_err([*prefix, *dd(count)], env=env)
+                    samples[name][count].append(dt)
+                    if count == n:
+                        own[name].append(dd_own(err))
         header(f"2. CI gate: dd bs=1 count={n} on CPU {cpu}, baseline learned from the same dd; median of {reps}; "
                f"marginal = t(count={n}) - t(count={small})",
-               ["workload", "runner", "total s", "marginal s", "x untraced", "x floor"])
+               ["workload", "runner", "total s", "marginal s", "x untraced", "x floor", "dd's own s", "x untraced"])
         med = {name: {c: statistics.median(v) for c, v in s.items()} for name, s in samples.items()}
         marg = {name: m[n] - m[small] for name, m in med.items()}
         base = marg["untraced"]
         fl = marg.get("empty BPF program (floor)")
+        own_med = {name: statistics.median(v) for name, v in own.items()}
         for name, _, _ in runners:
             print(row([f"dd bs=1 count={n}", name, f"{med[name][n]:.3f}", f"{marg[name]:.3f}",
                        f"{marg[name] / base:.2f}",
-                       f"{marg[name] / fl:.2f}" if fl and "ebpf" in name else ""]), flush=True)
+                       f"{marg[name] / fl:.2f}" if fl and "ebpf" in name else "",
+                       f"{own_med[name]:.3f}", f"{own_med[name] / own_med['untraced']:.2f}"]), flush=True)
         print("  (fast gate: a seccomp filter allows the calls the baseline explains; neither backend sees them (eBPF")
-        print("   watches the trace events of the other syscalls only). x untraced of the marginal cost.)")
+        print("   watches the trace events of the other syscalls only). x untraced of the marginal cost; then dd's")
+        print("   own time of its copy loop (its transfer line), which leaves out every start-up and teardown")
+        print("   instead of differencing two runs: the eBPF gate's ~1.5 s of attach and detach move by +-0.3 s)")
 
 
 # ------------------------------------------------------------------ 3. whole commands vs strace

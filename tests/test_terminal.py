@@ -92,3 +92,51 @@ def test_no_status_when_stderr_is_not_a_tty(tmp_path):
     res = subprocess.run([sys.executable, "-m", "leastpriv", "learn", "--backend", "ptrace", "-o",
                           str(tmp_path / "p.json"), "--", "true"], capture_output=True)
     assert res.returncode == 0 and b"\x1b" not in res.stderr + res.stdout, res.stderr
+
+
+def test_a_live_status_line_shows_news_within_a_second_after_an_idle_spell(tmp_path):
+    """leastpriv reads its ring without being woken for a new syscall (the workload's CPU pays for each
+    wake-up), but a live status line is watched: after the workload has been idle, its new syscall shows
+    within ~1 s, not at the next forced wake-up (here the process's exit, 6 s later)."""
+    need_root()
+    go, stamp = tmp_path / "go", tmp_path / "stamp"
+    code = ("import os, time\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+            "time.sleep(3)\n"                    # leastpriv's reads back off to the longest wait
+            f"open({str(stamp)!r}, 'w').write(repr(time.monotonic()))\n"
+            "os.getpriority(os.PRIO_PROCESS, 0)\n"   # new: not made before by this process
+            "time.sleep(6)\n")
+    work = subprocess.Popen([PYTHON, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--backend", "ebpf", "-o",
+                             str(tmp_path / "p.json"), "--pid", str(work.pid)], stdin=slave, stdout=slave,
+                            stderr=slave, close_fds=True, start_new_session=True)
+    os.close(slave)
+    out, seen_at = b"", None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and seen_at is None:
+            r, _, _ = select.select([master], [], [], 0.05)
+            if r:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                if not go.exists() and re.search(rb"new [a-z0-9_]+ \(x86_64\)", out):
+                    go.touch()   # attached: the calls of its wait for `go` were news
+                if b"getpriority" in out:
+                    seen_at = time.monotonic()
+            elif proc.poll() is not None:
+                break
+    finally:
+        work.kill()
+        work.wait()
+        proc.wait(timeout=60)
+        os.close(master)
+    assert seen_at is not None, out[-3000:]
+    lag = seen_at - float(stamp.read_text())
+    assert lag < 2.5, (lag, out[-2000:])      # was ~6 s: shown only when the process exited

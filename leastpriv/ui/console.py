@@ -141,10 +141,11 @@ def live_status(label: str, shares_terminal: bool = True) -> Iterator:
     redrawn over its output (or over an editor's screen) would corrupt what
     the user sees; what the run did is said after it. The clock is read at
     each redraw (rich refreshes it), so it runs between events.
-    Yields a callback taking the backend's progress dict.
+    Yields a callback taking the backend's progress dict, or None when silent
+    (a backend then neither builds the dict nor wakes up to draw it).
     """
     if not sys.stderr.isatty() or shares_terminal:
-        yield lambda _d: None
+        yield None
         return
     text = _Elapsed(label)
     with err.status(text) as status:

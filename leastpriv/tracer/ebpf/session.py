@@ -226,9 +226,13 @@ class Session:
         wake-up is a context switch, paid by the workload when we share its CPU (measured here: reading
         every 25 ms cost nginx 4-6% of its requests). So the wait is POLL_MS while news come and doubles
         while none do; past IDLE_MS it lasts until the kernel, a signal, an fd or ``cap_ms`` ends it. The
-        ring's fd is readable at once when a record waits.
+        ring's fd is readable at once when a record waits. With a live status line (options.progress: only
+        on a terminal the workload does not use) the wait stays at IDLE_MS, so that news the kernel did not
+        wake us for show within a second: someone is watching, and one wake-up a second is the price.
         """
-        wait = None if self.wait_ms >= IDLE_MS else self.wait_ms
+        wait = self.wait_ms
+        if wait >= IDLE_MS and self.options.progress is None:
+            wait = None
         if cap_ms is not None:
             wait = cap_ms if wait is None else min(wait, cap_ms)
         ready = select.select([self.rb_fd, *fds], [], [], None if wait is None else wait / 1000)[0]

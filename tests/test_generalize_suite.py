@@ -14,6 +14,7 @@ The programs' scripts are tests/workloads/gen/*.sh.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -22,7 +23,7 @@ from leastpriv.learner.profile import Profile
 
 from .conftest import WORKLOADS, lp, need_root
 from .containers_here import make_rootfs, run_podman, run_runc
-from .learning import learn_profile, with_rules
+from .learning import free_port, learn_profile, with_rules
 
 GEN = WORKLOADS / "gen"
 # program -> (inputs it is learned from (twice), other inputs it must then run with)
@@ -34,6 +35,17 @@ PROGRAMS = {
     "tar": (["f1", "f2"], ["g1", "g2", "g3"]),                                   # archive + compression
     "python": (["aa", "bb"], ["cc", "dd", "ee"]),                                # interpreter running a script
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _port():
+    """The servers' port (LP_GEN_PORT, read by gen/nginx.sh and gen/redis.sh): a free one, picked once for
+    the module, so that two suites side by side (or a service on the scripts' default port) do not collide.
+    Learning, the untraced runs and `run --profile` share it (a learned bind rule names its port); the
+    containers have networks of their own and keep the scripts' default."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LP_GEN_PORT", str(free_port()))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +83,8 @@ def learned(request, tmp_path_factory):
 def test_run_with_the_profile_on_other_inputs(learned):
     prof = Profile.load(str(learned["path"]))
     assert prof.rules.owned, "each program works in a temporary directory of its own"
+    if learned["name"] in ("nginx", "redis"):   # the servers bound the module's free port
+        assert prof.rules.network.tcp("bind") == (int(os.environ["LP_GEN_PORT"]),), prof.rules.network
     res = lp("run", "--profile", str(learned["path"]), "--", *learned["argv"])
     assert (res.returncode, res.stdout) == (learned["want"].returncode, learned["want"].stdout), res.stderr
     # the owned temporary directory is what lets it run: without that rule it does not

@@ -1,7 +1,7 @@
 # nginx (HTTP server) in its own mktemp -d directory; serves the pages named in $@ (a name
 # starting with "missing" is not created: a 404), fetched with curl on 127.0.0.1.
 set -eu
-PORT=18481
+PORT=${LP_GEN_PORT:-18481}   # the suite passes a free port (tests/test_generalize_suite.py)
 d=$(mktemp -d)
 mkdir "$d/html" "$d/logs"
 for p in "$@"; do case $p in missing*) ;; *) echo "page $p" > "$d/html/$p.html";; esac; done

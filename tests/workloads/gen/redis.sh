@@ -1,7 +1,7 @@
 # redis-server (key-value server) with its data directory in mktemp -d; $@: key=value pairs to SET,
 # then GET each, INCR a counter per key, SAVE (an RDB written to temp-<pid>.rdb and renamed), shutdown.
 set -eu
-PORT=16479
+PORT=${LP_GEN_PORT:-16479}   # the suite passes a free port (tests/test_generalize_suite.py)
 d=$(mktemp -d)
 redis-server --port $PORT --bind 127.0.0.1 --dir "$d" --dbfilename dump.rdb --save "" --appendonly no \
     --logfile "$d/redis.log" --daemonize no &

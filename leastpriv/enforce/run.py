@@ -363,13 +363,11 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, liste
     sigfd = launch.signalfd(waited)
     if pidfd is None:
         pidfd = os.pidfd_open(pid)
+    ready = select.poll()
+    for fd in (pidfd, sigfd) if listener is None else (pidfd, sigfd, listener):
+        ready.register(fd, select.POLLIN)
     while exited is None:
         try:
-            ready = select.poll()
-            ready.register(pidfd, select.POLLIN)
-            ready.register(sigfd, select.POLLIN)
-            if listener is not None:
-                ready.register(listener, select.POLLIN)
             events = ready.poll()
         except InterruptedError:
             events = []
@@ -379,6 +377,7 @@ def _supervise(pid: int, prep: _Prepared, status_r: int, go_w: int | None, liste
             if ev & select.POLLIN:
                 _answer(listener, pid, complaints, drain_status, lambda: status_open, host, prep, complain)
             elif ev & (select.POLLHUP | select.POLLERR):
+                ready.unregister(listener)
                 os.close(listener)   # no task uses the filter any more
                 listener = None
         try:

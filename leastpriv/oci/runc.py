@@ -326,9 +326,13 @@ def _wait(pid: int, timeout: float | None, notes: list[str], asked: float | None
             try:
                 got, st = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                # not our child (no subreaper): poll until it is gone
-                while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-                    time.sleep(0.02)
+                # not our child (no subreaper): wait until it is gone (its pidfd is readable then)
+                if pidfd is not None:
+                    select.select([pidfd], [], [], None if deadline == float("inf") else
+                                  max(deadline - time.monotonic(), 0.0))
+                else:
+                    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                        time.sleep(0.02)
                 notes.append("the container's exit status is unknown (its init was not reparented to leastpriv)")
                 return None
             if got == pid:

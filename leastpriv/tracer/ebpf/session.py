@@ -17,7 +17,7 @@ import ctypes as ct
 import os
 import select
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...kernel import constants, semantics, syscalls
 from ..base import Cgroup, Command, Pid, Target, TraceOptions

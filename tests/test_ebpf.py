@@ -102,6 +102,33 @@ def test_ptrace_and_ebpf_learn_the_same_for_a_deterministic_workload(build_c, tm
     assert set(rp.executables) == set(re_.executables)
 
 
+@pytest.mark.parametrize("m32", [False, True], ids=["x86_64", "i386"])
+def test_the_calls_a_return_cannot_show_are_recorded_as_ptrace_sees_them(build_c, tmp_path, m32):
+    """The full eBPF trace records each call at its return (one program per call, not two). Where the return
+    shows nothing or the wrong number, the other programs must tell the same truth as ptrace's entry stops:
+    sigreturns (orig_ax is -1 at their exit; i386 has two, by SA_SIGINFO), exit and exit_group (never return),
+    an exec by execveat and by execve (their return shows the new image's execve), syscall(-1)."""
+    exe = str(build_c("lp_sigexit", m32=m32))
+    pt, rp, _ = learn(tmp_path, "--", exe, backend="ptrace", profile="pt.json")
+    eb, re_, _ = learn(tmp_path, "--", exe, profile="eb.json")
+    assert pt.returncode == eb.returncode == 0, (pt.stderr, eb.stderr)
+    assert pt.stdout == eb.stdout == "6 -1 38\n"
+    arch = "x86" if m32 else "x86_64"
+    expect = ({"sigreturn": 4, "rt_sigreturn": 2} if m32 else {"rt_sigreturn": 6}) | {
+        "exit": 1, "exit_group": 1 if m32 else 3, "execveat": 1, "execve": 1 if m32 else 2}
+    for rec in (rp, re_):
+        assert {n: rec.syscalls[arch][n].count for n in expect} == expect, rec.backend
+        assert not any(n.startswith("#") for n in rec.syscalls[arch])
+        assert any("-1 as the syscall number" in note for note in rec.notes), rec.notes
+    assert set(rp.syscalls) == set(re_.syscalls)
+    for a in rp.syscalls:
+        assert {n: s.count for n, s in rp.syscalls[a].items() if n not in TIMING} == \
+            {n: s.count for n, s in re_.syscalls[a].items() if n not in TIMING}, a
+    assert rp.args == re_.args and set(rp.execs) == set(re_.execs)
+    drop = lambda ex: {e: {a: set(s) - TIMING for a, s in t.items()} for e, t in ex.items()}  # noqa: E731
+    assert drop(rp.executables) == drop(re_.executables)
+
+
 def test_i386_program_is_named_with_the_i386_table(build_c, tmp_path):
     exe = str(build_c("ebpf_det", m32=True))
     proc, rec, _ = learn(tmp_path, "--", exe, str(tmp_path / "f.txt"))
@@ -192,6 +219,25 @@ def test_pid_attach_records_what_a_running_server_does_after_attach(tmp_path):
     # startup happened before the attach: no exec, and not the server module's own import
     assert not rec.execs
     assert not any(p.endswith("/http/server.py") for p in rec.files)
+
+
+def test_pid_attach_records_the_call_a_process_is_blocked_in(tmp_path):
+    """A call the process is in while traced is a call it makes (a server's accept, a parent's wait4): the
+    full eBPF trace, which records calls at their return, reads it from /proc/TID/syscall at the end."""
+    proc = subprocess.Popen([sys.executable, "-c", "import os; os.read(0, 1)"], stdin=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 20
+        while not Path(f"/proc/{proc.pid}/syscall").read_text().startswith("0 "):   # in its read(0, ...)
+            assert time.monotonic() < end, "the process never blocked in read"
+            time.sleep(0.05)
+        res, rec, _ = learn(tmp_path, "--pid", str(proc.pid), "--duration", "2")
+        assert res.returncode == 0, res.stderr
+        assert proc.poll() is None
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+    assert "read" in rec.syscalls["x86_64"], rec.syscalls
+    assert "read" in rec.executables[os.path.realpath(sys.executable)]["x86_64"], rec.executables
 
 
 def _cgroup2_root() -> str | None:

@@ -236,6 +236,16 @@ def is_recording_json(d: Any) -> bool:
     return isinstance(d, Mapping) and d.get("format") == RECORDING_FORMAT
 
 
+# a number past any syscall table (the recording's "#N" names and unknown_syscalls hold fewer digits)
+MAX_UNKNOWN_NR = 1_000_000
+
+
+def _nameless(name: str) -> bool:
+    """A number no syscall can have (negative, or past any table: syscall(-1) probes): not a fact a profile
+    can hold (seccomp names syscalls by their numbers in the tables), so the run notes it instead."""
+    return name.startswith("#") and not (name[1:].isdigit() and int(name[1:]) < MAX_UNKNOWN_NR)
+
+
 class RecordingBuilder:
     """Mutable accumulator a backend fills while the workload runs.
 
@@ -260,11 +270,15 @@ class RecordingBuilder:
         self.network: set[Endpoint] = set()
         self.executables: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self.unknown: dict[str, set[int]] = defaultdict(set)
+        self.nameless: dict[tuple[str, str], int] = defaultdict(int)   # (arch, "#N") -> calls
         self.lost_events = 0
         self.notes: list[str] = []
 
     # -- facts -------------------------------------------------------------
     def syscall(self, arch: str, name: str, n: int = 1) -> None:
+        if _nameless(name):
+            self.nameless[(arch, name)] += n
+            return
         stat = self.counts[arch].get(name)
         if stat is None:
             self.counts[arch][name] = [n, 0, 0, {}]
@@ -275,6 +289,8 @@ class RecordingBuilder:
 
     def result(self, arch: str, name: str, ret: int, n: int = 1) -> None:
         """Record a syscall's return value (negative errno on failure)."""
+        if _nameless(name):
+            return
         stat = self.counts[arch].get(name)
         if stat is None:
             stat = self.counts[arch][name] = [0, 0, 0, {}]
@@ -286,6 +302,8 @@ class RecordingBuilder:
             stat[2] += n
 
     def arg(self, arch: str, name: str, values: tuple[int, ...], n: int = 1) -> None:
+        if _nameless(name):
+            return
         vals = self.args[arch][name]
         vals[values] = vals.get(values, 0) + n
 
@@ -305,6 +323,8 @@ class RecordingBuilder:
         self.network.add(ep)
 
     def attribute(self, exe: str, arch: str, name: str) -> None:
+        if _nameless(name):
+            return
         self.executables[exe][arch].add(name)
 
     def note(self, text: str) -> None:
@@ -313,6 +333,10 @@ class RecordingBuilder:
 
     # -- result ------------------------------------------------------------
     def build(self, exit_status: int | None, complete: bool, interrupted: str = "") -> Recording:
+        for (arch, name), n in sorted(self.nameless.items()):
+            self.note(f"{arch}: {n} call(s) with {name[1:]} as the syscall number, which names no syscall (the "
+                      f"kernel returns ENOSYS): a seccomp profile cannot allow it, so it gets the profile's "
+                      f"default action")
         try:
             user = _user() if self.uid == os.getuid() else str(self.uid)
         except Exception:  # no passwd entry

@@ -14,10 +14,11 @@
 //   WAKE_EVERY, WAKE_ON_EXIT   when a record wakes userspace (rb_flags)
 //   HAVE_TASK_BTF      1 on kernels >= 5.15: bpf_get_current_task_btf and bpf_task_pt_regs (see TLOAD)
 //
-// The hot path (every syscall of a tracked task) is kept near the cost of an empty program: find the
-// process (two array lookups), one per-CPU entry of its syscall slot (what the call means, its counts),
-// a bit test in the image's bitmap; at exit the same entry takes the result, and a failure with the
-// errno the slot's last failure on this CPU had is only counted there. Hash maps, ring buffer and path
+// The hot path (every syscall of a tracked task) is one program, at the call's return (on_sys_exit: the
+// floor this attach method is measured against runs two, at entry and exit), kept near the cost of an
+// empty one: find the process (two array lookups), one per-CPU entry of its syscall slot (what the call
+// means, its counts and results), a bit test in the image's bitmap; a failure with the errno the slot's
+// last failure on this CPU had is only counted there. Hash maps, ring buffer and path
 // walks are for news; an open's file is compared with the last one found already sent, before the hash.
 //
 // The kernel does the counting: per (abi, nr) counts, results and errnos in maps; per
@@ -115,7 +116,8 @@ static void *(*lp_task_regs)(void *task) = (void *)BPF_FUNC_task_pt_regs;
 #define EV_EXE 10     // after EV_EXEC: the path of the file the new image maps
 
 #define F_PENDING 1   // gated command child: not recorded until its execve
-#define F_COMPAT 2    // the process made an i386 call (TS_COMPAT): its sys_exits read the task's ABI
+#define F_COMPAT 2    // the process made an i386 call (TS_COMPAT): the gate's sys_exits read the task's ABI
+#define F_EXECD 4     // the exec was counted at sched_process_exec: its own return (0) is not counted again
 
 // lost-event counters (index in `lost`)
 #define L_RINGBUF 0   // ring buffer full
@@ -134,6 +136,8 @@ struct proc {
     u32 flags;
     u32 tgid;
     u32 live;         // 1 until its exit reached userspace (then its bitmap travelled with EV_EXIT)
+    u32 exec_slot;    // slot + 1 of the exec call in progress, as task_rename saw it (0: none)
+    u32 pad;
     u64 sockfds;      // which fds have an entry in `sockets`: bit fd for fds < 63, bit 63 for any fd >= 63
                       // (a close of an fd without one looks nothing up)
     u64 seen[WORDS];  // syscalls this image made, bit (abi * SLOTS + nr)
@@ -170,6 +174,7 @@ struct nrstat {
 struct slotent {
     struct spec sp;
     u8 known;         // fast gate: a call the baseline explains (no args, no path): counted, nothing else
+    u8 noret;         // exit, exit_group: never return, counted at the task's exit (full trace)
     s32 err;          // this CPU's latest failures of the call had this errno:
     u64 errn;         //   how many of them are not yet in `errnos` (added there when another errno
                       //   comes; userspace adds what is left at the end)
@@ -294,8 +299,61 @@ BPF_PERCPU_ARRAY(walkbufs, struct walkbuf, 1);
 BPF_PERCPU_ARRAY(pevs, struct ev_path, 1);
 BPF_PERCPU_ARRAY(bevs, struct ev_big, 1);
 BPF_ARRAY(enabled, u32, 1);         // cgroup mode: set by userspace once the program is configured
-BPF_ARRAY(calib, u64, 1);           // (pt_regs of a task) - task->stack, learnt at sys_enter
+BPF_ARRAY(calib, u64, 1);           // (pt_regs of a task) - task->stack, learnt at a traced task's first call
 BPF_RINGBUF_OUTPUT(events, RB_PAGES);
+
+// Signal frames a traced thread has not yet returned from: a sigreturn's sys_exit shows no number (the
+// kernel sets orig_ax to -1 as it restores the frame's registers), so which call it was comes from the
+// frame signal_deliver pushed: 2 bits each (SIGFRAME_*), the latest at the bottom.
+struct frames {
+    u64 kinds;
+    u32 depth;
+    u32 pad;
+};
+#define SIGFRAME_NATIVE 0   // rt_sigreturn of the native ABI
+#define SIGFRAME_X32 1      // x32's rt_sigreturn (SA_X32_ABI: the handler was installed by an x32 call)
+#define SIGFRAME_IA32_RT 2  // i386 rt_sigreturn (SA_IA32_ABI with SA_SIGINFO)
+#define SIGFRAME_IA32 3     // i386 sigreturn (SA_IA32_ABI without SA_SIGINFO)
+BPF_HASH(frames, u32, struct frames, 16384);
+BPF_ARRAY(sigret, u32, 4);          // SIGFRAME_* -> slot + 1 of the call that returns from it (userspace)
+BPF_ARRAY(fulltrace, u32, 1);       // 1: lp_sys_exit is attached (the full trace), set by userspace
+
+// the full trace is on: the programs that fill in what its sys_exit cannot see run (not for the gate,
+// which counts calls at their entry)
+static __always_inline int full_trace(void) {
+    int zero = 0;
+    u32 *on = fulltrace.lookup(&zero);
+    return on && *on;
+}
+
+#if HAVE_GATE
+static long (*lp_task_pt_regs)(void *task) = (void *)BPF_FUNC_task_pt_regs;
+static void *(*lp_current_task_btf)(void) = (void *)BPF_FUNC_get_current_task_btf;
+#endif
+
+// The current task's saved user registers in a program that does not run at a syscall's own event (0:
+// not known yet: without bpf_task_pt_regs, where a traced task's first call showed them).
+static __always_inline REGS *task_uregs(void *task) {
+#if HAVE_GATE
+    return (REGS *)lp_task_pt_regs(lp_current_task_btf());
+#else
+    int zero = 0;
+    u64 *delta = calib.lookup(&zero);
+    if (!delta || !*delta)
+        return 0;
+    u64 stack = 0;
+    bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
+    return (REGS *)(stack + *delta);
+#endif
+}
+
+// the syscall number in the task's saved registers (-1: none)
+static __always_inline s64 regs_nr(REGS *regs) {
+    s64 nr = -1;
+    if (regs)
+        bpf_probe_read_kernel(&nr, 8, &regs->orig_ax);
+    return nr;
+}
 
 static __always_inline void count_lost(int what) {
     u64 *n = lost.lookup(&what);
@@ -494,7 +552,7 @@ static __always_inline void first_call(struct proc *p, u64 pid_tgid, u32 abi, s6
 #if !HAVE_GATE   // (else record_cap asks bpf_task_pt_regs)
     int zero = 0;
     u64 *cal = calib.lookup(&zero);
-    if (cal && *cal == 0) {   // once: where a task's saved user registers sit on its kernel stack
+    if (cal && *cal == 0 && uregs) {   // once: where a task's saved user registers sit on its kernel stack
         u64 stack = 0;
         bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
         *cal = (u64)uregs - stack;
@@ -606,10 +664,29 @@ static __always_inline void forget_socket(struct proc *p, u32 tgid, s32 fd) {
     sockets.delete(&sk);
 }
 
-// A syscall's entry, from raw_syscalls:sys_enter (lp_sys_enter, every call of every task) or from the
-// fast gate's syscalls:sys_enter_<name> events (lp_gate_enter, only the calls a baseline does not explain).
-// uregs: the task's saved user registers as the attach point gives them (used only to calibrate; the body
-// reads the registers through CUR_REGS), nr the syscall number.
+// A call of slot `slot` (abi * SLOTS + nr): its count, and what is news about it: the image's first call
+// of the syscall, a new argument tuple; a close forgets its socket. regs: the task's saved user registers
+// (CUR_REGS), uregs as the attach point gives them (used only to calibrate). Returns 1 for a call the fast
+// gate's baseline explains: nothing but the count.
+static __always_inline int count_call(struct proc *p, struct slotent *s, u32 slot, u64 pid_tgid, u32 abi, s64 nr,
+                                      REGS *regs, REGS *uregs, void *task) {
+    s->count++;   // per CPU: no atomic
+    if (s->known)
+        return 1;
+    u32 w = (slot >> 6) & (WORDS - 1);
+    u64 bit = 1ULL << (slot & 63);
+    if (!(p->seen[w] & bit))
+        first_call(p, pid_tgid, abi, nr, w, bit, uregs, task);
+    if (s->sp.nargs)
+        count_args(s, regs, pid_tgid, abi, nr);
+    if (s->sp.kind == K_CLOSE)
+        forget_socket(p, pid_tgid >> 32, (s32)reg_arg(regs, abi, 0));
+    return 0;
+}
+
+// A syscall's entry, from the fast gate's syscalls:sys_enter_<name> events (lp_gate_enter, only the calls a
+// baseline does not explain; the full trace counts at the exit: on_sys_exit). uregs: the task's saved user
+// registers as the attach point gives them, nr the syscall number.
 static __always_inline int on_sys_enter(void *ctx, REGS *uregs, s64 nr) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
@@ -634,18 +711,7 @@ static __always_inline int on_sys_enter(void *ctx, REGS *uregs, s64 nr) {
         count_other(abi, nr);
         return 0;
     }
-    s->count++;   // per CPU: no atomic
-    if (s->known)
-        return 0;   // fast gate: the baseline explains it; nothing but the count
-    u32 w = (slot >> 6) & (WORDS - 1);
-    u64 bit = 1ULL << (slot & 63);
-    if (!(p->seen[w] & bit))
-        first_call(p, pid_tgid, abi, nr, w, bit, uregs, task);
-    u8 kind = s->sp.kind;
-    if (s->sp.nargs)
-        count_args(s, CUR_REGS(task, uregs), pid_tgid, abi, nr);
-    if (kind == K_CLOSE)
-        forget_socket(p, tgid, (s32)reg_arg(CUR_REGS(task, uregs), abi, 0));
+    count_call(p, s, slot, pid_tgid, abi, nr, CUR_REGS(task, uregs), uregs, task);
     return 0;
 }
 
@@ -1089,47 +1155,111 @@ static __always_inline void count_errno(struct slotent *s, u32 abi, s32 nr, s32 
     s->errn = 1;
 }
 
-// A syscall's return, from raw_syscalls:sys_exit (lp_sys_exit) or the gate's syscalls:sys_exit_<name>
-// (lp_gate_exit; tp: a classic tracepoint program); uregs as at on_sys_enter, ret the call's result.
-static __always_inline int on_sys_exit(void *ctx, int tp, REGS *uregs, s64 ret) {
+// the signal frame a sigreturn of this thread returns from (SIGFRAME_*; -1: the thread has none, so the
+// sys_exit without a number was not a sigreturn: a call another tracer skipped, or syscall(-1))
+static __always_inline int pop_frame(u32 tid) {
+    struct frames *f = frames.lookup(&tid);
+    if (!f || f->depth == 0)
+        return -1;
+    int kind = f->kinds & 3;
+    f->kinds >>= 2;
+    f->depth--;
+    return kind;
+}
+
+// A syscall's return. The full trace (full = 1: lp_sys_exit on raw_syscalls:sys_exit, every call of every
+// task) records the whole call here: the registers still hold its number and arguments, and one program per
+// call instead of two halves the cost of every task's calls (an empty program at sys_enter and sys_exit is
+// the floor this attach method is measured against). What an exit cannot show comes from elsewhere: exit and
+// exit_group never return (sched_process_exit reads them from the registers), a sigreturn shows no number
+// (the frame signal_deliver pushed), an exec returns in the new image with the new image's execve number
+// (sched_process_exec, with the call task_rename saw). The gate (full = 0: lp_gate_exit on its
+// syscalls:sys_exit_<name> events; tp: a classic tracepoint program) counted the call at its entry and takes
+// only the result here. uregs: the task's saved user registers as the attach point gives them, ret the
+// call's result.
+static __always_inline int on_sys_exit(void *ctx, int tp, REGS *uregs, s64 ret, int full) {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     u32 tid = (u32)pid_tgid;
-    struct proc *p = find_proc(tgid);
-    if (!p || (p->flags & F_PENDING))
+    struct proc *p = full ? current_proc(tgid) : find_proc(tgid);
+    if (!p)
         return 0;
     void *task = CUR_TASK();
     REGS *regs = CUR_REGS(task, uregs);
     s64 nr = TLOAD(regs, __builtin_offsetof(REGS, orig_ax), s64);
-    // the ABI: native unless the process ever entered an i386 call (its sys_enter, which runs before
-    // this exit, set F_COMPAT); x32 is told by the number itself
+    if (p->flags & (F_PENDING | F_EXECD)) {
+        if (p->flags & F_EXECD) {
+            p->flags &= ~F_EXECD;   // the first return after an exec is its own (no other thread is left)
+            if (ret == 0)
+                return 0;           // counted at sched_process_exec, in the image that called it
+        }
+        if ((p->flags & F_PENDING) && !full)
+            return 0;
+    }
+    // the ABI: the task's (TS_COMPAT is still set at an i386 call's exit); the gate reads it only once
+    // the process made an i386 call (its entry set F_COMPAT); x32 is told by the number itself
     u32 abi = ABI_NATIVE;
-    if (p->flags & F_COMPAT)
+    if (full || (p->flags & F_COMPAT))
         abi = task_abi(task);
+    if (abi != ABI_NATIVE && !(p->flags & F_COMPAT))
+        p->flags |= F_COMPAT;   // (full) once per process; userspace reads it for a call in flight at the end
     split_nr(&abi, &nr);
     if (abi == ABI_I386)
         ret = (s32)ret;
     int failed = ret < 0 && ret > -4096;
+    if (full && nr == -1) {
+        if (p->flags & F_PENDING)
+            return 0;
+        int k = pop_frame(tid);
+        u32 *sl = 0;
+        if (k >= 0)
+            sl = sigret.lookup(&k);
+        if (sl && *sl) {   // a sigreturn: counted, no result (as ptrace, which sees no result of it)
+            u32 slot = *sl - 1;
+            struct slotent *s = slot_entry(slot);
+            if (s)
+                count_call(p, s, slot, pid_tgid, slot / SLOTS, slot % SLOTS, regs, uregs, task);
+            return 0;
+        }
+    }
     if (nr < 0 || nr >= SLOTS) {
+        if (p->flags & F_PENDING)
+            return 0;
         struct nrkey k = {.abi = abi, .nr = (s32)nr};
         struct nrstat *st = other.lookup(&k);
         if (st) {
+            if (full)
+                __sync_fetch_and_add(&st->count, 1);
             __sync_fetch_and_add(&st->results, 1);
             if (!failed)
                 __sync_fetch_and_add(&st->ok, 1);
+        } else if (full) {
+            struct nrstat one = {.count = 1, .results = 1, .ok = !failed};
+            if (other.insert(&k, &one) != 0)
+                count_lost(L_OTHER);
         }
         if (failed)
             add_errno(abi, (s32)nr, (s32)-ret, 1);
         return 0;
     }
-    struct slotent *s = slot_entry(abi * SLOTS + (u32)nr);
+    u32 slot = abi * SLOTS + (u32)nr;
+    struct slotent *s = slot_entry(slot);
     if (!s)
         return 0;
     u8 kind = s->sp.kind;
     if (ret == 0 && kind == K_FORK)
         return 0;   // the new task returning from clone/fork: the parent's return is the result
-    if (s->known)
+    if (p->flags & F_PENDING) {   // (full) the command's launcher: recorded from its exec on
+        if (kind != K_EXEC)
+            return 0;
+        p->flags &= ~F_PENDING;   // a failed exec (a successful one cleared it at sched_process_exec)
+    }
+    if (full) {
+        if (count_call(p, s, slot, pid_tgid, abi, nr, regs, uregs, task))
+            return 0;   // fast gate without gate.py (fill_known): the baseline explains it
+    } else if (s->known) {
         return 0;   // fast gate: results of calls the baseline explains are not sampled
+    }
     s->results++;
     if (failed) {
         count_errno(s, abi, (s32)nr, (s32)-ret);
@@ -1162,14 +1292,10 @@ static __always_inline int on_sys_exit(void *ctx, int tp, REGS *uregs, s64 ret) 
 }
 
 // --- the attach points of the per-call programs --------------------------------------------
-// Full trace: raw_syscalls sys_enter/sys_exit, every call of every task on the machine (attaching
-// anything there puts every task on the syscall slow path: the floor of this attach method).
-int lp_sys_enter(struct bpf_raw_tracepoint_args *ctx) {
-    return on_sys_enter(ctx, (REGS *)ctx->args[0], ctx->args[1]);
-}
-
+// Full trace: raw_syscalls sys_exit, every call of every task on the machine (attaching anything to
+// raw_syscalls puts every task on the syscall slow path: the floor of this attach method).
 int lp_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
-    return on_sys_exit(ctx, 0, (REGS *)ctx->args[0], ctx->args[1]);
+    return on_sys_exit(ctx, 0, (REGS *)ctx->args[0], ctx->args[1], 1);
 }
 
 #if HAVE_GATE
@@ -1194,9 +1320,6 @@ struct gate_exit_args {
     s64 ret;
 };
 
-static long (*lp_task_pt_regs)(void *task) = (void *)BPF_FUNC_task_pt_regs;
-static void *(*lp_current_task_btf)(void) = (void *)BPF_FUNC_get_current_task_btf;
-
 int lp_gate_enter(struct gate_enter_args *ctx) {
     REGS *regs = (REGS *)lp_task_pt_regs(lp_current_task_btf());
     return on_sys_enter(ctx, regs, ctx->nr);
@@ -1204,7 +1327,7 @@ int lp_gate_enter(struct gate_enter_args *ctx) {
 
 int lp_gate_exit(struct gate_exit_args *ctx) {
     REGS *regs = (REGS *)lp_task_pt_regs(lp_current_task_btf());
-    return on_sys_exit(ctx, 1, regs, ctx->ret);
+    return on_sys_exit(ctx, 1, regs, ctx->ret, 0);
 }
 #endif
 
@@ -1253,6 +1376,23 @@ RAW_TRACEPOINT_PROBE(sched_process_exec) {
         return 0;
     void *task = CUR_TASK();
     u64 bprm = ctx->args[2];
+    u32 tid = (u32)pid_tgid;
+    frames.delete(&tid);   // the old image's signal frames are gone with its stack
+    if (p->exec_slot) {
+        // the full trace: the exec call, counted here in the image that made it (its return, in the new
+        // image, shows the new image's execve number: SET_PERSONALITY rewrote orig_ax)
+        u32 slot = p->exec_slot - 1;
+        p->exec_slot = 0;
+        struct slotent *s = slot_entry(slot);
+        if (s) {
+            REGS *regs = task_uregs(task);
+            p->flags = (p->flags & ~F_PENDING) | F_EXECD;
+            if (!count_call(p, s, slot, pid_tgid, slot / SLOTS, slot % SLOTS, regs, regs, task)) {
+                s->results++;
+                s->ok++;
+            }
+        }
+    }
     u32 gen = p->gen;
     e->type = EV_EXEC;
     e->tgid = tgid;
@@ -1293,19 +1433,89 @@ RAW_TRACEPOINT_PROBE(sched_process_exec) {
     return 0;
 }
 
+// the full trace: an exec call in progress (task_rename: exec names the task after its file before it sets
+// the new image's personality, which rewrites orig_ax; prctl(PR_SET_NAME) renames too, and a write to
+// /proc/PID/comm renames another task)
+TRACEPOINT_PROBE(task, task_rename) {
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((u32)args->pid != (u32)pid_tgid)
+        return 0;
+    struct proc *p = find_proc(pid_tgid >> 32);
+    if (!p || !full_trace())
+        return 0;
+    void *task = CUR_TASK();
+    s64 nr = regs_nr(task_uregs(task));
+    u32 abi = task_abi(task);
+    split_nr(&abi, &nr);
+    if (nr < 0 || nr >= SLOTS)
+        return 0;
+    u32 slot = abi * SLOTS + (u32)nr;
+    struct slotent *s = slot_entry(slot);
+    if (s && s->sp.kind == K_EXEC)
+        p->exec_slot = slot + 1;
+    return 0;
+}
+
+// the full trace: a handler's signal frame (SIG_DFL and SIG_IGN push none); its kind tells which call
+// returns from it (SA_IA32_ABI / SA_X32_ABI: the kernel's marks of a handler an i386 / x32 call installed)
+#define SA_SIGINFO_ 4
+#define SA_X32_ABI_ 0x01000000
+#define SA_IA32_ABI_ 0x02000000
+TRACEPOINT_PROBE(signal, signal_deliver) {
+    if (args->sa_handler <= 1)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct proc *p = find_proc(pid_tgid >> 32);
+    if (!p || (p->flags & F_PENDING) || !full_trace())
+        return 0;
+    u32 tid = (u32)pid_tgid;
+    u64 fl = args->sa_flags;
+    u64 kind = (fl & SA_IA32_ABI_) ? ((fl & SA_SIGINFO_) ? SIGFRAME_IA32_RT : SIGFRAME_IA32)
+                                   : (fl & SA_X32_ABI_) ? SIGFRAME_X32 : SIGFRAME_NATIVE;
+    struct frames *f = frames.lookup(&tid);
+    if (!f) {
+        struct frames none = {};
+        frames.insert(&tid, &none);
+        f = frames.lookup(&tid);
+        if (!f) {
+            count_lost(L_OTHER);
+            return 0;
+        }
+    }
+    f->kinds = (f->kinds << 2) | kind;   // deeper than 32: the oldest are taken for native ones
+    f->depth++;
+    return 0;
+}
+
 TRACEPOINT_PROBE(sched, sched_process_exit) {
+    u64 pt = bpf_get_current_pid_tgid();
+    u32 tgid = pt >> 32;
+    struct proc *p = find_proc(tgid);
+    if (!p)
+        return 0;
+    // every thread: its signal frames go; exit and exit_group, which never return, are counted here
+    u32 tid = (u32)pt;
+    frames.delete(&tid);
+    if (!(p->flags & F_PENDING) && full_trace()) {
+        void *task = CUR_TASK();
+        REGS *regs = task_uregs(task);
+        s64 nr = regs_nr(regs);
+        u32 abi = task_abi(task);
+        split_nr(&abi, &nr);
+        if (nr >= 0 && nr < SLOTS) {
+            u32 slot = abi * SLOTS + (u32)nr;
+            struct slotent *s = slot_entry(slot);
+            if (s && s->noret)
+                count_call(p, s, slot, pt, abi, nr, regs, regs, task);
+        }
+    }
 #if HAVE_GROUP_DEAD
     if (!args->group_dead)
         return 0;
 #else
-    u64 pt = bpf_get_current_pid_tgid();
-    if ((u32)pt != (u32)(pt >> 32))
+    if ((u32)pt != tgid)
         return 0;
 #endif
-    u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    struct proc *p = find_proc(tgid);
-    if (!p)
-        return 0;
     drop_proc(tgid);
     int zero = 0;
     struct ev_big *e = bevs.lookup(&zero);
@@ -1335,7 +1545,7 @@ static __always_inline void record_cap(void *ctx, s32 cap, s32 ret, u64 check_cr
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     struct proc *p = find_proc(tgid);
-    if (!p || (p->flags & F_PENDING))
+    if (!p)
         return;
     void *task = CUR_TASK();
     struct capkey k = {};
@@ -1349,23 +1559,15 @@ static __always_inline void record_cap(void *ctx, s32 cap, s32 ret, u64 check_cr
     u64 cred = 0;
     bpf_probe_read_kernel(&cred, 8, (char *)task + OFF_CRED);
     k.other_cred = cred != check_cred;
-    int zero = 0;
-    u64 *delta = calib.lookup(&zero);
-#if HAVE_GATE
-    // (the fast gate may not have seen a call of this task: calib may be unlearnt) the kernel knows where
-    // the task's user registers are
-    if (1) {
-        REGS *regs = (REGS *)lp_task_pt_regs(lp_current_task_btf());
-#else
-    if (delta && *delta) {
-        u64 stack = 0;
-        bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
-        REGS *regs = (REGS *)(stack + *delta);
-#endif
-        s64 nr = -1;
-        bpf_probe_read_kernel(&nr, 8, &regs->orig_ax);
-        split_nr(&k.abi, &nr);
-        k.nr = (s32)nr;
+    s64 nr = regs_nr(task_uregs(task));
+    split_nr(&k.abi, &nr);
+    k.nr = (s32)nr;
+    if (p->flags & F_PENDING) {   // the command's launcher: only the checks of its exec
+        struct slotent *s = 0;
+        if (nr >= 0 && nr < SLOTS)
+            s = slot_entry(k.abi * SLOTS + (u32)nr);
+        if (!s || s->sp.kind != K_EXEC)
+            return;
     }
     long n = bpf_get_stack(ctx, k.ip, sizeof(k.ip), 0);
     k.nframes = n > 0 ? ((u32)n) >> 3 : 0;

@@ -21,6 +21,8 @@ from ..sockaddr import endpoint
 from .btf import BtfError, kernel_btf
 
 ABI_NATIVE, ABI_I386, ABI_X32 = 0, 1, 2
+X32_BIT = 0x40000000       # an x32 call's number has it (__X32_SYSCALL_BIT)
+F_COMPAT = 2               # a process record's flag: it made an i386 call (ebpf.c F_COMPAT)
 NARCH = 3
 SLOTS = 640                 # syscall numbers per ABI counted in arrays (others in a hash)
 WORDS = 32                  # bitmap words (>= NARCH * SLOTS / 64; as in ebpf.c)

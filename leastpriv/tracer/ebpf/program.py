@@ -29,6 +29,7 @@ SEMANTICS_HEADER = "ebpf_semantics.h"    # written by tools/gen_ebpf_semantics.p
 USER_SLOTS = 4096           # process slots userspace fills (the command, attached processes)
 PROCS_PER_TRACE = 32768     # process slots the kernel fills (forks, cgroup newcomers), split over CPUs
 MAX_PATHS = 32768
+NO_RETURN = ("exit", "exit_group")   # never return: the full trace counts them at the task's exit
 RB_PAGES = int(os.environ.get("LEASTPRIV_EBPF_RB_PAGES", "2048"))   # 8 MiB ring buffer (~24000 path events)
 
 
@@ -187,10 +188,26 @@ def load(cgroup: tuple[int, int] | None, note: Callable[[str], None], wake_on_ex
 
 # --- where the per-call programs attach -----------------------------------------
 
+# which call returns from a signal frame of each kind (ebpf.c SIGFRAME_*: native, x32, i386 rt, i386)
+SIGFRAMES = (("native", "rt_sigreturn"), ("x32", "rt_sigreturn"), ("x86", "rt_sigreturn"), ("x86", "sigreturn"))
+
+
 def attach_calls(prog: Program) -> None:
-    """Attach the per-call programs (ebpf.c: on_sys_enter/on_sys_exit) to raw_syscalls sys_enter/sys_exit:
-    every call of every task. (The fast gate attaches them elsewhere: gate.py.)"""
-    prog.bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"lp_sys_enter")
+    """Attach the full trace's per-call program (ebpf.c: on_sys_exit, full = 1) to raw_syscalls sys_exit:
+    every call of every task, recorded at its return; what a return cannot show comes from the programs
+    this turns on (``fulltrace``: sigreturns from the frames signal_deliver pushed, ``sigret``; exit and
+    exit_group at the task's exit; an exec at sched_process_exec). (The fast gate attaches the per-call
+    programs elsewhere: gate.py.)"""
+    host = syscalls.host_arch()
+    sig = prog.bpf[b"sigret"]
+    for kind, (arch, name) in enumerate(SIGFRAMES):
+        arch = host if arch == "native" else arch
+        abi = next((a for a, n in prog.archs.items() if n == arch), None)
+        nr = syscalls.number(arch, name) if abi is not None else None
+        if nr is not None and 0 <= nr < SLOTS:
+            sig[sig.Key(kind)] = sig.Leaf(abi * SLOTS + nr + 1)
+    full = prog.bpf[b"fulltrace"]
+    full[full.Key(0)] = full.Leaf(1)
     prog.bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"lp_sys_exit")
 
 
@@ -253,6 +270,14 @@ def fill_specs(prog: Program) -> None:
                     sp.didx[i] = NO_ARG if pa is None or pa.dirfd is None else pa.dirfd
                     sp.acc[i] = 0 if pa is None else sum(semantics.ACCESS_BITS[a] for a in pa.access)
             rows[abi * SLOTS + nr] = edit
+        for name in NO_RETURN:
+            nr = syscalls.number(arch, name)
+            if nr is not None and 0 <= nr < SLOTS:
+                def mark(leaf, then=rows.get(abi * SLOTS + nr)) -> None:
+                    leaf.noret = 1
+                    if then is not None:
+                        then(leaf)
+                rows[abi * SLOTS + nr] = mark
     _set_slots(prog, rows)
 
 

@@ -28,9 +28,10 @@ from . import program
 from .capabilities import read_checks
 from .gate import Gate
 from .gate import usable as gate_usable
-from .layouts import (ADDR_MAX, EV_ADDR, EV_ARGS, EV_EXE, EV_EXEC, EV_EXIT, EV_FORK, EV_NEWPROC, EV_PATH,
-                      EV_SCRIPT, EV_SYSCALL, LOST_NAMES, MAX_DEPTH, PBUF, SLOTS, ST_CWD, ST_JOIN, ST_OUTSIDE,
-                      ST_TRUNC, WORDS, EvBig, EvPath, EvSmall, endpoint_of, payload, text)
+from .layouts import (ABI_I386, ABI_NATIVE, ABI_X32, ADDR_MAX, EV_ADDR, EV_ARGS, EV_EXE, EV_EXEC, EV_EXIT,
+                      EV_FORK, EV_NEWPROC, EV_PATH, EV_SCRIPT, EV_SYSCALL, F_COMPAT, LOST_NAMES, MAX_DEPTH, PBUF,
+                      SLOTS, ST_CWD, ST_JOIN, ST_OUTSIDE, ST_TRUNC, WORDS, X32_BIT, EvBig, EvPath, EvSmall,
+                      endpoint_of, payload, text)
 from .program import USER_SLOTS
 from .targets import cgroup_info, proc_exe
 
@@ -126,6 +127,34 @@ class Session:
                 arch = self.archs.get(abi)
                 if arch:
                     self.builder.attribute(exe, arch, syscalls.name(arch, nr))
+
+    def _in_flight(self, tgid: int, gen: int, compat: bool) -> None:
+        """The calls a live process's threads are blocked in as the trace ends. The full trace records a call
+        at its return, so a call entered and not yet returned (a server's accept, a parent's wait4) is only
+        here: /proc/TID/syscall names it. (ptrace saw its entry, or its restart when it attached.) A process
+        that made i386 calls is taken to be blocked in one."""
+        try:
+            tids = os.listdir(f"/proc/{tgid}/task")
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                with open(f"/proc/{tgid}/task/{tid}/syscall", "rb") as f:
+                    word = f.read(32).split(maxsplit=1)[0]
+                nr = int(word)
+            except (OSError, IndexError, ValueError):   # gone, or "running": in no call
+                continue
+            if nr < 0:
+                continue
+            abi = ABI_I386 if compat else ABI_NATIVE
+            if not compat and nr & X32_BIT and ABI_X32 in self.archs:
+                abi, nr = ABI_X32, nr & ~X32_BIT
+            arch = self.archs.get(abi)
+            if arch is None:
+                continue
+            name = syscalls.name(arch, nr)
+            self.builder.syscall(arch, name, 1)
+            self.builder.attribute(self._exe_of(tgid, gen), arch, name)
 
     def _flush_exec(self, tgid: int) -> None:
         got = self.pending_exec.pop(tgid, None)
@@ -253,11 +282,12 @@ class Session:
             self.gate.record(b, b.note)
         # the per-call programs stop first: the counts read below are then one moment's (a process
         # still running would otherwise move failures from a CPU's entry to `errnos` while we read)
-        for tp in (b"sys_enter", b"sys_exit"):
-            try:
-                self.bpf.detach_raw_tracepoint(tp=tp)
-            except Exception:
-                pass
+        try:
+            self.bpf.detach_raw_tracepoint(tp=b"sys_exit")
+        except Exception:
+            pass
+        full = self.bpf[b"fulltrace"]
+        full[full.Key(0)] = full.Leaf(0)   # and the programs that fill in what it cannot see
         slots = self.bpf[b"slots"]
         pending: dict[tuple[int, int, int], int] = {}   # failures each CPU had not yet added to `errnos`
         arg_runs: dict[tuple[int, int, tuple[int, ...]], int] = {}   # repeats not yet added to `argcounts`
@@ -285,7 +315,9 @@ class Session:
                 continue
             name = syscalls.name(arch, k.nr) if k.nr >= 0 else f"#{k.nr}"
             b.syscall(arch, name, v.count)
-            stat = b.counts[arch][name]
+            stat = b.counts[arch].get(name)
+            if stat is None:
+                continue   # a number no syscall can have: noted, not a fact (RecordingBuilder)
             stat[1] += v.results
             stat[2] += v.ok
         for k, v in self.bpf[b"errnos"].items():
@@ -322,6 +354,8 @@ class Session:
             v = self.procs[self.procs.Key(slot)]
             if v.live:
                 self._attribute_bitmap(v.tgid, v.gen, v.seen)
+                if self.gate is None:
+                    self._in_flight(v.tgid, v.gen, bool(v.flags & F_COMPAT))
         if self.have_caps:
             self._collect_caps()
         lost = self.bpf[b"lost"]

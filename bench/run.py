@@ -25,6 +25,7 @@ nginx|gate|commands, --cpu N (part 2 and 3).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -117,6 +118,10 @@ class Floor:
               "    if line.strip() == 'on':\n"
               "        b.attach_raw_tracepoint(tp='sys_enter', fn_name='raw_tracepoint__sys_enter')\n"
               "        b.attach_raw_tracepoint(tp='sys_exit', fn_name='raw_tracepoint__sys_exit')\n"
+              "    elif line.strip() == 'exit':\n"
+              "        b.attach_raw_tracepoint(tp='sys_exit', fn_name='raw_tracepoint__sys_exit')\n"
+              "    elif line.strip() == 'off exit':\n"
+              "        b.detach_raw_tracepoint(tp='sys_exit')\n"
               "    else:\n"
               "        b.detach_raw_tracepoint(tp='sys_enter'); b.detach_raw_tracepoint(tp='sys_exit')\n"
               "    print('ok', flush=True)\n")
@@ -139,6 +144,15 @@ class Floor:
 
     def __exit__(self, *exc):
         self._say("off")
+
+    @contextlib.contextmanager
+    def exit_only(self):
+        """The empty program on sys_exit alone: what the full trace's one program per call is attached to."""
+        self._say("exit")
+        try:
+            yield self
+        finally:
+            self._say("off exit")
 
     def close(self) -> None:
         self.proc.stdin.close()
@@ -296,13 +310,13 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
             except (OSError, ValueError):
                 proc.terminate()
 
-        def untraced(with_floor=False, stats=False):
+        def untraced(with_floor=False, stats=False, exit_only=False):
             proc = subprocess.Popen([*pin("0"), *cmd], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 _wait_port(port, proc)
                 _wrk(port, 1, "1")
                 if with_floor:
-                    with floor:
+                    with floor.exit_only() if exit_only else floor:
                         return _wrk(port, seconds, "1", f"{d}/nginx.pid", floor.proc.pid if stats else None)
                 return _wrk(port, seconds, "1", f"{d}/nginx.pid")
             finally:
@@ -334,7 +348,7 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
                                        "-o", out], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE)
                 deadline = time.monotonic() + 60
-                while _bpf_links(lp.pid) < 2:
+                while _bpf_links(lp.pid) < 3:   # sched_process_fork, sched_process_exec, sys_exit
                     if lp.poll() is not None or time.monotonic() > deadline:
                         raise SystemExit(f"bench: learn --pid did not attach: {lp.stderr.read().decode()[-2000:]}")
                     time.sleep(0.05)
@@ -394,15 +408,16 @@ def nginx_part(reps: int, seconds: float, floor: Floor | None) -> None:
             try:
                 with BpfStats():
                     got = [("empty BPF program (floor)", untraced(True, stats=True)),
+                           ("empty program, sys_exit only", untraced(True, stats=True, exit_only=True)),
                            ("learn --backend ebpf -- nginx", learned(stats=True))]
             except OSError as exc:
                 print(f"  (no BPF run-time figures: {exc})")
                 return
             for name, r in got:
                 print(row(["  BPF run time", name, f"{r[3]:.0f} ns/call", f"{r[4]:.0f} ns/req", "", ""]), flush=True)
-            print("  (kernel.bpf_stats in one more run of each: the programs' own time, sys_enter + sys_exit and the")
-            print("   rare others, per syscall of every task on the machine and per request; the floor's is the")
-            print("   measurement's own cost)")
+            print("  (kernel.bpf_stats in one more run of each: the programs' own time per syscall of every task on")
+            print("   the machine and per request: the floor's two (sys_enter, sys_exit), learn's one (sys_exit: it")
+            print("   records a call at its return) and its rare others; an empty program's is the measurement's own)")
 
 
 # ------------------------------------------------------------------ 2. the CI gate

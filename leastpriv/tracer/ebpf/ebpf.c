@@ -664,12 +664,13 @@ static __always_inline void forget_socket(struct proc *p, u32 tgid, s32 fd) {
     sockets.delete(&sk);
 }
 
-// A call of slot `slot` (abi * SLOTS + nr): its count, and what is news about it: the image's first call
-// of the syscall, a new argument tuple; a close forgets its socket. regs: the task's saved user registers
-// (CUR_REGS), uregs as the attach point gives them (used only to calibrate). Returns 1 for a call the fast
-// gate's baseline explains: nothing but the count.
-static __always_inline int count_call(struct proc *p, struct slotent *s, u32 slot, u64 pid_tgid, u32 abi, s64 nr,
-                                      REGS *regs, REGS *uregs, void *task) {
+// A call of slot `slot` (abi * SLOTS + nr) without tracked arguments: its count, and the image's first
+// call of the syscall is news. uregs: the task's saved user registers as the attach point gives them (used
+// only to calibrate). Returns 1 for a call the fast gate's baseline explains: nothing but the count.
+// (exit, exit_group, sigreturns and execs have no tracked argument: the programs that count them use this
+// alone, which keeps the verifier's work, and the start-up, small)
+static __always_inline int count_plain(struct proc *p, struct slotent *s, u32 slot, u64 pid_tgid, u32 abi, s64 nr,
+                                       REGS *uregs, void *task) {
     s->count++;   // per CPU: no atomic
     if (s->known)
         return 1;
@@ -677,6 +678,15 @@ static __always_inline int count_call(struct proc *p, struct slotent *s, u32 slo
     u64 bit = 1ULL << (slot & 63);
     if (!(p->seen[w] & bit))
         first_call(p, pid_tgid, abi, nr, w, bit, uregs, task);
+    return 0;
+}
+
+// Any call: count_plain, then a new argument tuple is news and a close forgets its socket. regs: the
+// task's saved user registers (CUR_REGS).
+static __always_inline int count_call(struct proc *p, struct slotent *s, u32 slot, u64 pid_tgid, u32 abi, s64 nr,
+                                      REGS *regs, REGS *uregs, void *task) {
+    if (count_plain(p, s, slot, pid_tgid, abi, nr, uregs, task))
+        return 1;
     if (s->sp.nargs)
         count_args(s, regs, pid_tgid, abi, nr);
     if (s->sp.kind == K_CLOSE)
@@ -1218,7 +1228,7 @@ static __always_inline int on_sys_exit(void *ctx, int tp, REGS *uregs, s64 ret, 
             u32 slot = *sl - 1;
             struct slotent *s = slot_entry(slot);
             if (s)
-                count_call(p, s, slot, pid_tgid, slot / SLOTS, slot % SLOTS, regs, uregs, task);
+                count_plain(p, s, slot, pid_tgid, slot / SLOTS, slot % SLOTS, uregs, task);
             return 0;
         }
     }
@@ -1387,7 +1397,7 @@ RAW_TRACEPOINT_PROBE(sched_process_exec) {
         if (s) {
             REGS *regs = task_uregs(task);
             p->flags = (p->flags & ~F_PENDING) | F_EXECD;
-            if (!count_call(p, s, slot, pid_tgid, slot / SLOTS, slot % SLOTS, regs, regs, task)) {
+            if (!count_plain(p, s, slot, pid_tgid, slot / SLOTS, slot % SLOTS, regs, task)) {
                 s->results++;
                 s->ok++;
             }
@@ -1506,7 +1516,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
             u32 slot = abi * SLOTS + (u32)nr;
             struct slotent *s = slot_entry(slot);
             if (s && s->noret)
-                count_call(p, s, slot, pt, abi, nr, regs, regs, task);
+                count_plain(p, s, slot, pt, abi, nr, regs, task);
         }
     }
 #if HAVE_GROUP_DEAD

@@ -240,6 +240,46 @@ def test_pid_attach_records_the_call_a_process_is_blocked_in(tmp_path):
     assert "read" in rec.executables[os.path.realpath(sys.executable)]["x86_64"], rec.executables
 
 
+def _bpf_links(pid: int) -> int:
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += "bpf_link" in os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
+    return n
+
+
+def test_pid_attach_inside_a_signal_handler_records_its_sigreturn(build_c, tmp_path):
+    """The sigreturn of a frame pushed before the trace began (no frame known to the full trace, whose
+    sys_exit shows no number for it) is still a sigreturn, not a call with no number."""
+    proc = subprocess.Popen([str(build_c("lp_sighold"))], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 20
+        while not Path(f"/proc/{proc.pid}/syscall").read_text().startswith("0 "):   # read(0) in the handler
+            assert time.monotonic() < end, "the process never blocked in its handler"
+            time.sleep(0.05)
+        rec_path = tmp_path / "rec.json"
+        learner = subprocess.Popen([sys.executable, "-m", "leastpriv", "learn", "--backend", "ebpf", "--pid",
+                                    str(proc.pid), "--duration", "4", "-o", str(tmp_path / "p.json"),
+                                    "--save-recording", str(rec_path)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        while _bpf_links(learner.pid) < 3:   # sched_process_fork, sched_process_exec, sys_exit
+            assert learner.poll() is None and time.monotonic() < end + 30, learner.communicate()
+            time.sleep(0.05)
+        proc.stdin.write(b"x")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == b"returned\n"
+        out, err = learner.communicate(timeout=60)
+        assert learner.returncode == 0, err
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+    rec = Recording.load(str(rec_path))
+    assert rec.syscalls["x86_64"]["rt_sigreturn"].count == 1, rec.syscalls
+    assert not any("as the syscall number" in n for n in rec.notes), rec.notes
+
+
 def _cgroup2_root() -> str | None:
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")

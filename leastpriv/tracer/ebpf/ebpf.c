@@ -1165,8 +1165,7 @@ static __always_inline void count_errno(struct slotent *s, u32 abi, s32 nr, s32 
     s->errn = 1;
 }
 
-// the signal frame a sigreturn of this thread returns from (SIGFRAME_*; -1: the thread has none, so the
-// sys_exit without a number was not a sigreturn: a call another tracer skipped, or syscall(-1))
+// the signal frame a sigreturn of this thread returns from (SIGFRAME_*; -1: none pushed while traced)
 static __always_inline int pop_frame(u32 tid) {
     struct frames *f = frames.lookup(&tid);
     if (!f || f->depth == 0)
@@ -1221,6 +1220,10 @@ static __always_inline int on_sys_exit(void *ctx, int tp, REGS *uregs, s64 ret, 
         if (p->flags & F_PENDING)
             return 0;
         int k = pop_frame(tid);
+        if (k < 0 && ret != -38)
+            // no frame known (pushed before the trace began: --pid, --cgroup): a sigreturn all the same, as
+            // a call with no number returns -ENOSYS and a sigreturn the frame's saved ax
+            k = abi == ABI_I386 ? SIGFRAME_IA32_RT : SIGFRAME_NATIVE;
         u32 *sl = 0;
         if (k >= 0)
             sl = sigret.lookup(&k);

@@ -129,6 +129,20 @@ def test_the_calls_a_return_cannot_show_are_recorded_as_ptrace_sees_them(build_c
     assert drop(rp.executables) == drop(re_.executables)
 
 
+def test_a_call_the_workloads_own_seccomp_filter_answers_is_recorded_by_ebpf_only(build_c, tmp_path):
+    """A documented difference (README, "What still differs"): the workload's own filter answers getppid
+    with EPERM. eBPF records the call at its return, with that errno; ptrace's RET_TRACE filter is outranked
+    by the ERRNO and gets no stop for it."""
+    exe = str(build_c("lp_ownfilter"))
+    pt, rp, _ = learn(tmp_path, "--", exe, backend="ptrace", profile="pt.json")
+    eb, re_, _ = learn(tmp_path, "--", exe, profile="eb.json")
+    assert pt.returncode == eb.returncode == 0 and pt.stdout == eb.stdout == "-1 1\n", (pt.stderr, eb.stderr)
+    assert "getppid" not in rp.syscalls["x86_64"]
+    got = re_.syscalls["x86_64"]["getppid"]
+    assert (got.count, got.ok, dict(got.errnos)) == (1, 0, {"EPERM": 1})
+    assert set(rp.syscalls["x86_64"]) - TIMING == set(re_.syscalls["x86_64"]) - TIMING - {"getppid"}
+
+
 def test_i386_program_is_named_with_the_i386_table(build_c, tmp_path):
     exe = str(build_c("ebpf_det", m32=True))
     proc, rec, _ = learn(tmp_path, "--", exe, str(tmp_path / "f.txt"))

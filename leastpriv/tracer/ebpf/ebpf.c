@@ -545,19 +545,25 @@ static __always_inline void count_other(u32 abi, s64 nr) {
     }
 }
 
-// news: the image's first call of this slot (and maybe the first anywhere)
-static __always_inline void first_call(struct proc *p, u64 pid_tgid, u32 abi, s64 nr, u32 w, u64 bit, REGS *uregs,
-                                       void *task) {
-    __sync_fetch_and_or(&p->seen[w], bit);   // atomic: threads of one process share the bitmap
-#if !HAVE_GATE   // (else record_cap asks bpf_task_pt_regs)
+// once: where a task's saved user registers sit on its kernel stack, for task_uregs (uregs: as a syscall's
+// own event gives them; with bpf_task_pt_regs, HAVE_GATE, the kernel says it at each use)
+static __always_inline void calibrate(REGS *uregs, void *task) {
+#if !HAVE_GATE
     int zero = 0;
     u64 *cal = calib.lookup(&zero);
-    if (cal && *cal == 0 && uregs) {   // once: where a task's saved user registers sit on its kernel stack
+    if (cal && *cal == 0 && uregs) {
         u64 stack = 0;
         bpf_probe_read_kernel(&stack, 8, (char *)task + OFF_STACK);
         *cal = (u64)uregs - stack;
     }
 #endif
+}
+
+// news: the image's first call of this slot (and maybe the first anywhere)
+static __always_inline void first_call(struct proc *p, u64 pid_tgid, u32 abi, s64 nr, u32 w, u64 bit, REGS *uregs,
+                                       void *task) {
+    __sync_fetch_and_or(&p->seen[w], bit);   // atomic: threads of one process share the bitmap
+    calibrate(uregs, task);
     u64 *g = gseen.lookup(&w);
     if (g && !(*g & bit)) {
         struct ev_small *e = events.ringbuf_reserve(sizeof(struct ev_small));
@@ -1197,6 +1203,7 @@ static __always_inline int on_sys_exit(void *ctx, int tp, REGS *uregs, s64 ret, 
     REGS *regs = CUR_REGS(task, uregs);
     s64 nr = TLOAD(regs, __builtin_offsetof(REGS, orig_ax), s64);
     if (p->flags & (F_PENDING | F_EXECD)) {
+        calibrate(uregs, task);     // before the command's exec, which task_rename reads through task_uregs
         if (p->flags & F_EXECD) {
             p->flags &= ~F_EXECD;   // the first return after an exec is its own (no other thread is left)
             if (ret == 0)

@@ -134,6 +134,7 @@ def load(cgroup: tuple[int, int] | None, note: Callable[[str], None], wake_on_ex
     except (OSError, ValueError):
         pidmap_size = 4194304
     cg_id, cg_level = cgroup or (0, 0)
+    old = bool(os.environ.get("LEASTPRIV_EBPF_OLD_KERNEL"))
     defs = {
         "MODE_CGROUP": int(cgroup is not None), "CGROUP_ID": f"{cg_id}ULL", "CGROUP_LEVEL": cg_level,
         "COMPAT_X86": int(syscalls.host_arch() == "x86_64"), "HAVE_GROUP_DEAD": int(have_group_dead),
@@ -142,10 +143,13 @@ def load(cgroup: tuple[int, int] | None, note: Callable[[str], None], wake_on_ex
         "MAX_PROCS": USER_SLOTS + per_cpu * ncpu, "MAX_PATHS": MAX_PATHS, "RB_PAGES": RB_PAGES,
         "WAKE_EVERY": wake_every(ncpu), "WAKE_ON_EXIT": int(wake_on_exit),
         "HAVE_READ_USER": int(_kernel_at_least(5, 5)), "FMODE_CREATED_": hex(FMODE_CREATED),
-        "HAVE_GATE": int(gate_usable(tfs)),
+        # the gate's events and bpf_task_pt_regs (Linux 5.15); LEASTPRIV_EBPF_OLD_KERNEL=1 compiles as for an
+        # older kernel (tests: the registers found by calibration, no typed loads, no fast gate)
+        "HAVE_GATE": int(gate_usable(tfs) and not old),
         # typed task and register pointers (plain loads instead of helper calls on the hot path); the
         # variable forces the probe-read variant (tests check both)
-        "HAVE_TASK_BTF": int(_kernel_at_least(5, 15) and not os.environ.get("LEASTPRIV_EBPF_PROBE_READ")),
+        "HAVE_TASK_BTF": int(_kernel_at_least(5, 15) and not os.environ.get("LEASTPRIV_EBPF_PROBE_READ")
+                             and not old),
         **kernel_offsets(),
     }
     text = source(have_caps)

@@ -532,6 +532,19 @@ static __always_inline struct slotent *slot_entry(u32 slot) {
     return slots.lookup(&slot);
 }
 
+// The call a task is in, seen from a program that does not run at a syscall's own event (exit, exec,
+// rename, a capability check): its slot's entry, or 0 (in no call, or a number past the slots); *abi, *nr
+// and *slot are the call's. regs: task_uregs(task).
+static __always_inline struct slotent *call_in_progress(void *task, REGS *regs, u32 *abi, s64 *nr, u32 *slot) {
+    *nr = regs_nr(regs);
+    *abi = task_abi(task);
+    split_nr(abi, nr);
+    if (*nr < 0 || *nr >= SLOTS)
+        return 0;
+    *slot = *abi * SLOTS + (u32)*nr;
+    return slot_entry(*slot);
+}
+
 // a syscall outside the slots (a number no table has): counted in a hash (rare)
 static __always_inline void count_other(u32 abi, s64 nr) {
     struct nrkey k = {.abi = abi, .nr = (s32)nr};
@@ -1464,13 +1477,9 @@ TRACEPOINT_PROBE(task, task_rename) {
     if (!p || !full_trace())
         return 0;
     void *task = CUR_TASK();
-    s64 nr = regs_nr(task_uregs(task));
-    u32 abi = task_abi(task);
-    split_nr(&abi, &nr);
-    if (nr < 0 || nr >= SLOTS)
-        return 0;
-    u32 slot = abi * SLOTS + (u32)nr;
-    struct slotent *s = slot_entry(slot);
+    u32 abi, slot = 0;
+    s64 nr;
+    struct slotent *s = call_in_progress(task, task_uregs(task), &abi, &nr, &slot);
     if (s && s->sp.kind == K_EXEC)
         p->exec_slot = slot + 1;
     return 0;
@@ -1519,15 +1528,11 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
     if (!(p->flags & F_PENDING) && full_trace()) {
         void *task = CUR_TASK();
         REGS *regs = task_uregs(task);
-        s64 nr = regs_nr(regs);
-        u32 abi = task_abi(task);
-        split_nr(&abi, &nr);
-        if (nr >= 0 && nr < SLOTS) {
-            u32 slot = abi * SLOTS + (u32)nr;
-            struct slotent *s = slot_entry(slot);
-            if (s && s->noret)
-                count_plain(p, s, slot, pt, abi, nr, regs, task);
-        }
+        u32 abi, slot = 0;
+        s64 nr;
+        struct slotent *s = call_in_progress(task, regs, &abi, &nr, &slot);
+        if (s && s->noret)
+            count_plain(p, s, slot, pt, abi, nr, regs, task);
     }
 #if HAVE_GROUP_DEAD
     if (!args->group_dead)
@@ -1573,22 +1578,17 @@ static __always_inline void record_cap(void *ctx, s32 cap, s32 ret, u64 check_cr
     k.gen = p->gen;
     k.cap = cap;
     k.denied = ret != 0;
-    k.abi = task_abi(task);
-    k.nr = -1;
     k.audit = audit;
     u64 cred = 0;
     bpf_probe_read_kernel(&cred, 8, (char *)task + OFF_CRED);
     k.other_cred = cred != check_cred;
-    s64 nr = regs_nr(task_uregs(task));
-    split_nr(&k.abi, &nr);
+    u32 abi, slot = 0;
+    s64 nr;
+    struct slotent *s = call_in_progress(task, task_uregs(task), &abi, &nr, &slot);
+    k.abi = abi;
     k.nr = (s32)nr;
-    if (p->flags & F_PENDING) {   // the command's launcher: only the checks of its exec
-        struct slotent *s = 0;
-        if (nr >= 0 && nr < SLOTS)
-            s = slot_entry(k.abi * SLOTS + (u32)nr);
-        if (!s || s->sp.kind != K_EXEC)
-            return;
-    }
+    if ((p->flags & F_PENDING) && (!s || s->sp.kind != K_EXEC))
+        return;   // the command's launcher: only the checks of its exec
     long n = bpf_get_stack(ctx, k.ip, sizeof(k.ip), 0);
     k.nframes = n > 0 ? ((u32)n) >> 3 : 0;
     u64 *c = caps.lookup(&k);
